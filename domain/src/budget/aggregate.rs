@@ -1,0 +1,567 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{BudgetCommand, BudgetEvent, DenialReason, MAX_TOKENS, MAX_TTL_SECONDS};
+use crate::validate_id;
+
+/// A reservation that still holds tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenReservation {
+    pub task_id: String,
+    pub model: String,
+    pub allocated: u64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// How a reservation ended; kept so repeated commands get the same answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Closed {
+    Committed {
+        allocated: u64,
+        actual_tokens: u64,
+        overage: u64,
+        late: bool,
+        /// The budget's totals right after the commit: a repeated commit answers with these.
+        totals: Totals,
+    },
+    Released {
+        allocated: u64,
+    },
+    Expired {
+        allocated: u64,
+    },
+}
+
+/// The numbers a budget answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub total: u64,
+    pub used: u64,
+    pub reserved: u64,
+    pub available: u64,
+    pub open_reservations: u64,
+}
+
+/// The token budget of one tenant/project.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    pub tenant_id: String,
+    pub project_id: String,
+    /// `None` until a limit is set: reservations are then denied with `no_budget`.
+    pub total: Option<u64>,
+    pub used: u64,
+    pub reserved: u64,
+    pub open: BTreeMap<Uuid, OpenReservation>,
+    pub open_by_task: BTreeMap<String, Uuid>,
+    pub closed: BTreeMap<Uuid, Closed>,
+}
+
+/// A rule the command broke. Each maps to one HTTP status in the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("reservation {0} does not exist")]
+    UnknownReservation(Uuid),
+    #[error("reservation {0} was released and can no longer be committed")]
+    ReservationReleased(Uuid),
+    #[error("reservation {reservation_id} was already committed with actual_tokens={actual_tokens}")]
+    AlreadyCommitted {
+        reservation_id: Uuid,
+        actual_tokens: u64,
+    },
+}
+
+/// The answer to a budget command, computed together with its events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum BudgetReply {
+    LimitSet {
+        totals: Totals,
+    },
+    Reserved {
+        reservation_id: Uuid,
+        allocated: u64,
+        expires_at: DateTime<Utc>,
+        /// True when an open reservation of the same task was returned.
+        existing: bool,
+        totals: Totals,
+    },
+    Denied {
+        reason: DenialReason,
+        requested: u64,
+        available: u64,
+        totals: Totals,
+    },
+    Committed {
+        reservation_id: Uuid,
+        allocated: u64,
+        actual_tokens: u64,
+        overage: u64,
+        late: bool,
+        totals: Totals,
+    },
+    Released {
+        reservation_id: Uuid,
+        allocated: u64,
+        totals: Totals,
+    },
+    Expired {
+        reservation_id: Uuid,
+        /// False when there was nothing to expire (already closed, or not yet due).
+        expired: bool,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> BudgetError {
+    BudgetError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+fn check_id(field: &'static str, value: &str) -> Result<(), BudgetError> {
+    validate_id(value).map_err(|e| invalid(field, e.to_string()))
+}
+
+fn check_tokens(field: &'static str, value: u64) -> Result<(), BudgetError> {
+    if value > MAX_TOKENS {
+        return Err(invalid(field, format!("must be at most {MAX_TOKENS}")));
+    }
+    Ok(())
+}
+
+impl Budget {
+    pub fn totals(&self) -> Totals {
+        let total = self.total.unwrap_or(0);
+        Totals {
+            total,
+            used: self.used,
+            reserved: self.reserved,
+            available: total.saturating_sub(self.used.saturating_add(self.reserved)),
+            open_reservations: self.open.len() as u64,
+        }
+    }
+
+    /// Decides what a command means for this budget: the events to record and the
+    /// answer to give. Pure: the same state and command always give the same result.
+    pub fn decide(
+        &self,
+        command: BudgetCommand,
+    ) -> Result<(Vec<BudgetEvent>, BudgetReply), BudgetError> {
+        match command {
+            BudgetCommand::SetLimit {
+                tenant_id,
+                project_id,
+                total_tokens,
+            } => {
+                check_id("tenant_id", &tenant_id)?;
+                check_id("project_id", &project_id)?;
+                check_tokens("total_tokens", total_tokens)?;
+                let event = BudgetEvent::BudgetLimitSet {
+                    tenant_id,
+                    project_id,
+                    total: total_tokens,
+                    previous_total: self.total,
+                };
+                let mut after = self.clone();
+                after.apply(event.clone());
+                Ok((
+                    vec![event],
+                    BudgetReply::LimitSet {
+                        totals: after.totals(),
+                    },
+                ))
+            }
+            BudgetCommand::ReserveTokens {
+                tenant_id,
+                project_id,
+                reservation_id,
+                task_id,
+                model,
+                estimated_tokens,
+                ttl_seconds,
+                now,
+            } => {
+                check_id("tenant_id", &tenant_id)?;
+                check_id("project_id", &project_id)?;
+                check_id("task_id", &task_id)?;
+                if model.is_empty() || model.len() > 128 || model.chars().any(char::is_control) {
+                    return Err(invalid(
+                        "model",
+                        "must be 1-128 characters without control characters",
+                    ));
+                }
+                if estimated_tokens == 0 {
+                    return Err(invalid("estimated_tokens", "must be greater than 0"));
+                }
+                check_tokens("estimated_tokens", estimated_tokens)?;
+                if ttl_seconds == 0 || ttl_seconds > MAX_TTL_SECONDS {
+                    return Err(invalid(
+                        "ttl_seconds",
+                        format!("must be between 1 and {MAX_TTL_SECONDS}"),
+                    ));
+                }
+                // Idempotency: a task with an open reservation gets that same reservation.
+                if let Some(existing) = self.open_by_task.get(&task_id) {
+                    let open = &self.open[existing];
+                    return Ok((
+                        vec![],
+                        BudgetReply::Reserved {
+                            reservation_id: *existing,
+                            allocated: open.allocated,
+                            expires_at: open.expires_at,
+                            existing: true,
+                            totals: self.totals(),
+                        },
+                    ));
+                }
+                let totals = self.totals();
+                let denial = match self.total {
+                    None => Some(DenialReason::NoBudget),
+                    Some(_) if estimated_tokens > totals.available => {
+                        Some(DenialReason::InsufficientBudget)
+                    }
+                    Some(_) => None,
+                };
+                if let Some(reason) = denial {
+                    let event = BudgetEvent::ReservationDenied {
+                        tenant_id,
+                        project_id,
+                        task_id,
+                        model,
+                        requested: estimated_tokens,
+                        reason,
+                        available: totals.available,
+                    };
+                    return Ok((
+                        vec![event],
+                        BudgetReply::Denied {
+                            reason,
+                            requested: estimated_tokens,
+                            available: totals.available,
+                            totals,
+                        },
+                    ));
+                }
+                let expires_at = now + Duration::seconds(ttl_seconds as i64);
+                let event = BudgetEvent::TokensReserved {
+                    tenant_id,
+                    project_id,
+                    reservation_id,
+                    task_id,
+                    model,
+                    allocated: estimated_tokens,
+                    expires_at,
+                    used: self.used,
+                    reserved: self.reserved + estimated_tokens,
+                };
+                let mut after = self.clone();
+                after.apply(event.clone());
+                Ok((
+                    vec![event],
+                    BudgetReply::Reserved {
+                        reservation_id,
+                        allocated: estimated_tokens,
+                        expires_at,
+                        existing: false,
+                        totals: after.totals(),
+                    },
+                ))
+            }
+            BudgetCommand::CommitUsage {
+                reservation_id,
+                actual_tokens,
+            } => {
+                check_tokens("actual_tokens", actual_tokens)?;
+                let (allocated, late) = match (
+                    self.open.get(&reservation_id),
+                    self.closed.get(&reservation_id),
+                ) {
+                    (Some(open), _) => (open.allocated, false),
+                    (None, Some(Closed::Expired { allocated })) => (*allocated, true),
+                    (None, Some(Closed::Released { .. })) => {
+                        return Err(BudgetError::ReservationReleased(reservation_id))
+                    }
+                    (None, Some(committed @ Closed::Committed { .. })) => {
+                        return repeat_commit(reservation_id, committed, actual_tokens)
+                    }
+                    (None, None) => return Err(BudgetError::UnknownReservation(reservation_id)),
+                };
+                // An open reservation past its TTL is committed as usual: the expiry
+                // worker has not released it yet, so its allocation is still held.
+                let reserved = if late {
+                    self.reserved
+                } else {
+                    self.reserved - allocated
+                };
+                let event = BudgetEvent::UsageCommitted {
+                    reservation_id,
+                    allocated,
+                    actual_tokens,
+                    overage: actual_tokens.saturating_sub(allocated),
+                    late,
+                    used: self.used + actual_tokens,
+                    reserved,
+                };
+                let mut after = self.clone();
+                after.apply(event.clone());
+                let reply = match &after.closed[&reservation_id] {
+                    committed @ Closed::Committed { .. } => {
+                        repeat_commit(reservation_id, committed, actual_tokens)?.1
+                    }
+                    _ => unreachable!("apply records a committed reservation"),
+                };
+                Ok((vec![event], reply))
+            }
+            BudgetCommand::ReleaseReservation { reservation_id } => {
+                match (
+                    self.open.get(&reservation_id),
+                    self.closed.get(&reservation_id),
+                ) {
+                    (Some(open), _) => {
+                        let event = BudgetEvent::ReservationReleased {
+                            reservation_id,
+                            allocated: open.allocated,
+                            used: self.used,
+                            reserved: self.reserved - open.allocated,
+                        };
+                        let mut after = self.clone();
+                        after.apply(event.clone());
+                        Ok((
+                            vec![event],
+                            BudgetReply::Released {
+                                reservation_id,
+                                allocated: open.allocated,
+                                totals: after.totals(),
+                            },
+                        ))
+                    }
+                    // Releasing twice, or after expiry, changes nothing.
+                    (None, Some(Closed::Released { allocated } | Closed::Expired { allocated })) => {
+                        Ok((
+                            vec![],
+                            BudgetReply::Released {
+                                reservation_id,
+                                allocated: *allocated,
+                                totals: self.totals(),
+                            },
+                        ))
+                    }
+                    (None, Some(Closed::Committed { actual_tokens, .. })) => {
+                        Err(BudgetError::AlreadyCommitted {
+                            reservation_id,
+                            actual_tokens: *actual_tokens,
+                        })
+                    }
+                    (None, None) => Err(BudgetError::UnknownReservation(reservation_id)),
+                }
+            }
+            BudgetCommand::ExpireReservation {
+                reservation_id,
+                now,
+            } => match self.open.get(&reservation_id) {
+                Some(open) if open.expires_at <= now => {
+                    let event = BudgetEvent::ReservationExpired {
+                        reservation_id,
+                        allocated: open.allocated,
+                        used: self.used,
+                        reserved: self.reserved - open.allocated,
+                    };
+                    Ok((
+                        vec![event],
+                        BudgetReply::Expired {
+                            reservation_id,
+                            expired: true,
+                        },
+                    ))
+                }
+                Some(_) => Ok((
+                    vec![],
+                    BudgetReply::Expired {
+                        reservation_id,
+                        expired: false,
+                    },
+                )),
+                None if self.closed.contains_key(&reservation_id) => Ok((
+                    vec![],
+                    BudgetReply::Expired {
+                        reservation_id,
+                        expired: false,
+                    },
+                )),
+                None => Err(BudgetError::UnknownReservation(reservation_id)),
+            },
+        }
+    }
+}
+
+/// The answer to a commit of an already committed reservation: the same answer when
+/// the amount is the same, a conflict when it differs (it would count twice).
+fn repeat_commit(
+    reservation_id: Uuid,
+    committed: &Closed,
+    actual_tokens: u64,
+) -> Result<(Vec<BudgetEvent>, BudgetReply), BudgetError> {
+    let Closed::Committed {
+        allocated,
+        actual_tokens: recorded,
+        overage,
+        late,
+        totals,
+    } = committed
+    else {
+        unreachable!("called with a committed reservation")
+    };
+    if *recorded != actual_tokens {
+        return Err(BudgetError::AlreadyCommitted {
+            reservation_id,
+            actual_tokens: *recorded,
+        });
+    }
+    Ok((
+        vec![],
+        BudgetReply::Committed {
+            reservation_id,
+            allocated: *allocated,
+            actual_tokens: *recorded,
+            overage: *overage,
+            late: *late,
+            totals: *totals,
+        },
+    ))
+}
+
+impl Aggregate for Budget {
+    const TYPE: &'static str = "Budget";
+    type Command = BudgetCommand;
+    type Event = BudgetEvent;
+    type Error = BudgetError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let (events, _reply) = self.decide(command)?;
+        for event in events {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            BudgetEvent::BudgetLimitSet {
+                tenant_id,
+                project_id,
+                total,
+                ..
+            } => {
+                self.tenant_id = tenant_id;
+                self.project_id = project_id;
+                self.total = Some(total);
+            }
+            BudgetEvent::TokensReserved {
+                tenant_id,
+                project_id,
+                reservation_id,
+                task_id,
+                model,
+                allocated,
+                expires_at,
+                used,
+                reserved,
+            } => {
+                self.tenant_id = tenant_id;
+                self.project_id = project_id;
+                self.used = used;
+                self.reserved = reserved;
+                self.open_by_task.insert(task_id.clone(), reservation_id);
+                self.open.insert(
+                    reservation_id,
+                    OpenReservation {
+                        task_id,
+                        model,
+                        allocated,
+                        expires_at,
+                    },
+                );
+            }
+            BudgetEvent::ReservationDenied {
+                tenant_id,
+                project_id,
+                ..
+            } => {
+                self.tenant_id = tenant_id;
+                self.project_id = project_id;
+            }
+            BudgetEvent::UsageCommitted {
+                reservation_id,
+                allocated,
+                actual_tokens,
+                overage,
+                late,
+                used,
+                reserved,
+            } => {
+                self.used = used;
+                self.reserved = reserved;
+                self.close_open(reservation_id);
+                let totals = self.totals();
+                self.closed.insert(
+                    reservation_id,
+                    Closed::Committed {
+                        allocated,
+                        actual_tokens,
+                        overage,
+                        late,
+                        totals,
+                    },
+                );
+            }
+            BudgetEvent::ReservationReleased {
+                reservation_id,
+                allocated,
+                used,
+                reserved,
+            } => {
+                self.used = used;
+                self.reserved = reserved;
+                self.close_open(reservation_id);
+                self.closed
+                    .insert(reservation_id, Closed::Released { allocated });
+            }
+            BudgetEvent::ReservationExpired {
+                reservation_id,
+                allocated,
+                used,
+                reserved,
+            } => {
+                self.used = used;
+                self.reserved = reserved;
+                self.close_open(reservation_id);
+                self.closed
+                    .insert(reservation_id, Closed::Expired { allocated });
+            }
+        }
+    }
+}
+
+impl Budget {
+    fn close_open(&mut self, reservation_id: Uuid) {
+        if let Some(open) = self.open.remove(&reservation_id) {
+            self.open_by_task.remove(&open.task_id);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,608 @@
+//! Given/when/then tests, one rule each.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+use uuid::Uuid;
+
+use super::*;
+use crate::budget::{BudgetCommand, BudgetEvent, DenialReason};
+
+type BudgetTest = TestFramework<Budget>;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+fn rid(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn limit_set(total: u64) -> BudgetEvent {
+    BudgetEvent::BudgetLimitSet {
+        tenant_id: "org1".into(),
+        project_id: "proj1".into(),
+        total,
+        previous_total: None,
+    }
+}
+
+fn reserved(n: u128, task: &str, allocated: u64, used: u64, reserved: u64) -> BudgetEvent {
+    BudgetEvent::TokensReserved {
+        tenant_id: "org1".into(),
+        project_id: "proj1".into(),
+        reservation_id: rid(n),
+        task_id: task.into(),
+        model: "gpt-4".into(),
+        allocated,
+        expires_at: t0() + Duration::seconds(600),
+        used,
+        reserved,
+    }
+}
+
+fn reserve(n: u128, task: &str, estimated: u64) -> BudgetCommand {
+    BudgetCommand::ReserveTokens {
+        tenant_id: "org1".into(),
+        project_id: "proj1".into(),
+        reservation_id: rid(n),
+        task_id: task.into(),
+        model: "gpt-4".into(),
+        estimated_tokens: estimated,
+        ttl_seconds: 600,
+        now: t0(),
+    }
+}
+
+fn decide(given: Vec<BudgetEvent>, command: BudgetCommand) -> Result<BudgetReply, BudgetError> {
+    let mut budget = Budget::default();
+    for event in given {
+        budget.apply(event);
+    }
+    budget.decide(command).map(|(_, reply)| reply)
+}
+
+#[test]
+fn setting_a_limit_records_it() {
+    BudgetTest::with(())
+        .given_no_previous_events()
+        .when(BudgetCommand::SetLimit {
+            tenant_id: "org1".into(),
+            project_id: "proj1".into(),
+            total_tokens: 100_000,
+        })
+        .then_expect_events(vec![limit_set(100_000)]);
+}
+
+#[test]
+fn changing_a_limit_records_the_previous_one() {
+    BudgetTest::with(())
+        .given(vec![limit_set(100)])
+        .when(BudgetCommand::SetLimit {
+            tenant_id: "org1".into(),
+            project_id: "proj1".into(),
+            total_tokens: 50,
+        })
+        .then_expect_events(vec![BudgetEvent::BudgetLimitSet {
+            tenant_id: "org1".into(),
+            project_id: "proj1".into(),
+            total: 50,
+            previous_total: Some(100),
+        }]);
+}
+
+#[test]
+fn a_reservation_that_fits_is_approved() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000)])
+        .when(reserve(1, "t1", 400))
+        .then_expect_events(vec![reserved(1, "t1", 400, 0, 400)]);
+}
+
+#[test]
+fn a_reservation_that_exactly_fills_the_budget_is_approved() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000), reserved(1, "t1", 600, 0, 600)])
+        .when(reserve(2, "t2", 400))
+        .then_expect_events(vec![reserved(2, "t2", 400, 0, 1000)]);
+}
+
+#[test]
+fn a_reservation_past_the_limit_is_denied_and_recorded() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000), reserved(1, "t1", 700, 0, 700)])
+        .when(reserve(2, "t2", 301))
+        .then_expect_events(vec![BudgetEvent::ReservationDenied {
+            tenant_id: "org1".into(),
+            project_id: "proj1".into(),
+            task_id: "t2".into(),
+            model: "gpt-4".into(),
+            requested: 301,
+            reason: DenialReason::InsufficientBudget,
+            available: 300,
+        }]);
+}
+
+#[test]
+fn used_tokens_count_against_the_limit() {
+    let given = vec![
+        limit_set(1000),
+        reserved(1, "t1", 500, 0, 500),
+        BudgetEvent::UsageCommitted {
+            reservation_id: rid(1),
+            allocated: 500,
+            actual_tokens: 900,
+            overage: 400,
+            late: false,
+            used: 900,
+            reserved: 0,
+        },
+    ];
+    let reply = decide(given, reserve(2, "t2", 101)).unwrap();
+    assert!(matches!(
+        reply,
+        BudgetReply::Denied {
+            reason: DenialReason::InsufficientBudget,
+            available: 100,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_reservation_without_a_limit_is_denied_as_no_budget() {
+    BudgetTest::with(())
+        .given_no_previous_events()
+        .when(reserve(1, "t1", 1))
+        .then_expect_events(vec![BudgetEvent::ReservationDenied {
+            tenant_id: "org1".into(),
+            project_id: "proj1".into(),
+            task_id: "t1".into(),
+            model: "gpt-4".into(),
+            requested: 1,
+            reason: DenialReason::NoBudget,
+            available: 0,
+        }]);
+}
+
+#[test]
+fn the_same_task_gets_its_open_reservation_back_without_a_new_event() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000), reserved(1, "t1", 400, 0, 400)])
+        .when(reserve(2, "t1", 400))
+        .then_expect_events(vec![]);
+    let reply = decide(
+        vec![limit_set(1000), reserved(1, "t1", 400, 0, 400)],
+        reserve(2, "t1", 400),
+    )
+    .unwrap();
+    assert!(matches!(
+        reply,
+        BudgetReply::Reserved { reservation_id, existing: true, allocated: 400, .. } if reservation_id == rid(1)
+    ));
+}
+
+#[test]
+fn a_task_whose_reservation_closed_may_reserve_again() {
+    BudgetTest::with(())
+        .given(vec![
+            limit_set(1000),
+            reserved(1, "t1", 400, 0, 400),
+            BudgetEvent::ReservationReleased {
+                reservation_id: rid(1),
+                allocated: 400,
+                used: 0,
+                reserved: 0,
+            },
+        ])
+        .when(reserve(2, "t1", 100))
+        .then_expect_events(vec![reserved(2, "t1", 100, 0, 100)]);
+}
+
+#[test]
+fn lowering_the_limit_below_usage_is_allowed_and_stops_new_reservations() {
+    let given = vec![limit_set(1000), reserved(1, "t1", 800, 0, 800)];
+    let reply = decide(
+        given.clone(),
+        BudgetCommand::SetLimit {
+            tenant_id: "org1".into(),
+            project_id: "proj1".into(),
+            total_tokens: 100,
+        },
+    )
+    .unwrap();
+    assert!(matches!(reply, BudgetReply::LimitSet { totals } if totals.available == 0 && totals.reserved == 800));
+    let mut lowered = given;
+    lowered.push(BudgetEvent::BudgetLimitSet {
+        tenant_id: "org1".into(),
+        project_id: "proj1".into(),
+        total: 100,
+        previous_total: Some(1000),
+    });
+    assert!(matches!(
+        decide(lowered, reserve(2, "t2", 1)).unwrap(),
+        BudgetReply::Denied { reason: DenialReason::InsufficientBudget, .. }
+    ));
+}
+
+#[test]
+fn committing_moves_the_allocation_from_reserved_to_actual_usage() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000), reserved(1, "t1", 400, 0, 400)])
+        .when(BudgetCommand::CommitUsage {
+            reservation_id: rid(1),
+            actual_tokens: 350,
+        })
+        .then_expect_events(vec![BudgetEvent::UsageCommitted {
+            reservation_id: rid(1),
+            allocated: 400,
+            actual_tokens: 350,
+            overage: 0,
+            late: false,
+            used: 350,
+            reserved: 0,
+        }]);
+}
+
+#[test]
+fn committing_more_than_allocated_is_recorded_as_overage() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000), reserved(1, "t1", 400, 0, 400)])
+        .when(BudgetCommand::CommitUsage {
+            reservation_id: rid(1),
+            actual_tokens: 450,
+        })
+        .then_expect_events(vec![BudgetEvent::UsageCommitted {
+            reservation_id: rid(1),
+            allocated: 400,
+            actual_tokens: 450,
+            overage: 50,
+            late: false,
+            used: 450,
+            reserved: 0,
+        }]);
+}
+
+fn committed_history() -> Vec<BudgetEvent> {
+    vec![
+        limit_set(1000),
+        reserved(1, "t1", 400, 0, 400),
+        BudgetEvent::UsageCommitted {
+            reservation_id: rid(1),
+            allocated: 400,
+            actual_tokens: 350,
+            overage: 0,
+            late: false,
+            used: 350,
+            reserved: 0,
+        },
+        reserved(2, "t2", 100, 350, 100),
+    ]
+}
+
+#[test]
+fn repeating_a_commit_records_nothing_and_returns_the_first_answer() {
+    BudgetTest::with(())
+        .given(committed_history())
+        .when(BudgetCommand::CommitUsage {
+            reservation_id: rid(1),
+            actual_tokens: 350,
+        })
+        .then_expect_events(vec![]);
+    let reply = decide(
+        committed_history(),
+        BudgetCommand::CommitUsage {
+            reservation_id: rid(1),
+            actual_tokens: 350,
+        },
+    )
+    .unwrap();
+    // The totals are those right after the first commit, not today's.
+    assert!(matches!(
+        reply,
+        BudgetReply::Committed { actual_tokens: 350, totals, .. } if totals.used == 350 && totals.reserved == 0
+    ));
+}
+
+#[test]
+fn committing_again_with_another_amount_is_a_conflict() {
+    BudgetTest::with(())
+        .given(committed_history())
+        .when(BudgetCommand::CommitUsage {
+            reservation_id: rid(1),
+            actual_tokens: 999,
+        })
+        .then_expect_error(BudgetError::AlreadyCommitted {
+            reservation_id: rid(1),
+            actual_tokens: 350,
+        });
+}
+
+#[test]
+fn committing_a_released_reservation_is_refused() {
+    BudgetTest::with(())
+        .given(vec![
+            limit_set(1000),
+            reserved(1, "t1", 400, 0, 400),
+            BudgetEvent::ReservationReleased {
+                reservation_id: rid(1),
+                allocated: 400,
+                used: 0,
+                reserved: 0,
+            },
+        ])
+        .when(BudgetCommand::CommitUsage {
+            reservation_id: rid(1),
+            actual_tokens: 10,
+        })
+        .then_expect_error(BudgetError::ReservationReleased(rid(1)));
+}
+
+#[test]
+fn committing_an_unknown_reservation_is_refused() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000)])
+        .when(BudgetCommand::CommitUsage {
+            reservation_id: rid(9),
+            actual_tokens: 10,
+        })
+        .then_expect_error(BudgetError::UnknownReservation(rid(9)));
+}
+
+#[test]
+fn releasing_returns_the_allocation() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000), reserved(1, "t1", 400, 0, 400)])
+        .when(BudgetCommand::ReleaseReservation {
+            reservation_id: rid(1),
+        })
+        .then_expect_events(vec![BudgetEvent::ReservationReleased {
+            reservation_id: rid(1),
+            allocated: 400,
+            used: 0,
+            reserved: 0,
+        }]);
+}
+
+#[test]
+fn releasing_twice_records_nothing() {
+    BudgetTest::with(())
+        .given(vec![
+            limit_set(1000),
+            reserved(1, "t1", 400, 0, 400),
+            BudgetEvent::ReservationReleased {
+                reservation_id: rid(1),
+                allocated: 400,
+                used: 0,
+                reserved: 0,
+            },
+        ])
+        .when(BudgetCommand::ReleaseReservation {
+            reservation_id: rid(1),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn releasing_a_committed_reservation_is_refused() {
+    BudgetTest::with(())
+        .given(committed_history())
+        .when(BudgetCommand::ReleaseReservation {
+            reservation_id: rid(1),
+        })
+        .then_expect_error(BudgetError::AlreadyCommitted {
+            reservation_id: rid(1),
+            actual_tokens: 350,
+        });
+}
+
+#[test]
+fn a_reservation_past_its_ttl_expires() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000), reserved(1, "t1", 400, 0, 400)])
+        .when(BudgetCommand::ExpireReservation {
+            reservation_id: rid(1),
+            now: t0() + Duration::seconds(600),
+        })
+        .then_expect_events(vec![BudgetEvent::ReservationExpired {
+            reservation_id: rid(1),
+            allocated: 400,
+            used: 0,
+            reserved: 0,
+        }]);
+}
+
+#[test]
+fn a_reservation_within_its_ttl_does_not_expire() {
+    BudgetTest::with(())
+        .given(vec![limit_set(1000), reserved(1, "t1", 400, 0, 400)])
+        .when(BudgetCommand::ExpireReservation {
+            reservation_id: rid(1),
+            now: t0() + Duration::seconds(599),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_closed_reservation_does_not_expire() {
+    BudgetTest::with(())
+        .given(committed_history())
+        .when(BudgetCommand::ExpireReservation {
+            reservation_id: rid(1),
+            now: t0() + Duration::seconds(6000),
+        })
+        .then_expect_events(vec![]);
+}
+
+fn expired_history() -> Vec<BudgetEvent> {
+    vec![
+        limit_set(1000),
+        reserved(1, "t1", 400, 0, 400),
+        BudgetEvent::ReservationExpired {
+            reservation_id: rid(1),
+            allocated: 400,
+            used: 0,
+            reserved: 0,
+        },
+    ]
+}
+
+#[test]
+fn a_late_commit_of_an_expired_reservation_is_recorded_as_late_usage() {
+    BudgetTest::with(())
+        .given(expired_history())
+        .when(BudgetCommand::CommitUsage {
+            reservation_id: rid(1),
+            actual_tokens: 300,
+        })
+        .then_expect_events(vec![BudgetEvent::UsageCommitted {
+            reservation_id: rid(1),
+            allocated: 400,
+            actual_tokens: 300,
+            overage: 0,
+            late: true,
+            used: 300,
+            reserved: 0,
+        }]);
+}
+
+#[test]
+fn releasing_an_expired_reservation_records_nothing() {
+    BudgetTest::with(())
+        .given(expired_history())
+        .when(BudgetCommand::ReleaseReservation {
+            reservation_id: rid(1),
+        })
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_expired_task_may_reserve_again() {
+    BudgetTest::with(())
+        .given(expired_history())
+        .when(reserve(2, "t1", 100))
+        .then_expect_events(vec![reserved(2, "t1", 100, 0, 100)]);
+}
+
+#[test]
+fn bad_ids_and_amounts_are_refused_naming_the_field() {
+    let cases: Vec<(BudgetCommand, &str)> = vec![
+        (
+            BudgetCommand::SetLimit {
+                tenant_id: "org 1".into(),
+                project_id: "p".into(),
+                total_tokens: 1,
+            },
+            "tenant_id",
+        ),
+        (
+            BudgetCommand::SetLimit {
+                tenant_id: "org1".into(),
+                project_id: "".into(),
+                total_tokens: 1,
+            },
+            "project_id",
+        ),
+        (
+            BudgetCommand::SetLimit {
+                tenant_id: "org1".into(),
+                project_id: "p".into(),
+                total_tokens: MAX_TOKENS + 1,
+            },
+            "total_tokens",
+        ),
+        (reserve(1, "t/1", 10), "task_id"),
+        (reserve(1, "t1", 0), "estimated_tokens"),
+        (
+            BudgetCommand::ReserveTokens {
+                tenant_id: "org1".into(),
+                project_id: "proj1".into(),
+                reservation_id: rid(1),
+                task_id: "t1".into(),
+                model: "".into(),
+                estimated_tokens: 1,
+                ttl_seconds: 600,
+                now: t0(),
+            },
+            "model",
+        ),
+        (
+            BudgetCommand::ReserveTokens {
+                tenant_id: "org1".into(),
+                project_id: "proj1".into(),
+                reservation_id: rid(1),
+                task_id: "t1".into(),
+                model: "m".into(),
+                estimated_tokens: 1,
+                ttl_seconds: MAX_TTL_SECONDS + 1,
+                now: t0(),
+            },
+            "ttl_seconds",
+        ),
+    ];
+    for (command, field) in cases {
+        match decide(vec![limit_set(1000)], command) {
+            Err(BudgetError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("expected an invalid {field}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn events_serialise_flat_with_a_type_tag() {
+    let json = serde_json::to_value(reserved(1, "t1", 400, 0, 400)).unwrap();
+    assert_eq!(json["type"], "TokensReserved");
+    assert_eq!(json["reservation_id"], rid(1).to_string());
+    let back: BudgetEvent = serde_json::from_value(json).unwrap();
+    assert_eq!(back, reserved(1, "t1", 400, 0, 400));
+}
+
+#[test]
+fn folding_random_commands_never_approves_past_the_limit() {
+    // A small deterministic pseudo-random walk over all commands.
+    let mut budget = Budget::default();
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (events, _) = budget
+        .decide(BudgetCommand::SetLimit {
+            tenant_id: "org1".into(),
+            project_id: "proj1".into(),
+            total_tokens: 10_000,
+        })
+        .unwrap();
+    events.into_iter().for_each(|e| budget.apply(e));
+    let mut ids = vec![];
+    for i in 0..5_000u128 {
+        let command = match next() % 4 {
+            0 | 1 => reserve(i + 1, &format!("t{}", next() % 50), 1 + next() % 900),
+            2 if !ids.is_empty() => BudgetCommand::CommitUsage {
+                reservation_id: ids[(next() as usize) % ids.len()],
+                actual_tokens: next() % 500,
+            },
+            _ if !ids.is_empty() => BudgetCommand::ReleaseReservation {
+                reservation_id: ids[(next() as usize) % ids.len()],
+            },
+            _ => continue,
+        };
+        if let Ok((events, reply)) = budget.decide(command) {
+            let approved = matches!(reply, BudgetReply::Reserved { existing: false, .. });
+            if let BudgetReply::Reserved { reservation_id, .. } = reply {
+                ids.push(reservation_id);
+            }
+            let used_before = budget.used;
+            events.into_iter().for_each(|e| budget.apply(e));
+            if approved {
+                assert!(
+                    used_before + budget.reserved <= 10_000,
+                    "an approval never takes the budget past its limit"
+                );
+            }
+        }
+        let open: u64 = budget.open.values().map(|r| r.allocated).sum();
+        assert_eq!(open, budget.reserved, "reserved equals the open allocations");
+    }
+}

@@ -1,0 +1,1 @@
+//! projections: not built yet.
