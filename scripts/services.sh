@@ -46,6 +46,7 @@ is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # tcp_open HOST PORT: something accepts TCP connections there.
 tcp_open() {
+    # shellcheck disable=SC2016  # $1/$2 expand in the inner bash, on purpose
     timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" >/dev/null 2>&1
 }
 
@@ -79,7 +80,7 @@ pick_port() {
     return 1
 }
 
-read_file() { [ -s "$1" ] && head -n1 -- "$1" | tr -dc '0-9' || true; }
+read_file() { if [ -s "$1" ]; then head -n1 -- "$1" | tr -dc '0-9'; fi; }
 
 # pid_is PID COMM: PID is alive and its command name is COMM.
 pid_is() {
@@ -99,16 +100,19 @@ apt_install() {
     fi
     # Wait for a dpkg lock held by someone else instead of failing at once.
     local opts=(-o DPkg::Lock::Timeout=300 -o Acquire::Retries=3)
+    local aptlog=$DATA_DIR/services-apt.log
+    mkdir -p -- "$DATA_DIR"
+    log "installing: $* (log: $aptlog)"
     if [ "$APT_UPDATED" -eq 0 ]; then
-        log "installing: $* (apt-get update first)"
-        "${sudo[@]}" apt-get "${opts[@]}" -qq update >&2 || die "apt-get update failed"
+        "${sudo[@]}" apt-get "${opts[@]}" update >"$aptlog" 2>&1 </dev/null \
+            || { tail -n 20 "$aptlog" >&2; die "apt-get update failed (log: $aptlog)"; }
         APT_UPDATED=1
     fi
     # policy-rc.d / no init system keeps the packages' own services (a system cluster on
     # 5432, a system nats) from starting; if one does start, port picking steps around it.
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get "${opts[@]}" install -y -qq --no-install-recommends "$@" >&2 </dev/null \
-        || die "apt-get install $* failed"
+        apt-get "${opts[@]}" install -y --no-install-recommends "$@" >>"$aptlog" 2>&1 </dev/null \
+        || { tail -n 20 "$aptlog" >&2; die "apt-get install $* failed (log: $aptlog)"; }
 }
 
 # Highest /usr/lib/postgresql/<v>/bin with a server in it (or the one matching an existing cluster).
@@ -193,6 +197,27 @@ pg_running_pid() {
     return 1
 }
 
+# After a crash (kill -9, OOM, a session ending) the old postmaster may still be exiting or
+# an unreaped zombie (here PID 1 reaps orphans lazily), and its children may linger; a new
+# postmaster then refuses to start ("lock file ... already exists", "shared memory block is
+# still in use"). Wait, up to ~15 s, until no process of the old cluster is left.
+pg_wait_old_gone() {
+    local pids=() f pid i left
+    for f in "$PG_DIR/postmaster.pid" "$PG_DIR"/.s.PGSQL.*.lock; do
+        [ -s "$f" ] && pids+=("$(head -n1 "$f" | tr -dc '0-9')")
+    done
+    for ((i = 0; i < 60; i++)); do
+        left=0
+        for pid in "${pids[@]}"; do pid_is "$pid" postgres && left=1; done
+        for f in /proc/[0-9]*/cwd; do
+            [ "$(readlink "$f" 2>/dev/null)" = "$PG_DIR" ] && { left=1; break; }
+        done
+        [ "$left" -eq 0 ] && return 0
+        sleep 0.25
+    done
+    log "postgres: processes of the previous server are still around; trying to start anyway"
+}
+
 pg_running_port() { sed -n 4p "$PG_DIR/postmaster.pid" 2>/dev/null | tr -dc '0-9'; }
 
 pg_ready() {  # pg_ready PORT
@@ -236,6 +261,7 @@ pg_up() {
             die "initdb failed (full output: $DATA_DIR/initdb.log)"
         fi
     fi
+    pg_wait_old_gone
     rm -f -- "$PG_DIR/postmaster.pid"   # stale (checked above that no postmaster of ours runs)
 
     port=$(pick_port "$PG_DEFAULT_PORT" "$(read_file "$PG_PORT_FILE")" "${PG_SCAN[@]}") \
@@ -459,6 +485,6 @@ case ${1:-} in
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
-    env) [ -s "$ENV_FILE" ] && grep '^export ' "$ENV_FILE" || die "no $ENV_FILE; run: $0 up" ;;
+    env) if [ -s "$ENV_FILE" ]; then grep '^export ' "$ENV_FILE"; else die "no $ENV_FILE; run: $0 up"; fi ;;
     *) printf 'usage: %s up|down|status|env\n' "$0" >&2; exit 2 ;;
 esac
