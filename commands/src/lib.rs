@@ -1,1 +1,19 @@
-//! commands
+//! The write side of the control plane.
+//!
+//! A command arrives (over HTTP through the gateway, or over NATS through [`nats`]), is
+//! parsed and validated ([`api`]), and is executed by an aggregate service
+//! ([`budget::BudgetService`]): the aggregate decides, its events are appended to the
+//! PostgreSQL event store with optimistic concurrency, and the answer goes back.
+//! Commands to one aggregate are serialised inside the process; conflicts with other
+//! processes are retried after catching up. Every command is idempotent, so a retry never
+//! applies twice.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod budget;
+pub mod error;
+pub mod expiry;
+pub mod nats;
+pub mod store;
+
+pub use error::CommandError;

@@ -1,1 +1,111 @@
-//! controlplane
+//! Wires the control plane together: the pool and migrations, the command services, the
+//! NATS command listener, the background workers and the HTTP gateway. `main` only
+//! parses the command line; tests start [`start`] on port 0 in-process.
+#![forbid(unsafe_code)]
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use auth::{Role, TokenKeys};
+use commands::budget::{BudgetService, SystemClock};
+use commands::store::{self, EventStore};
+use gateway::AppState;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// A running control plane.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub budgets: Arc<BudgetService>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops every task of this server (tests use it; `serve` runs until killed).
+    pub fn shutdown(self) {
+        for task in self.tasks {
+            task.abort();
+        }
+    }
+
+    /// Waits until the HTTP server stops.
+    pub async fn wait(mut self) {
+        if let Some(http) = self.tasks.pop() {
+            let _ = http.await;
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot reach PostgreSQL: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the admin user: {0}")]
+    Admin(#[from] gateway::users::UserError),
+    #[error("NATS: {0}")]
+    Nats(String),
+}
+
+/// Connects, migrates, and starts every part on `listener`.
+pub async fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
+    let pool = store::connect(&config.database_url, config.db_max_connections).await?;
+    store::migrate(&pool).await?;
+    if let Some(password) = &config.admin_password {
+        gateway::users::upsert_user(&pool, "admin", password, Role::Admin).await?;
+    }
+    let budgets = Arc::new(BudgetService::new(
+        EventStore::new(pool.clone()),
+        Arc::new(SystemClock),
+    ));
+
+    // Commands over HTTP need only PostgreSQL: when NATS is away the client keeps
+    // reconnecting in the background and the subscription resumes when it is back.
+    let nats = async_nats::ConnectOptions::new()
+        .name("controlplane")
+        .retry_on_initial_connect()
+        .connect(&config.nats_url)
+        .await
+        .map_err(|e| StartError::Nats(e.to_string()))?;
+
+    let mut tasks = Vec::new();
+    {
+        let budgets = budgets.clone();
+        let prefix = config.nats_prefix.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(error) = commands::nats::serve_budget_commands(nats, prefix, budgets).await {
+                tracing::error!(%error, "NATS command listener stopped");
+            }
+        }));
+    }
+    tasks.push(tokio::spawn(commands::expiry::run_expiry_worker(
+        budgets.clone(),
+        config.expiry_interval,
+    )));
+
+    let state = AppState {
+        budgets: budgets.clone(),
+        pool,
+        keys: TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
+        secure_cookies: config.secure_cookies,
+    };
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Nats(e.to_string()))?;
+    let app = gateway::app(state);
+    tasks.push(tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "HTTP server stopped");
+        }
+    }));
+    Ok(Server {
+        addr,
+        budgets,
+        tasks,
+    })
+}

@@ -1,1 +1,42 @@
-//! gateway
+//! The HTTP gateway (axum): authentication, permissions, and the JSON API over the
+//! command services. Handlers stay thin: parse, check the permission, call the service,
+//! shape the answer. Errors become JSON bodies in one place ([`error::ApiError`]).
+#![forbid(unsafe_code)]
+
+pub mod auth_routes;
+pub mod budget_routes;
+pub mod error;
+pub mod extract;
+pub mod state;
+pub mod users;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::trace::TraceLayer;
+
+pub use state::AppState;
+
+/// Largest request body accepted by any route.
+pub const MAX_BODY_BYTES: usize = commands::api::MAX_COMMAND_BYTES;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(auth_routes::router())
+        .merge(budget_routes::router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::NotFound("no such route".into())
+}

@@ -65,12 +65,17 @@ pub struct Budget {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BudgetError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("reservation {0} does not exist")]
     UnknownReservation(Uuid),
     #[error("reservation {0} was released and can no longer be committed")]
     ReservationReleased(Uuid),
-    #[error("reservation {reservation_id} was already committed with actual_tokens={actual_tokens}")]
+    #[error(
+        "reservation {reservation_id} was already committed with actual_tokens={actual_tokens}"
+    )]
     AlreadyCommitted {
         reservation_id: Uuid,
         actual_tokens: u64,
@@ -342,16 +347,17 @@ impl Budget {
                         ))
                     }
                     // Releasing twice, or after expiry, changes nothing.
-                    (None, Some(Closed::Released { allocated } | Closed::Expired { allocated })) => {
-                        Ok((
-                            vec![],
-                            BudgetReply::Released {
-                                reservation_id,
-                                allocated: *allocated,
-                                totals: self.totals(),
-                            },
-                        ))
-                    }
+                    (
+                        None,
+                        Some(Closed::Released { allocated } | Closed::Expired { allocated }),
+                    ) => Ok((
+                        vec![],
+                        BudgetReply::Released {
+                            reservation_id,
+                            allocated: *allocated,
+                            totals: self.totals(),
+                        },
+                    )),
                     (None, Some(Closed::Committed { actual_tokens, .. })) => {
                         Err(BudgetError::AlreadyCommitted {
                             reservation_id,

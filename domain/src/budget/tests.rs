@@ -210,7 +210,9 @@ fn lowering_the_limit_below_usage_is_allowed_and_stops_new_reservations() {
         },
     )
     .unwrap();
-    assert!(matches!(reply, BudgetReply::LimitSet { totals } if totals.available == 0 && totals.reserved == 800));
+    assert!(
+        matches!(reply, BudgetReply::LimitSet { totals } if totals.available == 0 && totals.reserved == 800)
+    );
     let mut lowered = given;
     lowered.push(BudgetEvent::BudgetLimitSet {
         tenant_id: "org1".into(),
@@ -220,7 +222,10 @@ fn lowering_the_limit_below_usage_is_allowed_and_stops_new_reservations() {
     });
     assert!(matches!(
         decide(lowered, reserve(2, "t2", 1)).unwrap(),
-        BudgetReply::Denied { reason: DenialReason::InsufficientBudget, .. }
+        BudgetReply::Denied {
+            reason: DenialReason::InsufficientBudget,
+            ..
+        }
     ));
 }
 
@@ -589,7 +594,13 @@ fn folding_random_commands_never_approves_past_the_limit() {
             _ => continue,
         };
         if let Ok((events, reply)) = budget.decide(command) {
-            let approved = matches!(reply, BudgetReply::Reserved { existing: false, .. });
+            let approved = matches!(
+                reply,
+                BudgetReply::Reserved {
+                    existing: false,
+                    ..
+                }
+            );
             if let BudgetReply::Reserved { reservation_id, .. } = reply {
                 ids.push(reservation_id);
             }
@@ -603,6 +614,9 @@ fn folding_random_commands_never_approves_past_the_limit() {
             }
         }
         let open: u64 = budget.open.values().map(|r| r.allocated).sum();
-        assert_eq!(open, budget.reserved, "reserved equals the open allocations");
+        assert_eq!(
+            open, budget.reserved,
+            "reserved equals the open allocations"
+        );
     }
 }

@@ -1,0 +1,386 @@
+//! The budget API's requests and answers, shared by HTTP (gateway) and NATS, so both
+//! transports accept the same JSON and answer the same way.
+
+use chrono::{DateTime, Utc};
+use domain::budget::{BudgetReply, Totals, DEFAULT_TTL_SECONDS};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::budget::BudgetService;
+use crate::store::Actor;
+use crate::CommandError;
+
+/// Largest command body accepted, over HTTP and NATS.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Parses a JSON body, naming the offending field when it is wrong.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CommandError> {
+    if bytes.len() > MAX_COMMAND_BYTES {
+        return Err(CommandError::invalid(
+            "body",
+            format!("must be at most {MAX_COMMAND_BYTES} bytes"),
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = inner.to_string();
+        let field = if path == "." || path == "?" || path.is_empty() {
+            // Missing and unknown fields are reported at the parent: name them anyway.
+            field_in_message(&message).unwrap_or_else(|| "body".to_string())
+        } else {
+            path
+        };
+        CommandError::invalid(field, strip_position(&message))
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| CommandError::invalid("body", strip_position(&e.to_string())))?;
+    Ok(value)
+}
+
+/// serde names a missing or unknown field between backticks: "missing field `task_id`".
+fn field_in_message(message: &str) -> Option<String> {
+    if !(message.starts_with("missing field") || message.starts_with("unknown field")) {
+        return None;
+    }
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_string())
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLimitRequest {
+    pub tenant_id: String,
+    pub project_id: String,
+    pub total_tokens: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    pub tenant_id: String,
+    pub project_id: String,
+    pub task_id: String,
+    pub model: String,
+    pub estimated_tokens: u64,
+    /// Seconds until an unused reservation is released automatically (default 600).
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    pub reservation_id: Uuid,
+    pub actual_tokens: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    pub reservation_id: Uuid,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateRequest {
+    pub tenant_id: String,
+    pub project_id: String,
+}
+
+/// A budget's numbers, flattened into every answer.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TotalsBody {
+    pub total: u64,
+    pub used: u64,
+    pub reserved: u64,
+    pub available: u64,
+    pub open_reservations: u64,
+}
+
+impl From<Totals> for TotalsBody {
+    fn from(t: Totals) -> Self {
+        Self {
+            total: t.total,
+            used: t.used,
+            reserved: t.reserved,
+            available: t.available,
+            open_reservations: t.open_reservations,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitResponse {
+    pub tenant_id: String,
+    pub project_id: String,
+    #[serde(flatten)]
+    pub totals: TotalsBody,
+}
+
+/// The answer to a reservation request: approved or denied, HTTP 200 both ways.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReserveResponse {
+    pub approved: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// True when an open reservation of the same task was returned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing: Option<bool>,
+    /// `insufficient_budget` or `no_budget` when denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested: Option<u64>,
+    #[serde(flatten)]
+    pub totals: TotalsBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitResponse {
+    pub reservation_id: Uuid,
+    pub allocated: u64,
+    pub actual_tokens: u64,
+    pub overage: u64,
+    /// The reservation had expired before the commit.
+    pub late: bool,
+    #[serde(flatten)]
+    pub totals: TotalsBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseResponse {
+    pub reservation_id: Uuid,
+    pub released: bool,
+    pub allocated: u64,
+    #[serde(flatten)]
+    pub totals: TotalsBody,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StateResponse {
+    pub tenant_id: String,
+    pub project_id: String,
+    #[serde(flatten)]
+    pub totals: TotalsBody,
+}
+
+fn unexpected(reply: BudgetReply) -> CommandError {
+    CommandError::Internal(format!("unexpected reply {reply:?}").into())
+}
+
+/// The budget operations, one function per endpoint / NATS subject.
+impl BudgetService {
+    pub async fn api_set_limit(
+        &self,
+        request: SetLimitRequest,
+        actor: &Actor,
+    ) -> Result<LimitResponse, CommandError> {
+        let reply = self
+            .set_limit(
+                request.tenant_id.clone(),
+                request.project_id.clone(),
+                request.total_tokens,
+                actor,
+            )
+            .await?;
+        match reply {
+            BudgetReply::LimitSet { totals } => Ok(LimitResponse {
+                tenant_id: request.tenant_id,
+                project_id: request.project_id,
+                totals: totals.into(),
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn api_reserve(
+        &self,
+        request: ReserveRequest,
+        actor: &Actor,
+    ) -> Result<ReserveResponse, CommandError> {
+        let reply = self
+            .reserve(
+                request.tenant_id,
+                request.project_id,
+                request.task_id,
+                request.model,
+                request.estimated_tokens,
+                request.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS),
+                actor,
+            )
+            .await?;
+        match reply {
+            BudgetReply::Reserved {
+                reservation_id,
+                allocated,
+                expires_at,
+                existing,
+                totals,
+            } => Ok(ReserveResponse {
+                approved: true,
+                reservation_id: Some(reservation_id),
+                allocated: Some(allocated),
+                expires_at: Some(expires_at),
+                existing: Some(existing),
+                reason: None,
+                requested: None,
+                totals: totals.into(),
+            }),
+            BudgetReply::Denied {
+                reason,
+                requested,
+                totals,
+                ..
+            } => Ok(ReserveResponse {
+                approved: false,
+                reservation_id: None,
+                allocated: None,
+                expires_at: None,
+                existing: None,
+                reason: Some(reason.as_str().to_string()),
+                requested: Some(requested),
+                totals: totals.into(),
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn api_commit(
+        &self,
+        request: CommitRequest,
+        actor: &Actor,
+    ) -> Result<CommitResponse, CommandError> {
+        match self
+            .commit(request.reservation_id, request.actual_tokens, actor)
+            .await?
+        {
+            BudgetReply::Committed {
+                reservation_id,
+                allocated,
+                actual_tokens,
+                overage,
+                late,
+                totals,
+            } => Ok(CommitResponse {
+                reservation_id,
+                allocated,
+                actual_tokens,
+                overage,
+                late,
+                totals: totals.into(),
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn api_release(
+        &self,
+        request: ReleaseRequest,
+        actor: &Actor,
+    ) -> Result<ReleaseResponse, CommandError> {
+        match self.release(request.reservation_id, actor).await? {
+            BudgetReply::Released {
+                reservation_id,
+                allocated,
+                totals,
+            } => Ok(ReleaseResponse {
+                reservation_id,
+                released: true,
+                allocated,
+                totals: totals.into(),
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn api_state(&self, request: StateRequest) -> Result<StateResponse, CommandError> {
+        match self.state(&request.tenant_id, &request.project_id).await? {
+            Some(totals) => Ok(StateResponse {
+                tenant_id: request.tenant_id,
+                project_id: request.project_id,
+                totals: totals.into(),
+            }),
+            None => Err(CommandError::NotFound(format!(
+                "no budget is set for {}/{}",
+                request.tenant_id, request.project_id
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(error: CommandError) -> String {
+        error.field().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let error =
+            parse::<CommitRequest>(br#"{"reservation_id":"6f1c2a36-3a59-4a57-9b4c-2f3cd4e1b0a1"}"#)
+                .unwrap_err();
+        assert_eq!(field_of(error), "actual_tokens");
+    }
+
+    #[test]
+    fn a_mistyped_field_is_named() {
+        let error = parse::<CommitRequest>(
+            br#"{"reservation_id":"6f1c2a36-3a59-4a57-9b4c-2f3cd4e1b0a1","actual_tokens":-5}"#,
+        )
+        .unwrap_err();
+        assert_eq!(field_of(error), "actual_tokens");
+        let error =
+            parse::<CommitRequest>(br#"{"reservation_id":"nope","actual_tokens":5}"#).unwrap_err();
+        assert_eq!(field_of(error), "reservation_id");
+    }
+
+    #[test]
+    fn an_unknown_field_is_named() {
+        let error = parse::<ReleaseRequest>(
+            br#"{"reservation_id":"6f1c2a36-3a59-4a57-9b4c-2f3cd4e1b0a1","extra":1}"#,
+        )
+        .unwrap_err();
+        assert_eq!(field_of(error), "extra");
+    }
+
+    #[test]
+    fn malformed_json_and_trailing_garbage_are_body_errors() {
+        assert_eq!(
+            field_of(parse::<ReleaseRequest>(b"{not json").unwrap_err()),
+            "body"
+        );
+        assert_eq!(
+            field_of(
+                parse::<ReleaseRequest>(
+                    br#"{"reservation_id":"6f1c2a36-3a59-4a57-9b4c-2f3cd4e1b0a1"} x"#
+                )
+                .unwrap_err()
+            ),
+            "body"
+        );
+    }
+
+    #[test]
+    fn an_oversized_body_is_refused_before_parsing() {
+        let big = vec![b' '; MAX_COMMAND_BYTES + 1];
+        assert_eq!(field_of(parse::<ReleaseRequest>(&big).unwrap_err()), "body");
+    }
+}

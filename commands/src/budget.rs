@@ -1,0 +1,430 @@
+//! Executes budget commands: per-aggregate serialisation in this process, optimistic
+//! concurrency against every other process, and a cache of loaded aggregates so a command
+//! costs one INSERT transaction instead of a replay.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use domain::budget::{budget_aggregate_id, Budget, BudgetCommand, BudgetReply, Totals};
+use sqlx::Row;
+use tokio::sync::Mutex as AsyncMutex;
+use uuid::Uuid;
+
+use crate::store::{Actor, AppendError, EventStore};
+use crate::CommandError;
+
+/// How often a command is decided again after losing a race to another process.
+const MAX_ATTEMPTS: usize = 20;
+/// Reservation → budget entries remembered before the map is cleared.
+const RESERVATION_INDEX_CAP: usize = 200_000;
+
+/// The source of "now" for commands, injectable so tests control time.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// An aggregate as far as this process has read it.
+struct Loaded {
+    budget: Budget,
+    version: usize,
+    /// Until then, writes take the cross-process lock (another process wrote recently).
+    contended_until: Option<Instant>,
+}
+
+/// How long an aggregate stays in locked mode after a conflict.
+const CONTENDED_FOR: Duration = Duration::from_secs(10);
+
+type Slot = Arc<AsyncMutex<Option<Loaded>>>;
+
+/// Runs budget commands against the event store.
+pub struct BudgetService {
+    store: EventStore,
+    clock: Arc<dyn Clock>,
+    slots: Mutex<HashMap<String, Slot>>,
+    reservations: Mutex<HashMap<Uuid, String>>,
+}
+
+impl BudgetService {
+    pub fn new(store: EventStore, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            slots: Mutex::new(HashMap::new()),
+            reservations: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    fn slot(&self, aggregate_id: &str) -> Slot {
+        let mut slots = self.slots.lock().expect("slot map poisoned");
+        slots
+            .entry(aggregate_id.to_string())
+            .or_insert_with(|| Arc::new(AsyncMutex::new(None)))
+            .clone()
+    }
+
+    async fn load(&self, aggregate_id: &str) -> Result<Loaded, CommandError> {
+        let mut loaded = Loaded {
+            budget: Budget::default(),
+            version: 0,
+            contended_until: None,
+        };
+        self.catch_up(aggregate_id, &mut loaded).await?;
+        Ok(loaded)
+    }
+
+    /// Applies events other processes appended since `loaded.version`. Returns whether any.
+    async fn catch_up(
+        &self,
+        aggregate_id: &str,
+        loaded: &mut Loaded,
+    ) -> Result<bool, CommandError> {
+        let events = self
+            .store
+            .load::<Budget>(aggregate_id, loaded.version)
+            .await?;
+        let any = !events.is_empty();
+        for (sequence, event) in events {
+            loaded.budget.apply(event);
+            loaded.version = sequence;
+        }
+        Ok(any)
+    }
+
+    /// Decides and appends one command, retrying after a conflict with another writer.
+    async fn execute(
+        &self,
+        aggregate_id: &str,
+        command: BudgetCommand,
+        actor: &Actor,
+    ) -> Result<BudgetReply, CommandError> {
+        let slot = self.slot(aggregate_id);
+        let mut guard = slot.lock().await;
+        let mut caught_up = false;
+        for _ in 0..MAX_ATTEMPTS {
+            if guard.is_none() {
+                *guard = Some(self.load(aggregate_id).await?);
+                caught_up = true;
+            }
+            let loaded = guard.as_mut().expect("loaded above");
+            if loaded
+                .contended_until
+                .is_some_and(|until| until > Instant::now())
+            {
+                match self
+                    .execute_locked(aggregate_id, loaded, command.clone(), actor)
+                    .await
+                {
+                    Ok(reply) => return Ok(reply),
+                    // A writer that does not take the lock got in first: try again.
+                    Err(AppendError::Conflict) => continue,
+                    Err(AppendError::Other(error)) => {
+                        if matches!(
+                            error,
+                            CommandError::Unavailable(_) | CommandError::Internal(_)
+                        ) {
+                            *guard = None;
+                        }
+                        return Err(error);
+                    }
+                }
+            }
+            let decision = loaded.budget.decide(command.clone());
+            // An answer that records nothing (a repeat, an error) may rest on a stale cache
+            // when another process wrote to this aggregate: read what is new once and decide again.
+            let records_nothing = matches!(&decision, Ok((events, _)) if events.is_empty());
+            if (records_nothing || decision.is_err()) && !caught_up {
+                caught_up = true;
+                if self.catch_up(aggregate_id, loaded).await? {
+                    continue;
+                }
+            }
+            let (events, reply) = decision?;
+            if events.is_empty() {
+                return Ok(reply);
+            }
+            match self
+                .store
+                .append::<Budget>(aggregate_id, loaded.version, &events, actor)
+                .await
+            {
+                Ok(()) => {
+                    loaded.version += events.len();
+                    for event in events {
+                        loaded.budget.apply(event);
+                    }
+                    return Ok(reply);
+                }
+                Err(AppendError::Conflict) => {
+                    // Another process writes to this aggregate too: take turns from now on.
+                    loaded.contended_until = Some(Instant::now() + CONTENDED_FOR);
+                    self.catch_up(aggregate_id, loaded).await?;
+                    caught_up = true;
+                }
+                Err(AppendError::Other(error)) => {
+                    // The outcome is unknown (the commit may have happened): forget the
+                    // cached state so the next command reads the truth.
+                    *guard = None;
+                    return Err(error);
+                }
+            }
+        }
+        Err(CommandError::Busy)
+    }
+
+    /// Decide-and-append under the aggregate's cross-process lock: catch up, decide,
+    /// insert and commit in one transaction.
+    async fn execute_locked(
+        &self,
+        aggregate_id: &str,
+        loaded: &mut Loaded,
+        command: BudgetCommand,
+        actor: &Actor,
+    ) -> Result<BudgetReply, AppendError> {
+        let mut locked = self
+            .store
+            .lock::<Budget>(aggregate_id)
+            .await
+            .map_err(AppendError::Other)?;
+        for (sequence, event) in locked
+            .load::<Budget>(loaded.version)
+            .await
+            .map_err(AppendError::Other)?
+        {
+            loaded.budget.apply(event);
+            loaded.version = sequence;
+        }
+        let (events, reply) = loaded
+            .budget
+            .decide(command)
+            .map_err(|e| AppendError::Other(e.into()))?;
+        if events.is_empty() {
+            return Ok(reply);
+        }
+        locked
+            .append_and_commit::<Budget>(loaded.version, &events, actor)
+            .await?;
+        loaded.version += events.len();
+        for event in events {
+            loaded.budget.apply(event);
+        }
+        Ok(reply)
+    }
+
+    pub async fn set_limit(
+        &self,
+        tenant_id: String,
+        project_id: String,
+        total_tokens: u64,
+        actor: &Actor,
+    ) -> Result<BudgetReply, CommandError> {
+        domain::validate_id(&tenant_id)
+            .map_err(|e| CommandError::invalid("tenant_id", e.to_string()))?;
+        domain::validate_id(&project_id)
+            .map_err(|e| CommandError::invalid("project_id", e.to_string()))?;
+        let id = budget_aggregate_id(&tenant_id, &project_id);
+        self.execute(
+            &id,
+            BudgetCommand::SetLimit {
+                tenant_id,
+                project_id,
+                total_tokens,
+            },
+            actor,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn reserve(
+        &self,
+        tenant_id: String,
+        project_id: String,
+        task_id: String,
+        model: String,
+        estimated_tokens: u64,
+        ttl_seconds: u64,
+        actor: &Actor,
+    ) -> Result<BudgetReply, CommandError> {
+        domain::validate_id(&tenant_id)
+            .map_err(|e| CommandError::invalid("tenant_id", e.to_string()))?;
+        domain::validate_id(&project_id)
+            .map_err(|e| CommandError::invalid("project_id", e.to_string()))?;
+        let id = budget_aggregate_id(&tenant_id, &project_id);
+        let command = BudgetCommand::ReserveTokens {
+            tenant_id,
+            project_id,
+            reservation_id: Uuid::new_v4(),
+            task_id,
+            model,
+            estimated_tokens,
+            ttl_seconds,
+            now: self.clock.now(),
+        };
+        let reply = self.execute(&id, command, actor).await?;
+        if let BudgetReply::Reserved { reservation_id, .. } = &reply {
+            self.remember(*reservation_id, &id);
+        }
+        Ok(reply)
+    }
+
+    pub async fn commit(
+        &self,
+        reservation_id: Uuid,
+        actual_tokens: u64,
+        actor: &Actor,
+    ) -> Result<BudgetReply, CommandError> {
+        let id = self.budget_of(reservation_id).await?;
+        self.execute(
+            &id,
+            BudgetCommand::CommitUsage {
+                reservation_id,
+                actual_tokens,
+            },
+            actor,
+        )
+        .await
+    }
+
+    pub async fn release(
+        &self,
+        reservation_id: Uuid,
+        actor: &Actor,
+    ) -> Result<BudgetReply, CommandError> {
+        let id = self.budget_of(reservation_id).await?;
+        self.execute(
+            &id,
+            BudgetCommand::ReleaseReservation { reservation_id },
+            actor,
+        )
+        .await
+    }
+
+    /// Expires one reservation if it is still open and due.
+    pub async fn expire(
+        &self,
+        aggregate_id: &str,
+        reservation_id: Uuid,
+        actor: &Actor,
+    ) -> Result<BudgetReply, CommandError> {
+        let command = BudgetCommand::ExpireReservation {
+            reservation_id,
+            now: self.clock.now(),
+        };
+        self.execute(aggregate_id, command, actor).await
+    }
+
+    /// The current totals of a budget, including what other processes wrote.
+    pub async fn state(
+        &self,
+        tenant_id: &str,
+        project_id: &str,
+    ) -> Result<Option<Totals>, CommandError> {
+        domain::validate_id(tenant_id)
+            .map_err(|e| CommandError::invalid("tenant_id", e.to_string()))?;
+        domain::validate_id(project_id)
+            .map_err(|e| CommandError::invalid("project_id", e.to_string()))?;
+        let id = budget_aggregate_id(tenant_id, project_id);
+        let slot = self.slot(&id);
+        let mut guard = slot.lock().await;
+        match guard.as_mut() {
+            Some(loaded) => {
+                self.catch_up(&id, loaded).await?;
+            }
+            None => *guard = Some(self.load(&id).await?),
+        }
+        let loaded = guard.as_ref().expect("loaded above");
+        if loaded.version == 0 || loaded.budget.total.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(loaded.budget.totals()))
+    }
+
+    /// Open reservations whose TTL has passed, oldest deadline first (for the expiry worker).
+    pub async fn due_reservations(&self, limit: i64) -> Result<Vec<(String, Uuid)>, CommandError> {
+        let rows = sqlx::query(
+            "SELECT r.aggregate_id, r.payload ->> 'reservation_id' AS reservation_id
+               FROM events r
+              WHERE r.aggregate_type = 'Budget'
+                AND r.event_type = 'TokensReserved'
+                AND (r.payload ->> 'expires_at')::timestamptz <= $1
+                AND NOT EXISTS (
+                      SELECT 1 FROM events c
+                       WHERE c.aggregate_type = 'Budget'
+                         AND (c.payload ->> 'reservation_id') = (r.payload ->> 'reservation_id')
+                         AND c.event_type <> 'TokensReserved')
+              ORDER BY (r.payload ->> 'expires_at')::timestamptz
+              LIMIT $2",
+        )
+        .bind(self.clock.now())
+        .bind(limit)
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("aggregate_id")?;
+                let reservation: String = row.try_get("reservation_id")?;
+                let reservation = Uuid::parse_str(&reservation)
+                    .map_err(|e| CommandError::Internal(Box::new(e)))?;
+                Ok((id, reservation))
+            })
+            .collect::<Result<Vec<_>, CommandError>>()
+    }
+
+    fn remember(&self, reservation_id: Uuid, aggregate_id: &str) {
+        let mut index = self.reservations.lock().expect("index poisoned");
+        if index.len() >= RESERVATION_INDEX_CAP {
+            index.clear();
+        }
+        index.insert(reservation_id, aggregate_id.to_string());
+    }
+
+    /// The budget a reservation belongs to, from memory or from the event store.
+    async fn budget_of(&self, reservation_id: Uuid) -> Result<String, CommandError> {
+        if let Some(id) = self
+            .reservations
+            .lock()
+            .expect("index poisoned")
+            .get(&reservation_id)
+        {
+            return Ok(id.clone());
+        }
+        let row = sqlx::query(
+            "SELECT aggregate_id FROM events
+              WHERE aggregate_type = 'Budget' AND (payload ->> 'reservation_id') = $1
+              LIMIT 1",
+        )
+        .bind(reservation_id.to_string())
+        .fetch_optional(self.store.pool())
+        .await?;
+        match row {
+            Some(row) => {
+                let id: String = row.try_get("aggregate_id")?;
+                self.remember(reservation_id, &id);
+                Ok(id)
+            }
+            None => Err(CommandError::NotFound(format!(
+                "reservation {reservation_id} does not exist"
+            ))),
+        }
+    }
+}

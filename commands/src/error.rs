@@ -1,0 +1,84 @@
+use domain::budget::BudgetError;
+
+/// Why a command was not carried out. Transport layers map each variant to one status.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The input broke a rule: which field, and what is wrong with it.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    /// The command contradicts what already happened (e.g. committing a released reservation).
+    #[error("{0}")]
+    Conflict(String),
+    /// Too many concurrent writers kept winning; try again.
+    #[error("the aggregate is busy, try again")]
+    Busy,
+    /// The event store could not be reached; nothing was applied.
+    #[error("storage unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl CommandError {
+    /// A stable, machine-readable code for error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandError::Invalid { .. } => "invalid_request",
+            CommandError::NotFound(_) => "not_found",
+            CommandError::Conflict(_) => "conflict",
+            CommandError::Busy => "busy",
+            CommandError::Unavailable(_) => "unavailable",
+            CommandError::Internal(_) => "internal",
+        }
+    }
+
+    /// The field the error is about, if any.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            CommandError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        CommandError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The text a client may see: internal details stay in the logs.
+    pub fn public_message(&self) -> String {
+        match self {
+            CommandError::Unavailable(_) => "storage unavailable, try again".into(),
+            CommandError::Internal(_) => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<BudgetError> for CommandError {
+    fn from(error: BudgetError) -> Self {
+        match error {
+            BudgetError::Invalid { field, message } => CommandError::invalid(field, message),
+            BudgetError::UnknownReservation(_) => CommandError::NotFound(error.to_string()),
+            BudgetError::ReservationReleased(_) | BudgetError::AlreadyCommitted { .. } => {
+                CommandError::Conflict(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for CommandError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed => CommandError::Unavailable(Box::new(error)),
+            other => CommandError::Internal(Box::new(other)),
+        }
+    }
+}

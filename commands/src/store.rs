@@ -1,0 +1,248 @@
+//! The PostgreSQL event store: the pool, the migrations, and typed access to postgres-es.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use cqrs_es::{Aggregate, DomainEvent};
+use postgres_es::PostgresEventRepository;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Row, Transaction};
+
+use crate::CommandError;
+
+/// Every SQL migration of `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Opens the shared connection pool (never a connection per request).
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = database_url.parse()?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.application_name("controlplane"))
+        .await
+}
+
+/// Applies pending migrations. Safe to run from several processes at once (sqlx takes an
+/// advisory lock).
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// Who asked for a change, stored as event metadata for auditors.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    /// The username, or the NATS service identity.
+    pub user: String,
+    /// `http` or `nats`.
+    pub via: &'static str,
+}
+
+impl Actor {
+    pub fn new(user: impl Into<String>, via: &'static str) -> Self {
+        Self {
+            user: user.into(),
+            via,
+        }
+    }
+
+    fn metadata(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("user".to_string(), self.user.clone()),
+            ("via".to_string(), self.via.to_string()),
+        ])
+    }
+}
+
+/// Why an append did not happen.
+pub enum AppendError {
+    /// Another writer appended first: catch up and decide again.
+    Conflict,
+    Other(CommandError),
+}
+
+/// Typed reads and appends over postgres-es's repository.
+pub struct EventStore {
+    repo: PostgresEventRepository,
+    pool: PgPool,
+}
+
+impl EventStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            repo: PostgresEventRepository::new(pool.clone()),
+            pool,
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Events of one aggregate after `after_sequence` (0 = all), in order.
+    pub async fn load<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        after_sequence: usize,
+    ) -> Result<Vec<(usize, A::Event)>, CommandError> {
+        let rows = if after_sequence == 0 {
+            self.repo.get_events::<A>(aggregate_id).await
+        } else {
+            self.repo
+                .get_last_events::<A>(aggregate_id, after_sequence)
+                .await
+        }
+        .map_err(persistence_error)?;
+        rows.into_iter()
+            .map(|row| {
+                let event: A::Event = serde_json::from_value(row.payload)
+                    .map_err(|e| CommandError::Internal(Box::new(e)))?;
+                Ok((row.sequence, event))
+            })
+            .collect()
+    }
+
+    /// Appends `events` after `version` in one transaction. The primary key on
+    /// (type, id, sequence) turns a concurrent append into [`AppendError::Conflict`].
+    pub async fn append<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        version: usize,
+        events: &[A::Event],
+        actor: &Actor,
+    ) -> Result<(), AppendError> {
+        let metadata = serde_json::to_value(actor.metadata())
+            .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
+        let serialized = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                Ok(SerializedEvent::new(
+                    aggregate_id.to_string(),
+                    version + i + 1,
+                    A::TYPE.to_string(),
+                    event.event_type(),
+                    event.event_version(),
+                    serde_json::to_value(event)?,
+                    metadata.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
+        match self.repo.persist::<A>(&serialized, None).await {
+            Ok(()) => Ok(()),
+            Err(PersistenceError::OptimisticLockError) => Err(AppendError::Conflict),
+            Err(other) => Err(AppendError::Other(persistence_error(other))),
+        }
+    }
+}
+
+/// An open transaction holding the cross-process write lock of one aggregate.
+pub struct LockedAggregate {
+    tx: Transaction<'static, Postgres>,
+    aggregate_id: String,
+}
+
+impl EventStore {
+    /// Starts a transaction that holds a transaction-scoped advisory lock on the aggregate,
+    /// so writers in every process take turns instead of racing (used once an aggregate
+    /// has seen a conflict: racing writers would otherwise starve the slower process).
+    pub async fn lock<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<LockedAggregate, CommandError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("{}/{}", A::TYPE, aggregate_id))
+            .execute(&mut *tx)
+            .await?;
+        Ok(LockedAggregate {
+            tx,
+            aggregate_id: aggregate_id.to_string(),
+        })
+    }
+}
+
+impl LockedAggregate {
+    /// Events after `after_sequence`, read under the lock (so nothing can follow them
+    /// until this transaction ends, except a writer that does not take the lock).
+    pub async fn load<A: Aggregate>(
+        &mut self,
+        after_sequence: usize,
+    ) -> Result<Vec<(usize, A::Event)>, CommandError> {
+        let rows = sqlx::query(
+            "SELECT sequence, payload FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence > $3
+              ORDER BY sequence",
+        )
+        .bind(A::TYPE)
+        .bind(&self.aggregate_id)
+        .bind(after_sequence as i64)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let sequence: i64 = row.try_get("sequence")?;
+                let payload: serde_json::Value = row.try_get("payload")?;
+                let event = serde_json::from_value(payload)
+                    .map_err(|e| CommandError::Internal(Box::new(e)))?;
+                Ok((sequence as usize, event))
+            })
+            .collect()
+    }
+
+    /// Inserts the events (the same columns postgres-es writes) and commits.
+    pub async fn append_and_commit<A: Aggregate>(
+        mut self,
+        version: usize,
+        events: &[A::Event],
+        actor: &Actor,
+    ) -> Result<(), AppendError> {
+        let metadata = serde_json::to_value(actor.metadata())
+            .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
+        for (i, event) in events.iter().enumerate() {
+            let payload = serde_json::to_value(event)
+                .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(A::TYPE)
+            .bind(&self.aggregate_id)
+            .bind((version + i + 1) as i64)
+            .bind(event.event_type())
+            .bind(event.event_version())
+            .bind(&payload)
+            .bind(&metadata)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(append_error)?;
+        }
+        self.tx.commit().await.map_err(append_error)
+    }
+}
+
+fn append_error(error: sqlx::Error) -> AppendError {
+    if let sqlx::Error::Database(db) = &error {
+        if db.code().as_deref() == Some("23505") {
+            return AppendError::Conflict;
+        }
+    }
+    AppendError::Other(CommandError::from(error))
+}
+
+fn persistence_error(error: PersistenceError) -> CommandError {
+    match error {
+        PersistenceError::ConnectionError(e) => CommandError::Unavailable(e),
+        PersistenceError::OptimisticLockError => CommandError::Busy,
+        PersistenceError::DeserializationError(e) | PersistenceError::UnknownError(e) => {
+            // A pool time-out surfaces here too; it is an availability problem.
+            if e.to_string().contains("pool timed out") {
+                CommandError::Unavailable(e)
+            } else {
+                CommandError::Internal(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Typed configuration from the environment (and `.env` when present).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// Everything `serve` needs. Secrets are never printed (see the `Debug` impl).
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub nats_url: String,
+    /// First token of every NATS subject (`<prefix>.cmd.budget.request`); tests use their own.
+    pub nats_prefix: String,
+    pub jwt_secret: String,
+    pub token_ttl_seconds: i64,
+    pub host: IpAddr,
+    pub port: u16,
+    pub admin_password: Option<String>,
+    pub development: bool,
+    pub db_max_connections: u32,
+    pub expiry_interval: Duration,
+    pub secure_cookies: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("nats_url", &self.nats_url)
+            .field("nats_prefix", &self.nats_prefix)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("development", &self.development)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A variable that is missing or wrong, named so the operator can fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// Values that must never reach production (they are in `.env.example` and docs).
+const PLACEHOLDER_SECRETS: [&str; 4] =
+    ["change-me", "changeme", "secret", "CHANGE_ME_IN_PRODUCTION"];
+/// HS256 keys shorter than this are brute-forceable.
+const MIN_SECRET_BYTES: usize = 32;
+
+impl Config {
+    /// Reads the configuration through `var` (the process environment in `main`).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let development = match get("APP_ENV").as_deref() {
+            None | Some("production") => false,
+            Some("development") | Some("test") => true,
+            Some(other) => {
+                return Err(error(
+                    "APP_ENV",
+                    format!("must be production, development or test, not '{other}'"),
+                ))
+            }
+        };
+        let database_url =
+            get("DATABASE_URL").ok_or_else(|| error("DATABASE_URL", "is required"))?;
+        let nats_url = get("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+        let nats_prefix = get("NATS_SUBJECT_PREFIX").unwrap_or_else(|| "cp".into());
+        if !nats_prefix.split('.').all(|t| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }) {
+            return Err(error(
+                "NATS_SUBJECT_PREFIX",
+                "must be dot-separated tokens of [A-Za-z0-9_-]",
+            ));
+        }
+        let jwt_secret = match get("JWT_SECRET") {
+            Some(secret) => {
+                let weak = secret.len() < MIN_SECRET_BYTES
+                    || PLACEHOLDER_SECRETS.iter().any(|p| {
+                        secret
+                            .to_ascii_lowercase()
+                            .contains(&p.to_ascii_lowercase())
+                    });
+                if weak && !development {
+                    return Err(error(
+                        "JWT_SECRET",
+                        format!("is a placeholder or shorter than {MIN_SECRET_BYTES} bytes; set a random secret (e.g. `openssl rand -hex 32`)"),
+                    ));
+                }
+                secret
+            }
+            None if development => {
+                tracing::warn!(
+                    "JWT_SECRET is not set: using a random one (tokens die with this process)"
+                );
+                random_secret()
+            }
+            None => {
+                return Err(error(
+                    "JWT_SECRET",
+                    "is required outside development (APP_ENV=development)",
+                ))
+            }
+        };
+        let parse_num = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map_err(|_| error(name, format!("must be a whole number, not '{v}'"))),
+            }
+        };
+        let host = match get("HOST") {
+            None => IpAddr::from([127, 0, 0, 1]),
+            Some(h) if h == "localhost" => IpAddr::from([127, 0, 0, 1]),
+            Some(h) => h
+                .parse()
+                .map_err(|_| error("HOST", format!("must be an IP address, not '{h}'")))?,
+        };
+        let port = u16::try_from(parse_num("PORT", 8000)?)
+            .map_err(|_| error("PORT", "must be at most 65535"))?;
+        let token_ttl_seconds = parse_num("TOKEN_TTL_SECONDS", 3600)?;
+        if !(60..=7 * 86_400).contains(&token_ttl_seconds) {
+            return Err(error("TOKEN_TTL_SECONDS", "must be between 60 and 604800"));
+        }
+        let db_max_connections = parse_num("DB_MAX_CONNECTIONS", 32)?;
+        if !(1..=1000).contains(&db_max_connections) {
+            return Err(error("DB_MAX_CONNECTIONS", "must be between 1 and 1000"));
+        }
+        let expiry_ms = parse_num("EXPIRY_INTERVAL_MS", 1000)?.max(10);
+        let secure_cookies = match get("SECURE_COOKIES").as_deref() {
+            None | Some("false") | Some("0") => false,
+            Some("true") | Some("1") => true,
+            Some(other) => {
+                return Err(error(
+                    "SECURE_COOKIES",
+                    format!("must be true or false, not '{other}'"),
+                ))
+            }
+        };
+        Ok(Config {
+            database_url,
+            nats_url,
+            nats_prefix,
+            jwt_secret,
+            token_ttl_seconds: token_ttl_seconds as i64,
+            host,
+            port,
+            admin_password: get("ADMIN_PASSWORD"),
+            development,
+            db_max_connections: db_max_connections as u32,
+            expiry_interval: Duration::from_millis(expiry_ms),
+            secure_cookies,
+        })
+    }
+}
+
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const DB: (&str, &str) = ("DATABASE_URL", "postgres://localhost/x");
+
+    #[test]
+    fn production_refuses_a_missing_secret_and_names_it() {
+        let err = Config::from_lookup(lookup(&[DB])).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn production_refuses_a_placeholder_secret() {
+        let err = Config::from_lookup(lookup(&[
+            DB,
+            ("JWT_SECRET", "change-me-change-me-change-me-change-me"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+        let err = Config::from_lookup(lookup(&[DB, ("JWT_SECRET", "short")])).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn development_accepts_a_missing_secret() {
+        let config = Config::from_lookup(lookup(&[DB, ("APP_ENV", "development")])).unwrap();
+        assert_eq!(config.jwt_secret.len(), 64);
+    }
+
+    #[test]
+    fn defaults_are_localhost_8000() {
+        let config = Config::from_lookup(lookup(&[DB, ("JWT_SECRET", &"x".repeat(40))])).unwrap();
+        assert_eq!(config.port, 8000);
+        assert_eq!(config.host.to_string(), "127.0.0.1");
+        assert_eq!(config.nats_prefix, "cp");
+    }
+
+    #[test]
+    fn bad_numbers_name_their_variable() {
+        let err = Config::from_lookup(lookup(&[
+            DB,
+            ("APP_ENV", "development"),
+            ("PORT", "eighty"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "PORT");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = Config::from_lookup(lookup(&[
+            DB,
+            ("JWT_SECRET", &"s3cr3t".repeat(8)),
+            ("ADMIN_PASSWORD", "hunter2hunter2"),
+        ]))
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cr3t")
+                && !shown.contains("hunter2")
+                && !shown.contains("postgres://")
+        );
+    }
+}

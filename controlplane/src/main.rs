@@ -1,0 +1,114 @@
+//! `controlplane serve | migrate | user add`.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use controlplane::Config;
+
+#[derive(Parser)]
+#[command(name = "controlplane", version, about = "Golden Arch control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API, the NATS command listener and the background workers.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user, or reset the password and role of an existing one. The password
+    /// comes from USER_PASSWORD or, when that is unset, from standard input.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["admin", "operator", "developer", "auditor", "viewer", "service"])]
+        role: String,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr: stdout carries only the line saying where the server listens.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    init_logging();
+    let cli = Cli::parse();
+    let config = match Config::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::Serve => {
+            let addr = std::net::SocketAddr::new(config.host, config.port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let server = controlplane::start(config, listener).await?;
+            tracing::info!(addr = %server.addr, "control plane listening");
+            println!("control plane listening on http://{}", server.addr);
+            server.wait().await;
+            Ok(())
+        }
+        Command::Migrate => {
+            let pool = commands::store::connect(&config.database_url, 2).await?;
+            commands::store::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Add { username, role },
+        } => {
+            let password = match std::env::var("USER_PASSWORD") {
+                Ok(p) if !p.is_empty() => p,
+                _ => {
+                    let mut input = String::new();
+                    std::io::stdin().read_to_string(&mut input)?;
+                    input.trim_end_matches(['\n', '\r']).to_string()
+                }
+            };
+            let role = auth::Role::parse(&role).ok_or("unknown role")?;
+            let pool = commands::store::connect(&config.database_url, 2).await?;
+            commands::store::migrate(&pool).await?;
+            gateway::users::upsert_user(&pool, &username, &password, role).await?;
+            println!("user {username} saved with role {}", role.as_str());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The invariant under load: approved allocations never exceed the limit.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use common::TestEnv;
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_reservations_over_http_and_nats_approve_exactly_what_fits() {
+    let env = Arc::new(TestEnv::start().await);
+    // 100 reservations of 100 tokens fit in 10,000; 200 ask.
+    env.set_limit("org1", "hot", 10_000).await;
+    let mut calls = Vec::new();
+    for i in 0..200 {
+        let env = env.clone();
+        calls.push(tokio::spawn(async move {
+            let body = json!({"tenant_id": "org1", "project_id": "hot", "task_id": format!("task-{i}"), "model": "gpt-4", "estimated_tokens": 100});
+            if i % 2 == 0 {
+                let (status, answer) = env.post("/budget/request", body).await;
+                assert_eq!(status, StatusCode::OK, "{answer}");
+                answer
+            } else {
+                env.nats_request("request", &body).await.expect("a NATS reply")
+            }
+        }));
+    }
+    let answers: Vec<Value> = join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let approved = answers.iter().filter(|a| a["approved"] == true).count();
+    let denied = answers
+        .iter()
+        .filter(|a| a["reason"] == "insufficient_budget")
+        .count();
+    assert_eq!(
+        approved, 100,
+        "exactly the reservations that fit are approved"
+    );
+    assert_eq!(denied, 100);
+    let (_, state) = env.get("/budget/state?tenant_id=org1&project_id=hot").await;
+    assert_eq!(state["reserved"], 10_000);
+    assert_eq!(state["available"], 0);
+    // The state equals a fold of the event log.
+    let folded = common::fold_budget(&env.database_url, "org1/hot").await;
+    let totals = folded.totals();
+    assert_eq!(
+        (totals.total, totals.used, totals.reserved),
+        (10_000, 0, 10_000)
+    );
+    assert_eq!(totals.open_reservations, 100);
+}
+
+/// Starts `controlplane serve` as a real process on port 0 and returns it and its URL.
+async fn spawn_process(database_url: &str, prefix: &str) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
+        .arg("serve")
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", database_url)
+        .env("NATS_URL", common::nats_url())
+        .env("NATS_SUBJECT_PREFIX", prefix)
+        .env("JWT_SECRET", common::JWT_SECRET)
+        .env("ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn controlplane");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the process starts in time")
+        .unwrap()
+        .expect("it prints where it listens");
+    let url = line.rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://"), "{line}");
+    (child, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_serve_processes_on_one_database_never_overspend() {
+    let database_url = common::fresh_database().await;
+    let prefix = common::unique_prefix();
+    let (_a, url_a) = spawn_process(&database_url, &prefix).await;
+    let (_b, url_b) = spawn_process(&database_url, &prefix).await;
+    let http = reqwest::Client::new();
+    let login = |url: String| {
+        let http = http.clone();
+        async move {
+            let answer: Value = http
+                .post(format!("{url}/auth/login"))
+                .json(&json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["token"].as_str().unwrap().to_string()
+        }
+    };
+    let token = login(url_a.clone()).await;
+    let set: Value = http
+        .put(format!("{url_a}/budget/limit"))
+        .bearer_auth(&token)
+        .json(&json!({"tenant_id": "org1", "project_id": "shared", "total_tokens": 5_000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(set["total"], 5_000);
+    let mut calls = Vec::new();
+    for i in 0..160 {
+        let url = if i % 2 == 0 {
+            url_a.clone()
+        } else {
+            url_b.clone()
+        };
+        let http = http.clone();
+        let token = token.clone();
+        calls.push(tokio::spawn(async move {
+            let response = http
+                .post(format!("{url}/budget/request"))
+                .bearer_auth(&token)
+                .json(&json!({"tenant_id": "org1", "project_id": "shared", "task_id": format!("t{i}"), "model": "m", "estimated_tokens": 100}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let answer = response.json::<Value>().await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            answer
+        }));
+    }
+    let answers: Vec<Value> = join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let approved: u64 = answers
+        .iter()
+        .filter(|a| a["approved"] == true)
+        .map(|a| a["allocated"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        approved, 5_000,
+        "exactly the limit is handed out, never more"
+    );
+    let folded = common::fold_budget(&database_url, "org1/shared").await;
+    assert_eq!(folded.reserved, 5_000);
+    assert_eq!(folded.open.len(), 50);
+}

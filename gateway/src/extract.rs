@@ -1,0 +1,122 @@
+//! Extractors that turn bad input into a 400 naming the field (never axum's plain-text
+//! rejections), and the authenticated caller.
+
+use auth::{Claims, Permission};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::{AppState, MAX_BODY_BYTES};
+
+/// The name of the HttpOnly session cookie set by `/auth/login`.
+pub const SESSION_COOKIE: &str = "cp_session";
+
+/// A JSON body parsed with field-level errors.
+pub struct ValidJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ValidJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(MAX_BODY_BYTES)
+            } else {
+                ApiError::invalid("body", rejection.body_text())
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::invalid("body", "a JSON body is required"));
+        }
+        Ok(ValidJson(commands::api::parse(&bytes)?))
+    }
+}
+
+/// A query string parsed with field-level errors.
+pub struct ValidQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ValidQuery)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let message = error.into_inner().to_string();
+                let field = if path == "." || path == "?" {
+                    message
+                        .split('`')
+                        .nth(1)
+                        .map(str::to_string)
+                        .unwrap_or_else(|| "query".into())
+                } else {
+                    path
+                };
+                ApiError::invalid(field, message)
+            })
+    }
+}
+
+/// The authenticated caller: a verified token from `Authorization: Bearer` or the
+/// session cookie.
+pub struct Caller(pub Claims);
+
+impl Caller {
+    /// Refuses with 403 unless the caller's token carries `permission`.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.0.has(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(permission.as_str()))
+        }
+    }
+
+    pub fn username(&self) -> &str {
+        &self.0.sub
+    }
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn session_cookie(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let token = bearer(parts)
+            .or_else(|| session_cookie(parts))
+            .ok_or(ApiError::Unauthenticated)?;
+        let claims = state
+            .keys
+            .verify(token)
+            .map_err(|_| ApiError::BadCredentials("invalid or expired token".into()))?;
+        Ok(Caller(claims))
+    }
+}

@@ -1,0 +1,15 @@
+use std::sync::Arc;
+
+use auth::TokenKeys;
+use commands::budget::BudgetService;
+use sqlx::PgPool;
+
+/// What every handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub budgets: Arc<BudgetService>,
+    pub pool: PgPool,
+    pub keys: TokenKeys,
+    /// Mark the session cookie `Secure` (set when served over HTTPS).
+    pub secure_cookies: bool,
+}

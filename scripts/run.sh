@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make run`: build and start the control plane against the services in .data/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091
+source .data/services.env
+export DATABASE_URL NATS_URL
+
+# A JWT secret and an admin password made once for this checkout, kept under .data/.
+if [ -z "${JWT_SECRET:-}" ]; then
+  [ -s .data/jwt_secret ] || (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > .data/jwt_secret)
+  JWT_SECRET=$(cat .data/jwt_secret)
+  export JWT_SECRET
+fi
+if [ -z "${ADMIN_PASSWORD:-}" ]; then
+  [ -s .data/admin_password ] || (umask 077; head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' > .data/admin_password)
+  ADMIN_PASSWORD=$(cat .data/admin_password)
+  SHOW_PASSWORD=1
+fi
+export ADMIN_PASSWORD
+export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}"
+
+echo "==> building the control plane (release)"
+cargo build --release --locked -p controlplane
+
+echo
+echo "  control plane:  http://localhost:${PORT}"
+echo "  PostgreSQL:     ${DATABASE_URL}"
+echo "  NATS:           ${NATS_URL}"
+if [ "${SHOW_PASSWORD:-}" = 1 ]; then
+  echo "  log in as:      admin / ${ADMIN_PASSWORD}   (kept in .data/admin_password)"
+else
+  echo "  log in as:      admin / \$ADMIN_PASSWORD"
+fi
+echo "  e.g.: curl -s localhost:${PORT}/auth/login -H 'content-type: application/json' \\"
+echo "          -d '{\"username\":\"admin\",\"password\":\"<password>\"}'"
+echo
+exec target/release/controlplane serve

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole suite: lints, then every test against the real services started by
+# scripts/services.sh (called by `make test` before this script).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091
+source .data/services.env
+export DATABASE_URL NATS_URL
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all --check
+
+step "clippy (-D warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# Each test creates its own database (cp_test_<uuid>); drop those of earlier runs.
+step "dropping test databases of earlier runs"
+psql "$DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'cp\_test\_%'" \
+  | while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
+
+step "Rust tests (unit + integration, real PostgreSQL and NATS)"
+cargo test --workspace --locked --exclude sandbox
+
+if [ -x scripts/sandbox-tests.sh ]; then
+  step "sandbox tests (real container engine)"
+  scripts/sandbox-tests.sh
+fi
