@@ -142,13 +142,19 @@ fn check_tokens(field: &'static str, value: u64) -> Result<(), BudgetError> {
 
 impl Budget {
     pub fn totals(&self) -> Totals {
-        let total = self.total.unwrap_or(0);
+        self.totals_with(self.total, self.used, self.reserved, 0)
+    }
+
+    /// The totals a change would leave, computed without copying the aggregate (which
+    /// holds every reservation: cloning it per command would cost O(reservations)).
+    fn totals_with(&self, total: Option<u64>, used: u64, reserved: u64, open_delta: i64) -> Totals {
+        let total = total.unwrap_or(0);
         Totals {
             total,
-            used: self.used,
-            reserved: self.reserved,
-            available: total.saturating_sub(self.used.saturating_add(self.reserved)),
-            open_reservations: self.open.len() as u64,
+            used,
+            reserved,
+            available: total.saturating_sub(used.saturating_add(reserved)),
+            open_reservations: (self.open.len() as i64 + open_delta) as u64,
         }
     }
 
@@ -173,14 +179,8 @@ impl Budget {
                     total: total_tokens,
                     previous_total: self.total,
                 };
-                let mut after = self.clone();
-                after.apply(event.clone());
-                Ok((
-                    vec![event],
-                    BudgetReply::LimitSet {
-                        totals: after.totals(),
-                    },
-                ))
+                let totals = self.totals_with(Some(total_tokens), self.used, self.reserved, 0);
+                Ok((vec![event], BudgetReply::LimitSet { totals }))
             }
             BudgetCommand::ReserveTokens {
                 tenant_id,
@@ -265,8 +265,8 @@ impl Budget {
                     used: self.used,
                     reserved: self.reserved + estimated_tokens,
                 };
-                let mut after = self.clone();
-                after.apply(event.clone());
+                let totals =
+                    self.totals_with(self.total, self.used, self.reserved + estimated_tokens, 1);
                 Ok((
                     vec![event],
                     BudgetReply::Reserved {
@@ -274,7 +274,7 @@ impl Budget {
                         allocated: estimated_tokens,
                         expires_at,
                         existing: false,
-                        totals: after.totals(),
+                        totals,
                     },
                 ))
             }
@@ -313,13 +313,19 @@ impl Budget {
                     used: self.used + actual_tokens,
                     reserved,
                 };
-                let mut after = self.clone();
-                after.apply(event.clone());
-                let reply = match &after.closed[&reservation_id] {
-                    committed @ Closed::Committed { .. } => {
-                        repeat_commit(reservation_id, committed, actual_tokens)?.1
-                    }
-                    _ => unreachable!("apply records a committed reservation"),
+                let open_delta = if late { 0 } else { -1 };
+                let reply = BudgetReply::Committed {
+                    reservation_id,
+                    allocated,
+                    actual_tokens,
+                    overage: actual_tokens.saturating_sub(allocated),
+                    late,
+                    totals: self.totals_with(
+                        self.total,
+                        self.used + actual_tokens,
+                        reserved,
+                        open_delta,
+                    ),
                 };
                 Ok((vec![event], reply))
             }
@@ -335,14 +341,18 @@ impl Budget {
                             used: self.used,
                             reserved: self.reserved - open.allocated,
                         };
-                        let mut after = self.clone();
-                        after.apply(event.clone());
+                        let totals = self.totals_with(
+                            self.total,
+                            self.used,
+                            self.reserved - open.allocated,
+                            -1,
+                        );
                         Ok((
                             vec![event],
                             BudgetReply::Released {
                                 reservation_id,
                                 allocated: open.allocated,
-                                totals: after.totals(),
+                                totals,
                             },
                         ))
                     }

@@ -601,11 +601,26 @@ fn folding_random_commands_never_approves_past_the_limit() {
                     ..
                 }
             );
+            let changed = !events.is_empty();
+            let reply_totals = match &reply {
+                BudgetReply::Reserved { totals, .. }
+                | BudgetReply::Committed { totals, .. }
+                | BudgetReply::Released { totals, .. }
+                | BudgetReply::LimitSet { totals } => Some(*totals),
+                _ => None,
+            };
             if let BudgetReply::Reserved { reservation_id, .. } = reply {
                 ids.push(reservation_id);
             }
             let used_before = budget.used;
             events.into_iter().for_each(|e| budget.apply(e));
+            if let (true, Some(totals)) = (changed, reply_totals) {
+                assert_eq!(
+                    totals,
+                    budget.totals(),
+                    "a reply's totals are the state after its events"
+                );
+            }
             if approved {
                 assert!(
                     used_before + budget.reserved <= 10_000,
