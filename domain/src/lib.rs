@@ -5,6 +5,7 @@
 //! The write side (`commands`) persists what these aggregates decide.
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod budget;
 pub mod ids;
 
