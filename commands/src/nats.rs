@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::api::{parse, MAX_COMMAND_BYTES};
+use crate::api::{parse, BudgetReads, MAX_COMMAND_BYTES};
 use crate::budget::BudgetService;
 use crate::store::Actor;
 use crate::CommandError;
@@ -34,6 +34,7 @@ pub async fn serve_budget_commands(
     client: Client,
     prefix: String,
     service: Arc<BudgetService>,
+    reads: Arc<dyn BudgetReads>,
 ) -> Result<(), async_nats::SubscribeError> {
     let subject = format!("{prefix}.cmd.budget.*");
     let mut subscription = client
@@ -47,20 +48,21 @@ pub async fn serve_budget_commands(
         };
         let client = client.clone();
         let service = service.clone();
+        let reads = reads.clone();
         tokio::spawn(async move {
-            handle(&client, &service, message).await;
+            handle(&client, &service, reads.as_ref(), message).await;
             drop(permit);
         });
     }
     Ok(())
 }
 
-async fn handle(client: &Client, service: &BudgetService, message: Message) {
+async fn handle(client: &Client, service: &BudgetService, reads: &dyn BudgetReads, message: Message) {
     let Some(reply_to) = message.reply.clone() else {
         tracing::warn!(subject = %message.subject, "NATS command without a reply subject ignored");
         return;
     };
-    let body = match dispatch(service, &message).await {
+    let body = match dispatch(service, reads, &message).await {
         Ok(body) => body,
         Err(error) => {
             if matches!(
@@ -84,6 +86,7 @@ fn to_value<T: Serialize>(value: T) -> Result<serde_json::Value, CommandError> {
 
 async fn dispatch(
     service: &BudgetService,
+    reads: &dyn BudgetReads,
     message: &Message,
 ) -> Result<serde_json::Value, CommandError> {
     if message.payload.len() > MAX_COMMAND_BYTES {
@@ -105,10 +108,9 @@ async fn dispatch(
         "request" => to_value(service.api_reserve(parse(payload)?, &actor).await?),
         "commit" => to_value(service.api_commit(parse(payload)?, &actor).await?),
         "release" => to_value(service.api_release(parse(payload)?, &actor).await?),
-        "state" => to_value(service.api_state(parse(payload)?).await?),
-        "limit" => to_value(service.api_set_limit(parse(payload)?, &actor).await?),
+        "state" => to_value(reads.state(parse(payload)?).await?),
         other => Err(CommandError::NotFound(format!(
-            "unknown budget command '{other}' (expected request, commit, release, state or limit)"
+            "unknown budget command '{other}' (expected request, commit, release or state)"
         ))),
     }
 }
