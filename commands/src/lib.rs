@@ -10,8 +10,12 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod breaker;
+pub mod breaker_api;
+pub mod breaker_nats;
 pub mod budget;
 pub mod error;
+pub mod executor;
 pub mod expiry;
 pub mod nats;
 pub mod store;

@@ -1,0 +1,372 @@
+//! Executes circuit-breaker commands and answers checks.
+//!
+//! Writes (outcomes, configuration, admin actions, the retry worker) go through the shared
+//! [`Executor`]: serialised per breaker in this process, optimistic against every other.
+//!
+//! Checks are the hot path and must not write. A check is answered from the breaker as this
+//! process last read it, when that read is younger than `max_staleness` and no other process
+//! announced a change since (see [`crate::breaker_nats`]); otherwise the new events are read
+//! first (one indexed SELECT). The one exception to "a check never writes" is a half-open
+//! trial permit: handing one out is recorded (`TrialCallGranted`), at most
+//! `half_open_max_calls` times per half-open period. Counting permits in the log rather than
+//! in process memory keeps the limit exact however many control-plane processes answer
+//! checks; counting them in memory would let every process hand out the full number.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use domain::breaker::{
+    validate_breaker_name, BreakerCommand, BreakerConfig, BreakerError, BreakerReply, BreakerState,
+    BreakerStatus, CircuitBreaker, Outcome,
+};
+use sqlx::Row;
+use tokio::sync::broadcast;
+
+use crate::budget::Clock;
+use crate::executor::{Decide, Decision, Executor};
+use crate::store::{Actor, EventStore};
+use crate::CommandError;
+
+/// How old a cached breaker may be when a check is answered from it, unless a change was
+/// announced. Bounds how long a process can miss another's transition if the announcement
+/// is lost (NATS down): normally changes arrive within milliseconds.
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_millis(500);
+
+impl Decide for CircuitBreaker {
+    type Reply = BreakerReply;
+
+    fn decide(&self, command: BreakerCommand) -> Decision<Self> {
+        CircuitBreaker::decide(self, command)
+    }
+}
+
+impl From<BreakerError> for CommandError {
+    fn from(error: BreakerError) -> Self {
+        match error {
+            BreakerError::Invalid { field, message } => CommandError::invalid(field, message),
+        }
+    }
+}
+
+/// The answer to a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckAnswer {
+    pub allowed: bool,
+    pub state: BreakerState,
+    /// The call is a half-open trial: its outcome decides whether the breaker closes.
+    pub trial: bool,
+}
+
+/// One line of the breaker list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerSummary {
+    pub name: String,
+    pub state: String,
+    pub failures: u32,
+    /// Only while OPEN.
+    pub next_retry: Option<DateTime<Utc>>,
+}
+
+/// Runs circuit-breaker commands against the event store.
+pub struct BreakerService {
+    executor: Executor<CircuitBreaker>,
+    clock: Arc<dyn Clock>,
+    max_staleness: Duration,
+    /// Names of breakers this process changed, for the cross-process announcement.
+    changes: broadcast::Sender<String>,
+}
+
+fn actor_text(actor: &Actor) -> String {
+    format!("{}:{}", actor.via, actor.user)
+}
+
+fn check_name(name: &str) -> Result<(), CommandError> {
+    validate_breaker_name(name).map_err(|e| CommandError::invalid("name", e.to_string()))
+}
+
+fn unexpected(reply: BreakerReply) -> CommandError {
+    CommandError::Internal(format!("unexpected reply {reply:?}").into())
+}
+
+impl BreakerService {
+    pub fn new(store: EventStore, clock: Arc<dyn Clock>) -> Self {
+        let (changes, _) = broadcast::channel(1024);
+        Self {
+            executor: Executor::new(store),
+            clock,
+            max_staleness: DEFAULT_MAX_STALENESS,
+            changes,
+        }
+    }
+
+    /// Sets how old a cached breaker may be when a check is answered from it.
+    pub fn with_max_staleness(mut self, max_staleness: Duration) -> Self {
+        self.max_staleness = max_staleness;
+        self
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Names of the breakers this process changes, as they change.
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    /// Another process changed `name`: the next check reads its new events first.
+    pub fn invalidate(&self, name: &str) {
+        self.executor.invalidate(name);
+    }
+
+    async fn execute(
+        &self,
+        command: BreakerCommand,
+        actor: &Actor,
+    ) -> Result<BreakerReply, CommandError> {
+        let name = command.name().to_string();
+        check_name(&name)?;
+        let executed = self.executor.execute(&name, command, actor).await?;
+        if executed.appended > 0 {
+            // Nobody listening is fine (no NATS announcer running).
+            let _ = self.changes.send(name);
+        }
+        Ok(executed.reply)
+    }
+
+    /// May a call to `name` go ahead? Reads state; writes only to hand out a half-open
+    /// trial permit.
+    pub async fn check(&self, name: &str, actor: &Actor) -> Result<CheckAnswer, CommandError> {
+        check_name(name)?;
+        let now = self.clock.now();
+        let quick = self
+            .executor
+            .read(name, Some(self.max_staleness), |loaded| {
+                loaded.aggregate.quick_check(now)
+            })
+            .await?;
+        let reply = match quick {
+            Some(reply) => reply,
+            None => {
+                let command = BreakerCommand::Check {
+                    name: name.to_string(),
+                    actor: actor_text(actor),
+                    now,
+                };
+                self.execute(command, actor).await?
+            }
+        };
+        match reply {
+            BreakerReply::Checked {
+                allowed,
+                state,
+                trial,
+            } => Ok(CheckAnswer {
+                allowed,
+                state,
+                trial,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Records the outcome of a call. Returns whether it counted, and the breaker after it.
+    pub async fn record(
+        &self,
+        name: &str,
+        outcome: Outcome,
+        actor: &Actor,
+    ) -> Result<(bool, BreakerStatus), CommandError> {
+        let command = BreakerCommand::RecordOutcome {
+            name: name.to_string(),
+            outcome,
+            actor: actor_text(actor),
+            now: self.clock.now(),
+        };
+        match self.execute(command, actor).await? {
+            BreakerReply::Recorded { counted, status } => Ok((counted, status)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    async fn change(
+        &self,
+        command: BreakerCommand,
+        actor: &Actor,
+    ) -> Result<(bool, BreakerStatus), CommandError> {
+        match self.execute(command, actor).await? {
+            BreakerReply::Changed { changed, status } => Ok((changed, status)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn configure(
+        &self,
+        name: &str,
+        config: BreakerConfig,
+        actor: &Actor,
+    ) -> Result<(bool, BreakerStatus), CommandError> {
+        let command = BreakerCommand::Configure {
+            name: name.to_string(),
+            config,
+            actor: actor_text(actor),
+            now: self.clock.now(),
+        };
+        self.change(command, actor).await
+    }
+
+    pub async fn reset(
+        &self,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<(bool, BreakerStatus), CommandError> {
+        let command = BreakerCommand::Reset {
+            name: name.to_string(),
+            actor: actor_text(actor),
+            now: self.clock.now(),
+        };
+        self.change(command, actor).await
+    }
+
+    pub async fn force_open(
+        &self,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<(bool, BreakerStatus), CommandError> {
+        let command = BreakerCommand::ForceOpen {
+            name: name.to_string(),
+            actor: actor_text(actor),
+            now: self.clock.now(),
+        };
+        self.change(command, actor).await
+    }
+
+    pub async fn disable(
+        &self,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<(bool, BreakerStatus), CommandError> {
+        let command = BreakerCommand::Disable {
+            name: name.to_string(),
+            actor: actor_text(actor),
+            now: self.clock.now(),
+        };
+        self.change(command, actor).await
+    }
+
+    /// OPEN → HALF_OPEN if `next_retry` has come (the retry worker calls this).
+    pub async fn retry_if_due(
+        &self,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<(bool, BreakerStatus), CommandError> {
+        let command = BreakerCommand::RetryIfDue {
+            name: name.to_string(),
+            actor: actor_text(actor),
+            now: self.clock.now(),
+        };
+        self.change(command, actor).await
+    }
+
+    /// Resets every breaker that is not already closed without failures. Returns the
+    /// names it reset.
+    pub async fn reset_all(&self, actor: &Actor) -> Result<Vec<String>, CommandError> {
+        let mut reset = Vec::new();
+        for summary in self.list().await? {
+            if summary.state == BreakerState::Closed.as_str() && summary.failures == 0 {
+                continue;
+            }
+            let (changed, _) = self.reset(&summary.name, actor).await?;
+            if changed {
+                reset.push(summary.name);
+            }
+        }
+        Ok(reset)
+    }
+
+    /// A breaker as it is now, including what other processes wrote.
+    pub async fn status(&self, name: &str) -> Result<BreakerStatus, CommandError> {
+        check_name(name)?;
+        self.executor
+            .read(name, None, |loaded| loaded.aggregate.status(name))
+            .await
+    }
+
+    /// Every breaker that has events, by name, read from the latest event of each (every
+    /// event carries the state and failure count after it).
+    ///
+    /// This reads the `events` table directly, which is fine for the tens of breakers a
+    /// platform has; the breaker read model of the event pipeline replaces it once it lands.
+    pub async fn list(&self) -> Result<Vec<BreakerSummary>, CommandError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (aggregate_id)
+                    aggregate_id,
+                    payload ->> 'state' AS state,
+                    (payload ->> 'failures')::bigint AS failures,
+                    (payload ->> 'next_retry')::timestamptz AS next_retry
+               FROM events
+              WHERE aggregate_type = 'CircuitBreaker'
+              ORDER BY aggregate_id, sequence DESC",
+        )
+        .fetch_all(self.executor.store().pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state")?;
+                let failures: i64 = row.try_get("failures")?;
+                let next_retry: Option<DateTime<Utc>> = row.try_get("next_retry")?;
+                Ok(BreakerSummary {
+                    name: row.try_get("aggregate_id")?,
+                    next_retry: next_retry.filter(|_| state == BreakerState::Open.as_str()),
+                    state,
+                    failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(CommandError::from)
+    }
+
+    /// OPEN breakers whose `next_retry` has come (for the retry worker).
+    pub async fn due_for_retry(&self) -> Result<Vec<String>, CommandError> {
+        let now = self.clock.now();
+        Ok(self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|b| b.next_retry.is_some_and(|t| t <= now))
+            .map(|b| b.name)
+            .collect())
+    }
+}
+
+/// Moves OPEN breakers to HALF_OPEN at `next_retry`, so a breaker recovers even when no
+/// caller checks it. Runs forever, one pass every `interval`; several processes may run it
+/// at once (the loser of a race records nothing).
+pub async fn run_retry_worker(service: Arc<BreakerService>, interval: Duration) {
+    let actor = Actor::new("breaker-retry", "worker");
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(error) = retry_due(&service, &actor).await {
+            tracing::warn!(error = ?error, "breaker retry pass failed; retrying next tick");
+        }
+    }
+}
+
+/// One pass of the retry worker. Returns how many breakers it turned half-open.
+pub async fn retry_due(service: &BreakerService, actor: &Actor) -> Result<usize, CommandError> {
+    let mut moved = 0;
+    for name in service.due_for_retry().await? {
+        match service.retry_if_due(&name, actor).await {
+            Ok((true, _)) => {
+                tracing::info!(breaker = %name, "breaker half-open");
+                moved += 1;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(breaker = %name, error = ?error, "could not retry"),
+        }
+    }
+    Ok(moved)
+}

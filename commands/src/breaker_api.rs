@@ -1,0 +1,309 @@
+//! The circuit-breaker API's requests and answers, shared by HTTP (gateway) and NATS.
+//! Bodies are parsed with [`crate::api::parse`], so a bad field is named the same way.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use domain::breaker::{BreakerConfig, BreakerState, BreakerStatus, Outcome};
+use serde::{Deserialize, Serialize};
+
+use crate::breaker::BreakerService;
+use crate::store::Actor;
+use crate::CommandError;
+
+/// How a call went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutcomeBody {
+    Success,
+    Failure,
+}
+
+/// `cp.cmd.breaker.record`: `{"name","outcome":"success"|"failure","error"?}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRequest {
+    pub name: String,
+    pub outcome: OutcomeBody,
+    /// What went wrong (kept with a failure; ignored with a success).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `cp.cmd.breaker.check` and `cp.cmd.breaker.status`: `{"name"}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameRequest {
+    pub name: String,
+}
+
+/// `{"allowed","state"}`, plus `"trial":true` when the call is a half-open trial whose
+/// outcome the caller must report.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckResponse {
+    pub allowed: bool,
+    pub state: BreakerState,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trial: bool,
+}
+
+/// `PUT /circuit-breakers/{name}`: a field left out takes its default value.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRequest {
+    #[serde(default)]
+    pub failure_threshold: Option<u32>,
+    #[serde(default)]
+    pub open_seconds: Option<u64>,
+    #[serde(default)]
+    pub half_open_max_calls: Option<u32>,
+}
+
+impl ConfigRequest {
+    pub fn config(&self) -> BreakerConfig {
+        let default = BreakerConfig::default();
+        BreakerConfig {
+            failure_threshold: self.failure_threshold.unwrap_or(default.failure_threshold),
+            open_seconds: self.open_seconds.unwrap_or(default.open_seconds),
+            half_open_max_calls: self
+                .half_open_max_calls
+                .unwrap_or(default.half_open_max_calls),
+        }
+    }
+}
+
+/// One breaker in full.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BreakerBody {
+    pub name: String,
+    pub state: BreakerState,
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry: Option<DateTime<Utc>>,
+    pub config: BreakerConfig,
+    /// Half-open trial permits handed out / successes counted in this half-open period.
+    pub trials_granted: u32,
+    pub successes: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The last transition: when, and who or what caused it (`via:user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<String>,
+}
+
+impl From<BreakerStatus> for BreakerBody {
+    fn from(s: BreakerStatus) -> Self {
+        Self {
+            name: s.name,
+            state: s.state,
+            failures: s.failures,
+            next_retry: s.next_retry,
+            config: s.config,
+            trials_granted: s.trials_granted,
+            successes: s.successes,
+            last_error: s.last_error,
+            changed_at: s.changed_at,
+            changed_by: s.changed_by,
+        }
+    }
+}
+
+/// The answer to an outcome report.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecordResponse {
+    /// False when the outcome changed nothing (a success while closed without failures,
+    /// anything while open, forced open or disabled).
+    pub counted: bool,
+    #[serde(flatten)]
+    pub breaker: BreakerBody,
+}
+
+/// The answer to a configuration or an admin action.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChangeResponse {
+    /// False when the breaker already was as asked (nothing was recorded).
+    pub changed: bool,
+    #[serde(flatten)]
+    pub breaker: BreakerBody,
+}
+
+/// One entry of `GET /circuit-breakers`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BreakerSummaryBody {
+    pub state: String,
+    pub failures: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry: Option<DateTime<Utc>>,
+}
+
+/// `GET /circuit-breakers`: `{"breakers":{"<name>":{"state","failures","next_retry"?}}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ListResponse {
+    pub breakers: BTreeMap<String, BreakerSummaryBody>,
+}
+
+/// `POST /circuit-breakers/reset_all`: the names that were reset.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResetAllResponse {
+    pub reset: Vec<String>,
+}
+
+/// An admin action on one breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminAction {
+    Reset,
+    ForceOpen,
+    Disable,
+}
+
+/// The breaker operations, one function per endpoint / NATS subject.
+impl BreakerService {
+    pub async fn api_check(
+        &self,
+        request: NameRequest,
+        actor: &Actor,
+    ) -> Result<CheckResponse, CommandError> {
+        let answer = self.check(&request.name, actor).await?;
+        Ok(CheckResponse {
+            allowed: answer.allowed,
+            state: answer.state,
+            trial: answer.trial,
+        })
+    }
+
+    pub async fn api_record(
+        &self,
+        request: RecordRequest,
+        actor: &Actor,
+    ) -> Result<RecordResponse, CommandError> {
+        let outcome = match request.outcome {
+            OutcomeBody::Success => Outcome::Success,
+            OutcomeBody::Failure => Outcome::Failure {
+                error: request.error,
+            },
+        };
+        let (counted, status) = self.record(&request.name, outcome, actor).await?;
+        Ok(RecordResponse {
+            counted,
+            breaker: status.into(),
+        })
+    }
+
+    pub async fn api_status(&self, request: NameRequest) -> Result<BreakerBody, CommandError> {
+        Ok(self.status(&request.name).await?.into())
+    }
+
+    pub async fn api_configure(
+        &self,
+        name: &str,
+        request: ConfigRequest,
+        actor: &Actor,
+    ) -> Result<ChangeResponse, CommandError> {
+        let (changed, status) = self.configure(name, request.config(), actor).await?;
+        Ok(ChangeResponse {
+            changed,
+            breaker: status.into(),
+        })
+    }
+
+    pub async fn api_admin(
+        &self,
+        name: &str,
+        action: AdminAction,
+        actor: &Actor,
+    ) -> Result<ChangeResponse, CommandError> {
+        let (changed, status) = match action {
+            AdminAction::Reset => self.reset(name, actor).await?,
+            AdminAction::ForceOpen => self.force_open(name, actor).await?,
+            AdminAction::Disable => self.disable(name, actor).await?,
+        };
+        Ok(ChangeResponse {
+            changed,
+            breaker: status.into(),
+        })
+    }
+
+    pub async fn api_list(&self) -> Result<ListResponse, CommandError> {
+        let breakers = self
+            .list()
+            .await?
+            .into_iter()
+            .map(|b| {
+                (
+                    b.name,
+                    BreakerSummaryBody {
+                        state: b.state,
+                        failures: b.failures,
+                        next_retry: b.next_retry,
+                    },
+                )
+            })
+            .collect();
+        Ok(ListResponse { breakers })
+    }
+
+    pub async fn api_reset_all(&self, actor: &Actor) -> Result<ResetAllResponse, CommandError> {
+        Ok(ResetAllResponse {
+            reset: self.reset_all(actor).await?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse;
+
+    fn field_of(error: CommandError) -> String {
+        error.field().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn a_record_request_parses_and_names_bad_fields() {
+        let ok: RecordRequest =
+            parse(br#"{"name":"db","outcome":"failure","error":"timeout"}"#).unwrap();
+        assert_eq!(ok.outcome, OutcomeBody::Failure);
+        assert_eq!(
+            field_of(parse::<RecordRequest>(br#"{"name":"db","outcome":"meh"}"#).unwrap_err()),
+            "outcome"
+        );
+        assert_eq!(
+            field_of(parse::<RecordRequest>(br#"{"outcome":"success"}"#).unwrap_err()),
+            "name"
+        );
+        assert_eq!(
+            field_of(
+                parse::<RecordRequest>(br#"{"name":"db","outcome":"success","x":1}"#).unwrap_err()
+            ),
+            "x"
+        );
+    }
+
+    #[test]
+    fn a_config_request_fills_in_the_defaults() {
+        let request: ConfigRequest = parse(br#"{"failure_threshold":2}"#).unwrap();
+        let config = request.config();
+        assert_eq!(config.failure_threshold, 2);
+        assert_eq!(config.open_seconds, BreakerConfig::default().open_seconds);
+        assert_eq!(
+            field_of(parse::<ConfigRequest>(br#"{"open_seconds":-1}"#).unwrap_err()),
+            "open_seconds"
+        );
+    }
+
+    #[test]
+    fn a_check_answer_is_allowed_and_state_with_trial_only_when_true() {
+        let body = serde_json::to_value(CheckResponse {
+            allowed: true,
+            state: BreakerState::Closed,
+            trial: false,
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"allowed": true, "state": "CLOSED"})
+        );
+    }
+}
