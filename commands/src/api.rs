@@ -97,6 +97,21 @@ pub struct ReleaseRequest {
 pub struct StateRequest {
     pub tenant_id: String,
     pub project_id: String,
+    /// Read-your-writes: answer only once the read model has applied the event at this
+    /// global position (the `position` of a command's answer); waits up to a bound, then
+    /// fails with `not_yet_applied` (HTTP 503 with Retry-After).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_position: Option<i64>,
+}
+
+/// Budget reads, served from the read models. The write side only defines the contract
+/// (the NATS listener and the gateway answer `state` through it); the binary plugs in the
+/// projections.
+pub trait BudgetReads: Send + Sync {
+    fn state(
+        &self,
+        request: StateRequest,
+    ) -> futures::future::BoxFuture<'_, Result<StateResponse, CommandError>>;
 }
 
 /// A budget's numbers, flattened into every answer.
@@ -125,6 +140,9 @@ impl From<Totals> for TotalsBody {
 pub struct LimitResponse {
     pub tenant_id: String,
     pub project_id: String,
+    /// The global position of the event written (see [`StateRequest::min_position`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
     #[serde(flatten)]
     pub totals: TotalsBody,
 }
@@ -147,6 +165,10 @@ pub struct ReserveResponse {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requested: Option<u64>,
+    /// The global position of the event written; absent when nothing was written (the
+    /// same task's open reservation was returned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
     #[serde(flatten)]
     pub totals: TotalsBody,
 }
@@ -159,6 +181,9 @@ pub struct CommitResponse {
     pub overage: u64,
     /// The reservation had expired before the commit.
     pub late: bool,
+    /// The global position of the event written; absent on a repeated commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
     #[serde(flatten)]
     pub totals: TotalsBody,
 }
@@ -168,6 +193,9 @@ pub struct ReleaseResponse {
     pub reservation_id: Uuid,
     pub released: bool,
     pub allocated: u64,
+    /// The global position of the event written; absent on a repeated release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
     #[serde(flatten)]
     pub totals: TotalsBody,
 }
@@ -191,7 +219,7 @@ impl BudgetService {
         request: SetLimitRequest,
         actor: &Actor,
     ) -> Result<LimitResponse, CommandError> {
-        let reply = self
+        let outcome = self
             .set_limit(
                 request.tenant_id.clone(),
                 request.project_id.clone(),
@@ -199,10 +227,11 @@ impl BudgetService {
                 actor,
             )
             .await?;
-        match reply {
+        match outcome.reply {
             BudgetReply::LimitSet { totals } => Ok(LimitResponse {
                 tenant_id: request.tenant_id,
                 project_id: request.project_id,
+                position: outcome.position,
                 totals: totals.into(),
             }),
             other => Err(unexpected(other)),
@@ -214,7 +243,7 @@ impl BudgetService {
         request: ReserveRequest,
         actor: &Actor,
     ) -> Result<ReserveResponse, CommandError> {
-        let reply = self
+        let outcome = self
             .reserve(
                 request.tenant_id,
                 request.project_id,
@@ -225,7 +254,8 @@ impl BudgetService {
                 actor,
             )
             .await?;
-        match reply {
+        let position = outcome.position;
+        match outcome.reply {
             BudgetReply::Reserved {
                 reservation_id,
                 allocated,
@@ -240,6 +270,7 @@ impl BudgetService {
                 existing: Some(existing),
                 reason: None,
                 requested: None,
+                position,
                 totals: totals.into(),
             }),
             BudgetReply::Denied {
@@ -255,6 +286,7 @@ impl BudgetService {
                 existing: None,
                 reason: Some(reason.as_str().to_string()),
                 requested: Some(requested),
+                position,
                 totals: totals.into(),
             }),
             other => Err(unexpected(other)),
@@ -266,10 +298,10 @@ impl BudgetService {
         request: CommitRequest,
         actor: &Actor,
     ) -> Result<CommitResponse, CommandError> {
-        match self
+        let outcome = self
             .commit(request.reservation_id, request.actual_tokens, actor)
-            .await?
-        {
+            .await?;
+        match outcome.reply {
             BudgetReply::Committed {
                 reservation_id,
                 allocated,
@@ -283,6 +315,7 @@ impl BudgetService {
                 actual_tokens,
                 overage,
                 late,
+                position: outcome.position,
                 totals: totals.into(),
             }),
             other => Err(unexpected(other)),
@@ -294,7 +327,8 @@ impl BudgetService {
         request: ReleaseRequest,
         actor: &Actor,
     ) -> Result<ReleaseResponse, CommandError> {
-        match self.release(request.reservation_id, actor).await? {
+        let outcome = self.release(request.reservation_id, actor).await?;
+        match outcome.reply {
             BudgetReply::Released {
                 reservation_id,
                 allocated,
@@ -303,23 +337,10 @@ impl BudgetService {
                 reservation_id,
                 released: true,
                 allocated,
+                position: outcome.position,
                 totals: totals.into(),
             }),
             other => Err(unexpected(other)),
-        }
-    }
-
-    pub async fn api_state(&self, request: StateRequest) -> Result<StateResponse, CommandError> {
-        match self.state(&request.tenant_id, &request.project_id).await? {
-            Some(totals) => Ok(StateResponse {
-                tenant_id: request.tenant_id,
-                project_id: request.project_id,
-                totals: totals.into(),
-            }),
-            None => Err(CommandError::NotFound(format!(
-                "no budget is set for {}/{}",
-                request.tenant_id, request.project_id
-            ))),
         }
     }
 }

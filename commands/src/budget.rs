@@ -48,6 +48,24 @@ const CONTENDED_FOR: Duration = Duration::from_secs(10);
 
 type Slot = Arc<AsyncMutex<Option<Loaded>>>;
 
+/// The answer to a command and where its events landed in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub reply: BudgetReply,
+    /// The global position of the last event the command wrote; `None` when it wrote
+    /// nothing (a repeat, or an expiry that was not due).
+    pub position: Option<i64>,
+}
+
+impl Outcome {
+    fn unchanged(reply: BudgetReply) -> Self {
+        Outcome {
+            reply,
+            position: None,
+        }
+    }
+}
+
 /// Runs budget commands against the event store.
 pub struct BudgetService {
     store: EventStore,
@@ -116,7 +134,7 @@ impl BudgetService {
         aggregate_id: &str,
         command: BudgetCommand,
         actor: &Actor,
-    ) -> Result<BudgetReply, CommandError> {
+    ) -> Result<Outcome, CommandError> {
         let slot = self.slot(aggregate_id);
         let mut guard = slot.lock().await;
         let mut caught_up = false;
@@ -160,19 +178,22 @@ impl BudgetService {
             }
             let (events, reply) = decision?;
             if events.is_empty() {
-                return Ok(reply);
+                return Ok(Outcome::unchanged(reply));
             }
             match self
                 .store
                 .append::<Budget>(aggregate_id, loaded.version, &events, actor)
                 .await
             {
-                Ok(()) => {
+                Ok(position) => {
                     loaded.version += events.len();
                     for event in events {
                         loaded.budget.apply(event);
                     }
-                    return Ok(reply);
+                    return Ok(Outcome {
+                        reply,
+                        position: Some(position),
+                    });
                 }
                 Err(AppendError::Conflict) => {
                     // Another process writes to this aggregate too: take turns from now on.
@@ -199,7 +220,7 @@ impl BudgetService {
         loaded: &mut Loaded,
         command: BudgetCommand,
         actor: &Actor,
-    ) -> Result<BudgetReply, AppendError> {
+    ) -> Result<Outcome, AppendError> {
         let mut locked = self
             .store
             .lock::<Budget>(aggregate_id)
@@ -218,16 +239,19 @@ impl BudgetService {
             .decide(command)
             .map_err(|e| AppendError::Other(e.into()))?;
         if events.is_empty() {
-            return Ok(reply);
+            return Ok(Outcome::unchanged(reply));
         }
-        locked
+        let position = locked
             .append_and_commit::<Budget>(loaded.version, &events, actor)
             .await?;
         loaded.version += events.len();
         for event in events {
             loaded.budget.apply(event);
         }
-        Ok(reply)
+        Ok(Outcome {
+            reply,
+            position: Some(position),
+        })
     }
 
     pub async fn set_limit(
@@ -236,7 +260,7 @@ impl BudgetService {
         project_id: String,
         total_tokens: u64,
         actor: &Actor,
-    ) -> Result<BudgetReply, CommandError> {
+    ) -> Result<Outcome, CommandError> {
         domain::validate_id(&tenant_id)
             .map_err(|e| CommandError::invalid("tenant_id", e.to_string()))?;
         domain::validate_id(&project_id)
@@ -264,7 +288,7 @@ impl BudgetService {
         estimated_tokens: u64,
         ttl_seconds: u64,
         actor: &Actor,
-    ) -> Result<BudgetReply, CommandError> {
+    ) -> Result<Outcome, CommandError> {
         domain::validate_id(&tenant_id)
             .map_err(|e| CommandError::invalid("tenant_id", e.to_string()))?;
         domain::validate_id(&project_id)
@@ -280,11 +304,11 @@ impl BudgetService {
             ttl_seconds,
             now: self.clock.now(),
         };
-        let reply = self.execute(&id, command, actor).await?;
-        if let BudgetReply::Reserved { reservation_id, .. } = &reply {
+        let outcome = self.execute(&id, command, actor).await?;
+        if let BudgetReply::Reserved { reservation_id, .. } = &outcome.reply {
             self.remember(*reservation_id, &id);
         }
-        Ok(reply)
+        Ok(outcome)
     }
 
     pub async fn commit(
@@ -292,7 +316,7 @@ impl BudgetService {
         reservation_id: Uuid,
         actual_tokens: u64,
         actor: &Actor,
-    ) -> Result<BudgetReply, CommandError> {
+    ) -> Result<Outcome, CommandError> {
         let id = self.budget_of(reservation_id).await?;
         self.execute(
             &id,
@@ -309,7 +333,7 @@ impl BudgetService {
         &self,
         reservation_id: Uuid,
         actor: &Actor,
-    ) -> Result<BudgetReply, CommandError> {
+    ) -> Result<Outcome, CommandError> {
         let id = self.budget_of(reservation_id).await?;
         self.execute(
             &id,
@@ -325,7 +349,7 @@ impl BudgetService {
         aggregate_id: &str,
         reservation_id: Uuid,
         actor: &Actor,
-    ) -> Result<BudgetReply, CommandError> {
+    ) -> Result<Outcome, CommandError> {
         let command = BudgetCommand::ExpireReservation {
             reservation_id,
             now: self.clock.now(),

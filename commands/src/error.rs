@@ -14,6 +14,10 @@ pub enum CommandError {
     /// Too many concurrent writers kept winning; try again.
     #[error("the aggregate is busy, try again")]
     Busy,
+    /// A read asked for `min_position` and the read model had not applied that event
+    /// within the wait bound: try again shortly.
+    #[error("the read model has not yet applied position {0}; try again shortly")]
+    NotYetApplied(i64),
     /// The event store could not be reached; nothing was applied.
     #[error("storage unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -29,6 +33,7 @@ impl CommandError {
             CommandError::NotFound(_) => "not_found",
             CommandError::Conflict(_) => "conflict",
             CommandError::Busy => "busy",
+            CommandError::NotYetApplied(_) => "not_yet_applied",
             CommandError::Unavailable(_) => "unavailable",
             CommandError::Internal(_) => "internal",
         }

@@ -32,7 +32,10 @@ pub async fn expire_due(
     let mut expired = 0;
     for (aggregate_id, reservation_id) in due {
         match service.expire(&aggregate_id, reservation_id, actor).await {
-            Ok(domain::budget::BudgetReply::Expired { expired: true, .. }) => expired += 1,
+            Ok(crate::budget::Outcome {
+                reply: domain::budget::BudgetReply::Expired { expired: true, .. },
+                ..
+            }) => expired += 1,
             Ok(_) => {}
             Err(error) => tracing::warn!(%reservation_id, error = ?error, "could not expire"),
         }

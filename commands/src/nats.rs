@@ -57,7 +57,12 @@ pub async fn serve_budget_commands(
     Ok(())
 }
 
-async fn handle(client: &Client, service: &BudgetService, reads: &dyn BudgetReads, message: Message) {
+async fn handle(
+    client: &Client,
+    service: &BudgetService,
+    reads: &dyn BudgetReads,
+    message: Message,
+) {
     let Some(reply_to) = message.reply.clone() else {
         tracing::warn!(subject = %message.subject, "NATS command without a reply subject ignored");
         return;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
 use cqrs_es::{Aggregate, DomainEvent};
 use postgres_es::PostgresEventRepository;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -103,39 +103,57 @@ impl EventStore {
             .collect()
     }
 
-    /// Appends `events` after `version` in one transaction. The primary key on
-    /// (type, id, sequence) turns a concurrent append into [`AppendError::Conflict`].
+    /// Appends `events` after `version` in one transaction and returns the global
+    /// position of the last one (clients pass it back as `min_position` to read their
+    /// writes). The primary key on (type, id, sequence) turns a concurrent append into
+    /// [`AppendError::Conflict`]. The INSERT is postgres-es's own, plus `RETURNING`
+    /// (docs/adr/003-append-returns-position.md).
     pub async fn append<A: Aggregate>(
         &self,
         aggregate_id: &str,
         version: usize,
         events: &[A::Event],
         actor: &Actor,
-    ) -> Result<(), AppendError> {
-        let metadata = serde_json::to_value(actor.metadata())
-            .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
-        let serialized = events
-            .iter()
-            .enumerate()
-            .map(|(i, event)| {
-                Ok(SerializedEvent::new(
-                    aggregate_id.to_string(),
-                    version + i + 1,
-                    A::TYPE.to_string(),
-                    event.event_type(),
-                    event.event_version(),
-                    serde_json::to_value(event)?,
-                    metadata.clone(),
-                ))
-            })
-            .collect::<Result<Vec<_>, serde_json::Error>>()
-            .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
-        match self.repo.persist::<A>(&serialized, None).await {
-            Ok(()) => Ok(()),
-            Err(PersistenceError::OptimisticLockError) => Err(AppendError::Conflict),
-            Err(other) => Err(AppendError::Other(persistence_error(other))),
-        }
+    ) -> Result<i64, AppendError> {
+        let mut tx = self.pool.begin().await.map_err(append_error)?;
+        let position = insert_events::<A>(&mut tx, aggregate_id, version, events, actor).await?;
+        tx.commit().await.map_err(append_error)?;
+        Ok(position)
     }
+}
+
+/// Inserts the events (the columns postgres-es writes) and returns the last one's global
+/// position. The caller commits.
+async fn insert_events<A: Aggregate>(
+    tx: &mut Transaction<'static, Postgres>,
+    aggregate_id: &str,
+    version: usize,
+    events: &[A::Event],
+    actor: &Actor,
+) -> Result<i64, AppendError> {
+    let metadata = serde_json::to_value(actor.metadata())
+        .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
+    let mut position = 0;
+    for (i, event) in events.iter().enumerate() {
+        let payload = serde_json::to_value(event)
+            .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
+        position = sqlx::query_scalar(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING global_position",
+        )
+        .bind(A::TYPE)
+        .bind(aggregate_id)
+        .bind((version + i + 1) as i64)
+        .bind(event.event_type())
+        .bind(event.event_version())
+        .bind(&payload)
+        .bind(&metadata)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(append_error)?;
+    }
+    Ok(position)
 }
 
 /// An open transaction holding the cross-process write lock of one aggregate.
@@ -192,34 +210,18 @@ impl LockedAggregate {
             .collect()
     }
 
-    /// Inserts the events (the same columns postgres-es writes) and commits.
+    /// Inserts the events (the same columns postgres-es writes) and commits; returns the
+    /// last event's global position.
     pub async fn append_and_commit<A: Aggregate>(
         mut self,
         version: usize,
         events: &[A::Event],
         actor: &Actor,
-    ) -> Result<(), AppendError> {
-        let metadata = serde_json::to_value(actor.metadata())
-            .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
-        for (i, event) in events.iter().enumerate() {
-            let payload = serde_json::to_value(event)
-                .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
-            sqlx::query(
-                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(A::TYPE)
-            .bind(&self.aggregate_id)
-            .bind((version + i + 1) as i64)
-            .bind(event.event_type())
-            .bind(event.event_version())
-            .bind(&payload)
-            .bind(&metadata)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(append_error)?;
-        }
-        self.tx.commit().await.map_err(append_error)
+    ) -> Result<i64, AppendError> {
+        let position =
+            insert_events::<A>(&mut self.tx, &self.aggregate_id, version, events, actor).await?;
+        self.tx.commit().await.map_err(append_error)?;
+        Ok(position)
     }
 }
 

@@ -10,6 +10,10 @@ pub struct Config {
     pub nats_url: String,
     /// First token of every NATS subject (`<prefix>.cmd.budget.request`); tests use their own.
     pub nats_prefix: String,
+    /// The JetStream stream events are published to (`CP_EVENTS`); tests use their own.
+    pub events_stream: String,
+    /// Longest wait of a read with `min_position` before it answers 503.
+    pub read_wait: Duration,
     pub jwt_secret: String,
     pub token_ttl_seconds: i64,
     pub host: IpAddr,
@@ -26,6 +30,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("nats_url", &self.nats_url)
             .field("nats_prefix", &self.nats_prefix)
+            .field("events_stream", &self.events_stream)
             .field("host", &self.host)
             .field("port", &self.port)
             .field("development", &self.development)
@@ -80,6 +85,17 @@ impl Config {
             return Err(error(
                 "NATS_SUBJECT_PREFIX",
                 "must be dot-separated tokens of [A-Za-z0-9_-]",
+            ));
+        }
+        let events_stream = get("EVENTS_STREAM").unwrap_or_else(|| "CP_EVENTS".into());
+        if events_stream.len() > 64
+            || !events_stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(error(
+                "EVENTS_STREAM",
+                "must be 1-64 characters of [A-Za-z0-9_-] (a JetStream stream name)",
             ));
         }
         let jwt_secret = match get("JWT_SECRET") {
@@ -137,6 +153,10 @@ impl Config {
             return Err(error("DB_MAX_CONNECTIONS", "must be between 1 and 1000"));
         }
         let expiry_ms = parse_num("EXPIRY_INTERVAL_MS", 1000)?.max(10);
+        let read_wait_ms = parse_num("MIN_POSITION_WAIT_MS", 2000)?;
+        if read_wait_ms > 30_000 {
+            return Err(error("MIN_POSITION_WAIT_MS", "must be at most 30000"));
+        }
         let secure_cookies = match get("SECURE_COOKIES").as_deref() {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
@@ -151,6 +171,8 @@ impl Config {
             database_url,
             nats_url,
             nats_prefix,
+            events_stream,
+            read_wait: Duration::from_millis(read_wait_ms),
             jwt_secret,
             token_ttl_seconds: token_ttl_seconds as i64,
             host,
@@ -216,6 +238,19 @@ mod tests {
         assert_eq!(config.port, 8000);
         assert_eq!(config.host.to_string(), "127.0.0.1");
         assert_eq!(config.nats_prefix, "cp");
+        assert_eq!(config.events_stream, "CP_EVENTS");
+        assert_eq!(config.read_wait, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_stream_name_with_a_dot_is_refused() {
+        let err = Config::from_lookup(lookup(&[
+            DB,
+            ("APP_ENV", "development"),
+            ("EVENTS_STREAM", "CP.EVENTS"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "EVENTS_STREAM");
     }
 
     #[test]

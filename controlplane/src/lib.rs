@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod reads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,8 @@ use auth::{Role, TokenKeys};
 use commands::budget::{BudgetService, SystemClock};
 use commands::store::{self, EventStore};
 use gateway::AppState;
+use projections::ProjectorStats;
+use streams::{EventsStream, PublisherConfig, PublisherStats};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -21,6 +24,10 @@ pub use config::Config;
 pub struct Server {
     pub addr: SocketAddr,
     pub budgets: Arc<BudgetService>,
+    /// The event publisher of this process (active or standing by).
+    pub publisher: Arc<PublisherStats>,
+    /// The read-model projector of this process (active or standing by).
+    pub projector: Arc<ProjectorStats>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -73,16 +80,44 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         .await
         .map_err(|e| StartError::Nats(e.to_string()))?;
 
+    let budget_reads: Arc<dyn commands::api::BudgetReads> = Arc::new(reads::ReadModelReads {
+        pool: pool.clone(),
+        wait: config.read_wait,
+    });
+    let events = EventsStream {
+        name: config.events_stream.clone(),
+        prefix: config.nats_prefix.clone(),
+    };
+    let js = async_nats::jetstream::new(nats.clone());
+    let publisher = Arc::new(PublisherStats::default());
+    let projector = Arc::new(ProjectorStats::default());
+
     let mut tasks = Vec::new();
     {
         let budgets = budgets.clone();
         let prefix = config.nats_prefix.clone();
+        let reads = budget_reads.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(error) = commands::nats::serve_budget_commands(nats, prefix, budgets).await {
+            if let Err(error) =
+                commands::nats::serve_budget_commands(nats, prefix, budgets, reads).await
+            {
                 tracing::error!(%error, "NATS command listener stopped");
             }
         }));
     }
+    // The two singletons: one active publisher and one active projector across processes.
+    tasks.push(tokio::spawn(streams::run_publisher(
+        pool.clone(),
+        js.clone(),
+        PublisherConfig::new(events.clone()),
+        publisher.clone(),
+    )));
+    tasks.push(tokio::spawn(projections::run_projector(
+        pool.clone(),
+        js,
+        events,
+        projector.clone(),
+    )));
     tasks.push(tokio::spawn(commands::expiry::run_expiry_worker(
         budgets.clone(),
         config.expiry_interval,
@@ -90,6 +125,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
 
     let state = AppState {
         budgets: budgets.clone(),
+        budget_reads,
         pool,
         keys: TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
         secure_cookies: config.secure_cookies,
@@ -106,6 +142,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     Ok(Server {
         addr,
         budgets,
+        publisher,
+        projector,
         tasks,
     })
 }

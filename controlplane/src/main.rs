@@ -1,4 +1,4 @@
-//! `controlplane serve | migrate | user add`.
+//! `controlplane serve | migrate | replay | user add`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -19,6 +19,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Rebuild every read model from the event table (safe while `serve` runs: readers
+    /// see the old state until the rebuilt one commits).
+    Replay,
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -90,6 +93,39 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             let pool = commands::store::connect(&config.database_url, 2).await?;
             commands::store::migrate(&pool).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Replay => {
+            use std::io::{IsTerminal, Write};
+            let pool = commands::store::connect(&config.database_url, 2).await?;
+            commands::store::migrate(&pool).await?;
+            let terminal = std::io::stderr().is_terminal();
+            let report = projections::replay::replay(&pool, |done, total| {
+                if terminal {
+                    const WIDTH: u64 = 40;
+                    let filled = if total == 0 {
+                        WIDTH
+                    } else {
+                        done.min(total) * WIDTH / total
+                    };
+                    eprint!(
+                        "\r[{}{}] {done}/{total} events",
+                        "#".repeat(filled as usize),
+                        " ".repeat((WIDTH - filled) as usize)
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            })
+            .await?;
+            if terminal {
+                eprintln!();
+            }
+            println!(
+                "replayed {} events in {:.2} s ({:.0} events/s)",
+                report.events,
+                report.elapsed.as_secs_f64(),
+                report.events_per_second()
+            );
             Ok(())
         }
         Command::User {

@@ -132,7 +132,7 @@ async fn a_role_without_the_permission_gets_403() {
     let (status, _) = env
         .call(
             Method::GET,
-            "/budget/state?tenant_id=org1&project_id=proj1",
+            &env.state_path("org1", "proj1"),
             Some(&viewer),
             None,
         )

@@ -35,10 +35,7 @@ async fn reserve_commit_release_and_state_over_nats() {
         .unwrap();
     assert_eq!(released["released"], true, "{released}");
     let state = env
-        .nats_request(
-            "state",
-            &json!({"tenant_id": "org1", "project_id": "proj1"}),
-        )
+        .nats_request("state", &env.state_body("org1", "proj1"))
         .await
         .unwrap();
     assert_eq!(
@@ -50,9 +47,7 @@ async fn reserve_commit_release_and_state_over_nats() {
         (Some(5000), Some(1500), Some(0))
     );
     // HTTP sees the same budget.
-    let (_, http_state) = env
-        .get("/budget/state?tenant_id=org1&project_id=proj1")
-        .await;
+    let (_, http_state) = env.get(&env.state_path("org1", "proj1")).await;
     assert_eq!(http_state, state);
 }
 

@@ -45,7 +45,7 @@ async fn two_hundred_concurrent_reservations_over_http_and_nats_approve_exactly_
         "exactly the reservations that fit are approved"
     );
     assert_eq!(denied, 100);
-    let (_, state) = env.get("/budget/state?tenant_id=org1&project_id=hot").await;
+    let (_, state) = env.get(&env.state_path("org1", "hot")).await;
     assert_eq!(state["reserved"], 10_000);
     assert_eq!(state["available"], 0);
     // The state equals a fold of the event log.
@@ -66,6 +66,7 @@ async fn spawn_process(database_url: &str, prefix: &str) -> (tokio::process::Chi
         .env("DATABASE_URL", database_url)
         .env("NATS_URL", common::nats_url())
         .env("NATS_SUBJECT_PREFIX", prefix)
+        .env("EVENTS_STREAM", common::stream_name(prefix))
         .env("JWT_SECRET", common::JWT_SECRET)
         .env("ADMIN_PASSWORD", common::ADMIN_PASSWORD)
         .env("PORT", "0")

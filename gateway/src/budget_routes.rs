@@ -80,5 +80,5 @@ async fn state(
     ValidQuery(request): ValidQuery<StateRequest>,
 ) -> Result<Json<StateResponse>, ApiError> {
     caller.require(Permission::ReadBudget)?;
-    Ok(Json(state.budgets.api_state(request).await?))
+    Ok(Json(state.budget_reads.state(request).await?))
 }

@@ -98,6 +98,7 @@ impl IntoResponse for ApiError {
                     CommandError::NotFound(_) => (StatusCode::NOT_FOUND, None),
                     CommandError::Conflict(_) => (StatusCode::CONFLICT, None),
                     CommandError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some("1")),
+                    CommandError::NotYetApplied(_) => (StatusCode::SERVICE_UNAVAILABLE, Some("1")),
                     CommandError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Some("2")),
                     CommandError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
                 };

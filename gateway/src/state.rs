@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use auth::TokenKeys;
+use commands::api::BudgetReads;
 use commands::budget::BudgetService;
 use sqlx::PgPool;
 
@@ -8,6 +9,8 @@ use sqlx::PgPool;
 #[derive(Clone)]
 pub struct AppState {
     pub budgets: Arc<BudgetService>,
+    /// Budget reads from the read models (`GET /budget/state`).
+    pub budget_reads: Arc<dyn BudgetReads>,
     pub pool: PgPool,
     pub keys: TokenKeys,
     /// Mark the session cookie `Secure` (set when served over HTTPS).

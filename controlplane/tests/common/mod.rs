@@ -2,6 +2,7 @@
 //! own server on port 0, against the real PostgreSQL and NATS that `make test` starts.
 #![allow(dead_code)]
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use controlplane::{Config, Server};
@@ -51,15 +52,23 @@ pub fn unique_prefix() -> String {
     format!("t{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The JetStream stream of a test: unique like its subject prefix.
+pub fn stream_name(prefix: &str) -> String {
+    format!("EV_{prefix}")
+}
+
 pub fn config(database_url: &str, prefix: &str) -> Config {
     let vars = [
         ("APP_ENV", "test".to_string()),
         ("DATABASE_URL", database_url.to_string()),
         ("NATS_URL", nats_url()),
         ("NATS_SUBJECT_PREFIX", prefix.to_string()),
+        ("EVENTS_STREAM", stream_name(prefix)),
         ("JWT_SECRET", JWT_SECRET.to_string()),
         ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
         ("EXPIRY_INTERVAL_MS", "100".to_string()),
+        // The machine is shared and slow: give read-your-writes room.
+        ("MIN_POSITION_WAIT_MS", "5000".to_string()),
         ("DB_MAX_CONNECTIONS", "20".to_string()),
     ];
     Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
@@ -75,6 +84,8 @@ pub struct TestEnv {
     pub prefix: String,
     pub database_url: String,
     pub admin_token: String,
+    /// The highest `position` any command answer of this test carried (0: none yet).
+    pub last_position: AtomicI64,
 }
 
 impl TestEnv {
@@ -101,6 +112,7 @@ impl TestEnv {
             prefix,
             database_url,
             admin_token: String::new(),
+            last_position: AtomicI64::new(0),
         };
         env.admin_token = env.login("admin", ADMIN_PASSWORD).await;
         // The NATS listener subscribes in the background: wait until it answers.
@@ -119,6 +131,38 @@ impl TestEnv {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The events stream of this test.
+    pub fn stream(&self) -> String {
+        stream_name(&self.prefix)
+    }
+
+    fn remember_position(&self, answer: &Value) {
+        if let Some(position) = answer["position"].as_i64() {
+            self.last_position.fetch_max(position, Ordering::SeqCst);
+        }
+    }
+
+    /// `/budget/state` reading this test's own writes: with `min_position` set to the
+    /// highest position the test's commands answered with (state is eventually consistent).
+    pub fn state_path(&self, tenant: &str, project: &str) -> String {
+        let mut path = format!("/budget/state?tenant_id={tenant}&project_id={project}");
+        let position = self.last_position.load(Ordering::SeqCst);
+        if position > 0 {
+            path.push_str(&format!("&min_position={position}"));
+        }
+        path
+    }
+
+    /// The body of a NATS `state` request reading this test's own writes.
+    pub fn state_body(&self, tenant: &str, project: &str) -> Value {
+        let mut body = json!({"tenant_id": tenant, "project_id": project});
+        let position = self.last_position.load(Ordering::SeqCst);
+        if position > 0 {
+            body["min_position"] = json!(position);
+        }
+        body
     }
 
     pub async fn login(&self, username: &str, password: &str) -> String {
@@ -164,6 +208,7 @@ impl TestEnv {
         let status = response.status();
         let text = response.text().await.unwrap();
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        self.remember_position(&value);
         (status, value)
     }
 
@@ -217,7 +262,9 @@ impl TestEnv {
         .await
         .ok()?
         .ok()?;
-        Some(serde_json::from_slice(&reply.payload).expect("NATS replies are JSON"))
+        let value: Value = serde_json::from_slice(&reply.payload).expect("NATS replies are JSON");
+        self.remember_position(&value);
+        Some(value)
     }
 }
 
@@ -226,7 +273,27 @@ impl Drop for TestEnv {
         if let Some(server) = self.server.take() {
             server.shutdown();
         }
+        delete_stream(self.stream());
     }
+}
+
+/// Removes a test's JetStream stream (the NATS server outlives the tests). Best effort,
+/// on a thread of its own because `Drop` cannot await.
+pub fn delete_stream(stream: String) {
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            if let Ok(client) = async_nats::connect(nats_url()).await {
+                let js = async_nats::jetstream::new(client);
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(5), js.delete_stream(&stream)).await;
+            }
+        });
+    })
+    .join();
 }
 
 /// Folds the stored events of a budget with the domain's own `apply`.
@@ -246,4 +313,162 @@ pub async fn fold_budget(database_url: &str, aggregate_id: &str) -> domain::budg
         budget.apply(serde_json::from_value(payload).unwrap());
     }
     budget
+}
+
+/// Polls `check` every 50 ms until it holds or `timeout` passes; returns whether it held.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// How many events the log holds.
+pub async fn event_count(database_url: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    count
+}
+
+/// How many messages the stream holds (0 when it does not exist yet or NATS is away).
+pub async fn stream_count(stream: &str) -> u64 {
+    let Ok(client) = async_nats::connect(nats_url()).await else {
+        return 0;
+    };
+    let js = async_nats::jetstream::new(client);
+    match js.get_stream(stream).await {
+        Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// One message of the events stream.
+pub struct StreamedEvent {
+    pub sequence: u64,
+    pub subject: String,
+    pub message_id: String,
+    pub envelope: streams::EventEnvelope,
+}
+
+/// Every message of the events stream, in stream order.
+pub async fn stream_messages(stream: &str) -> Vec<StreamedEvent> {
+    let client = async_nats::connect(nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut events = js.get_stream(stream).await.unwrap();
+    let state = events.info().await.unwrap().state.clone();
+    let mut out = Vec::new();
+    if state.messages == 0 {
+        return out;
+    }
+    for seq in state.first_sequence..=state.last_sequence {
+        let message = events.get_raw_message(seq).await.unwrap();
+        out.push(StreamedEvent {
+            sequence: message.sequence,
+            subject: message.subject.to_string(),
+            message_id: message
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default(),
+            envelope: serde_json::from_slice(&message.payload).unwrap(),
+        });
+    }
+    out
+}
+
+/// Waits until the event table and the stream hold the same number of events and the
+/// read models have applied the newest event; panics after `timeout`.
+pub async fn wait_for_pipeline(database_url: &str, stream: &str, timeout: Duration) {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let caught_up = eventually(timeout, || async {
+        let (count, last): (i64, Option<i64>) =
+            sqlx::query_as("SELECT count(*), max(global_position) FROM events")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let Some(last) = last else { return true };
+        stream_count(stream).await == count as u64
+            && projections::query::is_applied(&pool, last).await.unwrap()
+    })
+    .await;
+    pool.close().await;
+    assert!(
+        caught_up,
+        "the publisher and projector caught up within {timeout:?}"
+    );
+}
+
+/// The read models as JSON rows, ordered: for comparing live and rebuilt state.
+pub async fn read_model_rows(database_url: &str) -> (Vec<Value>, Vec<Value>) {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let budgets: Vec<(Value,)> =
+        sqlx::query_as("SELECT to_jsonb(b) FROM read_budgets b ORDER BY aggregate_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let reservations: Vec<(Value,)> =
+        sqlx::query_as("SELECT to_jsonb(r) FROM read_reservations r ORDER BY reservation_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    (
+        budgets.into_iter().map(|(v,)| v).collect(),
+        reservations.into_iter().map(|(v,)| v).collect(),
+    )
+}
+
+/// Asserts that every budget's read-model row equals a fold of its events.
+pub async fn assert_read_model_matches_the_log(database_url: &str) {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let ids: Vec<(String,)> = sqlx::query_as(
+        "SELECT DISTINCT aggregate_id FROM events WHERE aggregate_type = 'Budget' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (id,) in ids {
+        let folded = fold_budget(database_url, &id).await;
+        let row: Option<(Option<i64>, i64, i64, i64)> = sqlx::query_as(
+            "SELECT total, used, reserved,
+                    (SELECT count(*) FROM read_reservations r WHERE r.aggregate_id = b.aggregate_id AND r.status = 'open')
+               FROM read_budgets b WHERE aggregate_id = $1",
+        )
+        .bind(&id)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        let (total, used, reserved, open) =
+            row.unwrap_or_else(|| panic!("{id} is in the read model"));
+        assert_eq!(
+            (
+                total.map(|t| t as u64),
+                used as u64,
+                reserved as u64,
+                open as usize
+            ),
+            (
+                folded.total,
+                folded.used,
+                folded.reserved,
+                folded.open.len()
+            ),
+            "read model of {id} equals the fold of its events"
+        );
+    }
+    pool.close().await;
 }

@@ -1,0 +1,92 @@
+//! Reads of the read models, and read-your-writes on demand.
+
+use std::time::Duration;
+
+use sqlx::{PgPool, Row};
+use tokio::time::Instant;
+
+/// A budget as the read model has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetState {
+    pub tenant_id: String,
+    pub project_id: String,
+    pub total: u64,
+    pub used: u64,
+    pub reserved: u64,
+    pub available: u64,
+    pub open_reservations: u64,
+    /// The global position of the last event applied to this budget.
+    pub last_position: i64,
+}
+
+fn uint(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// The budget `aggregate_id`, or `None` while no limit is set for it.
+pub async fn budget_state(
+    pool: &PgPool,
+    aggregate_id: &str,
+) -> Result<Option<BudgetState>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT b.tenant_id, b.project_id, b.total, b.used, b.reserved, b.last_position,
+                (SELECT count(*) FROM read_reservations r
+                  WHERE r.aggregate_id = b.aggregate_id AND r.status = 'open') AS open
+           FROM read_budgets b
+          WHERE b.aggregate_id = $1 AND b.total IS NOT NULL",
+    )
+    .bind(aggregate_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let total = uint(row.try_get::<Option<i64>, _>(2)?.unwrap_or(0));
+    let used = uint(row.try_get(3)?);
+    let reserved = uint(row.try_get(4)?);
+    Ok(Some(BudgetState {
+        tenant_id: row.try_get(0)?,
+        project_id: row.try_get(1)?,
+        total,
+        used,
+        reserved,
+        available: total.saturating_sub(used.saturating_add(reserved)),
+        open_reservations: uint(row.try_get(6)?),
+        last_position: row.try_get(5)?,
+    }))
+}
+
+/// Has the event at `position` been applied to the read models? (Per aggregate, events
+/// are applied in order, so this also covers every earlier event of its aggregate.)
+/// False for a position that does not exist (yet).
+pub async fn is_applied(pool: &PgPool, position: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (
+            SELECT 1 FROM events e
+              JOIN projection_versions v
+                ON v.aggregate_type = e.aggregate_type AND v.aggregate_id = e.aggregate_id
+             WHERE e.global_position = $1 AND v.version >= e.sequence)",
+    )
+    .bind(position)
+    .fetch_one(pool)
+    .await
+}
+
+/// Waits up to `timeout` until the event at `position` is applied; returns whether it is.
+pub async fn wait_until_applied(
+    pool: &PgPool,
+    position: i64,
+    timeout: Duration,
+) -> Result<bool, sqlx::Error> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if is_applied(pool, position).await? {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(pause.min(deadline - now)).await;
+        pause = (pause * 2).min(Duration::from_millis(25));
+    }
+}
