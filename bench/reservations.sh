@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Reservations per second through NATS (64 clients, 1,000 budgets; and one hot budget),
+# next to pgbench inserting one row per transaction into the same PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CLIENTS="${BENCH_CLIENTS:-64}"
+SECONDS_PER_RUN="${BENCH_SECONDS:-15}"
+db="cp_bench_$(date +%s)"
+base="${DATABASE_URL%/*}"
+bench_url="$base/$db"
+
+echo "==> building (release)"
+[ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p controlplane -p bench >/dev/null
+
+psql "$DATABASE_URL" -qc "CREATE DATABASE $db"
+cleanup() {
+  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+}
+trap cleanup EXIT
+
+echo "==> baseline: pgbench, one INSERT per transaction"
+psql "$bench_url" -qc "CREATE TABLE raw_insert (id bigserial PRIMARY KEY, payload json NOT NULL, at timestamptz NOT NULL DEFAULT now())"
+script=$(mktemp)
+echo "INSERT INTO raw_insert (payload) VALUES ('{\"tokens\": 100}');" > "$script"
+tps() { grep -Eo 'tps = [0-9.]+' | head -1 | awk '{print $3}'; }
+raw_many=$(pgbench -n -f "$script" -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" "$bench_url" 2>/dev/null | tps)
+raw_one=$(pgbench -n -f "$script" -c 1 -j 1 -T "$SECONDS_PER_RUN" "$bench_url" 2>/dev/null | tps)
+rm -f "$script"
+echo "    $CLIENTS clients: $raw_many tx/s; 1 client: $raw_one tx/s"
+
+echo "==> control plane (release) on a fresh database"
+prefix="bench$(date +%s)"
+out=$(mktemp)
+APP_ENV=test DATABASE_URL="$bench_url" NATS_SUBJECT_PREFIX="$prefix" PORT=0 RUST_LOG=warn \
+  JWT_SECRET="bench-secret-0123456789abcdef0123456789abcdef" DB_MAX_CONNECTIONS=64 \
+  ADMIN_PASSWORD=bench-admin-password \
+  target/release/controlplane serve > "$out" &
+server_pid=$!
+for _ in $(seq 1 100); do grep -q listening "$out" && break; sleep 0.1; done
+grep -q listening "$out" || { echo "the control plane did not start"; exit 1; }
+url=$(grep -Eo 'http://[0-9.:]+' "$out" | head -1)
+token=$(python3 - "$url" <<'PY'
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1] + "/auth/login", method="POST",
+    data=json.dumps({"username": "admin", "password": "bench-admin-password"}).encode(),
+    headers={"content-type": "application/json"})
+print(json.load(urllib.request.urlopen(req))["token"])
+PY
+)
+
+echo "==> reserve path: $CLIENTS clients over 1,000 budgets"
+many=$(target/release/reserve_load "$NATS_URL" "$prefix" many "$CLIENTS" "$SECONDS_PER_RUN" "$url" "$token")
+echo "    $many"
+echo "==> reserve path: $CLIENTS clients on one hot budget"
+hot=$(target/release/reserve_load "$NATS_URL" "$prefix" hot "$CLIENTS" "$SECONDS_PER_RUN" "$url" "$token")
+echo "    $hot"
+
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
+fmt() { python3 -c "import sys; print(f'{float(sys.argv[1]):.1f}')" "$1"; }
+many_rate=$(field "$many" rate); hot_rate=$(field "$hot" rate)
+many_ratio=$(ratio "$many_rate" "$raw_many"); hot_ratio=$(ratio "$hot_rate" "$raw_one")
+verdict() { python3 -c "import sys; print('met' if float(sys.argv[1]) >= float(sys.argv[2]) else 'NOT met')" "$1" "$2"; }
+
+cat > docs/benchmarks/reservations.md <<MD
+# Budget reservations through NATS
+
+Reproduce: \`bench/run.sh reservations\` (\`BENCH_CLIENTS\`, \`BENCH_SECONDS\` override the
+defaults of $CLIENTS clients and ${SECONDS_PER_RUN} s per run). Measured $(date -u +%Y-%m-%d) on $(nproc) cores.
+The control plane (release build), PostgreSQL, NATS and the load client share the machine.
+
+| run | rate (/s) | p50 (ms) | p99 (ms) | errors | baseline (/s) | ratio | target |
+|---|---|---|---|---|---|---|---|
+| reserve, $CLIENTS clients, 1,000 budgets | $(fmt "$many_rate") | $(fmt "$(field "$many" p50_ms)") | $(fmt "$(field "$many" p99_ms)") | $(field "$many" errors) | pgbench $CLIENTS clients: $(fmt "$raw_many") | $many_ratio | ≥ 0.25: $(verdict "$many_ratio" 0.25) |
+| reserve, $CLIENTS clients, one hot budget | $(fmt "$hot_rate") | $(fmt "$(field "$hot" p50_ms)") | $(fmt "$(field "$hot" p99_ms)") | $(field "$hot" errors) | pgbench 1 client: $(fmt "$raw_one") | $hot_ratio | ≥ 0.5: $(verdict "$hot_ratio" 0.5) |
+
+Baseline: \`pgbench -n -c N -T ${SECONDS_PER_RUN}\` running \`INSERT INTO raw_insert (payload) VALUES (…)\`, one row
+per transaction, on the same PostgreSQL. The reserve path is NATS request → validation →
+per-aggregate queue → decide → one INSERT transaction into \`events\` → reply.
+MD
+echo "wrote docs/benchmarks/reservations.md"
