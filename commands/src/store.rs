@@ -8,6 +8,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use postgres_es::PostgresEventRepository;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Row, Transaction};
+use tokio::sync::mpsc;
 
 use crate::CommandError;
 
@@ -66,13 +67,33 @@ pub enum AppendError {
 pub struct EventStore {
     repo: PostgresEventRepository,
     pool: PgPool,
+    appended: Option<mpsc::Sender<()>>,
 }
+
+/// The channel tailers (the publisher) LISTEN on.
+pub const EVENTS_CHANNEL: &str = "events_appended";
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
+        // Wake-ups for tailers go out after the commit, from a task of their own: a
+        // NOTIFY inside the writing transaction would serialise every commit (ADR 002).
+        let appended = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let (sender, receiver) = mpsc::channel(1);
+            runtime.spawn(notify_appends(pool.clone(), receiver));
+            sender
+        });
         Self {
             repo: PostgresEventRepository::new(pool.clone()),
             pool,
+            appended,
+        }
+    }
+
+    /// Asks for one `events_appended` notification; requests made while one is pending
+    /// are coalesced into it.
+    fn signal_appended(&self) {
+        if let Some(sender) = &self.appended {
+            let _ = sender.try_send(());
         }
     }
 
@@ -107,7 +128,7 @@ impl EventStore {
     /// position of the last one (clients pass it back as `min_position` to read their
     /// writes). The primary key on (type, id, sequence) turns a concurrent append into
     /// [`AppendError::Conflict`]. The INSERT is postgres-es's own, plus `RETURNING`
-    /// (docs/adr/003-append-returns-position.md).
+    /// (docs/adr/004-append-returns-position.md).
     pub async fn append<A: Aggregate>(
         &self,
         aggregate_id: &str,
@@ -118,7 +139,23 @@ impl EventStore {
         let mut tx = self.pool.begin().await.map_err(append_error)?;
         let position = insert_events::<A>(&mut tx, aggregate_id, version, events, actor).await?;
         tx.commit().await.map_err(append_error)?;
+        self.signal_appended();
         Ok(position)
+    }
+}
+
+/// Sends `NOTIFY events_appended` in its own short transaction, at most one at a time;
+/// ends when the event store is dropped. A lost notification only costs a tailer its
+/// poll interval.
+async fn notify_appends(pool: PgPool, mut requests: mpsc::Receiver<()>) {
+    while requests.recv().await.is_some() {
+        if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(EVENTS_CHANNEL)
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(%error, "could not notify tailers; they poll");
+        }
     }
 }
 
@@ -160,6 +197,7 @@ async fn insert_events<A: Aggregate>(
 pub struct LockedAggregate {
     tx: Transaction<'static, Postgres>,
     aggregate_id: String,
+    appended: Option<mpsc::Sender<()>>,
 }
 
 impl EventStore {
@@ -178,6 +216,7 @@ impl EventStore {
         Ok(LockedAggregate {
             tx,
             aggregate_id: aggregate_id.to_string(),
+            appended: self.appended.clone(),
         })
     }
 }
@@ -221,6 +260,9 @@ impl LockedAggregate {
         let position =
             insert_events::<A>(&mut self.tx, &self.aggregate_id, version, events, actor).await?;
         self.tx.commit().await.map_err(append_error)?;
+        if let Some(sender) = &self.appended {
+            let _ = sender.try_send(());
+        }
         Ok(position)
     }
 }

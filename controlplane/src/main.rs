@@ -1,4 +1,4 @@
-//! `controlplane serve | migrate | replay | user add`.
+//! `controlplane serve | migrate | replay | audit verify | user add`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -22,11 +22,23 @@ enum Command {
     /// Rebuild every read model from the event table (safe while `serve` runs: readers
     /// see the old state until the rebuilt one commits).
     Replay,
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Manage users.
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every aggregate's hash chain; print the report as JSON and exit 1 when an
+    /// event's content, order or hash does not match.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -103,11 +115,9 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             let report = projections::replay::replay(&pool, |done, total| {
                 if terminal {
                     const WIDTH: u64 = 40;
-                    let filled = if total == 0 {
-                        WIDTH
-                    } else {
-                        done.min(total) * WIDTH / total
-                    };
+                    let filled = (done.min(total) * WIDTH)
+                        .checked_div(total)
+                        .unwrap_or(WIDTH);
                     eprint!(
                         "\r[{}{}] {done}/{total} events",
                         "#".repeat(filled as usize),
@@ -127,6 +137,18 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 report.events_per_second()
             );
             Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let pool = commands::store::connect(&config.database_url, 2).await?;
+            let report = streams::audit::verify(&pool).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.ok {
+                Ok(())
+            } else {
+                Err("the audit log does not verify".into())
+            }
         }
         Command::User {
             command: UserCommand::Add { username, role },

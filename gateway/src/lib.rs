@@ -3,6 +3,7 @@
 //! shape the answer. Errors become JSON bodies in one place ([`error::ApiError`]).
 #![forbid(unsafe_code)]
 
+pub mod audit_routes;
 pub mod auth_routes;
 pub mod budget_routes;
 pub mod error;
@@ -26,6 +27,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(auth_routes::router())
+        .merge(audit_routes::router())
         .merge(budget_routes::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

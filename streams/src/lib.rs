@@ -14,6 +14,7 @@
 //! [`setup`] declares the stream and the consumers and creates or updates them.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod envelope;
 pub mod publisher;
 pub mod setup;

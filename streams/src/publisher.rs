@@ -13,7 +13,8 @@ use crate::envelope::{read_committed_after, subject_for, EventEnvelope, LogPosit
 use crate::setup::{ensure_events_stream, EventsStream};
 use crate::singleton::run_singleton;
 
-/// The channel migration 0001's trigger notifies after every insert into `events`.
+/// The channel writers notify after their commits (outside their transactions, coalesced:
+/// commands::store). The poll covers a missed or absent notification.
 pub const EVENTS_CHANNEL: &str = "events_appended";
 
 /// How the publisher runs.
