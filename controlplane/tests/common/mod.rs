@@ -472,3 +472,139 @@ pub async fn assert_read_model_matches_the_log(database_url: &str) {
     }
     pool.close().await;
 }
+
+/// A `controlplane serve` process on port 0 and the URL it listens on.
+pub struct ServeProcess {
+    pub child: tokio::process::Child,
+    pub url: String,
+}
+
+impl ServeProcess {
+    /// Starts `controlplane serve` with this test's database, prefix and stream.
+    pub async fn start(database_url: &str, prefix: &str, nats_url: &str) -> ServeProcess {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
+            .arg("serve")
+            .env("APP_ENV", "test")
+            .env("DATABASE_URL", database_url)
+            .env("NATS_URL", nats_url)
+            .env("NATS_SUBJECT_PREFIX", prefix)
+            .env("EVENTS_STREAM", stream_name(prefix))
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("MIN_POSITION_WAIT_MS", "5000")
+            // Load tests, not rate-limit tests: generous limits.
+            .env("RATE_LIMITS", "admin=100000,operator=100000,developer=100000,auditor=100000,viewer=100000,service=100000")
+            .env("LOGIN_RATE_PER_MINUTE", "10000")
+            .env("PORT", "0")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn controlplane");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the process starts in time")
+            .unwrap()
+            .expect("it prints where it listens");
+        let url = line.rsplit(' ').next().unwrap().to_string();
+        assert!(url.starts_with("http://"), "{line}");
+        ServeProcess { child, url }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// `kill -9`.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().unwrap();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// Logs in as admin on a serve process.
+pub async fn admin_token_at(http: &reqwest::Client, url: &str) -> String {
+    let answer: Value = http
+        .post(format!("{url}/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["token"].as_str().unwrap().to_string()
+}
+
+/// How many messages a stream holds on the NATS server at `nats_url`.
+pub async fn stream_count_at(nats_url: &str, stream: &str) -> u64 {
+    let Ok(client) = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(nats_url)
+        .await
+    else {
+        return 0;
+    };
+    let js = async_nats::jetstream::new(client);
+    match js.get_stream(stream).await {
+        Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// The `Nats-Msg-Id` of every message of a stream.
+pub async fn stream_message_ids_at(nats_url: &str, stream: &str) -> Vec<String> {
+    let client = async_nats::connect(nats_url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut events = js.get_stream(stream).await.unwrap();
+    let state = events.info().await.unwrap().state.clone();
+    let mut ids = Vec::new();
+    if state.messages == 0 {
+        return ids;
+    }
+    for seq in state.first_sequence..=state.last_sequence {
+        let message = events.get_raw_message(seq).await.unwrap();
+        ids.push(
+            message
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_default(),
+        );
+    }
+    ids
+}
+
+/// Asserts the zero-loss invariants: the stream holds exactly one message per event
+/// (ids `events/<position>`, no duplicates), and the read models equal a fold of the log.
+pub async fn assert_exactly_once(database_url: &str, nats_url: &str, stream: &str) {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let caught_up = eventually(Duration::from_secs(60), || async {
+        let (count, last): (i64, Option<i64>) =
+            sqlx::query_as("SELECT count(*), max(global_position) FROM events")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let Some(last) = last else { return true };
+        stream_count_at(nats_url, stream).await >= count as u64
+            && projections::query::is_applied(&pool, last).await.unwrap()
+    })
+    .await;
+    assert!(caught_up, "the publisher and the projector caught up");
+    let positions: Vec<(i64,)> = sqlx::query_as("SELECT global_position FROM events ORDER BY 1")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut ids = stream_message_ids_at(nats_url, stream).await;
+    let on_stream = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), on_stream, "no event is on the stream twice");
+    let mut expected: Vec<String> = positions.iter().map(|(p,)| format!("events/{p}")).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "every event is on the stream, exactly once");
+    assert_read_model_matches_the_log(database_url).await;
+}

@@ -1,0 +1,376 @@
+//! Zero loss with real processes: `kill -9` of the serving process mid-stream, NATS going
+//! away while commands keep arriving, and publisher fail-over between two processes.
+//! Each test has its own database, subject prefix and stream.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::ServeProcess;
+use serde_json::{json, Value};
+
+/// Reservations sent by `workers` concurrent clients to `url` until `stop`; every
+/// acknowledged one is recorded with the position it was written at.
+#[allow(clippy::too_many_arguments)]
+fn load(
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    tag: &'static str,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(String, i64)>>>,
+    failed: Arc<AtomicUsize>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..workers)
+        .map(|w| {
+            let (http, url, token) = (http.clone(), url.clone(), token.clone());
+            let (stop, acked, failed) = (stop.clone(), acked.clone(), failed.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let body = json!({"tenant_id": "org1", "project_id": format!("p{}", w % 4), "task_id": format!("{tag}-{w}-{i}"), "model": "m", "estimated_tokens": 1});
+                    let answer = http
+                        .post(format!("{url}/budget/request"))
+                        .bearer_auth(&token)
+                        .timeout(Duration::from_secs(10))
+                        .json(&body)
+                        .send()
+                        .await;
+                    match answer {
+                        Ok(response) if response.status().is_success() => {
+                            let answer: Value = response.json().await.unwrap();
+                            let id = answer["reservation_id"].as_str().unwrap().to_string();
+                            let position = answer["position"].as_i64().unwrap();
+                            acked.lock().unwrap().push((id, position));
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn set_limits(http: &reqwest::Client, url: &str, token: &str) {
+    for p in 0..4 {
+        let response = http
+            .put(format!("{url}/budget/limit"))
+            .bearer_auth(token)
+            .json(&json!({"tenant_id": "org1", "project_id": format!("p{p}"), "total_tokens": 1_000_000_000}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+}
+
+/// Every acknowledged reservation is in the event table at the position it was answered with.
+async fn assert_acknowledged_are_stored(database_url: &str, acked: &[(String, i64)]) {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    for (id, position) in acked {
+        let stored: Option<(String,)> = sqlx::query_as(
+            "SELECT payload ->> 'reservation_id' FROM events WHERE global_position = $1",
+        )
+        .bind(position)
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            stored.map(|s| s.0).as_deref(),
+            Some(id.as_str()),
+            "acknowledged {id} at {position}"
+        );
+    }
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_mid_stream_loses_nothing_and_doubles_nothing() {
+    let database_url = common::fresh_database().await;
+    let prefix = common::unique_prefix();
+    let stream = common::stream_name(&prefix);
+    let nats = common::nats_url();
+    let http = reqwest::Client::new();
+    let mut first = ServeProcess::start(&database_url, &prefix, &nats).await;
+    let token = common::admin_token_at(&http, &first.url).await;
+    set_limits(&http, &first.url, &token).await;
+
+    let (stop, acked, failed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let workers = load(
+        http.clone(),
+        first.url.clone(),
+        token.clone(),
+        "a",
+        8,
+        stop.clone(),
+        acked.clone(),
+        failed.clone(),
+    );
+    // Let it publish and project under load, then kill it in the middle of the stream.
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            acked.lock().unwrap().len() >= 150
+        })
+        .await,
+        "load is flowing"
+    );
+    first.kill9().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let before_restart = acked.lock().unwrap().len();
+
+    // Start again (same database, prefix and stream) and keep going.
+    let second = ServeProcess::start(&database_url, &prefix, &nats).await;
+    let token = common::admin_token_at(&http, &second.url).await;
+    stop.store(false, Ordering::SeqCst);
+    let workers = load(
+        http.clone(),
+        second.url.clone(),
+        token,
+        "b",
+        4,
+        stop.clone(),
+        acked.clone(),
+        failed.clone(),
+    );
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            acked.lock().unwrap().len() >= before_restart + 50
+        })
+        .await
+    );
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+
+    let acked = acked.lock().unwrap().clone();
+    assert_acknowledged_are_stored(&database_url, &acked).await;
+    common::assert_exactly_once(&database_url, &nats, &stream).await;
+    drop(second);
+    common::delete_stream(stream);
+}
+
+/// A nats-server of this test's own (JetStream, file store), so it can be stopped.
+struct OwnNats {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OwnNats {
+    fn start(port: u16, dir: std::path::PathBuf) -> OwnNats {
+        let child = std::process::Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (scripts/services.sh installs it)");
+        OwnNats { child, port, dir }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn nats_answers(url: &str) -> bool {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_millis(500))
+        .connect(url)
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commands_keep_working_while_nats_is_down_and_the_publisher_catches_up() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("cp-nats-{}", uuid::Uuid::new_v4().simple()));
+    let mut nats = OwnNats::start(port, dir.clone());
+    let url = nats.url();
+    assert!(common::eventually(Duration::from_secs(10), || nats_answers(&url)).await);
+
+    let database_url = common::fresh_database().await;
+    let prefix = common::unique_prefix();
+    let stream = common::stream_name(&prefix);
+    let http = reqwest::Client::new();
+    let serve = ServeProcess::start(&database_url, &prefix, &url).await;
+    let token = common::admin_token_at(&http, &serve.url).await;
+    set_limits(&http, &serve.url, &token).await;
+    let (stop, acked, failed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let workers = load(
+        http.clone(),
+        serve.url.clone(),
+        token,
+        "n",
+        4,
+        stop.clone(),
+        acked.clone(),
+        failed.clone(),
+    );
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            acked.lock().unwrap().len() >= 50
+        })
+        .await
+    );
+
+    nats.stop();
+    let during_outage_from = acked.lock().unwrap().len();
+    let failures_before = failed.load(Ordering::SeqCst);
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            acked.lock().unwrap().len() >= during_outage_from + 100
+        })
+        .await,
+        "commands over HTTP keep succeeding while NATS is down"
+    );
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        failures_before,
+        "no command failed during the outage"
+    );
+
+    let mut nats = OwnNats::start(port, dir);
+    assert!(common::eventually(Duration::from_secs(10), || nats_answers(&url)).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert_acknowledged_are_stored(&database_url, &acked).await;
+    common::assert_exactly_once(&database_url, &url, &stream).await;
+    drop(serve);
+    nats.stop();
+}
+
+/// The pid of the process holding the publisher lock of `stream`, from pg_stat_activity.
+async fn active_publisher(pool: &sqlx::PgPool, stream: &str) -> Option<u32> {
+    let names: Vec<(String,)> = sqlx::query_as(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE l.locktype = 'advisory' AND l.granted AND a.application_name LIKE $1",
+    )
+    .bind(format!("cp-publisher/{stream}-%"))
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(
+        names.len() <= 1,
+        "at most one publisher holds the lock: {names:?}"
+    );
+    names
+        .first()
+        .and_then(|(name,)| name.rsplit('-').next()?.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_two_processes_one_publishes_and_the_other_takes_over_when_it_dies() {
+    let database_url = common::fresh_database().await;
+    let prefix = common::unique_prefix();
+    let stream = common::stream_name(&prefix);
+    let nats = common::nats_url();
+    let http = reqwest::Client::new();
+    let mut a = ServeProcess::start(&database_url, &prefix, &nats).await;
+    let mut b = ServeProcess::start(&database_url, &prefix, &nats).await;
+    let token = common::admin_token_at(&http, &a.url).await;
+    set_limits(&http, &a.url, &token).await;
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(20), || async {
+            active_publisher(&pool, &stream).await.is_some()
+        })
+        .await
+    );
+    let holder = active_publisher(&pool, &stream).await.unwrap();
+    let (victim, survivor) = if holder == a.pid() {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    assert_eq!(victim.pid(), holder, "the lock holder is one of the two");
+    let survivor_pid = survivor.pid();
+    let survivor_url = survivor.url.clone();
+
+    let (stop, acked, failed) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let workers = load(
+        http.clone(),
+        survivor_url,
+        token,
+        "f",
+        4,
+        stop.clone(),
+        acked.clone(),
+        failed.clone(),
+    );
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            acked.lock().unwrap().len() >= 50
+        })
+        .await
+    );
+    victim.kill9().await;
+    let started = std::time::Instant::now();
+    assert!(
+        common::eventually(Duration::from_secs(15), || async {
+            active_publisher(&pool, &stream).await == Some(survivor_pid)
+        })
+        .await,
+        "the survivor takes the publisher over"
+    );
+    let took = started.elapsed();
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            acked.lock().unwrap().len() >= 150
+        })
+        .await
+    );
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    eprintln!("publisher fail-over took {took:?}");
+    let acked = acked.lock().unwrap().clone();
+    assert_acknowledged_are_stored(&database_url, &acked).await;
+    common::assert_exactly_once(&database_url, &nats, &stream).await;
+    common::delete_stream(stream);
+}
