@@ -7,7 +7,7 @@ use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
 use cqrs_es::{Aggregate, DomainEvent};
 use postgres_es::PostgresEventRepository;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 use tokio::sync::mpsc;
 
 use crate::CommandError;
@@ -136,9 +136,9 @@ impl EventStore {
         events: &[A::Event],
         actor: &Actor,
     ) -> Result<i64, AppendError> {
-        let mut tx = self.pool.begin().await.map_err(append_error)?;
-        let position = insert_events::<A>(&mut tx, aggregate_id, version, events, actor).await?;
-        tx.commit().await.map_err(append_error)?;
+        let mut connection = self.pool.acquire().await.map_err(append_error)?;
+        let position =
+            insert_events::<A>(&mut connection, aggregate_id, version, events, actor).await?;
         self.signal_appended();
         Ok(position)
     }
@@ -159,38 +159,47 @@ async fn notify_appends(pool: PgPool, mut requests: mpsc::Receiver<()>) {
     }
 }
 
-/// Inserts the events (the columns postgres-es writes) and returns the last one's global
-/// position. The caller commits.
+/// Inserts the events (the columns postgres-es writes) in ONE statement and returns the
+/// last one's global position. One statement is atomic by itself, so the plain append
+/// needs no BEGIN/COMMIT round trips: a reservation costs one round trip to PostgreSQL.
+/// Payloads are bound as text so the stored JSON is exactly what serde wrote.
 async fn insert_events<A: Aggregate>(
-    tx: &mut Transaction<'static, Postgres>,
+    connection: &mut PgConnection,
     aggregate_id: &str,
     version: usize,
     events: &[A::Event],
     actor: &Actor,
 ) -> Result<i64, AppendError> {
-    let metadata = serde_json::to_value(actor.metadata())
-        .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
-    let mut position = 0;
+    let internal = |e: serde_json::Error| AppendError::Other(CommandError::Internal(Box::new(e)));
+    let metadata = serde_json::to_string(&actor.metadata()).map_err(internal)?;
+    let mut sequences = Vec::with_capacity(events.len());
+    let mut types = Vec::with_capacity(events.len());
+    let mut versions = Vec::with_capacity(events.len());
+    let mut payloads = Vec::with_capacity(events.len());
     for (i, event) in events.iter().enumerate() {
-        let payload = serde_json::to_value(event)
-            .map_err(|e| AppendError::Other(CommandError::Internal(Box::new(e))))?;
-        position = sqlx::query_scalar(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             RETURNING global_position",
-        )
-        .bind(A::TYPE)
-        .bind(aggregate_id)
-        .bind((version + i + 1) as i64)
-        .bind(event.event_type())
-        .bind(event.event_version())
-        .bind(&payload)
-        .bind(&metadata)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(append_error)?;
+        sequences.push((version + i + 1) as i64);
+        types.push(event.event_type());
+        versions.push(event.event_version());
+        payloads.push(serde_json::to_string(event).map_err(internal)?);
     }
-    Ok(position)
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $7::json
+           FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[])
+                AS e(sequence, event_type, event_version, payload)
+         RETURNING global_position",
+    )
+    .bind(A::TYPE)
+    .bind(aggregate_id)
+    .bind(&sequences)
+    .bind(&types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .fetch_all(&mut *connection)
+    .await
+    .map_err(append_error)?;
+    Ok(positions.into_iter().max().unwrap_or(0))
 }
 
 /// An open transaction holding the cross-process write lock of one aggregate.
@@ -258,7 +267,7 @@ impl LockedAggregate {
         actor: &Actor,
     ) -> Result<i64, AppendError> {
         let position =
-            insert_events::<A>(&mut self.tx, &self.aggregate_id, version, events, actor).await?;
+            insert_events::<A>(&mut *self.tx, &self.aggregate_id, version, events, actor).await?;
         self.tx.commit().await.map_err(append_error)?;
         if let Some(sender) = &self.appended {
             let _ = sender.try_send(());
