@@ -126,6 +126,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     let state = AppState {
         budgets: budgets.clone(),
         budget_reads,
+        pipeline: gateway::pipeline_routes::PipelineInfo {
+            stream: config.events_stream.clone(),
+            publisher: publisher.clone(),
+            projector: projector.clone(),
+        },
         pool,
         keys: TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
         secure_cookies: config.secure_cookies,

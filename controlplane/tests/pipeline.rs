@@ -92,6 +92,14 @@ async fn every_event_reaches_jetstream_exactly_once_in_aggregate_order_with_its_
         rows.len() as i64,
         "the checkpoint counted each event once"
     );
+    let (status, pipeline) = env.get("/system/pipeline").await;
+    assert_eq!(status, StatusCode::OK, "{pipeline}");
+    assert_eq!(pipeline["publisher"]["lag_events"], 0, "{pipeline}");
+    assert_eq!(pipeline["projector"]["lag_events"], 0, "{pipeline}");
+    assert_eq!(pipeline["last_position"], rows.last().unwrap().0);
+    assert_eq!(pipeline["this_process"]["publisher_active"], true);
+    assert_eq!(pipeline["this_process"]["projector_active"], true);
+    assert_eq!(pipeline["this_process"]["published"], rows.len());
     common::assert_read_model_matches_the_log(&env.database_url).await;
 }
 

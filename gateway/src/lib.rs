@@ -8,6 +8,7 @@ pub mod auth_routes;
 pub mod budget_routes;
 pub mod error;
 pub mod extract;
+pub mod pipeline_routes;
 pub mod state;
 pub mod users;
 
@@ -28,6 +29,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .merge(auth_routes::router())
         .merge(audit_routes::router())
+        .merge(pipeline_routes::router())
         .merge(budget_routes::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

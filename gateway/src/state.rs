@@ -11,6 +11,8 @@ pub struct AppState {
     pub budgets: Arc<BudgetService>,
     /// Budget reads from the read models (`GET /budget/state`).
     pub budget_reads: Arc<dyn BudgetReads>,
+    /// This process's publisher and projector (`GET /system/pipeline`).
+    pub pipeline: crate::pipeline_routes::PipelineInfo,
     pub pool: PgPool,
     pub keys: TokenKeys,
     /// Mark the session cookie `Secure` (set when served over HTTPS).

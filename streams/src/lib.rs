@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod publisher;
 pub mod setup;
 pub mod singleton;
+pub mod status;
 
 pub use envelope::{subject_for, EventEnvelope, LogPosition};
 pub use publisher::{run_publisher, PublisherConfig, PublisherStats};
