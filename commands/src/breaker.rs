@@ -29,9 +29,10 @@ use crate::store::{Actor, EventStore};
 use crate::CommandError;
 
 /// How old a cached breaker may be when a check is answered from it, unless a change was
-/// announced. Bounds how long a process can miss another's transition if the announcement
-/// is lost (NATS down): normally changes arrive within milliseconds.
-pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_millis(500);
+/// announced. Bounds how long a process can miss another's transition if an announcement
+/// is lost (every cache is also invalidated when this process's NATS connection comes
+/// back); normally changes arrive within milliseconds.
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(2);
 
 impl Decide for CircuitBreaker {
     type Reply = BreakerReply;
@@ -118,6 +119,35 @@ impl BreakerService {
     /// Another process changed `name`: the next check reads its new events first.
     pub fn invalidate(&self, name: &str) {
         self.executor.invalidate(name);
+    }
+
+    /// Announcements may have been missed: every check reads new events first.
+    pub fn invalidate_all(&self) {
+        self.executor.invalidate_all();
+    }
+
+    /// The answer to a check when it can be given at once from a fresh cached breaker
+    /// without writing; `None` sends the caller to [`Self::check`]. Lets the NATS listener
+    /// answer most checks inline, without a task or a lock wait.
+    pub fn try_check_cached(&self, name: &str) -> Option<CheckAnswer> {
+        let now = self.clock.now();
+        let reply = self
+            .executor
+            .try_read_cached(name, self.max_staleness, |loaded| {
+                loaded.aggregate.quick_check(now)
+            })??;
+        match reply {
+            BreakerReply::Checked {
+                allowed,
+                state,
+                trial,
+            } => Some(CheckAnswer {
+                allowed,
+                state,
+                trial,
+            }),
+            _ => None,
+        }
     }
 
     async fn execute(

@@ -10,12 +10,14 @@
 use std::sync::Arc;
 
 use async_nats::{Client, Message};
+use domain::breaker::{validate_breaker_name, BreakerState};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::api::{parse, MAX_COMMAND_BYTES};
-use crate::breaker::BreakerService;
+use crate::breaker::{BreakerService, CheckAnswer};
+use crate::breaker_api::NameRequest;
 use crate::nats::{error_body, QUEUE_GROUP};
 use crate::store::Actor;
 use crate::CommandError;
@@ -36,6 +38,16 @@ pub async fn serve_breaker_commands(
     tracing::info!(%subject, "listening for NATS breaker commands");
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(message) = subscription.next().await {
+        // Most checks are answered from the cache right here: no task, no lock wait.
+        if let (Some(answer), Some(reply_to)) = (quick_check(&service, &message), &message.reply) {
+            if let Err(error) = client
+                .publish(reply_to.clone(), check_reply(answer).into())
+                .await
+            {
+                tracing::warn!(%error, "could not send a NATS reply");
+            }
+            continue;
+        }
         let Ok(permit) = permits.clone().acquire_owned().await else {
             break;
         };
@@ -68,6 +80,32 @@ async fn handle(client: &Client, service: &BreakerService, message: Message) {
     };
     if let Err(error) = client.publish(reply_to, bytes.into()).await {
         tracing::warn!(%error, "could not send a NATS reply");
+    }
+}
+
+/// A well-formed check whose answer is cached and fresh; anything else (bad input
+/// included, for its error reply) takes the full path.
+fn quick_check(service: &BreakerService, message: &Message) -> Option<CheckAnswer> {
+    if !message.subject.ends_with(".check") || message.payload.len() > MAX_COMMAND_BYTES {
+        return None;
+    }
+    let request: NameRequest = serde_json::from_slice(&message.payload).ok()?;
+    validate_breaker_name(&request.name).ok()?;
+    service.try_check_cached(&request.name)
+}
+
+/// The check reply as `api_check` serialises it, without building JSON each time.
+fn check_reply(answer: CheckAnswer) -> &'static [u8] {
+    use BreakerState::*;
+    match (answer.allowed, answer.state, answer.trial) {
+        (true, Closed, false) => br#"{"allowed":true,"state":"CLOSED"}"#,
+        (true, Disabled, false) => br#"{"allowed":true,"state":"DISABLED"}"#,
+        (false, Open, false) => br#"{"allowed":false,"state":"OPEN"}"#,
+        (false, HalfOpen, false) => br#"{"allowed":false,"state":"HALF_OPEN"}"#,
+        (false, ForcedOpen, false) => br#"{"allowed":false,"state":"FORCED_OPEN"}"#,
+        (true, HalfOpen, true) => br#"{"allowed":true,"state":"HALF_OPEN","trial":true}"#,
+        // Not produced by a cached check; kept total for safety.
+        _ => br#"{"error":{"code":"internal","message":"internal error"}}"#,
     }
 }
 
@@ -120,11 +158,12 @@ pub async fn sync_breaker_changes(
     let origin = uuid::Uuid::new_v4().to_string();
     let mut subscription = client.subscribe(subject.clone()).await?;
     let mut changes = service.subscribe_changes();
+    let mut helpers = AbortOnDrop(Vec::new());
     {
         let client = client.clone();
         let subject = subject.clone();
         let origin = origin.clone();
-        tokio::spawn(async move {
+        helpers.0.push(tokio::spawn(async move {
             loop {
                 let name = match changes.recv().await {
                     Ok(name) => name,
@@ -143,7 +182,26 @@ pub async fn sync_breaker_changes(
                     tracing::debug!(%error, "could not announce a breaker change");
                 }
             }
-        });
+        }));
+    }
+    {
+        // Announcements published while this connection was down are lost: when it comes
+        // back, every cached breaker is read again before its next check.
+        let (client, service) = (client.clone(), service.clone());
+        helpers.0.push(tokio::spawn(async move {
+            let mut was_down = false;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                let up = client.connection_state() == async_nats::connection::State::Connected;
+                if !up {
+                    was_down = true;
+                } else if was_down {
+                    was_down = false;
+                    service.invalidate_all();
+                    tracing::info!("NATS reconnected: breaker caches will be re-read");
+                }
+            }
+        }));
     }
     while let Some(message) = subscription.next().await {
         match serde_json::from_slice::<Changed>(&message.payload) {
@@ -153,4 +211,15 @@ pub async fn sync_breaker_changes(
         }
     }
     Ok(())
+}
+
+/// Stops the helper tasks when the listener stops (or its task is aborted).
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }

@@ -174,6 +174,37 @@ where
         Ok(read(guard.as_ref().expect("loaded above")))
     }
 
+    /// Reads a cached aggregate without waiting and without I/O: `None` when it is not
+    /// cached, is busy (a command or a read holds it), is older than `max_age`, or another
+    /// process announced a change. Callers then take the [`Self::read`] path.
+    pub fn try_read_cached<R>(
+        &self,
+        aggregate_id: &str,
+        max_age: Duration,
+        read: impl FnOnce(&Loaded<A>) -> R,
+    ) -> Option<R> {
+        let slot = self
+            .slots
+            .lock()
+            .expect("slot map poisoned")
+            .get(aggregate_id)?
+            .clone();
+        if slot.stale.load(Ordering::Acquire) {
+            return None;
+        }
+        let guard = slot.loaded.try_lock().ok()?;
+        let loaded = guard.as_ref()?;
+        (loaded.refreshed_at.elapsed() < max_age).then(|| read(loaded))
+    }
+
+    /// Marks every cached aggregate as out of date (announcements may have been missed).
+    pub fn invalidate_all(&self) {
+        let slots = self.slots.lock().expect("slot map poisoned");
+        for slot in slots.values() {
+            slot.stale.store(true, Ordering::Release);
+        }
+    }
+
     /// Decides and appends one command, retrying after a conflict with another writer.
     pub async fn execute(
         &self,
