@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use auth::{Role, TokenKeys};
+use commands::breaker::BreakerService;
 use commands::budget::{BudgetService, SystemClock};
 use commands::store::{self, EventStore};
 use gateway::AppState;
@@ -93,6 +94,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     let projector = Arc::new(ProjectorStats::default());
 
     let mut tasks = Vec::new();
+    let breakers = Arc::new(BreakerService::new(
+        EventStore::new(pool.clone()),
+        Arc::new(SystemClock),
+    ));
+    tasks.extend(spawn_breakers(&nats, &config, &breakers));
     {
         let budgets = budgets.clone();
         let prefix = config.nats_prefix.clone();
@@ -125,6 +131,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
 
     let state = AppState {
         budgets: budgets.clone(),
+        breakers,
         budget_reads,
         pipeline: gateway::pipeline_routes::PipelineInfo {
             stream: config.events_stream.clone(),
@@ -151,4 +158,36 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         projector,
         tasks,
     })
+}
+
+/// The circuit-breaker tasks: the NATS commands, the change announcements that keep every
+/// process's checks current, and the OPEN → HALF_OPEN worker (on the expiry cadence).
+fn spawn_breakers(
+    nats: &async_nats::Client,
+    config: &Config,
+    breakers: &Arc<BreakerService>,
+) -> Vec<JoinHandle<()>> {
+    let prefix = config.nats_prefix.clone();
+    let (client, service) = (nats.clone(), breakers.clone());
+    let commands = tokio::spawn(async move {
+        if let Err(error) =
+            commands::breaker_nats::serve_breaker_commands(client, prefix, service).await
+        {
+            tracing::error!(%error, "NATS breaker listener stopped");
+        }
+    });
+    let prefix = config.nats_prefix.clone();
+    let (client, service) = (nats.clone(), breakers.clone());
+    let sync = tokio::spawn(async move {
+        if let Err(error) =
+            commands::breaker_nats::sync_breaker_changes(client, prefix, service).await
+        {
+            tracing::error!(%error, "breaker change announcements stopped");
+        }
+    });
+    let retry = tokio::spawn(commands::breaker::run_retry_worker(
+        breakers.clone(),
+        config.expiry_interval,
+    ));
+    vec![commands, sync, retry]
 }

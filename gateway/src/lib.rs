@@ -5,6 +5,7 @@
 
 pub mod audit_routes;
 pub mod auth_routes;
+pub mod breaker_routes;
 pub mod budget_routes;
 pub mod error;
 pub mod extract;
@@ -31,6 +32,7 @@ pub fn app(state: AppState) -> Router {
         .merge(audit_routes::router())
         .merge(pipeline_routes::router())
         .merge(budget_routes::router())
+        .merge(breaker_routes::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())

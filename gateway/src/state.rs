@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use auth::TokenKeys;
 use commands::api::BudgetReads;
+use commands::breaker::BreakerService;
 use commands::budget::BudgetService;
 use sqlx::PgPool;
 
@@ -9,6 +10,7 @@ use sqlx::PgPool;
 #[derive(Clone)]
 pub struct AppState {
     pub budgets: Arc<BudgetService>,
+    pub breakers: Arc<BreakerService>,
     /// Budget reads from the read models (`GET /budget/state`).
     pub budget_reads: Arc<dyn BudgetReads>,
     /// This process's publisher and projector (`GET /system/pipeline`).

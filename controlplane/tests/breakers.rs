@@ -1,0 +1,539 @@
+//! Circuit breakers over real NATS, HTTP and PostgreSQL, in one process and in two.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::TestEnv;
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// A request on `<prefix>.cmd.breaker.<verb>`, retried while the listener is still
+/// subscribing (no responders); panics after 10 s without an answer.
+async fn breaker(nats: &async_nats::Client, prefix: &str, verb: &str, body: Vec<u8>) -> Value {
+    let subject = format!("{prefix}.cmd.breaker.{verb}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Cp-Service", "checkout-svc");
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(5),
+            nats.request_with_headers(subject.clone(), headers, body.clone().into()),
+        )
+        .await;
+        if let Ok(Ok(reply)) = attempt {
+            return serde_json::from_slice(&reply.payload).expect("NATS replies are JSON");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no answer on {subject}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn check(env: &TestEnv, name: &str) -> Value {
+    breaker(
+        &env.nats,
+        &env.prefix,
+        "check",
+        json!({ "name": name }).to_string().into_bytes(),
+    )
+    .await
+}
+
+async fn record(env: &TestEnv, name: &str, outcome: &str) -> Value {
+    breaker(
+        &env.nats,
+        &env.prefix,
+        "record",
+        json!({"name": name, "outcome": outcome, "error": "connection refused"})
+            .to_string()
+            .into_bytes(),
+    )
+    .await
+}
+
+/// Polls `GET /circuit-breakers` until `name` is in `state` (the retry worker runs every
+/// 100 ms in tests); panics after 10 s.
+async fn wait_for_state(env: &TestEnv, name: &str, state: &str) -> Value {
+    for _ in 0..200 {
+        let (status, body) = env.get("/circuit-breakers").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["breakers"][name]["state"] == state {
+            return body["breakers"][name].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name} never reached {state}");
+}
+
+#[tokio::test]
+async fn a_breaker_opens_half_opens_and_closes_over_nats() {
+    let env = TestEnv::start().await;
+    let (status, body) = env
+        .put(
+            "/circuit-breakers/openai_api",
+            json!({"failure_threshold": 2, "open_seconds": 1, "half_open_max_calls": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["changed"], true);
+    assert_eq!(body["config"]["failure_threshold"], 2);
+
+    assert_eq!(
+        check(&env, "openai_api").await,
+        json!({"allowed": true, "state": "CLOSED"})
+    );
+    let first = record(&env, "openai_api", "failure").await;
+    assert_eq!(
+        (first["counted"].as_bool(), first["state"].as_str()),
+        (Some(true), Some("CLOSED")),
+        "{first}"
+    );
+    assert_eq!(first["failures"], 1);
+    let second = record(&env, "openai_api", "failure").await;
+    assert_eq!(second["state"], "OPEN", "{second}");
+    assert_eq!(second["changed_by"], "nats:checkout-svc");
+    assert!(second["next_retry"].is_string());
+    // A check while open refuses and writes nothing.
+    assert_eq!(
+        check(&env, "openai_api").await,
+        json!({"allowed": false, "state": "OPEN"})
+    );
+
+    let (_, list) = env.get("/circuit-breakers").await;
+    let listed = &list["breakers"]["openai_api"];
+    assert_eq!(listed["state"], "OPEN", "{list}");
+    assert_eq!(listed["failures"], 2);
+    assert!(listed["next_retry"].is_string());
+
+    // The worker turns it half-open after open_seconds, without any call.
+    let half_open = wait_for_state(&env, "openai_api", "HALF_OPEN").await;
+    assert!(half_open.get("next_retry").is_none(), "{half_open}");
+    let (_, shown) = env.get("/circuit-breakers/openai_api").await;
+    assert_eq!(shown["changed_by"], "worker:breaker-retry", "{shown}");
+
+    // One trial permit, then refusals; its success closes the breaker.
+    assert_eq!(
+        check(&env, "openai_api").await,
+        json!({"allowed": true, "state": "HALF_OPEN", "trial": true})
+    );
+    assert_eq!(
+        check(&env, "openai_api").await,
+        json!({"allowed": false, "state": "HALF_OPEN"})
+    );
+    let closed = record(&env, "openai_api", "success").await;
+    assert_eq!(closed["state"], "CLOSED", "{closed}");
+    assert_eq!(closed["failures"], 0);
+    assert_eq!(
+        check(&env, "openai_api").await,
+        json!({"allowed": true, "state": "CLOSED"})
+    );
+}
+
+#[tokio::test]
+async fn checks_and_uneventful_successes_record_nothing() {
+    let env = TestEnv::start().await;
+    for _ in 0..20 {
+        assert_eq!(check(&env, "database").await["allowed"], true);
+    }
+    let success = record(&env, "database", "success").await;
+    assert_eq!(success["counted"], false, "{success}");
+    let (_, list) = env.get("/circuit-breakers").await;
+    assert_eq!(list, json!({"breakers": {}}));
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (events,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM events WHERE aggregate_type = 'CircuitBreaker'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(events, 0);
+    // The first failure registers the defaults, and the actor is in the event.
+    record(&env, "database", "failure").await;
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT event_type, payload ->> 'actor' FROM events
+          WHERE aggregate_type = 'CircuitBreaker' ORDER BY sequence",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("BreakerRegistered".into(), "nats:checkout-svc".into()),
+            ("FailureRecorded".into(), "nats:checkout-svc".into()),
+        ]
+    );
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn malformed_breaker_commands_get_an_error_reply_naming_the_field() {
+    let env = TestEnv::start().await;
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        ("check", b"{not json".to_vec(), "invalid_request", "body"),
+        ("check", b"{}".to_vec(), "invalid_request", "name"),
+        (
+            "check",
+            br#"{"name":"has space"}"#.to_vec(),
+            "invalid_request",
+            "name",
+        ),
+        (
+            "record",
+            br#"{"name":"db","outcome":"maybe"}"#.to_vec(),
+            "invalid_request",
+            "outcome",
+        ),
+        (
+            "record",
+            br#"{"name":"db"}"#.to_vec(),
+            "invalid_request",
+            "outcome",
+        ),
+        (
+            "record",
+            br#"{"name":"db","outcome":"failure","extra":1}"#.to_vec(),
+            "invalid_request",
+            "extra",
+        ),
+    ];
+    for (verb, body, code, field) in cases {
+        let reply = breaker(&env.nats, &env.prefix, verb, body.clone()).await;
+        assert_eq!(reply["error"]["code"], code, "{reply}");
+        assert_eq!(
+            reply["error"]["field"],
+            field,
+            "{verb} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let reply = breaker(&env.nats, &env.prefix, "explode", b"{}".to_vec()).await;
+    assert_eq!(reply["error"]["code"], "not_found");
+    let big = format!("{{\"name\":\"{}\"}}", "x".repeat(100 * 1024));
+    let reply = breaker(&env.nats, &env.prefix, "check", big.into_bytes()).await;
+    assert_eq!(reply["error"]["field"], "body");
+    // Still alive.
+    assert_eq!(check(&env, "db").await["allowed"], true);
+}
+
+#[tokio::test]
+async fn http_routes_check_their_permissions() {
+    let env = TestEnv::start().await;
+    let viewer = env.user_token("vera", auth::Role::Viewer).await;
+    let service = env.user_token("svc", auth::Role::Service).await;
+    let operator = env.user_token("otto", auth::Role::Operator).await;
+    let call = |method: reqwest::Method, path: &'static str, token: Option<String>| {
+        let env = &env;
+        async move {
+            let body = (method == reqwest::Method::PUT).then(|| json!({"failure_threshold": 3}));
+            env.call(method, path, token.as_deref(), body).await.0
+        }
+    };
+    use reqwest::Method;
+    assert_eq!(
+        call(Method::GET, "/circuit-breakers", None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(Method::GET, "/circuit-breakers", Some(viewer.clone())).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(Method::PUT, "/circuit-breakers/db", Some(viewer.clone())).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(Method::PUT, "/circuit-breakers/db", Some(service.clone())).await,
+        StatusCode::OK
+    );
+    for path in [
+        "/circuit-breakers/db/reset",
+        "/circuit-breakers/db/force_open",
+        "/circuit-breakers/db/disable",
+        "/circuit-breakers/reset_all",
+    ] {
+        assert_eq!(
+            call(Method::POST, path, Some(service.clone())).await,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+        assert_eq!(
+            call(Method::POST, path, Some(operator.clone())).await,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let (status, body) = env
+        .call(
+            Method::POST,
+            "/circuit-breakers/db/reset",
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "forbidden");
+}
+
+#[tokio::test]
+async fn bad_http_input_is_a_400_naming_the_field() {
+    let env = TestEnv::start().await;
+    let cases = [
+        (
+            "/circuit-breakers/db",
+            json!({"failure_threshold": 0}),
+            "failure_threshold",
+        ),
+        (
+            "/circuit-breakers/db",
+            json!({"open_seconds": 100_000}),
+            "open_seconds",
+        ),
+        (
+            "/circuit-breakers/db",
+            json!({"half_open_max_calls": "two"}),
+            "half_open_max_calls",
+        ),
+        ("/circuit-breakers/db", json!({"threshold": 3}), "threshold"),
+        ("/circuit-breakers/a%20b", json!({}), "name"),
+        (
+            &format!("/circuit-breakers/{}", "n".repeat(65)),
+            json!({}),
+            "name",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, answer) = env.put(path, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{path}: {answer}");
+    }
+    let (status, answer) = env.post("/circuit-breakers/a*b/reset", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"]["field"], "name");
+    let (status, answer) = env
+        .call(
+            reqwest::Method::PUT,
+            "/circuit-breakers/db",
+            Some(&env.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"]["field"], "body");
+}
+
+#[tokio::test]
+async fn overrides_and_reset_all_are_recorded_with_who_did_them() {
+    let env = TestEnv::start().await;
+    let (status, forced) = env
+        .post("/circuit-breakers/payments/force_open", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{forced}");
+    assert_eq!(
+        (forced["state"].as_str(), forced["changed_by"].as_str()),
+        (Some("FORCED_OPEN"), Some("http:admin"))
+    );
+    // Forcing again changes nothing.
+    let (_, again) = env
+        .post("/circuit-breakers/payments/force_open", json!({}))
+        .await;
+    assert_eq!(again["changed"], false);
+    assert_eq!(
+        check(&env, "payments").await,
+        json!({"allowed": false, "state": "FORCED_OPEN"})
+    );
+    // A failure while forced open counts nothing.
+    assert_eq!(record(&env, "payments", "failure").await["counted"], false);
+
+    let (_, disabled) = env
+        .post("/circuit-breakers/search/disable", json!({}))
+        .await;
+    assert_eq!(disabled["state"], "DISABLED");
+    assert_eq!(
+        check(&env, "search").await,
+        json!({"allowed": true, "state": "DISABLED"})
+    );
+    record(&env, "flaky", "failure").await;
+
+    let (status, reset) = env.post("/circuit-breakers/reset_all", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    assert_eq!(reset["reset"], json!(["flaky", "payments", "search"]));
+    let (_, list) = env.get("/circuit-breakers").await;
+    assert_eq!(
+        list,
+        json!({"breakers": {
+            "flaky": {"state": "CLOSED", "failures": 0},
+            "payments": {"state": "CLOSED", "failures": 0},
+            "search": {"state": "CLOSED", "failures": 0},
+        }})
+    );
+    let (_, shown) = env.get("/circuit-breakers/payments").await;
+    assert_eq!(shown["changed_by"], "http:admin", "{shown}");
+    // Checks see the reset at once in this process.
+    assert_eq!(check(&env, "payments").await["allowed"], true);
+    let (_, nothing) = env.post("/circuit-breakers/reset_all", json!({})).await;
+    assert_eq!(nothing["reset"], json!([]));
+}
+
+/// Starts `controlplane serve` as a real process on port 0 and returns it and its URL.
+async fn spawn_process(database_url: &str, prefix: &str) -> (tokio::process::Child, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
+        .arg("serve")
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", database_url)
+        .env("NATS_URL", common::nats_url())
+        .env("NATS_SUBJECT_PREFIX", prefix)
+        // Each test its own JetStream stream, like its own subject prefix.
+        .env("EVENTS_STREAM", format!("EV_{prefix}"))
+        .env("JWT_SECRET", common::JWT_SECRET)
+        .env("ADMIN_PASSWORD", common::ADMIN_PASSWORD)
+        .env("EXPIRY_INTERVAL_MS", "100")
+        .env("PORT", "0")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn controlplane");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the process starts in time")
+        .unwrap()
+        .expect("it prints where it listens");
+    let url = line.rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://"), "{line}");
+    (child, url)
+}
+
+/// `n` concurrent checks over NATS (the queue group spreads them over both processes).
+async fn checks(nats: &async_nats::Client, prefix: &str, name: &str, n: usize) -> Vec<Value> {
+    join_all((0..n).map(|_| {
+        breaker(
+            nats,
+            prefix,
+            "check",
+            json!({ "name": name }).to_string().into_bytes(),
+        )
+    }))
+    .await
+}
+
+/// Polls until every one of 40 concurrent checks answers `state`; panics after 10 s.
+async fn wait_until_all_checks_say(
+    nats: &async_nats::Client,
+    prefix: &str,
+    name: &str,
+    state: &str,
+) {
+    for _ in 0..100 {
+        let answers = checks(nats, prefix, name, 40).await;
+        if answers.iter().all(|a| a["state"] == state) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the processes never agreed on {state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_serve_processes_agree_on_breaker_state_and_trial_permits() {
+    let database_url = common::fresh_database().await;
+    let prefix = common::unique_prefix();
+    let (_a, url_a) = spawn_process(&database_url, &prefix).await;
+    let (_b, url_b) = spawn_process(&database_url, &prefix).await;
+    let nats = async_nats::connect(common::nats_url()).await.unwrap();
+    let http = reqwest::Client::new();
+    let token: String = http
+        .post(format!("{url_a}/auth/login"))
+        .json(&json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = |url: String| {
+        let (http, token) = (http.clone(), token.clone());
+        async move {
+            http.get(format!("{url}/circuit-breakers"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let configured = http
+        .put(format!("{url_b}/circuit-breakers/llm"))
+        .bearer_auth(&token)
+        .json(&json!({"failure_threshold": 5, "open_seconds": 1, "half_open_max_calls": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(configured.status(), StatusCode::OK);
+    // Both processes answer checks, and both see it closed (it is cached in each now).
+    wait_until_all_checks_say(&nats, &prefix, "llm", "CLOSED").await;
+
+    // Five concurrent failures, spread over both processes, open it exactly once.
+    let reports = join_all((0..5).map(|_| {
+        breaker(
+            &nats,
+            &prefix,
+            "record",
+            json!({"name": "llm", "outcome": "failure"})
+                .to_string()
+                .into_bytes(),
+        )
+    }))
+    .await;
+    assert!(reports.iter().all(|r| r["counted"] == true), "{reports:?}");
+    let (a, b) = (list(url_a.clone()).await, list(url_b.clone()).await);
+    assert_eq!(a, b);
+    assert_eq!(a["breakers"]["llm"]["state"], "OPEN", "{a}");
+    assert_eq!(a["breakers"]["llm"]["failures"], 5);
+    let answers = checks(&nats, &prefix, "llm", 40).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| a["state"] == "OPEN" || a["state"] == "HALF_OPEN"),
+        "{answers:?}"
+    );
+
+    // Half-open: however many checks race over both processes, exactly 3 trials are allowed.
+    for _ in 0..200 {
+        if list(url_a.clone()).await["breakers"]["llm"]["state"] == "HALF_OPEN" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answers = checks(&nats, &prefix, "llm", 40).await;
+    let allowed = answers.iter().filter(|a| a["allowed"] == true).count();
+    assert_eq!(allowed, 3, "{answers:?}");
+    assert!(answers.iter().all(|a| a["state"] == "HALF_OPEN"));
+
+    // A reset on one process is seen by the checks of both.
+    let reset = http
+        .post(format!("{url_a}/circuit-breakers/llm/reset"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), StatusCode::OK);
+    wait_until_all_checks_say(&nats, &prefix, "llm", "CLOSED").await;
+    let (a, b) = (list(url_a).await, list(url_b).await);
+    assert_eq!(a, b);
+    assert_eq!(
+        a["breakers"]["llm"],
+        json!({"state": "CLOSED", "failures": 0})
+    );
+}
