@@ -3,13 +3,14 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help run test services services-down lint unit bench
+.PHONY: help run test services services-down lint bench sandbox-engine sandbox-engine-down
 
 help:
 	@echo "make run    - start the control plane on http://localhost:8000 (PostgreSQL + NATS included)"
 	@echo "make test   - lints and the whole test suite against real PostgreSQL and NATS"
 	@echo "make bench  - benchmarks (figures written to docs/benchmarks.md)"
 	@echo "make services / services-down - only start / stop the private PostgreSQL and NATS"
+	@echo "make sandbox-engine / sandbox-engine-down - start / stop the podman engine the sandbox uses"
 
 services:
 	@scripts/services.sh up >/dev/null
@@ -29,3 +30,9 @@ lint:
 
 bench: services
 	@bench/run.sh
+
+sandbox-engine:
+	@scripts/sandbox-engine.sh up
+
+sandbox-engine-down:
+	@scripts/sandbox-engine.sh down

@@ -35,7 +35,7 @@ prefix="bench$(date +%s)"
 out=$(mktemp)
 APP_ENV=test DATABASE_URL="$bench_url" NATS_SUBJECT_PREFIX="$prefix" PORT=0 RUST_LOG=warn \
   JWT_SECRET="bench-secret-0123456789abcdef0123456789abcdef" DB_MAX_CONNECTIONS=64 \
-  ADMIN_PASSWORD=bench-admin-password \
+  ADMIN_PASSWORD=bench-admin-password RATE_LIMITS=admin=1000000 \
   target/release/controlplane serve > "$out" &
 server_pid=$!
 for _ in $(seq 1 100); do grep -q listening "$out" && break; sleep 0.1; done

@@ -15,7 +15,7 @@ for extra in bench/*/run.sh; do
   [ -x "$extra" ] || continue
   name=$(basename "$(dirname "$extra")")
   if [ "$only" = all ] || [ "$only" = "$name" ]; then
-    "$extra"
+    BENCH_OUT="docs/benchmarks/$name.md" "$extra"
   fi
 done
 bench/assemble.sh

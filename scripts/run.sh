@@ -20,13 +20,27 @@ fi
 export ADMIN_PASSWORD
 export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}"
 
-echo "==> building the control plane (release)"
-cargo build --release --locked -p controlplane
+echo "==> building the control plane and the sandbox (release)"
+cargo build --release --locked -p controlplane -p sandbox
+
+# The sandbox needs a container engine; the control plane runs without it.
+SANDBOX_PID=
+SANDBOX_LINE="  sandbox:        NOT STARTED - no container engine here (see the message above); the control plane runs without it"
+if scripts/sandbox-engine.sh up; then
+  # shellcheck disable=SC1091
+  source .data/sandbox.env
+  export DOCKER_HOST
+  SANDBOX_PORT="${SANDBOX_PORT:-8001}" target/release/sandbox &
+  SANDBOX_PID=$!
+  SANDBOX_LINE="  sandbox:        http://localhost:${SANDBOX_PORT:-8001}"
+fi
+trap '[ -n "$SANDBOX_PID" ] && kill "$SANDBOX_PID" 2>/dev/null' EXIT
 
 echo
 echo "  control plane:  http://localhost:${PORT}"
 echo "  PostgreSQL:     ${DATABASE_URL}"
 echo "  NATS:           ${NATS_URL}"
+echo "$SANDBOX_LINE"
 if [ "${SHOW_PASSWORD:-}" = 1 ]; then
   echo "  log in as:      admin / ${ADMIN_PASSWORD}   (kept in .data/admin_password)"
 else
@@ -35,4 +49,4 @@ fi
 echo "  e.g.: curl -s localhost:${PORT}/auth/login -H 'content-type: application/json' \\"
 echo "          -d '{\"username\":\"admin\",\"password\":\"<password>\"}'"
 echo
-exec target/release/controlplane serve
+target/release/controlplane serve

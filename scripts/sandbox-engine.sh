@@ -80,23 +80,36 @@ install_packages() {
 # --- configuration --------------------------------------------------------------------------
 
 # runc, not crun: crun fails on the hybrid cgroup layout of these machines. Default ulimits,
-# because the engine otherwise copies the host's, which runc cannot always apply. cgroupfs and
-# file events, because no systemd runs here.
+# because the engine otherwise asks for limits above what the container's parent (conmon) holds,
+# and runc, without CAP_SYS_RESOURCE here, cannot raise them ("error setting rlimit type 6/7").
+# conmon runs with nofile = this shell's hard limit and nproc = kernel.pid_max, so stay at or
+# under both. cgroupfs and file events, because no systemd runs here.
+min_of() {
+    local m=$1 v
+    shift
+    for v in "$@"; do
+        [ "$v" = unlimited ] && continue
+        [ "$v" -lt "$m" ] && m=$v
+    done
+    echo "$m"
+}
+
 write_config() {
-    local want
-    want='# Written by golden-arch scripts/sandbox-engine.sh: podman serves the Docker Engine API for
-# the sandbox service. Safe to edit; the script rewrites it only when it lacks these keys.
+    local nofile nproc want
+    nofile="$(min_of 65536 "$(ulimit -Hn)")"
+    nproc="$(min_of 65536 "$(ulimit -Hu)" "$(cat /proc/sys/kernel/pid_max 2>/dev/null || echo 32768)")"
+    want="# Written by golden-arch scripts/sandbox-engine.sh: podman serves the Docker Engine API for
+# the sandbox service. Rewritten by that script when it differs.
 [containers]
-default_ulimits = ["nofile=65536:65536", "nproc=65536:65536"]
-log_driver = "k8s-file"
+default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=$nproc:$nproc\"]
+log_driver = \"k8s-file\"
 
 [engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-'
-    if [ -f "$CONF" ] && grep -q '^runtime = "runc"' "$CONF" && grep -q '^default_ulimits' "$CONF" &&
-        grep -q '^cgroup_manager = "cgroupfs"' "$CONF"; then
+runtime = \"runc\"
+cgroup_manager = \"cgroupfs\"
+events_logger = \"file\"
+"
+    if [ -f "$CONF" ] && [ "$(cat "$CONF")" = "$(printf '%s' "$want")" ]; then
         return 0
     fi
     if [ -f "$CONF" ] && ! grep -q 'golden-arch' "$CONF"; then
@@ -141,10 +154,11 @@ start_service() {
     rm -f "$SOCK"
     say "starting podman system service on $SOCK"
     # setsid: the service must outlive the shell (and the make recipe) that started it.
-    setsid podman system service --time=0 "unix://$SOCK" >>"$LOG" 2>&1 </dev/null &
+    # Started from the data dir: conmon drops an `oom` marker file in its working directory
+    # when a container hits its memory limit, and that must not land in the work tree.
+    (cd "$DATA" && exec setsid podman system service --time=0 "unix://$SOCK" >>"$LOG" 2>&1 </dev/null 9>&-) &
     echo $! >"$PIDFILE"
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         if api_ping; then return 0; fi
         if ! [ -d "/proc/$(cat "$PIDFILE")" ]; then
             tail -n 20 "$LOG" >&2 || true
@@ -164,7 +178,7 @@ stop_service() {
             [ -d "/proc/$pid" ] || break
             sleep 0.1
         done
-        [ -d "/proc/$pid" ] && kill -9 "$pid" 2>/dev/null || true
+        if [ -d "/proc/$pid" ]; then kill -9 "$pid" 2>/dev/null || true; fi
         say "stopped podman service (pid $pid)"
     else
         say "no podman service started by this script is running"
@@ -221,7 +235,7 @@ build_image() {
             --change 'ENV PYTHONUNBUFFERED=1' \
             --change 'ENV LANG=C.UTF-8' \
             --change "LABEL golden-arch.recipe=$IMAGE_RECIPE" \
-            - "$IMAGE" >/dev/null ||
+            - "$IMAGE" >>"$DATA/debootstrap.log" 2>&1 ||
         die "podman import of the runtime image failed"
     rm -rf "$root"
     trap - EXIT
@@ -246,11 +260,10 @@ up() {
     if ! info="$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>&1)"; then
         die "podman does not work on this machine: $info"
     fi
-    local fresh=0
-    image_current || fresh=1
     build_image
-    # A freshly built image is run once through the CLI, so a broken engine fails here, clearly.
-    [ "$fresh" = 1 ] && smoke_test
+    # One run through the CLI (well under a second), so a broken engine fails here, clearly,
+    # rather than as a puzzling test failure later.
+    smoke_test
     start_service
     printf 'export DOCKER_HOST=unix://%s\n' "$SOCK" >"$ENVFILE"
     say "engine ready: DOCKER_HOST=unix://$SOCK (runtime $info, image $IMAGE); env in $ENVFILE"

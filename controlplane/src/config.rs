@@ -23,6 +23,8 @@ pub struct Config {
     pub db_max_connections: u32,
     pub expiry_interval: Duration,
     pub secure_cookies: bool,
+    /// Rate limits and CORS origins (`RATE_LIMITS`, `LOGIN_RATE_PER_MINUTE`, `CORS_ORIGINS`).
+    pub http_policy: gateway::hardening::HttpPolicy,
 }
 
 impl std::fmt::Debug for Config {
@@ -167,7 +169,33 @@ impl Config {
                 ))
             }
         };
+        let mut http_policy = gateway::hardening::HttpPolicy::default()
+            .with_role_limits(&get("RATE_LIMITS").unwrap_or_default())
+            .map_err(|problem| error("RATE_LIMITS", problem))?;
+        http_policy.login_per_minute = u32::try_from(parse_num("LOGIN_RATE_PER_MINUTE", 5)?)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| error("LOGIN_RATE_PER_MINUTE", "must be between 1 and 4294967295"))?;
+        http_policy.cors_origins = get("CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = http_policy
+            .cors_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")))
+        {
+            return Err(error(
+                "CORS_ORIGINS",
+                format!("'{bad}' is not an http(s) origin"),
+            ));
+        }
         Ok(Config {
+            http_policy,
             database_url,
             nats_url,
             nats_prefix,

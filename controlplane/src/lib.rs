@@ -145,7 +145,14 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Nats(e.to_string()))?;
-    let app = gateway::app(state);
+    let app = gateway::hardening::harden(
+        gateway::app(state),
+        &config.http_policy,
+        TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
+        gateway::hardening::HttpMetrics::new(prometheus_registry()),
+    )
+    // Peer addresses feed the per-IP login limit.
+    .into_make_service_with_connect_info::<SocketAddr>();
     tasks.push(tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "HTTP server stopped");
@@ -190,4 +197,10 @@ fn spawn_breakers(
         config.expiry_interval,
     ));
     vec![commands, sync, retry]
+}
+
+/// The registry `/metrics` exports. A fresh one per server, so in-process test servers
+/// never collide over metric names.
+fn prometheus_registry() -> prometheus::Registry {
+    prometheus::Registry::new()
 }

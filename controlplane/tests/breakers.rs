@@ -394,6 +394,8 @@ async fn spawn_process(database_url: &str, prefix: &str) -> (tokio::process::Chi
         .env("ADMIN_PASSWORD", common::ADMIN_PASSWORD)
         .env("EXPIRY_INTERVAL_MS", "100")
         .env("PORT", "0")
+        .env("RATE_LIMITS", "admin=100000,service=100000,operator=100000")
+        .env("LOGIN_RATE_PER_MINUTE", "10000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -70,6 +70,8 @@ async fn spawn_process(database_url: &str, prefix: &str) -> (tokio::process::Chi
         .env("JWT_SECRET", common::JWT_SECRET)
         .env("ADMIN_PASSWORD", common::ADMIN_PASSWORD)
         .env("PORT", "0")
+        .env("RATE_LIMITS", "admin=100000,service=100000,operator=100000")
+        .env("LOGIN_RATE_PER_MINUTE", "10000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -10,6 +10,7 @@ pub mod budget_routes;
 pub mod error;
 pub mod extract;
 pub mod pipeline_routes;
+pub mod hardening;
 pub mod state;
 pub mod users;
 

@@ -58,7 +58,15 @@ pub fn stream_name(prefix: &str) -> String {
 }
 
 pub fn config(database_url: &str, prefix: &str) -> Config {
-    let vars = [
+    config_with(database_url, prefix, &[])
+}
+
+/// The test configuration with some variables replaced or added.
+pub fn config_with(database_url: &str, prefix: &str, extra: &[(&str, &str)]) -> Config {
+    let mut vars = vec![
+        // Generous limits: tests of the limits themselves set their own.
+        ("RATE_LIMITS", "admin=100000,operator=100000,developer=100000,auditor=100000,viewer=100000,service=100000".to_string()),
+        ("LOGIN_RATE_PER_MINUTE", "10000".to_string()),
         ("APP_ENV", "test".to_string()),
         ("DATABASE_URL", database_url.to_string()),
         ("NATS_URL", nats_url()),
@@ -71,6 +79,10 @@ pub fn config(database_url: &str, prefix: &str) -> Config {
         ("MIN_POSITION_WAIT_MS", "5000".to_string()),
         ("DB_MAX_CONNECTIONS", "20".to_string()),
     ];
+    for (name, value) in extra {
+        vars.retain(|(n, _)| n != name);
+        vars.push((name, value.to_string()));
+    }
     Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
         .expect("test config is valid")
 }
@@ -90,10 +102,15 @@ pub struct TestEnv {
 
 impl TestEnv {
     pub async fn start() -> TestEnv {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with some configuration variables replaced (see [`config_with`]).
+    pub async fn start_with(extra: &[(&str, &str)]) -> TestEnv {
         let database_url = fresh_database().await;
         let prefix = unique_prefix();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = controlplane::start(config(&database_url, &prefix), listener)
+        let server = controlplane::start(config_with(&database_url, &prefix, extra), listener)
             .await
             .expect("the control plane starts");
         let base = format!("http://{}", server.addr);
@@ -497,6 +514,8 @@ impl ServeProcess {
             .env("RATE_LIMITS", "admin=100000,operator=100000,developer=100000,auditor=100000,viewer=100000,service=100000")
             .env("LOGIN_RATE_PER_MINUTE", "10000")
             .env("PORT", "0")
+            .env("RATE_LIMITS", "admin=100000,service=100000,operator=100000")
+            .env("LOGIN_RATE_PER_MINUTE", "10000")
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)

@@ -1,0 +1,167 @@
+//! Commit-to-JetStream and commit-to-projection latency under a paced reservation load.
+//!
+//! `pipeline_latency <nats_url> <prefix> <rate/s> <seconds> <http_url> <admin_token> <database_url>`
+//! prints one JSON line: ops, rate, errors, js_p50_ms, js_p99_ms, proj_p50_ms, proj_p99_ms,
+//! proj_samples.
+//!
+//! Commit → JetStream: a core-NATS subscription on `<prefix>.events.>` sees every message the
+//! publisher puts on the stream; latency = arrival − the event's `recorded_at` (its
+//! transaction's start; each append is one statement, so that is its commit to within the
+//! statement's duration). Commit → projection: for one command in ten, the client polls
+//! `projection_versions` every millisecond until the event's aggregate version reaches its
+//! sequence; latency = that moment − `recorded_at`. Same machine, same clock.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bench::Recorder;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+const BUDGETS: usize = 1000;
+
+fn ms_since(recorded_at: DateTime<Utc>) -> Duration {
+    (Utc::now() - recorded_at).to_std().unwrap_or_default()
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 8 {
+        eprintln!("usage: pipeline_latency <nats_url> <prefix> <rate> <seconds> <http_url> <admin_token> <database_url>");
+        std::process::exit(2);
+    }
+    let (nats_url, prefix) = (&args[1], args[2].clone());
+    let rate: f64 = args[3].parse().expect("rate");
+    let seconds: u64 = args[4].parse().expect("seconds");
+    let (http_url, token, database_url) = (&args[5], &args[6], &args[7]);
+    let http = reqwest::Client::new();
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    for b in 0..BUDGETS {
+        let body = json!({"tenant_id": format!("lat{run}"), "project_id": format!("p{b}"), "total_tokens": 1_000_000_000_000u64});
+        let answer: Value = http
+            .put(format!("{http_url}/budget/limit"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("set limit")
+            .json()
+            .await
+            .expect("JSON");
+        assert!(answer.get("error").is_none(), "{answer}");
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect(database_url)
+        .await
+        .expect("connect to PostgreSQL");
+    let nats = async_nats::connect(nats_url.as_str()).await.expect("NATS");
+
+    // Commit → JetStream, for every event of this run.
+    let js_latencies = Arc::new(Mutex::new(Recorder::default()));
+    let mut events = nats
+        .subscribe(format!("{prefix}.events.Budget.lat{run}.>"))
+        .await
+        .expect("subscribe");
+    let collector = {
+        let js_latencies = js_latencies.clone();
+        tokio::spawn(async move {
+            while let Some(message) = events.next().await {
+                let envelope: Value = serde_json::from_slice(&message.payload).unwrap();
+                if let Some(at) = envelope["recorded_at"]
+                    .as_str()
+                    .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                {
+                    js_latencies.lock().await.latencies.push(ms_since(at));
+                }
+            }
+        })
+    };
+    // Let the first limits' events drain before measuring.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    js_latencies.lock().await.latencies.clear();
+
+    let proj = Arc::new(Mutex::new(Recorder::default()));
+    let commands = Arc::new(Mutex::new(Recorder::default()));
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut n: u64 = 0;
+    let mut tasks = Vec::new();
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        n += 1;
+        let (nats, prefix, run) = (nats.clone(), prefix.clone(), run.clone());
+        let (proj, commands, pool) = (proj.clone(), commands.clone(), pool.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"tenant_id": format!("lat{run}"), "project_id": format!("p{}", n as usize % BUDGETS), "task_id": format!("t{n}"), "model": "m", "estimated_tokens": 1});
+            let sent = Instant::now();
+            let reply = tokio::time::timeout(
+                Duration::from_secs(10),
+                nats.request(
+                    format!("{prefix}.cmd.budget.request"),
+                    serde_json::to_vec(&body).unwrap().into(),
+                ),
+            )
+            .await;
+            let Ok(Ok(reply)) = reply else {
+                commands.lock().await.errors += 1;
+                return;
+            };
+            commands.lock().await.latencies.push(sent.elapsed());
+            let answer: Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
+            let Some(position) = answer["position"].as_i64() else {
+                commands.lock().await.errors += 1;
+                return;
+            };
+            if n % 10 != 0 {
+                return;
+            }
+            let recorded: (DateTime<Utc>,) =
+                sqlx::query_as("SELECT recorded_at FROM events WHERE global_position = $1")
+                    .bind(position)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            loop {
+                let applied: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM events e JOIN projection_versions v
+                        ON v.aggregate_type = e.aggregate_type AND v.aggregate_id = e.aggregate_id
+                      WHERE e.global_position = $1 AND v.version >= e.sequence)",
+                )
+                .bind(position)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                if applied {
+                    proj.lock().await.latencies.push(ms_since(recorded.0));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    collector.abort();
+    let commands = std::mem::take(&mut *commands.lock().await).summary(elapsed);
+    let js = std::mem::take(&mut *js_latencies.lock().await).summary(elapsed);
+    let proj = std::mem::take(&mut *proj.lock().await).summary(elapsed);
+    println!(
+        "{}",
+        json!({
+            "ops": commands["ops"], "rate": commands["rate"], "errors": commands["errors"],
+            "cmd_p50_ms": commands["p50_ms"], "cmd_p99_ms": commands["p99_ms"],
+            "js_p50_ms": js["p50_ms"], "js_p99_ms": js["p99_ms"], "js_samples": js["ops"],
+            "proj_p50_ms": proj["p50_ms"], "proj_p99_ms": proj["p99_ms"], "proj_samples": proj["ops"],
+        })
+    );
+}
