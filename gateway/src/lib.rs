@@ -9,8 +9,8 @@ pub mod breaker_routes;
 pub mod budget_routes;
 pub mod error;
 pub mod extract;
-pub mod pipeline_routes;
 pub mod hardening;
+pub mod pipeline_routes;
 pub mod state;
 pub mod users;
 

@@ -28,7 +28,11 @@ async fn main() {
     // A few connections, as several service processes would have.
     let mut connections = Vec::new();
     for _ in 0..4 {
-        connections.push(async_nats::connect(url.as_str()).await.expect("connect to NATS"));
+        connections.push(
+            async_nats::connect(url.as_str())
+                .await
+                .expect("connect to NATS"),
+        );
     }
     let budgets = if mode == "hot" { 1 } else { BUDGETS };
     let run = uuid::Uuid::new_v4().simple().to_string();
@@ -65,10 +69,17 @@ async fn main() {
                     "task_id": format!("c{c}-{n}"), "model": "gpt-4", "estimated_tokens": 100,
                 });
                 let sent = Instant::now();
-                match nats.request(format!("{prefix}.cmd.budget.request"), body.to_string().into()).await {
+                match nats
+                    .request(
+                        format!("{prefix}.cmd.budget.request"),
+                        body.to_string().into(),
+                    )
+                    .await
+                {
                     Ok(reply) => {
                         recorder.latencies.push(sent.elapsed());
-                        let answer: Value = serde_json::from_slice(&reply.payload).unwrap_or(Value::Null);
+                        let answer: Value =
+                            serde_json::from_slice(&reply.payload).unwrap_or(Value::Null);
                         if answer["approved"] == true {
                             approved.fetch_add(1, Ordering::Relaxed);
                         } else {
