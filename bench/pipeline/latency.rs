@@ -119,7 +119,7 @@ async fn main() {
                 commands.lock().await.errors += 1;
                 return;
             };
-            if n % 10 != 0 {
+            if !n.is_multiple_of(10) {
                 return;
             }
             let recorded: (DateTime<Utc>,) =

@@ -267,7 +267,7 @@ impl LockedAggregate {
         actor: &Actor,
     ) -> Result<i64, AppendError> {
         let position =
-            insert_events::<A>(&mut *self.tx, &self.aggregate_id, version, events, actor).await?;
+            insert_events::<A>(&mut self.tx, &self.aggregate_id, version, events, actor).await?;
         self.tx.commit().await.map_err(append_error)?;
         if let Some(sender) = &self.appended {
             let _ = sender.try_send(());
