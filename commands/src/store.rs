@@ -136,11 +136,26 @@ impl EventStore {
         events: &[A::Event],
         actor: &Actor,
     ) -> Result<i64, AppendError> {
+        let positions = self
+            .append_batch::<A>(aggregate_id, version, events, &[actor])
+            .await?;
+        Ok(positions.into_iter().max().unwrap_or(0))
+    }
+
+    /// Appends the events of several commands in one statement (group commit); `actors[i]`
+    /// is the actor of `events[i]`. Returns every event's global position, in order.
+    pub async fn append_batch<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        version: usize,
+        events: &[A::Event],
+        actors: &[&Actor],
+    ) -> Result<Vec<i64>, AppendError> {
         let mut connection = self.pool.acquire().await.map_err(append_error)?;
-        let position =
-            insert_events::<A>(&mut connection, aggregate_id, version, events, actor).await?;
+        let positions =
+            insert_events::<A>(&mut connection, aggregate_id, version, events, actors).await?;
         self.signal_appended();
-        Ok(position)
+        Ok(positions)
     }
 }
 
@@ -168,10 +183,18 @@ async fn insert_events<A: Aggregate>(
     aggregate_id: &str,
     version: usize,
     events: &[A::Event],
-    actor: &Actor,
-) -> Result<i64, AppendError> {
+    actors: &[&Actor],
+) -> Result<Vec<i64>, AppendError> {
     let internal = |e: serde_json::Error| AppendError::Other(CommandError::Internal(Box::new(e)));
-    let metadata = serde_json::to_string(&actor.metadata()).map_err(internal)?;
+    let mut metadata = Vec::with_capacity(events.len());
+    for i in 0..events.len() {
+        let actor = actors
+            .get(i)
+            .or(actors.last())
+            .copied()
+            .unwrap_or(&UNKNOWN_ACTOR);
+        metadata.push(serde_json::to_string(&actor.metadata()).map_err(internal)?);
+    }
     let mut sequences = Vec::with_capacity(events.len());
     let mut types = Vec::with_capacity(events.len());
     let mut versions = Vec::with_capacity(events.len());
@@ -184,9 +207,9 @@ async fn insert_events<A: Aggregate>(
     }
     let positions: Vec<i64> = sqlx::query_scalar(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, $7::json
-           FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[])
-                AS e(sequence, event_type, event_version, payload)
+         SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
+           FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                AS e(sequence, event_type, event_version, payload, metadata)
          RETURNING global_position",
     )
     .bind(A::TYPE)
@@ -199,8 +222,14 @@ async fn insert_events<A: Aggregate>(
     .fetch_all(&mut *connection)
     .await
     .map_err(append_error)?;
-    Ok(positions.into_iter().max().unwrap_or(0))
+    Ok(positions)
 }
+
+/// Metadata for events written without a named actor (never expected; keeps the row valid).
+static UNKNOWN_ACTOR: Actor = Actor {
+    user: String::new(),
+    via: "unknown",
+};
 
 /// An open transaction holding the cross-process write lock of one aggregate.
 pub struct LockedAggregate {
@@ -266,8 +295,9 @@ impl LockedAggregate {
         events: &[A::Event],
         actor: &Actor,
     ) -> Result<i64, AppendError> {
-        let position =
-            insert_events::<A>(&mut self.tx, &self.aggregate_id, version, events, actor).await?;
+        let positions =
+            insert_events::<A>(&mut self.tx, &self.aggregate_id, version, events, &[actor]).await?;
+        let position = positions.into_iter().max().unwrap_or(0);
         self.tx.commit().await.map_err(append_error)?;
         if let Some(sender) = &self.appended {
             let _ = sender.try_send(());

@@ -163,3 +163,37 @@ async fn two_serve_processes_on_one_database_never_overspend() {
     assert_eq!(folded.reserved, 5_000);
     assert_eq!(folded.open.len(), 50);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_commands_on_one_budget_are_group_committed() {
+    let env = Arc::new(TestEnv::start().await);
+    env.set_limit("org1", "batched", 1_000_000).await;
+    let calls = (0..100).map(|i| {
+        let env = env.clone();
+        tokio::spawn(async move {
+            let body = json!({"tenant_id": "org1", "project_id": "batched", "task_id": format!("t{i}"), "model": "m", "estimated_tokens": 10});
+            env.nats_request("request", &body).await.expect("a NATS reply")
+        })
+    });
+    let answers: Vec<Value> = join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(answers.iter().all(|a| a["approved"] == true));
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (events, transactions): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT transaction_id::text) FROM events WHERE event_type = 'TokensReserved'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(events, 100);
+    assert!(
+        transactions < events,
+        "queued commands share a transaction: {transactions} transactions for {events} events"
+    );
+    // And the sequence numbers have no gap or duplicate.
+    let folded = common::fold_budget(&env.database_url, "org1/batched").await;
+    assert_eq!(folded.reserved, 1000);
+}
