@@ -388,8 +388,8 @@ impl Writer {
     async fn run_batch(&self, aggregate_id: &str, guard: &mut Option<Loaded>, batch: Vec<Pending>) {
         let batchable = batch.len() > 1
             && guard.as_ref().is_some_and(|l| {
-                !l.contended_until
-                    .is_some_and(|until| until > Instant::now())
+                l.contended_until
+                    .is_none_or(|until| until <= Instant::now())
             });
         if !batchable {
             for pending in batch {
