@@ -141,7 +141,9 @@ pub async fn apply_batch(
         for (aggregate_id, event, at) in &decoded {
             rows.apply(aggregate_id, event, *at);
         }
-        write_rows(conn, &rows).await?;
+        let budgets: Vec<&BudgetRow> = rows.budgets.values().collect();
+        let reservations: Vec<&ReservationRow> = rows.reservations.values().collect();
+        write_rows(conn, &budgets, &reservations).await?;
     }
 
     // Versions and checkpoint, in the same transaction as the rows.
@@ -266,9 +268,14 @@ async fn load_rows(
     Ok(rows)
 }
 
-async fn write_rows(conn: &mut PgConnection, rows: &BudgetRows) -> Result<(), sqlx::Error> {
-    if !rows.budgets.is_empty() {
-        let b: Vec<&BudgetRow> = rows.budgets.values().collect();
+/// Inserts or updates read-model rows with one statement per table.
+pub(crate) async fn write_rows(
+    conn: &mut PgConnection,
+    budgets: &[&BudgetRow],
+    reservations: &[&ReservationRow],
+) -> Result<(), sqlx::Error> {
+    if !budgets.is_empty() {
+        let b = budgets;
         sqlx::query(
             "INSERT INTO read_budgets (aggregate_id, tenant_id, project_id, total, used, reserved, last_position, updated_at)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::timestamptz[])
@@ -288,8 +295,8 @@ async fn write_rows(conn: &mut PgConnection, rows: &BudgetRows) -> Result<(), sq
         .execute(&mut *conn)
         .await?;
     }
-    if !rows.reservations.is_empty() {
-        let r: Vec<&ReservationRow> = rows.reservations.values().collect();
+    if !reservations.is_empty() {
+        let r = reservations;
         sqlx::query(
             "INSERT INTO read_reservations (reservation_id, aggregate_id, tenant_id, project_id, task_id, model,
                     allocated, expires_at, status, actual_tokens, overage, late, reserved_at, updated_at, last_position)
