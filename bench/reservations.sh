@@ -34,7 +34,7 @@ echo "==> control plane (release) on a fresh database"
 prefix="bench$(date +%s)"
 out=$(mktemp)
 APP_ENV=test DATABASE_URL="$bench_url" NATS_SUBJECT_PREFIX="$prefix" PORT=0 RUST_LOG=warn \
-  JWT_SECRET="bench-secret-0123456789abcdef0123456789abcdef" DB_MAX_CONNECTIONS=64 \
+  EVENTS_STREAM="BENCH_$prefix" JWT_SECRET="bench-secret-0123456789abcdef0123456789abcdef" DB_MAX_CONNECTIONS=64 \
   ADMIN_PASSWORD=bench-admin-password RATE_LIMITS=admin=1000000 \
   target/release/controlplane serve > "$out" &
 server_pid=$!

@@ -102,6 +102,12 @@ pub async fn apply_batch(
                 .map(EventEnvelope::from_row)
                 .collect::<Result<Vec<_>, _>>()?
         };
+        if list.is_empty() {
+            // The stream carries events the table does not have (a stream shared with
+            // another database, or a restored backup): the table is the truth, skip them.
+            tracing::warn!(aggregate_type = %key.0, aggregate_id = %key.1, version, "events on the stream are not in the event table; skipped");
+            continue;
+        }
         todo.insert(key, list);
     }
     if todo.is_empty() {
