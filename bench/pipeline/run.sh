@@ -16,6 +16,7 @@ bench_url="$base/$db"
 prefix="benchp$(date +%s)"
 stream="BENCH_$prefix"
 
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "==> building (release)"
 [ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p controlplane -p bench >/dev/null
 
@@ -106,6 +107,7 @@ echo "    $replay"
 replay_rate=$(echo "$replay" | grep -Eo '\(([0-9.]+) events/s\)' | grep -Eo '[0-9.]+')
 ratio=$(python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$replay_rate" "$copy_rate")
 verdict() { python3 -c "import sys; print('met' if float(sys.argv[1]) $2 float(sys.argv[3]) else 'NOT met')" "$1" "$2" "$3"; }
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cat > docs/benchmarks/pipeline.md <<MD
 # Event pipeline: latency and replay
@@ -113,6 +115,8 @@ cat > docs/benchmarks/pipeline.md <<MD
 Reproduce: \`bench/run.sh pipeline\` (\`BENCH_EVENTS\`, \`BENCH_SECONDS\`, \`BENCH_CLIENTS\`
 override $EVENTS events, ${SECONDS_PER_RUN} s per run, $CLIENTS clients). Measured $(date -u +%Y-%m-%d) on $(nproc) cores;
 the control plane (release), PostgreSQL, NATS and the load clients share the machine.
+Load average (1/5/15 min) at the start: $load_start; at the end: $load_end (other work on
+the machine shows here: compare runs only at similar load).
 
 ## Commit → JetStream → read model, at half the peak load
 Peak: the reservation load of \`reservations\` ($CLIENTS clients over 1,000 budgets through NATS):
