@@ -121,7 +121,8 @@ check runs: $before; after them: $after (the checks wrote nothing).
   connections), same payload size.
 - Check: NATS request → the control plane's breaker listener (queue group) → JSON parse and
   name validation → the breaker as this process last read it (re-read when older than
-  2 s or when another process announces a change) → reply \`{"allowed","state"}\`. No
+  2 s or when another process announces a change; the background pass confirms every cached
+  breaker with one query per pass, so such re-reads are rare) → reply \`{"allowed","state"}\`. No
   database access on the hot path except those bounded re-reads; no writes (a half-open trial
   permit is the only check that writes, and there are at most \`half_open_max_calls\` per
   half-open period).

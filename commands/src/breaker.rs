@@ -12,8 +12,9 @@
 //! in process memory keeps the limit exact however many control-plane processes answer
 //! checks; counting them in memory would let every process hand out the full number.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use domain::breaker::{
@@ -329,9 +330,15 @@ impl BreakerService {
     /// This reads the `events` table directly, which is fine for the tens of breakers a
     /// platform has; the breaker read model of the event pipeline replaces it once it lands.
     pub async fn list(&self) -> Result<Vec<BreakerSummary>, CommandError> {
+        Ok(self.latest().await?.into_iter().map(|(b, _)| b).collect())
+    }
+
+    /// The latest event of every breaker, with its sequence (the breaker's version).
+    async fn latest(&self) -> Result<Vec<(BreakerSummary, usize)>, CommandError> {
         let rows = sqlx::query(
             "SELECT DISTINCT ON (aggregate_id)
                     aggregate_id,
+                    sequence,
                     payload ->> 'state' AS state,
                     (payload ->> 'failures')::bigint AS failures,
                     (payload ->> 'next_retry')::timestamptz AS next_retry
@@ -346,33 +353,43 @@ impl BreakerService {
                 let state: String = row.try_get("state")?;
                 let failures: i64 = row.try_get("failures")?;
                 let next_retry: Option<DateTime<Utc>> = row.try_get("next_retry")?;
-                Ok(BreakerSummary {
+                let sequence: i64 = row.try_get("sequence")?;
+                let summary = BreakerSummary {
                     name: row.try_get("aggregate_id")?,
                     next_retry: next_retry.filter(|_| state == BreakerState::Open.as_str()),
                     state,
                     failures: u32::try_from(failures).unwrap_or(u32::MAX),
-                })
+                };
+                Ok((summary, sequence as usize))
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(CommandError::from)
     }
 
-    /// OPEN breakers whose `next_retry` has come (for the retry worker).
-    pub async fn due_for_retry(&self) -> Result<Vec<String>, CommandError> {
+    /// One pass of the background work: reads the latest event of every breaker once, which
+    /// both confirms (or invalidates) every cached breaker, so checks rarely need a read of
+    /// their own, and returns the OPEN breakers whose `next_retry` has come.
+    pub async fn sweep(&self) -> Result<Vec<String>, CommandError> {
+        let read_at = Instant::now();
+        let latest = self.latest().await?;
+        let versions = latest
+            .iter()
+            .map(|(b, version)| (b.name.clone(), *version))
+            .collect::<HashMap<_, _>>();
+        self.executor.confirm_versions(&versions, read_at);
         let now = self.clock.now();
-        Ok(self
-            .list()
-            .await?
+        Ok(latest
             .into_iter()
-            .filter(|b| b.next_retry.is_some_and(|t| t <= now))
-            .map(|b| b.name)
+            .filter(|(b, _)| b.next_retry.is_some_and(|t| t <= now))
+            .map(|(b, _)| b.name)
             .collect())
     }
 }
 
 /// Moves OPEN breakers to HALF_OPEN at `next_retry`, so a breaker recovers even when no
-/// caller checks it. Runs forever, one pass every `interval`; several processes may run it
-/// at once (the loser of a race records nothing).
+/// caller checks it, and keeps this process's cached breakers confirmed (see
+/// [`BreakerService::sweep`]). Runs forever, one pass every `interval`; several processes
+/// may run it at once (the loser of a race records nothing).
 pub async fn run_retry_worker(service: Arc<BreakerService>, interval: Duration) {
     let actor = Actor::new("breaker-retry", "worker");
     let mut ticker = tokio::time::interval(interval);
@@ -388,7 +405,7 @@ pub async fn run_retry_worker(service: Arc<BreakerService>, interval: Duration) 
 /// One pass of the retry worker. Returns how many breakers it turned half-open.
 pub async fn retry_due(service: &BreakerService, actor: &Actor) -> Result<usize, CommandError> {
     let mut moved = 0;
-    for name in service.due_for_retry().await? {
+    for name in service.sweep().await? {
         match service.retry_if_due(&name, actor).await {
             Ok((true, _)) => {
                 tracing::info!(breaker = %name, "breaker half-open");

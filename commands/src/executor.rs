@@ -197,6 +197,36 @@ where
         (loaded.refreshed_at.elapsed() < max_age).then(|| read(loaded))
     }
 
+    /// A sweep read the latest version of every aggregate from the store (absent: none),
+    /// starting at `read_at`. Cached aggregates at that version count as read at `read_at`;
+    /// those behind it are marked stale. One query then keeps every cache fresh, instead of
+    /// one per aggregate whose cache ages out.
+    pub fn confirm_versions(&self, versions: &HashMap<String, usize>, read_at: Instant) {
+        let slots: Vec<(String, Slot<A>)> = self
+            .slots
+            .lock()
+            .expect("slot map poisoned")
+            .iter()
+            .map(|(id, slot)| (id.clone(), slot.clone()))
+            .collect();
+        for (id, slot) in slots {
+            // A busy aggregate is being read or written right now: nothing to confirm.
+            let Ok(mut guard) = slot.loaded.try_lock() else {
+                continue;
+            };
+            let Some(loaded) = guard.as_mut() else {
+                continue;
+            };
+            let stored = versions.get(&id).copied().unwrap_or(0);
+            if loaded.version == stored {
+                loaded.refreshed_at = loaded.refreshed_at.max(read_at);
+            } else if loaded.version < stored {
+                slot.stale.store(true, Ordering::Release);
+            }
+            // Ahead of the sweep: this process appended after the sweep read.
+        }
+    }
+
     /// Marks every cached aggregate as out of date (announcements may have been missed).
     pub fn invalidate_all(&self) {
         let slots = self.slots.lock().expect("slot map poisoned");

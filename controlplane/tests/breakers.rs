@@ -539,3 +539,29 @@ async fn two_serve_processes_agree_on_breaker_state_and_trial_permits() {
         json!({"state": "CLOSED", "failures": 0})
     );
 }
+
+#[tokio::test]
+async fn a_change_nobody_announced_reaches_checks_with_the_next_sweep() {
+    use commands::breaker::BreakerService;
+    use commands::budget::SystemClock;
+    use commands::store::{Actor, EventStore};
+    let env = TestEnv::start().await;
+    // The server caches the breaker.
+    assert_eq!(check(&env, "quiet").await["state"], "CLOSED");
+    // A writer that announces nothing (as if the announcement were lost).
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let silent = BreakerService::new(EventStore::new(pool), std::sync::Arc::new(SystemClock));
+    silent
+        .force_open("quiet", &Actor::new("elsewhere", "test"))
+        .await
+        .unwrap();
+    // The sweep runs every 100 ms in tests; the cache age bound alone would take 2 s.
+    let started = std::time::Instant::now();
+    while check(&env, "quiet").await["state"] != "FORCED_OPEN" {
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "the change was not picked up by a sweep"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
