@@ -2,7 +2,7 @@
 # Breaker checks per second through NATS (64 clients), next to a plain NATS request/reply
 # echo measured in the same run. A check reads state and must not write: the script
 # also counts the breaker events before and after the check runs.
-# Writes docs/benchmarks-breakers.md (and docs/benchmarks/breakers.md for `make bench`).
+# Writes docs/benchmarks/breakers.md (assembled into docs/benchmarks.md by `make bench`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ -z "${DATABASE_URL:-}" ]; then
@@ -127,7 +127,6 @@ check runs: $before; after them: $after (the checks wrote nothing).
   permit is the only check that writes, and there are at most \`half_open_max_calls\` per
   half-open period).
 MD
-cp "$page" docs/benchmarks-breakers.md
 cp "$page" docs/benchmarks/breakers.md
 rm -f "$page"
-echo "wrote docs/benchmarks-breakers.md and docs/benchmarks/breakers.md"
+echo "wrote docs/benchmarks/breakers.md"

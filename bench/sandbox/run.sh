@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Sandbox benchmark in one command: brings up the engine, starts a release build of the
 # sandbox service on a free loopback port, runs bench.py (service vs direct `podman run`, same
-# run, same machine), writes the figures to docs/benchmarks-sandbox.md (BENCH_OUT to change),
+# run, same machine), writes the figures to docs/benchmarks/sandbox.md (BENCH_OUT to change),
 # and stops the service it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-OUT="${BENCH_OUT:-docs/benchmarks-sandbox.md}"
+OUT="${BENCH_OUT:-docs/benchmarks/sandbox.md}"
 IMAGE="${SANDBOX_PYTHON_IMAGE:-golden-arch/python-runtime:latest}"
 
 scripts/sandbox-engine.sh up
