@@ -103,6 +103,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         let budgets = budgets.clone();
         let prefix = config.nats_prefix.clone();
         let reads = budget_reads.clone();
+        let nats = nats.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(error) =
                 commands::nats::serve_budget_commands(nats, prefix, budgets, reads).await
@@ -139,6 +140,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
             projector: projector.clone(),
         },
         pool,
+        nats: nats.clone(),
         keys: TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
         secure_cookies: config.secure_cookies,
     };

@@ -166,3 +166,42 @@ async fn metrics_count_requests_by_route_template() {
         "raw paths never become labels"
     );
 }
+
+#[tokio::test]
+async fn readyz_reports_database_migrations_and_nats() {
+    let env = TestEnv::start().await;
+    let response = env.http.get(env.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"ready": true, "database": "ok", "migrations": "ok", "nats": "ok"})
+    );
+}
+
+#[tokio::test]
+async fn readyz_is_503_naming_nats_when_nats_is_unreachable() {
+    // A port nothing listens on: the server starts (commands need only PostgreSQL) but
+    // is not ready.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("nats://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let database_url = common::fresh_database().await;
+    let config = common::config_with(
+        &database_url,
+        &common::unique_prefix(),
+        &[("NATS_URL", &url)],
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = controlplane::start(config, listener)
+        .await
+        .expect("starts without NATS");
+    let response = reqwest::get(format!("http://{}/readyz", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["nats"], "disconnected");
+    assert_eq!(body["database"], "ok");
+    server.shutdown();
+}

@@ -16,6 +16,8 @@ pub struct AppState {
     /// This process's publisher and projector (`GET /system/pipeline`).
     pub pipeline: crate::pipeline_routes::PipelineInfo,
     pub pool: PgPool,
+    /// The process's NATS connection (`/readyz` reports its state).
+    pub nats: async_nats::Client,
     pub keys: TokenKeys,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
