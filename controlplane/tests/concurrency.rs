@@ -2,14 +2,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Arc;
 
 use common::TestEnv;
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_reservations_over_http_and_nats_approve_exactly_what_fits() {
@@ -58,59 +56,15 @@ async fn two_hundred_concurrent_reservations_over_http_and_nats_approve_exactly_
     assert_eq!(totals.open_reservations, 100);
 }
 
-/// Starts `controlplane serve` as a real process on port 0 and returns it and its URL.
-async fn spawn_process(database_url: &str, prefix: &str) -> (tokio::process::Child, String) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
-        .arg("serve")
-        .env("APP_ENV", "test")
-        .env("DATABASE_URL", database_url)
-        .env("NATS_URL", common::nats_url())
-        .env("NATS_SUBJECT_PREFIX", prefix)
-        .env("EVENTS_STREAM", common::stream_name(prefix))
-        .env("JWT_SECRET", common::JWT_SECRET)
-        .env("ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .env("PORT", "0")
-        .env("RATE_LIMITS", "admin=100000,service=100000,operator=100000")
-        .env("LOGIN_RATE_PER_MINUTE", "10000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn controlplane");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("the process starts in time")
-        .unwrap()
-        .expect("it prints where it listens");
-    let url = line.rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://"), "{line}");
-    (child, url)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_serve_processes_on_one_database_never_overspend() {
     let database_url = common::fresh_database().await;
     let prefix = common::unique_prefix();
-    let (_a, url_a) = spawn_process(&database_url, &prefix).await;
-    let (_b, url_b) = spawn_process(&database_url, &prefix).await;
+    let a = common::ServeProcess::start(&database_url, &prefix, &common::nats_url()).await;
+    let b = common::ServeProcess::start(&database_url, &prefix, &common::nats_url()).await;
+    let (url_a, url_b) = (a.url.clone(), b.url.clone());
     let http = reqwest::Client::new();
-    let login = |url: String| {
-        let http = http.clone();
-        async move {
-            let answer: Value = http
-                .post(format!("{url}/auth/login"))
-                .json(&json!({"username": "admin", "password": common::ADMIN_PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            answer["token"].as_str().unwrap().to_string()
-        }
-    };
-    let token = login(url_a.clone()).await;
+    let token = common::admin_token_at(&http, &url_a).await;
     let set: Value = http
         .put(format!("{url_a}/budget/limit"))
         .bearer_auth(&token)

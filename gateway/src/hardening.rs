@@ -24,7 +24,7 @@ use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::extract::SESSION_COOKIE;
+use crate::extract::{bearer_token, session_token};
 
 /// The header a browser must send with cookie-authenticated writes. Cross-site pages cannot
 /// set it without a CORS preflight, which the allow-list refuses.
@@ -244,38 +244,6 @@ fn too_many(retry_after_secs: u64) -> Response {
     response
 }
 
-fn has_session_cookie(request: &Request) -> bool {
-    request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .any(|pair| pair.trim().starts_with(&format!("{SESSION_COOKIE}=")))
-}
-
-fn bearer(request: &Request) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn session_token(request: &Request) -> Option<String> {
-    request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_string())
-}
-
 async fn limit_and_check_csrf(
     State(limiters): State<Arc<Limiters>>,
     request: Request,
@@ -293,10 +261,11 @@ async fn limit_and_check_csrf(
         }
         return next.run(request).await;
     }
-    let from_cookie = bearer(&request).is_none() && has_session_cookie(&request);
-    let token = bearer(&request)
-        .map(str::to_string)
-        .or_else(|| session_token(&request));
+    let from_cookie =
+        bearer_token(request.headers()).is_none() && session_token(request.headers()).is_some();
+    let token = bearer_token(request.headers())
+        .or_else(|| session_token(request.headers()))
+        .map(str::to_string);
     // Unauthenticated requests are refused by the routes themselves; only callers with a
     // valid token count against their role's quota.
     if let Some(claims) = token.and_then(|t| limiters.keys.verify(&t).ok()) {
