@@ -7,6 +7,7 @@
 
 pub mod breaker;
 pub mod budget;
+pub mod dlq;
 pub mod ids;
 
 pub use ids::{validate_id, IdError};

@@ -1,0 +1,418 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    decode_payload, validate_entry_id, validate_subject, DeadLetter, DlqCommand, DlqEvent,
+    Encoding, Requeue, Source, MAX_ATTEMPTS, MAX_ERROR_CHARS, MAX_HEADERS, MAX_HEADER_NAME,
+    MAX_HEADER_VALUE, MAX_NOTE_CHARS, MAX_PAYLOAD_BYTES,
+};
+
+/// One step of an entry's life, as `GET /dlq/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    /// `captured`, `resolved`, `requeued` or `recaptured`.
+    pub action: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+}
+
+/// A dead-letter entry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DlqEntry {
+    /// Empty until captured.
+    pub id: String,
+    pub original_subject: String,
+    pub payload: String,
+    pub encoding: Encoding,
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// The latest failure.
+    pub error: String,
+    /// Deliveries over every failure of this entry.
+    pub attempts: u64,
+    /// Where the message was first captured from.
+    pub source: Option<Source>,
+    /// Every (stream, sequence) this entry was captured from: a repeat changes nothing.
+    pub seen: Vec<(String, u64)>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub resolved: bool,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    pub note: Option<String>,
+    pub requeue_count: u32,
+    pub history: Vec<HistoryItem>,
+}
+
+/// A rule the command broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DlqError {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("no dead-letter entry '{0}'")]
+    NotFound(String),
+    #[error("dead-letter entry '{id}' was already resolved by {by} at {at}")]
+    AlreadyResolved {
+        id: String,
+        by: String,
+        at: DateTime<Utc>,
+    },
+}
+
+/// The answer to a command: whether it recorded anything, and the entry after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DlqReply {
+    pub changed: bool,
+    pub entry: DlqEntry,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> DlqError {
+    DlqError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Cuts a text to `max` characters.
+fn cut(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        text
+    } else {
+        text.chars().take(max).collect()
+    }
+}
+
+fn check_letter(letter: &DeadLetter) -> Result<(), DlqError> {
+    validate_subject(&letter.original_subject).map_err(|m| invalid("original_subject", m))?;
+    let bytes =
+        decode_payload(letter.encoding, &letter.payload).map_err(|m| invalid("payload", m))?;
+    if bytes.len() > MAX_PAYLOAD_BYTES {
+        return Err(invalid(
+            "payload",
+            format!("must be at most {MAX_PAYLOAD_BYTES} bytes"),
+        ));
+    }
+    if letter.encoding == Encoding::Json
+        && serde_json::from_str::<serde::de::IgnoredAny>(&letter.payload).is_err()
+    {
+        return Err(invalid("payload", "is not JSON but is marked as json"));
+    }
+    if letter.error.trim().is_empty() {
+        return Err(invalid("error", "must not be empty"));
+    }
+    if letter.attempts > MAX_ATTEMPTS {
+        return Err(invalid(
+            "attempts",
+            format!("must be at most {MAX_ATTEMPTS}"),
+        ));
+    }
+    if letter.headers.len() > MAX_HEADERS {
+        return Err(invalid("headers", format!("at most {MAX_HEADERS} names")));
+    }
+    for (name, values) in &letter.headers {
+        let bad_name = name.is_empty()
+            || name.len() > MAX_HEADER_NAME
+            || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if bad_name {
+            return Err(invalid(
+                "headers",
+                format!("'{name}' is not a header name (1-{MAX_HEADER_NAME} visible ASCII characters, no ':')"),
+            ));
+        }
+        if values
+            .iter()
+            .any(|v| v.len() > MAX_HEADER_VALUE || v.contains(['\r', '\n']))
+        {
+            return Err(invalid(
+                "headers",
+                format!("a value of '{name}' is longer than {MAX_HEADER_VALUE} bytes or has a line break"),
+            ));
+        }
+    }
+    if let Some(source) = &letter.source {
+        if source.stream.is_empty() {
+            return Err(invalid("stream", "must not be empty"));
+        }
+        if source.stream_seq == 0 {
+            return Err(invalid("stream_seq", "must be at least 1"));
+        }
+    }
+    Ok(())
+}
+
+impl DlqEntry {
+    /// Whether the entry has been captured (a fresh aggregate has not).
+    pub fn exists(&self) -> bool {
+        !self.id.is_empty()
+    }
+
+    /// The `Nats-Msg-Id` the next requeue of this entry is published with. A retried
+    /// requeue (the publish went out, recording it did not) uses the same id again, so
+    /// JetStream's duplicate window drops the second copy.
+    pub fn next_message_id(&self) -> String {
+        format!("dlq/{}/{}", self.id, self.requeue_count + 1)
+    }
+
+    /// Decides what a command means for this entry. Pure.
+    pub fn decide(&self, command: DlqCommand) -> Result<(Vec<DlqEvent>, DlqReply), DlqError> {
+        validate_entry_id(command.id()).map_err(|e| invalid("id", e.to_string()))?;
+        match command {
+            DlqCommand::Capture {
+                id,
+                letter,
+                actor,
+                now,
+            } => {
+                check_letter(&letter)?;
+                let error = cut(letter.error, MAX_ERROR_CHARS);
+                if !self.exists() {
+                    let event = DlqEvent::DlqEntryCaptured {
+                        id,
+                        original_subject: letter.original_subject,
+                        payload: letter.payload,
+                        encoding: letter.encoding,
+                        headers: letter.headers,
+                        error,
+                        attempts: letter.attempts,
+                        source: letter.source,
+                        resolved: false,
+                        requeue_count: 0,
+                        actor,
+                        at: now,
+                    };
+                    return Ok(self.changed(vec![event]));
+                }
+                // Captured again. Only a message from a place this entry has not seen yet
+                // (a requeued copy that died too) is news; anything else is a repeat.
+                let new_place = letter.source.as_ref().is_some_and(|s| {
+                    !self
+                        .seen
+                        .iter()
+                        .any(|(stream, seq)| *stream == s.stream && *seq == s.stream_seq)
+                });
+                if !new_place {
+                    return Ok(self.unchanged());
+                }
+                let event = DlqEvent::DlqEntryRecaptured {
+                    id,
+                    error,
+                    attempts: letter.attempts,
+                    total_attempts: self.attempts.saturating_add(letter.attempts),
+                    source: letter.source,
+                    resolved: false,
+                    requeue_count: self.requeue_count,
+                    actor,
+                    at: now,
+                };
+                Ok(self.changed(vec![event]))
+            }
+            DlqCommand::Resolve {
+                id,
+                note,
+                requeue,
+                actor,
+                now,
+            } => {
+                if !self.exists() {
+                    return Err(DlqError::NotFound(id));
+                }
+                if self.resolved {
+                    return Err(DlqError::AlreadyResolved {
+                        id,
+                        by: self.resolved_by.clone().unwrap_or_default(),
+                        at: self.resolved_at.unwrap_or(now),
+                    });
+                }
+                if let Some(note) = &note {
+                    if note.chars().count() > MAX_NOTE_CHARS {
+                        return Err(invalid(
+                            "note",
+                            format!("must be at most {MAX_NOTE_CHARS} characters"),
+                        ));
+                    }
+                }
+                let requeued = requeue.is_some();
+                let (message_id, requeued_to) = match requeue {
+                    Some(Requeue {
+                        message_id,
+                        stored_in,
+                    }) => (Some(message_id), stored_in),
+                    None => (None, None),
+                };
+                let event = DlqEvent::DlqEntryResolved {
+                    id,
+                    note: note.filter(|n| !n.is_empty()),
+                    requeued,
+                    message_id,
+                    requeued_to,
+                    resolved: true,
+                    requeue_count: self.requeue_count + u32::from(requeued),
+                    actor,
+                    at: now,
+                };
+                Ok(self.changed(vec![event]))
+            }
+        }
+    }
+
+    fn unchanged(&self) -> (Vec<DlqEvent>, DlqReply) {
+        (
+            vec![],
+            DlqReply {
+                changed: false,
+                entry: self.clone(),
+            },
+        )
+    }
+
+    fn changed(&self, events: Vec<DlqEvent>) -> (Vec<DlqEvent>, DlqReply) {
+        let mut after = self.clone();
+        for event in &events {
+            after.apply(event.clone());
+        }
+        (
+            events,
+            DlqReply {
+                changed: true,
+                entry: after,
+            },
+        )
+    }
+}
+
+impl Aggregate for DlqEntry {
+    const TYPE: &'static str = "DlqEntry";
+    type Command = DlqCommand;
+    type Event = DlqEvent;
+    type Error = DlqError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        let (events, _reply) = self.decide(command)?;
+        for event in events {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            DlqEvent::DlqEntryCaptured {
+                id,
+                original_subject,
+                payload,
+                encoding,
+                headers,
+                error,
+                attempts,
+                source,
+                resolved,
+                requeue_count,
+                actor,
+                at,
+            } => {
+                self.id = id;
+                self.original_subject = original_subject;
+                self.payload = payload;
+                self.encoding = encoding;
+                self.headers = headers;
+                self.error = error.clone();
+                self.attempts = attempts;
+                if let Some(s) = &source {
+                    self.seen.push((s.stream.clone(), s.stream_seq));
+                }
+                self.source = source.clone();
+                self.created_at = Some(at);
+                self.resolved = resolved;
+                self.requeue_count = requeue_count;
+                self.history.push(HistoryItem {
+                    action: "captured".into(),
+                    actor,
+                    at,
+                    note: None,
+                    error: Some(error),
+                    source,
+                    message_id: None,
+                });
+            }
+            DlqEvent::DlqEntryResolved {
+                note,
+                requeued,
+                message_id,
+                requeued_to,
+                resolved,
+                requeue_count,
+                actor,
+                at,
+                ..
+            } => {
+                self.resolved = resolved;
+                self.resolved_at = Some(at);
+                self.resolved_by = Some(actor.clone());
+                self.note.clone_from(&note);
+                self.requeue_count = requeue_count;
+                self.history.push(HistoryItem {
+                    action: if requeued { "requeued" } else { "resolved" }.into(),
+                    actor,
+                    at,
+                    note,
+                    error: None,
+                    source: requeued_to,
+                    message_id,
+                });
+            }
+            DlqEvent::DlqEntryRecaptured {
+                error,
+                total_attempts,
+                source,
+                resolved,
+                requeue_count,
+                actor,
+                at,
+                ..
+            } => {
+                self.error = error.clone();
+                self.attempts = total_attempts;
+                if let Some(s) = &source {
+                    self.seen.push((s.stream.clone(), s.stream_seq));
+                }
+                self.resolved = resolved;
+                self.resolved_at = None;
+                self.resolved_by = None;
+                self.note = None;
+                self.requeue_count = requeue_count;
+                self.history.push(HistoryItem {
+                    action: "recaptured".into(),
+                    actor,
+                    at,
+                    note: None,
+                    error: Some(error),
+                    source,
+                    message_id: None,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,186 @@
+//! Dead letters: messages a consumer gave up on, kept so an operator can look at them,
+//! fix the cause and send them again.
+//!
+//! A [`DlqEntry`] is captured once per dead message: automatically from a JetStream
+//! max-deliveries advisory (its id is then `js:<stream>:<stream_seq>`, so a second
+//! advisory for the same message changes nothing), or explicitly by a service or an
+//! operator (an id of their choosing, or a fresh one). It is resolved once, by someone,
+//! with a note, and possibly requeued: the original payload and headers are published again
+//! on the original subject, and the entry counts how often that happened. A requeued
+//! message that dies again names its entry in a header, and reopens that entry instead of
+//! making a new one (`DlqEntryRecaptured`), so the count says how often a message came back.
+//!
+//! Payloads are kept byte-exact: JSON as its exact text, other UTF-8 as text, anything else
+//! as base64 ([`Encoding`]).
+
+mod aggregate;
+mod commands;
+mod events;
+
+pub use aggregate::{DlqEntry, DlqError, DlqReply, HistoryItem};
+pub use commands::{DeadLetter, DlqCommand, Requeue};
+pub use events::{DlqEvent, Encoding, Source};
+
+use base64::Engine;
+
+/// Longest error text kept; longer texts are cut (a failing service should not also fail
+/// to report).
+pub const MAX_ERROR_CHARS: usize = 4096;
+/// Longest resolution note.
+pub const MAX_NOTE_CHARS: usize = 2048;
+/// Largest payload kept: the NATS server's default maximum message size.
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+/// Most header names per entry, longest name and value.
+pub const MAX_HEADERS: usize = 64;
+pub const MAX_HEADER_NAME: usize = 256;
+pub const MAX_HEADER_VALUE: usize = 4096;
+/// Longest subject accepted.
+pub const MAX_SUBJECT: usize = 512;
+/// Largest attempt count accepted.
+pub const MAX_ATTEMPTS: u64 = 1_000_000_000;
+/// The header a requeued message carries: the id of the entry it came from.
+pub const ENTRY_HEADER: &str = "Cp-Dlq-Entry";
+
+/// Why an entry id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryIdError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("must be at most 160 characters")]
+    TooLong,
+    #[error("may contain only letters, digits, '_', '-', '.' and ':'")]
+    BadCharacter,
+}
+
+/// Entry ids: 1–160 characters of `[A-Za-z0-9_.:-]`: safe in URLs, NATS headers and
+/// aggregate keys, and wide enough for `js:<stream>:<sequence>` and UUIDs.
+pub fn validate_entry_id(id: &str) -> Result<(), EntryIdError> {
+    if id.is_empty() {
+        return Err(EntryIdError::Empty);
+    }
+    if id.len() > 160 {
+        return Err(EntryIdError::TooLong);
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    {
+        return Err(EntryIdError::BadCharacter);
+    }
+    Ok(())
+}
+
+/// The id of the entry of a JetStream message: one entry per (stream, sequence).
+pub fn entry_id_for(stream: &str, stream_seq: u64) -> String {
+    format!("js:{stream}:{stream_seq}")
+}
+
+/// A subject a message can be published on: dot-separated non-empty tokens, no
+/// whitespace or control characters, no wildcards.
+pub fn validate_subject(subject: &str) -> Result<(), String> {
+    if subject.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if subject.len() > MAX_SUBJECT {
+        return Err(format!("must be at most {MAX_SUBJECT} bytes"));
+    }
+    if subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain whitespace or control characters".into());
+    }
+    for token in subject.split('.') {
+        if token.is_empty() {
+            return Err("must be dot-separated non-empty tokens".into());
+        }
+        if token == "*" || token == ">" {
+            return Err("must not contain wildcards".into());
+        }
+    }
+    Ok(())
+}
+
+/// How payload bytes are kept: exactly, in the most readable form that is exact.
+pub fn encode_payload(bytes: &[u8]) -> (Encoding, String) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+            (Encoding::Json, text.to_string())
+        }
+        Ok(text) => (Encoding::Text, text.to_string()),
+        Err(_) => (
+            Encoding::Base64,
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        ),
+    }
+}
+
+/// The original bytes of a kept payload.
+pub fn decode_payload(encoding: Encoding, payload: &str) -> Result<Vec<u8>, String> {
+    match encoding {
+        Encoding::Json | Encoding::Text => Ok(payload.as_bytes().to_vec()),
+        Encoding::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(payload)
+            .map_err(|e| format!("is not valid base64: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod support_tests {
+    use super::*;
+
+    #[test]
+    fn entry_ids_allow_uuids_and_jetstream_ids() {
+        assert_eq!(validate_entry_id("js:WORK:42"), Ok(()));
+        assert_eq!(
+            validate_entry_id("0190a3c4-7d1e-7000-8000-000000000000"),
+            Ok(())
+        );
+        assert_eq!(validate_entry_id(""), Err(EntryIdError::Empty));
+        assert_eq!(
+            validate_entry_id(&"a".repeat(161)),
+            Err(EntryIdError::TooLong)
+        );
+        for bad in ["a b", "a/b", "é", "a*", "a?b"] {
+            assert_eq!(
+                validate_entry_id(bad),
+                Err(EntryIdError::BadCharacter),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn subjects_are_literal_dot_separated_tokens() {
+        assert!(validate_subject("task.execute").is_ok());
+        for bad in ["", "a..b", ".a", "a.", "a.*", "a.>", "a b", "a\nb"] {
+            assert!(validate_subject(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn json_is_kept_as_its_exact_text() {
+        let bytes = br#"{ "b":1,  "a" : [2] }"#;
+        let (encoding, kept) = encode_payload(bytes);
+        assert_eq!(encoding, Encoding::Json);
+        assert_eq!(kept.as_bytes(), bytes);
+        assert_eq!(decode_payload(encoding, &kept).unwrap(), bytes);
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_kept_as_text() {
+        let (encoding, kept) = encode_payload(b"hello world");
+        assert_eq!((encoding, kept.as_str()), (Encoding::Text, "hello world"));
+    }
+
+    #[test]
+    fn binary_payloads_round_trip_through_base64() {
+        let bytes = [0u8, 159, 146, 150, 255, b'{'];
+        let (encoding, kept) = encode_payload(&bytes);
+        assert_eq!(encoding, Encoding::Base64);
+        assert_eq!(decode_payload(encoding, &kept).unwrap(), bytes);
+        assert!(decode_payload(Encoding::Base64, "not base64!").is_err());
+    }
+
+    #[test]
+    fn an_empty_payload_is_empty_text() {
+        assert_eq!(encode_payload(b""), (Encoding::Text, String::new()));
+    }
+}

@@ -1,0 +1,379 @@
+//! Given/when/then tests, one rule each. Time is a fixed instant plus offsets.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::dlq::{
+    decode_payload, encode_payload, entry_id_for, DeadLetter, DlqCommand, DlqEvent, Encoding,
+    Requeue, Source,
+};
+
+type DlqTest = TestFramework<DlqEntry>;
+
+const STREAM: &str = "WORK";
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(seconds)
+}
+
+fn id() -> String {
+    entry_id_for(STREAM, 7)
+}
+
+fn source(seq: u64) -> Source {
+    Source {
+        stream: STREAM.into(),
+        consumer: Some("worker".into()),
+        stream_seq: seq,
+    }
+}
+
+fn headers() -> BTreeMap<String, Vec<String>> {
+    BTreeMap::from([("Trace-Id".to_string(), vec!["abc".to_string()])])
+}
+
+fn letter(seq: u64) -> DeadLetter {
+    DeadLetter {
+        original_subject: "task.execute".into(),
+        payload: r#"{"task":"t1"}"#.into(),
+        encoding: Encoding::Json,
+        headers: headers(),
+        error: "max deliveries (5) reached".into(),
+        attempts: 5,
+        source: Some(source(seq)),
+    }
+}
+
+fn capture(seq: u64, seconds: i64) -> DlqCommand {
+    DlqCommand::Capture {
+        id: id(),
+        letter: letter(seq),
+        actor: "worker:dlq-capture".into(),
+        now: at(seconds),
+    }
+}
+
+fn captured() -> DlqEvent {
+    DlqEvent::DlqEntryCaptured {
+        id: id(),
+        original_subject: "task.execute".into(),
+        payload: r#"{"task":"t1"}"#.into(),
+        encoding: Encoding::Json,
+        headers: headers(),
+        error: "max deliveries (5) reached".into(),
+        attempts: 5,
+        source: Some(source(7)),
+        resolved: false,
+        requeue_count: 0,
+        actor: "worker:dlq-capture".into(),
+        at: t0(),
+    }
+}
+
+fn resolve(note: &str, requeue: Option<Requeue>) -> DlqCommand {
+    DlqCommand::Resolve {
+        id: id(),
+        note: Some(note.into()),
+        requeue,
+        actor: "http:ops1".into(),
+        now: at(60),
+    }
+}
+
+fn requeue(n: u32) -> Requeue {
+    Requeue {
+        message_id: format!("dlq/{}/{n}", id()),
+        stored_in: Some(source(100 + n as u64)),
+    }
+}
+
+fn requeued(n: u32) -> DlqEvent {
+    DlqEvent::DlqEntryResolved {
+        id: id(),
+        note: Some("fixed".into()),
+        requeued: true,
+        message_id: Some(format!("dlq/{}/{n}", id())),
+        requeued_to: Some(source(100 + n as u64)),
+        resolved: true,
+        requeue_count: n,
+        actor: "http:ops1".into(),
+        at: at(60),
+    }
+}
+
+fn recaptured(seq: u64, requeue_count: u32, total_attempts: u64) -> DlqEvent {
+    DlqEvent::DlqEntryRecaptured {
+        id: id(),
+        error: "max deliveries (5) reached".into(),
+        attempts: 5,
+        total_attempts,
+        source: Some(source(seq)),
+        resolved: false,
+        requeue_count,
+        actor: "worker:dlq-capture".into(),
+        at: at(120),
+    }
+}
+
+fn fold(given: &[DlqEvent]) -> DlqEntry {
+    let mut entry = DlqEntry::default();
+    for event in given {
+        entry.apply(event.clone());
+    }
+    entry
+}
+
+fn error_of(given: Vec<DlqEvent>, command: DlqCommand) -> DlqError {
+    fold(&given).decide(command).unwrap_err()
+}
+
+fn invalid_field(error: DlqError) -> &'static str {
+    match error {
+        DlqError::Invalid { field, .. } => field,
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+// ---- capture -------------------------------------------------------------------------
+
+#[test]
+fn a_dead_message_is_captured_with_everything_it_carried() {
+    DlqTest::with(())
+        .given_no_previous_events()
+        .when(capture(7, 0))
+        .then_expect_events(vec![captured()]);
+}
+
+#[test]
+fn capturing_the_same_stream_sequence_again_records_nothing() {
+    DlqTest::with(())
+        .given(vec![captured()])
+        .when(capture(7, 30))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_explicit_capture_repeated_with_the_same_id_records_nothing() {
+    let explicit = |seconds| DlqCommand::Capture {
+        id: id(),
+        letter: DeadLetter {
+            source: None,
+            ..letter(7)
+        },
+        actor: "nats:svc".into(),
+        now: at(seconds),
+    };
+    let (events, _) = DlqEntry::default().decide(explicit(0)).unwrap();
+    assert_eq!(events.len(), 1);
+    DlqTest::with(())
+        .given(events)
+        .when(explicit(10))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_requeued_message_that_dies_again_reopens_its_entry() {
+    DlqTest::with(())
+        .given(vec![captured(), requeued(1)])
+        .when(capture(101, 120))
+        .then_expect_events(vec![recaptured(101, 1, 10)]);
+}
+
+#[test]
+fn a_reopened_entry_is_open_with_the_latest_failure_and_all_attempts() {
+    let entry = fold(&[captured(), requeued(1), recaptured(101, 1, 10)]);
+    assert!(!entry.resolved);
+    assert_eq!(entry.attempts, 10);
+    assert_eq!(entry.requeue_count, 1);
+    assert_eq!(entry.resolved_by, None);
+    let actions: Vec<&str> = entry.history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(actions, ["captured", "requeued", "recaptured"]);
+}
+
+#[test]
+fn a_capture_names_a_bad_subject() {
+    let mut command = capture(7, 0);
+    if let DlqCommand::Capture { letter, .. } = &mut command {
+        letter.original_subject = "task.*".into();
+    }
+    assert_eq!(invalid_field(error_of(vec![], command)), "original_subject");
+}
+
+#[test]
+fn a_capture_needs_an_error_text() {
+    let mut command = capture(7, 0);
+    if let DlqCommand::Capture { letter, .. } = &mut command {
+        letter.error = "  ".into();
+    }
+    assert_eq!(invalid_field(error_of(vec![], command)), "error");
+}
+
+#[test]
+fn a_capture_refuses_payload_marked_json_that_is_not() {
+    let mut command = capture(7, 0);
+    if let DlqCommand::Capture { letter, .. } = &mut command {
+        letter.payload = "{oops".into();
+    }
+    assert_eq!(invalid_field(error_of(vec![], command)), "payload");
+}
+
+#[test]
+fn a_capture_refuses_bad_header_names() {
+    let mut command = capture(7, 0);
+    if let DlqCommand::Capture { letter, .. } = &mut command {
+        letter.headers.insert("Bad Name".into(), vec!["x".into()]);
+    }
+    assert_eq!(invalid_field(error_of(vec![], command)), "headers");
+}
+
+#[test]
+fn a_capture_refuses_a_bad_id() {
+    let command = DlqCommand::Capture {
+        id: "a/b".into(),
+        letter: letter(7),
+        actor: "nats:svc".into(),
+        now: t0(),
+    };
+    assert_eq!(invalid_field(error_of(vec![], command)), "id");
+}
+
+#[test]
+fn a_long_error_text_is_cut_not_refused() {
+    let mut command = capture(7, 0);
+    if let DlqCommand::Capture { letter, .. } = &mut command {
+        letter.error = "x".repeat(MAX_ERROR_CHARS + 10);
+    }
+    let (events, reply) = DlqEntry::default().decide(command).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(reply.entry.error.chars().count(), MAX_ERROR_CHARS);
+}
+
+#[test]
+fn a_binary_payload_is_captured_byte_exact() {
+    let bytes = vec![0u8, 1, 2, 255, 254];
+    let (encoding, payload) = encode_payload(&bytes);
+    let mut command = capture(7, 0);
+    if let DlqCommand::Capture { letter, .. } = &mut command {
+        letter.encoding = encoding;
+        letter.payload = payload;
+    }
+    let (_, reply) = DlqEntry::default().decide(command).unwrap();
+    assert_eq!(reply.entry.encoding, Encoding::Base64);
+    assert_eq!(
+        decode_payload(reply.entry.encoding, &reply.entry.payload).unwrap(),
+        bytes
+    );
+}
+
+// ---- resolve -------------------------------------------------------------------------
+
+#[test]
+fn resolving_records_who_when_and_the_note() {
+    DlqTest::with(())
+        .given(vec![captured()])
+        .when(resolve("fixed", None))
+        .then_expect_events(vec![DlqEvent::DlqEntryResolved {
+            id: id(),
+            note: Some("fixed".into()),
+            requeued: false,
+            message_id: None,
+            requeued_to: None,
+            resolved: true,
+            requeue_count: 0,
+            actor: "http:ops1".into(),
+            at: at(60),
+        }]);
+    let entry = fold(&[
+        captured(),
+        DlqEvent::DlqEntryResolved {
+            id: id(),
+            note: Some("fixed".into()),
+            requeued: false,
+            message_id: None,
+            requeued_to: None,
+            resolved: true,
+            requeue_count: 0,
+            actor: "http:ops1".into(),
+            at: at(60),
+        },
+    ]);
+    assert_eq!(
+        (
+            entry.resolved,
+            entry.resolved_by.as_deref(),
+            entry.resolved_at,
+            entry.note.as_deref()
+        ),
+        (true, Some("http:ops1"), Some(at(60)), Some("fixed"))
+    );
+}
+
+#[test]
+fn resolving_with_a_requeue_counts_it() {
+    DlqTest::with(())
+        .given(vec![captured()])
+        .when(resolve("fixed", Some(requeue(1))))
+        .then_expect_events(vec![requeued(1)]);
+}
+
+#[test]
+fn a_second_requeue_after_a_reopen_counts_two() {
+    let given = vec![captured(), requeued(1), recaptured(101, 1, 10)];
+    let entry = fold(&given);
+    assert_eq!(entry.next_message_id(), format!("dlq/{}/2", id()));
+    DlqTest::with(())
+        .given(given)
+        .when(resolve("fixed", Some(requeue(2))))
+        .then_expect_events(vec![requeued(2)]);
+}
+
+#[test]
+fn resolving_twice_is_refused() {
+    DlqTest::with(())
+        .given(vec![captured(), requeued(1)])
+        .when(resolve("again", None))
+        .then_expect_error(DlqError::AlreadyResolved {
+            id: id(),
+            by: "http:ops1".into(),
+            at: at(60),
+        });
+}
+
+#[test]
+fn resolving_an_unknown_entry_is_not_found() {
+    DlqTest::with(())
+        .given_no_previous_events()
+        .when(resolve("x", None))
+        .then_expect_error(DlqError::NotFound(id()));
+}
+
+#[test]
+fn a_note_that_is_too_long_is_named() {
+    let command = resolve(&"n".repeat(MAX_NOTE_CHARS + 1), None);
+    assert_eq!(invalid_field(error_of(vec![captured()], command)), "note");
+}
+
+#[test]
+fn the_first_requeue_uses_message_id_one() {
+    assert_eq!(
+        fold(&[captured()]).next_message_id(),
+        format!("dlq/{}/1", id())
+    );
+}
+
+#[test]
+fn events_are_flat_and_tagged() {
+    let value = serde_json::to_value(captured()).unwrap();
+    assert_eq!(value["type"], "DlqEntryCaptured");
+    assert_eq!(value["original_subject"], "task.execute");
+    assert_eq!(value["source"]["stream_seq"], 7);
+    let back: DlqEvent = serde_json::from_value(value).unwrap();
+    assert_eq!(back, captured());
+}
