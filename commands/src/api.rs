@@ -16,10 +16,15 @@ pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
 /// Parses a JSON body, naming the offending field when it is wrong.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CommandError> {
-    if bytes.len() > MAX_COMMAND_BYTES {
+    parse_limited(bytes, MAX_COMMAND_BYTES)
+}
+
+/// [`parse`] with a size limit of its own (dead-letter captures carry whole messages).
+pub fn parse_limited<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CommandError> {
+    if bytes.len() > limit {
         return Err(CommandError::invalid(
             "body",
-            format!("must be at most {MAX_COMMAND_BYTES} bytes"),
+            format!("must be at most {limit} bytes"),
         ));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);

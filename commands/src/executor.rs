@@ -63,6 +63,9 @@ pub struct Executed<R> {
     pub reply: R,
     /// How many events the command appended (0 when it changed nothing).
     pub appended: usize,
+    /// The global position of the last event appended (none when nothing was), for
+    /// read-your-writes (`min_position`).
+    pub position: Option<i64>,
 }
 
 /// Executes commands of aggregate type `A` against the event store.
@@ -291,20 +294,28 @@ where
             }
             let (events, reply) = decision.map_err(Into::into)?;
             if events.is_empty() {
-                return Ok(Executed { reply, appended: 0 });
+                return Ok(Executed {
+                    reply,
+                    appended: 0,
+                    position: None,
+                });
             }
             match self
                 .store
                 .append::<A>(aggregate_id, loaded.version, &events, actor)
                 .await
             {
-                Ok(_) => {
+                Ok(position) => {
                     let appended = events.len();
                     loaded.version += appended;
                     for event in events {
                         loaded.aggregate.apply(event);
                     }
-                    return Ok(Executed { reply, appended });
+                    return Ok(Executed {
+                        reply,
+                        appended,
+                        position: Some(position),
+                    });
                 }
                 Err(AppendError::Conflict) => {
                     // Another process writes to this aggregate too: take turns from now on.
@@ -351,9 +362,13 @@ where
             .decide(command)
             .map_err(|e| AppendError::Other(e.into()))?;
         if events.is_empty() {
-            return Ok(Executed { reply, appended: 0 });
+            return Ok(Executed {
+                reply,
+                appended: 0,
+                position: None,
+            });
         }
-        locked
+        let position = locked
             .append_and_commit::<A>(loaded.version, &events, actor)
             .await?;
         let appended = events.len();
@@ -361,6 +376,10 @@ where
         for event in events {
             loaded.aggregate.apply(event);
         }
-        Ok(Executed { reply, appended })
+        Ok(Executed {
+            reply,
+            appended,
+            position: Some(position),
+        })
     }
 }

@@ -1,0 +1,93 @@
+//! The dead-letter NATS API: `<prefix>.cmd.dlq.capture` in the `controlplane` queue group,
+//! answered like the other commands (every request gets a reply, errors as
+//! `{"error":{"code","message","field"?}}`), so a service can hand over a message it gave up
+//! on and know it was kept.
+
+use std::sync::Arc;
+
+use async_nats::{Client, Message};
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::api::parse_limited;
+use crate::dlq::DlqService;
+use crate::dlq_api::MAX_CAPTURE_BYTES;
+use crate::nats::{error_body, QUEUE_GROUP};
+use crate::store::Actor;
+use crate::CommandError;
+
+/// Requests handled at once per process (captures can be large).
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Subscribes and serves dead-letter commands until the subscription ends.
+pub async fn serve_dlq_commands(
+    client: Client,
+    prefix: String,
+    service: Arc<DlqService>,
+) -> Result<(), async_nats::SubscribeError> {
+    let subject = format!("{prefix}.cmd.dlq.*");
+    let mut subscription = client
+        .queue_subscribe(subject.clone(), QUEUE_GROUP.to_string())
+        .await?;
+    tracing::info!(%subject, "listening for NATS dead-letter commands");
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(message) = subscription.next().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let client = client.clone();
+        let service = service.clone();
+        tokio::spawn(async move {
+            handle(&client, &service, message).await;
+            drop(permit);
+        });
+    }
+    Ok(())
+}
+
+async fn handle(client: &Client, service: &DlqService, message: Message) {
+    let Some(reply_to) = message.reply.clone() else {
+        tracing::warn!(subject = %message.subject, "NATS command without a reply subject ignored");
+        return;
+    };
+    let body = match dispatch(service, &message).await {
+        Ok(body) => body,
+        Err(error) => {
+            if matches!(
+                error,
+                CommandError::Internal(_) | CommandError::Unavailable(_)
+            ) {
+                tracing::error!(subject = %message.subject, error = ?error, "NATS command failed");
+            }
+            error_body(&error)
+        }
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+    if let Err(error) = client.publish(reply_to, bytes.into()).await {
+        tracing::warn!(%error, "could not send a NATS reply");
+    }
+}
+
+async fn dispatch(
+    service: &DlqService,
+    message: &Message,
+) -> Result<serde_json::Value, CommandError> {
+    let verb = message.subject.rsplit('.').next().unwrap_or_default();
+    let service_name = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Cp-Service"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_else(|| "nats".to_string());
+    let actor = Actor::new(service_name, "nats");
+    match verb {
+        "capture" => {
+            let request = parse_limited(&message.payload, MAX_CAPTURE_BYTES)?;
+            let answer = service.api_capture(request, &actor).await?;
+            serde_json::to_value(answer).map_err(|e| CommandError::Internal(Box::new(e)))
+        }
+        other => Err(CommandError::NotFound(format!(
+            "unknown dead-letter command '{other}' (expected capture)"
+        ))),
+    }
+}
