@@ -152,6 +152,14 @@ pub async fn apply_batch(
         write_rows(conn, &budgets, &reservations).await?;
     }
 
+    crate::dlq::project(
+        conn,
+        todo.iter()
+            .filter(|((aggregate_type, _), _)| aggregate_type == crate::dlq::AGGREGATE_TYPE)
+            .flat_map(|(_, list)| list.iter()),
+    )
+    .await?;
+
     // Versions and checkpoint, in the same transaction as the rows.
     let mut types = Vec::new();
     let mut ids = Vec::new();

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod budgets;
+pub mod dlq;
 pub mod projector;
 pub mod query;
 pub mod replay;

@@ -12,6 +12,7 @@ use streams::LogPosition;
 
 use crate::apply::{write_rows, PROJECTION};
 use crate::budgets::{At, BudgetRow, BudgetRows, ReservationRow};
+use crate::dlq::{DlqRow, DlqRows};
 use crate::ProjectionError;
 
 /// Events read per round trip.
@@ -51,7 +52,7 @@ pub async fn replay(
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
         .fetch_one(&mut *tx)
         .await?;
-    sqlx::query("TRUNCATE read_budgets, read_reservations, projection_versions")
+    sqlx::query("TRUNCATE read_budgets, read_reservations, read_dlq, projection_versions")
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
@@ -59,6 +60,7 @@ pub async fn replay(
         .execute(&mut *tx)
         .await?;
     let mut rows = BudgetRows::default();
+    let mut dead_letters = DlqRows::default();
     // (aggregate type, id) -> (version, last position)
     let mut versions: HashMap<(String, String), (i64, i64)> = HashMap::new();
     let mut after = LogPosition::start();
@@ -84,6 +86,9 @@ pub async fn replay(
                     recorded_at: envelope.recorded_at,
                 };
                 rows.apply(&envelope.aggregate_id, &event, at);
+            } else if envelope.aggregate_type == crate::dlq::AGGREGATE_TYPE {
+                let (event, at) = crate::dlq::decode(envelope)?;
+                dead_letters.apply(&envelope.aggregate_id, &event, at);
             }
         }
         done += batch.len() as u64;
@@ -98,6 +103,8 @@ pub async fn replay(
     for chunk in reservations.chunks(WRITE_CHUNK) {
         write_rows(&mut tx, &[], chunk).await?;
     }
+    let dead_letters: Vec<&DlqRow> = dead_letters.rows.values().collect();
+    crate::dlq::write_rows(&mut tx, &dead_letters).await?;
     let versions: Vec<_> = versions.into_iter().collect();
     for chunk in versions.chunks(WRITE_CHUNK) {
         let (types, ids): (Vec<&str>, Vec<&str>) = chunk

@@ -293,6 +293,59 @@ impl DlqEntry {
     }
 }
 
+/// The history line an event adds (shared with the read model, so both show the same).
+pub fn history_item(event: &DlqEvent) -> HistoryItem {
+    match event {
+        DlqEvent::DlqEntryCaptured {
+            error,
+            source,
+            actor,
+            at,
+            ..
+        } => HistoryItem {
+            action: "captured".into(),
+            actor: actor.clone(),
+            at: *at,
+            note: None,
+            error: Some(error.clone()),
+            source: source.clone(),
+            message_id: None,
+        },
+        DlqEvent::DlqEntryResolved {
+            note,
+            requeued,
+            message_id,
+            requeued_to,
+            actor,
+            at,
+            ..
+        } => HistoryItem {
+            action: if *requeued { "requeued" } else { "resolved" }.into(),
+            actor: actor.clone(),
+            at: *at,
+            note: note.clone(),
+            error: None,
+            source: requeued_to.clone(),
+            message_id: message_id.clone(),
+        },
+        DlqEvent::DlqEntryRecaptured {
+            error,
+            source,
+            actor,
+            at,
+            ..
+        } => HistoryItem {
+            action: "recaptured".into(),
+            actor: actor.clone(),
+            at: *at,
+            note: None,
+            error: Some(error.clone()),
+            source: source.clone(),
+            message_id: None,
+        },
+    }
+}
+
 impl Aggregate for DlqEntry {
     const TYPE: &'static str = "DlqEntry";
     type Command = DlqCommand;
@@ -314,6 +367,7 @@ impl Aggregate for DlqEntry {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        self.history.push(history_item(&event));
         match event {
             DlqEvent::DlqEntryCaptured {
                 id,
@@ -326,38 +380,26 @@ impl Aggregate for DlqEntry {
                 source,
                 resolved,
                 requeue_count,
-                actor,
                 at,
+                ..
             } => {
                 self.id = id;
                 self.original_subject = original_subject;
                 self.payload = payload;
                 self.encoding = encoding;
                 self.headers = headers;
-                self.error = error.clone();
+                self.error = error;
                 self.attempts = attempts;
                 if let Some(s) = &source {
                     self.seen.push((s.stream.clone(), s.stream_seq));
                 }
-                self.source = source.clone();
+                self.source = source;
                 self.created_at = Some(at);
                 self.resolved = resolved;
                 self.requeue_count = requeue_count;
-                self.history.push(HistoryItem {
-                    action: "captured".into(),
-                    actor,
-                    at,
-                    note: None,
-                    error: Some(error),
-                    source,
-                    message_id: None,
-                });
             }
             DlqEvent::DlqEntryResolved {
                 note,
-                requeued,
-                message_id,
-                requeued_to,
                 resolved,
                 requeue_count,
                 actor,
@@ -366,18 +408,9 @@ impl Aggregate for DlqEntry {
             } => {
                 self.resolved = resolved;
                 self.resolved_at = Some(at);
-                self.resolved_by = Some(actor.clone());
-                self.note.clone_from(&note);
+                self.resolved_by = Some(actor);
+                self.note = note;
                 self.requeue_count = requeue_count;
-                self.history.push(HistoryItem {
-                    action: if requeued { "requeued" } else { "resolved" }.into(),
-                    actor,
-                    at,
-                    note,
-                    error: None,
-                    source: requeued_to,
-                    message_id,
-                });
             }
             DlqEvent::DlqEntryRecaptured {
                 error,
@@ -385,11 +418,9 @@ impl Aggregate for DlqEntry {
                 source,
                 resolved,
                 requeue_count,
-                actor,
-                at,
                 ..
             } => {
-                self.error = error.clone();
+                self.error = error;
                 self.attempts = total_attempts;
                 if let Some(s) = &source {
                     self.seen.push((s.stream.clone(), s.stream_seq));
@@ -399,15 +430,6 @@ impl Aggregate for DlqEntry {
                 self.resolved_by = None;
                 self.note = None;
                 self.requeue_count = requeue_count;
-                self.history.push(HistoryItem {
-                    action: "recaptured".into(),
-                    actor,
-                    at,
-                    note: None,
-                    error: Some(error),
-                    source,
-                    message_id: None,
-                });
             }
         }
     }

@@ -17,7 +17,7 @@ mod aggregate;
 mod commands;
 mod events;
 
-pub use aggregate::{DlqEntry, DlqError, DlqReply, HistoryItem};
+pub use aggregate::{history_item, DlqEntry, DlqError, DlqReply, HistoryItem};
 pub use commands::{DeadLetter, DlqCommand, Requeue};
 pub use events::{DlqEvent, Encoding, Source};
 
