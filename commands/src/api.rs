@@ -63,19 +63,24 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetLimitRequest {
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub tenant_id: String,
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub project_id: String,
     pub total_tokens: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub tenant_id: String,
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub project_id: String,
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub task_id: String,
     pub model: String,
     pub estimated_tokens: u64,
@@ -84,28 +89,32 @@ pub struct ReserveRequest {
     pub ttl_seconds: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     pub reservation_id: Uuid,
     pub actual_tokens: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
     pub reservation_id: Uuid,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StateRequest {
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub tenant_id: String,
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub project_id: String,
     /// Read-your-writes: answer only once the read model has applied the event at this
     /// global position (the `position` of a command's answer); waits up to a bound, then
     /// fails with `not_yet_applied` (HTTP 503 with Retry-After).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1)]
     pub min_position: Option<i64>,
 }
 
@@ -120,7 +129,7 @@ pub trait BudgetReads: Send + Sync {
 }
 
 /// A budget's numbers, flattened into every answer.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TotalsBody {
     pub total: u64,
     pub used: u64,
@@ -141,7 +150,7 @@ impl From<Totals> for TotalsBody {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LimitResponse {
     pub tenant_id: String,
     pub project_id: String,
@@ -153,7 +162,7 @@ pub struct LimitResponse {
 }
 
 /// The answer to a reservation request: approved or denied, HTTP 200 both ways.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReserveResponse {
     pub approved: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -178,7 +187,7 @@ pub struct ReserveResponse {
     pub totals: TotalsBody,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CommitResponse {
     pub reservation_id: Uuid,
     pub allocated: u64,
@@ -193,7 +202,7 @@ pub struct CommitResponse {
     pub totals: TotalsBody,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseResponse {
     pub reservation_id: Uuid,
     pub released: bool,
@@ -205,7 +214,7 @@ pub struct ReleaseResponse {
     pub totals: TotalsBody,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StateResponse {
     pub tenant_id: String,
     pub project_id: String,

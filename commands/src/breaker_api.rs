@@ -12,7 +12,7 @@ use crate::store::Actor;
 use crate::CommandError;
 
 /// How a call went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OutcomeBody {
     Success,
@@ -20,7 +20,7 @@ pub enum OutcomeBody {
 }
 
 /// `cp.cmd.breaker.record`: `{"name","outcome":"success"|"failure","error"?}`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordRequest {
     pub name: String,
@@ -31,7 +31,7 @@ pub struct RecordRequest {
 }
 
 /// `cp.cmd.breaker.check` and `cp.cmd.breaker.status`: `{"name"}`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NameRequest {
     pub name: String,
@@ -39,7 +39,7 @@ pub struct NameRequest {
 
 /// `{"allowed","state"}`, plus `"trial":true` when the call is a half-open trial whose
 /// outcome the caller must report.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CheckResponse {
     pub allowed: bool,
     pub state: BreakerState,
@@ -48,7 +48,7 @@ pub struct CheckResponse {
 }
 
 /// `PUT /circuit-breakers/{name}`: a field left out takes its default value.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigRequest {
     #[serde(default)]
@@ -73,7 +73,7 @@ impl ConfigRequest {
 }
 
 /// One breaker in full.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct BreakerBody {
     pub name: String,
     pub state: BreakerState,
@@ -111,7 +111,7 @@ impl From<BreakerStatus> for BreakerBody {
 }
 
 /// The answer to an outcome report.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RecordResponse {
     /// False when the outcome changed nothing (a success while closed without failures,
     /// anything while open, forced open or disabled).
@@ -121,7 +121,7 @@ pub struct RecordResponse {
 }
 
 /// The answer to a configuration or an admin action.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ChangeResponse {
     /// False when the breaker already was as asked (nothing was recorded).
     pub changed: bool,
@@ -130,7 +130,7 @@ pub struct ChangeResponse {
 }
 
 /// One entry of `GET /circuit-breakers`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct BreakerSummaryBody {
     pub state: String,
     pub failures: u32,
@@ -139,13 +139,13 @@ pub struct BreakerSummaryBody {
 }
 
 /// `GET /circuit-breakers`: `{"breakers":{"<name>":{"state","failures","next_retry"?}}}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ListResponse {
     pub breakers: BTreeMap<String, BreakerSummaryBody>,
 }
 
 /// `POST /circuit-breakers/reset_all`: the names that were reset.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ResetAllResponse {
     pub reset: Vec<String>,
 }

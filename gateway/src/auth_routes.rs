@@ -5,9 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{extract::State, Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ValidJson, SESSION_COOKIE};
 use crate::users::check_password;
 use crate::AppState;
@@ -19,14 +19,14 @@ pub fn router() -> Router<AppState> {
         .route("/auth/me", get(me))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginResponse {
     pub token: String,
     pub role: String,
@@ -34,7 +34,11 @@ pub struct LoginResponse {
     pub expires_in: i64,
 }
 
-async fn login(
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A token, also set as the HttpOnly `cp_session` cookie", body = LoginResponse),
+        (status = 401, description = "Wrong username or password", body = ErrorBody)))]
+pub(crate) async fn login(
     State(state): State<AppState>,
     ValidJson(request): ValidJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
@@ -74,8 +78,26 @@ async fn login(
     Ok(response)
 }
 
-async fn logout() -> Response {
-    let mut response = Json(json!({"logged_out": true})).into_response();
+/// `POST /auth/logout`.
+#[derive(Serialize, ToSchema)]
+pub struct LogoutResponse {
+    pub logged_out: bool,
+}
+
+/// `GET /auth/me`: the caller's token, as the server reads it.
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse {
+    pub username: String,
+    pub role: String,
+    pub permissions: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 200, description = "The session cookie is cleared", body = LogoutResponse)))]
+pub(crate) async fn logout() -> Response {
+    let mut response = Json(LogoutResponse { logged_out: true }).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("cp_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
@@ -83,12 +105,18 @@ async fn logout() -> Response {
     response
 }
 
-async fn me(caller: Caller) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/auth/me", tag = "auth",
+    responses((status = 200, description = "Who the token belongs to", body = MeResponse)))]
+pub(crate) async fn me(caller: Caller) -> Json<MeResponse> {
     let claims = caller.0;
-    Json(json!({
-        "username": claims.sub,
-        "role": claims.role,
-        "permissions": claims.permissions,
-        "expires_at": claims.exp,
-    }))
+    Json(MeResponse {
+        username: claims.sub,
+        role: claims.role.as_str().to_string(),
+        permissions: claims
+            .permissions
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect(),
+        expires_at: claims.exp,
+    })
 }

@@ -1,6 +1,6 @@
 //! `/circuit-breakers`: the list, one breaker, its configuration and the admin overrides.
+//! Who may call each route is declared in [`crate::routes::ROUTES`].
 
-use auth::Permission;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use commands::breaker_api::{
 };
 use commands::store::Actor;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ValidJson};
 use crate::AppState;
 
@@ -38,31 +38,32 @@ fn name_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError
     Ok(name)
 }
 
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> Result<Json<ListResponse>, ApiError> {
-    caller.require(Permission::ReadBreakers)?;
+#[utoipa::path(get, path = "/circuit-breakers", tag = "breakers",
+    responses((status = 200, description = "Every breaker by name", body = ListResponse)))]
+pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<ListResponse>, ApiError> {
     Ok(Json(state.breakers.api_list().await?))
 }
 
-async fn show(
+#[utoipa::path(get, path = "/circuit-breakers/{name}", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
+    responses(
+        (status = 200, description = "One breaker in full", body = BreakerBody),
+        (status = 404, description = "No such breaker", body = ErrorBody)))]
+pub(crate) async fn show(
     State(state): State<AppState>,
-    caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<BreakerBody>, ApiError> {
-    caller.require(Permission::ReadBreakers)?;
     let name = name_of(path)?;
     Ok(Json(state.breakers.api_status(NameRequest { name }).await?))
 }
 
-async fn configure(
+#[utoipa::path(put, path = "/circuit-breakers/{name}", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")), request_body = ConfigRequest,
+    responses((status = 200, description = "The breaker after the change", body = ChangeResponse)))]
+pub(crate) async fn configure(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
     ValidJson(request): ValidJson<ConfigRequest>,
 ) -> Result<Json<ChangeResponse>, ApiError> {
-    caller.require(Permission::WriteBreakers)?;
     let name = name_of(path)?;
     Ok(Json(
         state
@@ -78,7 +79,6 @@ async fn admin(
     path: Result<Path<String>, PathRejection>,
     action: AdminAction,
 ) -> Result<Json<ChangeResponse>, ApiError> {
-    caller.require(Permission::AdminResetBreakers)?;
     let name = name_of(path)?;
     Ok(Json(
         state
@@ -88,7 +88,11 @@ async fn admin(
     ))
 }
 
-async fn reset(
+#[utoipa::path(post, path = "/circuit-breakers/{name}/reset", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
+    responses(
+        (status = 200, description = "Closed again, failures cleared", body = ChangeResponse),
+        (status = 404, description = "No such breaker", body = ErrorBody)))]
+pub(crate) async fn reset(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
@@ -96,7 +100,11 @@ async fn reset(
     admin(state, caller, path, AdminAction::Reset).await
 }
 
-async fn force_open(
+#[utoipa::path(post, path = "/circuit-breakers/{name}/force_open", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
+    responses(
+        (status = 200, description = "Held open until a reset", body = ChangeResponse),
+        (status = 404, description = "No such breaker", body = ErrorBody)))]
+pub(crate) async fn force_open(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
@@ -104,7 +112,11 @@ async fn force_open(
     admin(state, caller, path, AdminAction::ForceOpen).await
 }
 
-async fn disable(
+#[utoipa::path(post, path = "/circuit-breakers/{name}/disable", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
+    responses(
+        (status = 200, description = "Switched off until a reset", body = ChangeResponse),
+        (status = 404, description = "No such breaker", body = ErrorBody)))]
+pub(crate) async fn disable(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
@@ -112,10 +124,11 @@ async fn disable(
     admin(state, caller, path, AdminAction::Disable).await
 }
 
-async fn reset_all(
+#[utoipa::path(post, path = "/circuit-breakers/reset_all", tag = "breakers",
+    responses((status = 200, description = "The names that were reset", body = ResetAllResponse)))]
+pub(crate) async fn reset_all(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ResetAllResponse>, ApiError> {
-    caller.require(Permission::AdminResetBreakers)?;
     Ok(Json(state.breakers.api_reset_all(&actor(&caller)).await?))
 }

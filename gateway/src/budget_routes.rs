@@ -1,6 +1,6 @@
-//! `/budget/*`: limits, reservations, commits, releases and state.
+//! `/budget/*`: limits, reservations, commits, releases and state. Who may call each
+//! route is declared in [`crate::routes::ROUTES`].
 
-use auth::Permission;
 use axum::extract::State;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -10,7 +10,7 @@ use commands::api::{
 };
 use commands::store::Actor;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ValidJson, ValidQuery};
 use crate::AppState;
 
@@ -27,12 +27,13 @@ fn actor(caller: &Caller) -> Actor {
     Actor::new(caller.username(), "http")
 }
 
-async fn set_limit(
+#[utoipa::path(put, path = "/budget/limit", tag = "budget", request_body = SetLimitRequest,
+    responses((status = 200, description = "The budget's totals after the change", body = LimitResponse)))]
+pub(crate) async fn set_limit(
     State(state): State<AppState>,
     caller: Caller,
     ValidJson(request): ValidJson<SetLimitRequest>,
 ) -> Result<Json<LimitResponse>, ApiError> {
-    caller.require(Permission::AdminBudget)?;
     Ok(Json(
         state
             .budgets
@@ -41,44 +42,55 @@ async fn set_limit(
     ))
 }
 
-async fn reserve(
+#[utoipa::path(post, path = "/budget/request", tag = "budget", request_body = ReserveRequest,
+    responses((status = 200, description = "Approved or denied (`approved`); a denial is recorded too", body = ReserveResponse)))]
+pub(crate) async fn reserve(
     State(state): State<AppState>,
     caller: Caller,
     ValidJson(request): ValidJson<ReserveRequest>,
 ) -> Result<Json<ReserveResponse>, ApiError> {
-    caller.require(Permission::WriteBudget)?;
     Ok(Json(
         state.budgets.api_reserve(request, &actor(&caller)).await?,
     ))
 }
 
-async fn commit(
+#[utoipa::path(post, path = "/budget/commit", tag = "budget", request_body = CommitRequest,
+    responses(
+        (status = 200, description = "The usage recorded (the same answer when repeated)", body = CommitResponse),
+        (status = 404, description = "Unknown reservation", body = ErrorBody),
+        (status = 409, description = "Released, or committed with another amount", body = ErrorBody)))]
+pub(crate) async fn commit(
     State(state): State<AppState>,
     caller: Caller,
     ValidJson(request): ValidJson<CommitRequest>,
 ) -> Result<Json<CommitResponse>, ApiError> {
-    caller.require(Permission::WriteBudget)?;
     Ok(Json(
         state.budgets.api_commit(request, &actor(&caller)).await?,
     ))
 }
 
-async fn release(
+#[utoipa::path(post, path = "/budget/release", tag = "budget", request_body = ReleaseRequest,
+    responses(
+        (status = 200, description = "Released (idempotent)", body = ReleaseResponse),
+        (status = 404, description = "Unknown reservation", body = ErrorBody),
+        (status = 409, description = "Already committed", body = ErrorBody)))]
+pub(crate) async fn release(
     State(state): State<AppState>,
     caller: Caller,
     ValidJson(request): ValidJson<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
-    caller.require(Permission::WriteBudget)?;
     Ok(Json(
         state.budgets.api_release(request, &actor(&caller)).await?,
     ))
 }
 
-async fn state(
+#[utoipa::path(get, path = "/budget/state", tag = "budget", params(StateRequest),
+    responses(
+        (status = 200, description = "The budget as the read model holds it", body = StateResponse),
+        (status = 404, description = "No limit was ever set for this tenant/project", body = ErrorBody)))]
+pub(crate) async fn state(
     State(state): State<AppState>,
-    caller: Caller,
     ValidQuery(request): ValidQuery<StateRequest>,
 ) -> Result<Json<StateResponse>, ApiError> {
-    caller.require(Permission::ReadBudget)?;
     Ok(Json(state.budget_reads.state(request).await?))
 }

@@ -5,7 +5,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use commands::CommandError;
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -44,12 +43,32 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-fn body(code: &str, message: String, field: Option<&str>) -> serde_json::Value {
-    let mut error = json!({"code": code, "message": message});
-    if let Some(field) = field {
-        error["field"] = json!(field);
+/// The body of every error answer: `{"error":{"code","message","field"?}}`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for programs (`code`) and people (`message`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `invalid_request`, `forbidden`, `rate_limited`.
+    pub code: String,
+    pub message: String,
+    /// The input at fault (a JSON field, query parameter, path segment or `body`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An error body, for layers that answer without an [`ApiError`].
+pub fn body(code: &str, message: String, field: Option<&str>) -> ErrorBody {
+    ErrorBody {
+        error: ErrorDetail {
+            code: code.to_string(),
+            message,
+            field: field.map(str::to_string),
+        },
     }
-    json!({ "error": error })
 }
 
 impl IntoResponse for ApiError {

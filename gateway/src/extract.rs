@@ -110,6 +110,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        // Verified already by the route table's layer (`routes::enforce`).
+        if let Some(claims) = parts.extensions.get::<Claims>() {
+            return Ok(Caller(claims.clone()));
+        }
         let state = AppState::from_ref(state);
         let token = bearer_token(&parts.headers)
             .or_else(|| session_token(&parts.headers))

@@ -187,7 +187,11 @@ pub fn harden(
         ))
 }
 
-async fn export_metrics(registry: Registry) -> Response {
+/// Prometheus text format: `api_requests_total`, `api_request_duration_seconds` and the
+/// business gauges.
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
+pub(crate) async fn export_metrics(registry: Registry) -> Response {
     let mut buffer = Vec::new();
     if TextEncoder::new()
         .encode(&registry.gather(), &mut buffer)

@@ -4,16 +4,15 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use auth::Permission;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use projections::ProjectorStats;
-use serde_json::{json, Value};
+use serde::Serialize;
+use streams::status::StageLag;
 use streams::PublisherStats;
 
 use crate::error::ApiError;
-use crate::extract::Caller;
 use crate::AppState;
 
 /// This process's pipeline parts, for the status endpoint.
@@ -29,25 +28,51 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/system/pipeline", get(status))
 }
 
-async fn status(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.require(Permission::ReadSystem)?;
+/// `GET /system/pipeline`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PipelineResponse {
+    /// The JetStream stream the publisher feeds.
+    pub stream: String,
+    /// The highest global position appended.
+    pub last_position: i64,
+    pub publisher: StageLag,
+    pub projector: StageLag,
+    pub this_process: ThisProcess,
+}
+
+/// This process's own publisher and projector counters (since it started).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ThisProcess {
+    pub publisher_active: bool,
+    pub published: u64,
+    pub duplicates: u64,
+    pub projector_active: bool,
+    pub projected: u64,
+    pub skipped: u64,
+}
+
+#[utoipa::path(get, path = "/system/pipeline", tag = "system",
+    responses((status = 200, description = "Publisher and projector lag", body = PipelineResponse)))]
+pub(crate) async fn status(
+    State(state): State<AppState>,
+) -> Result<Json<PipelineResponse>, ApiError> {
     let info = &state.pipeline;
     let status =
         streams::status::pipeline_status(&state.pool, &info.stream, projections::apply::PROJECTION)
             .await?;
     let (publisher, projector) = (&info.publisher, &info.projector);
-    Ok(Json(json!({
-        "stream": info.stream,
-        "last_position": status.last_position,
-        "publisher": status.publisher,
-        "projector": status.projector,
-        "this_process": {
-            "publisher_active": publisher.active.load(Ordering::Relaxed),
-            "published": publisher.published.load(Ordering::Relaxed),
-            "duplicates": publisher.duplicates.load(Ordering::Relaxed),
-            "projector_active": projector.active.load(Ordering::Relaxed),
-            "projected": projector.projected.load(Ordering::Relaxed),
-            "skipped": projector.skipped.load(Ordering::Relaxed),
-        }
-    })))
+    Ok(Json(PipelineResponse {
+        stream: info.stream.clone(),
+        last_position: status.last_position,
+        publisher: status.publisher,
+        projector: status.projector,
+        this_process: ThisProcess {
+            publisher_active: publisher.active.load(Ordering::Relaxed),
+            published: publisher.published.load(Ordering::Relaxed),
+            duplicates: publisher.duplicates.load(Ordering::Relaxed),
+            projector_active: projector.active.load(Ordering::Relaxed),
+            projected: projector.projected.load(Ordering::Relaxed),
+            skipped: projector.skipped.load(Ordering::Relaxed),
+        },
+    }))
 }

@@ -44,7 +44,8 @@ pub fn chain_hash(prev: &[u8], event: &EventEnvelope) -> [u8; 32] {
 }
 
 /// Which events to list or export; every filter is optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     pub aggregate_type: Option<String>,
@@ -55,8 +56,10 @@ pub struct AuditFilter {
     /// Recorded before (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// Pagination: events after this global position.
+    #[param(minimum = 0)]
     pub after_position: Option<i64>,
     /// Page size, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -93,7 +96,7 @@ pub async fn list_events(
 }
 
 /// The first event that does not check out.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VerifyFailure {
     pub global_position: i64,
     pub aggregate_type: String,
@@ -110,7 +113,7 @@ pub struct VerifyFailure {
 }
 
 /// The outcome of recomputing every chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VerifyReport {
     pub ok: bool,
     pub events_checked: u64,

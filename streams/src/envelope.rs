@@ -9,7 +9,7 @@ use sqlx::{PgExecutor, Row};
 /// One event as it travels on JetStream (and as auditors export it): every stored column.
 /// `payload` and `metadata` are the JSON text exactly as stored, so an auditor can
 /// recompute the hash chain from a stream copy alone.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventEnvelope {
     /// The event's place in insertion order; unique, used in `Nats-Msg-Id`.
     pub global_position: i64,
@@ -22,7 +22,9 @@ pub struct EventEnvelope {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
+    #[schema(value_type = Object)]
     pub metadata: Box<RawValue>,
     pub recorded_at: DateTime<Utc>,
     /// SHA-256 chain hash (hex) over this event and the previous one of its aggregate;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{PgPool, Row};
 
 /// Lag of one stage behind the event table, in commit order.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StageLag {
     /// The global position of the last event the stage handled (0: none).
     pub position: i64,
@@ -17,7 +17,7 @@ pub struct StageLag {
 }
 
 /// The pipeline as the checkpoints describe it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PipelineStatus {
     /// The highest global position appended (an identity: a rolled-back append leaves a gap).
     pub last_position: i64,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Where a breaker stands. `FORCED_OPEN` and `DISABLED` are operator overrides that stay
 /// until a reset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum BreakerState {
     /// Calls go through; consecutive failures are counted.
@@ -35,6 +36,7 @@ impl BreakerState {
 /// How a breaker reacts. A name seen for the first time gets [`BreakerConfig::default`],
 /// recorded in its first event so later changes of the defaults do not alter it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker.
     pub failure_threshold: u32,

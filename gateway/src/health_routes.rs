@@ -1,0 +1,82 @@
+//! `GET /healthz` (the process is up) and `GET /readyz` (PostgreSQL answers, every
+//! migration is applied, NATS is connected). Unauthenticated and cheap.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    /// `ok` or `unreachable`.
+    pub database: String,
+    /// `ok`, `pending` or `unknown`.
+    pub migrations: String,
+    /// `ok` or `disconnected`.
+    pub nats: String,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses((status = 200, description = "The process is up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// Ready when PostgreSQL answers, every embedded migration is applied and NATS is
+/// connected; 503 naming what is not.
+#[utoipa::path(get, path = "/readyz", tag = "system", responses(
+    (status = 200, description = "Ready", body = Readiness),
+    (status = 503, description = "Not ready; the body names what is not", body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let expected = commands::store::MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .count() as i64;
+    let applied: Result<i64, sqlx::Error> =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&state.pool)
+            .await;
+    let (database, migrations) = match applied {
+        Ok(n) => ("ok", if n >= expected { "ok" } else { "pending" }),
+        Err(_) => ("unreachable", "unknown"),
+    };
+    let nats = match state.nats.connection_state() {
+        async_nats::connection::State::Connected => "ok",
+        _ => "disconnected",
+    };
+    let ready = database == "ok" && migrations == "ok" && nats == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            ready,
+            database: database.into(),
+            migrations: migrations.into(),
+            nats: nats.into(),
+        }),
+    )
+}
