@@ -23,6 +23,9 @@ psql "$DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'c
 step "Rust tests (unit + integration, real PostgreSQL and NATS)"
 cargo test --workspace --locked --exclude sandbox
 
+step "schemathesis: a live server fuzzed from its own /openapi.json (no 5xx, no answer off its schema)"
+scripts/schemathesis.sh
+
 if [ -x scripts/sandbox-tests.sh ]; then
   step "sandbox tests (real container engine)"
   scripts/sandbox-tests.sh

@@ -70,6 +70,7 @@ pub struct SetLimitRequest {
     pub tenant_id: String,
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub project_id: String,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub total_tokens: u64,
 }
 
@@ -82,10 +83,14 @@ pub struct ReserveRequest {
     pub project_id: String,
     #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub task_id: String,
+    /// 1-128 bytes of UTF-8 without control characters.
+    #[schema(min_length = 1, max_length = 128)]
     pub model: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_u64)]
     pub estimated_tokens: u64,
     /// Seconds until an unused reservation is released automatically (default 600).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86_400)]
     pub ttl_seconds: Option<u64>,
 }
 
@@ -93,6 +98,7 @@ pub struct ReserveRequest {
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     pub reservation_id: Uuid,
+    #[schema(maximum = 1_000_000_000_000_u64)]
     pub actual_tokens: u64,
 }
 

@@ -52,10 +52,13 @@ pub struct CheckResponse {
 #[serde(deny_unknown_fields)]
 pub struct ConfigRequest {
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub failure_threshold: Option<u32>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86_400)]
     pub open_seconds: Option<u64>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000)]
     pub half_open_max_calls: Option<u32>,
 }
 

@@ -27,6 +27,14 @@ impl BudgetReads for ReadModelReads {
                 if position < 1 {
                     return Err(CommandError::invalid("min_position", "must be at least 1"));
                 }
+                // A command's answer names an event that is committed: a position with no
+                // event is a client error, not something to wait for.
+                if !projections::query::event_exists(&self.pool, position).await? {
+                    return Err(CommandError::invalid(
+                        "min_position",
+                        "no event has this position; pass the position of a command's answer",
+                    ));
+                }
                 if !projections::query::wait_until_applied(&self.pool, position, self.wait).await? {
                     return Err(CommandError::NotYetApplied(position));
                 }

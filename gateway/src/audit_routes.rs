@@ -43,6 +43,28 @@ fn check(filter: &AuditFilter) -> Result<(), ApiError> {
     if filter.after_position.is_some_and(|p| p < 0) {
         return Err(ApiError::invalid("after_position", "must not be negative"));
     }
+    // PostgreSQL text cannot hold NUL, and no name has control characters.
+    for (field, value) in [
+        ("aggregate_type", &filter.aggregate_type),
+        ("aggregate_id", &filter.aggregate_id),
+        ("event_type", &filter.event_type),
+    ] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.chars().count() > 256 || v.chars().any(char::is_control))
+        {
+            return Err(ApiError::invalid(
+                field,
+                "must be at most 256 characters without control characters",
+            ));
+        }
+    }
+    // Inside what a PostgreSQL timestamp holds, with room to spare.
+    for (field, value) in [("from", filter.from), ("to", filter.to)] {
+        if value.is_some_and(|t| !(1..=9999).contains(&chrono::Datelike::year(&t))) {
+            return Err(ApiError::invalid(field, "must be between years 1 and 9999"));
+        }
+    }
     Ok(())
 }
 
@@ -77,12 +99,19 @@ pub(crate) async fn export(
 ) -> Result<Response, ApiError> {
     check(&filter)?;
     filter.limit = Some(MAX_PAGE);
+    // The first page before the status goes out: a failure then is a proper error answer,
+    // not a body that breaks off.
+    let first = audit::list_events(&state.pool, &filter).await?;
     let pool = state.pool.clone();
-    let pages = futures::stream::unfold(Some(filter), move |filter| {
+    let pages = futures::stream::unfold(Some((filter, Some(first))), move |next| {
         let pool = pool.clone();
         async move {
-            let mut filter = filter?;
-            match audit::list_events(&pool, &filter).await {
+            let (mut filter, prefetched) = next?;
+            let page = match prefetched {
+                Some(events) => Ok(events),
+                None => audit::list_events(&pool, &filter).await,
+            };
+            match page {
                 Ok(events) => {
                     let mut lines = Vec::new();
                     for event in &events {
@@ -94,7 +123,7 @@ pub(crate) async fn export(
                     }
                     let next = if events.len() as i64 == MAX_PAGE {
                         filter.after_position = events.last().map(|e| e.global_position);
-                        Some(filter)
+                        Some((filter, None))
                     } else {
                         None
                     };

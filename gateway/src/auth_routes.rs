@@ -22,7 +22,9 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[schema(min_length = 1, max_length = 64)]
     pub username: String,
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
 }
 

@@ -70,6 +70,15 @@ pub async fn is_applied(pool: &PgPool, position: i64) -> Result<bool, sqlx::Erro
     .await
 }
 
+/// Is there an event at `position`? (Positions of rolled-back appends stay unused, and a
+/// position past the end does not exist yet: waiting for either would never end.)
+pub async fn event_exists(pool: &PgPool, position: i64) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM events WHERE global_position = $1)")
+        .bind(position)
+        .fetch_one(pool)
+        .await
+}
+
 /// Waits up to `timeout` until the event at `position` is applied; returns whether it is.
 pub async fn wait_until_applied(
     pool: &PgPool,

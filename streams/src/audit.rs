@@ -48,8 +48,11 @@ pub fn chain_hash(prev: &[u8], event: &EventEnvelope) -> [u8; 32] {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditFilter {
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub aggregate_type: Option<String>,
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub aggregate_id: Option<String>,
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub event_type: Option<String>,
     /// Recorded at or after (RFC 3339).
     pub from: Option<DateTime<Utc>>,
