@@ -23,6 +23,11 @@ pub struct Config {
     pub db_max_connections: u32,
     pub expiry_interval: Duration,
     pub secure_cookies: bool,
+    /// A budget is `warning` in `/governance/status` from this share of its limit, in
+    /// percent (`GOVERNANCE_WARNING_PERCENT`, default 80).
+    pub warning_percent: u8,
+    /// How often the business gauges of `/metrics` are read again (`METRICS_REFRESH_MS`).
+    pub metrics_refresh: Duration,
     /// Rate limits and CORS origins (`RATE_LIMITS`, `LOGIN_RATE_PER_MINUTE`, `CORS_ORIGINS`).
     pub http_policy: gateway::hardening::HttpPolicy,
 }
@@ -194,7 +199,23 @@ impl Config {
                 format!("'{bad}' is not an http(s) origin"),
             ));
         }
+        let warning_percent = parse_num("GOVERNANCE_WARNING_PERCENT", 80)?;
+        if !(1..=100).contains(&warning_percent) {
+            return Err(error(
+                "GOVERNANCE_WARNING_PERCENT",
+                "must be between 1 and 100",
+            ));
+        }
+        let metrics_refresh_ms = parse_num("METRICS_REFRESH_MS", 5000)?;
+        if !(100..=600_000).contains(&metrics_refresh_ms) {
+            return Err(error(
+                "METRICS_REFRESH_MS",
+                "must be between 100 and 600000",
+            ));
+        }
         Ok(Config {
+            warning_percent: warning_percent as u8,
+            metrics_refresh: Duration::from_millis(metrics_refresh_ms),
             http_policy,
             database_url,
             nats_url,
@@ -290,6 +311,19 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(err.variable, "PORT");
+    }
+
+    #[test]
+    fn the_warning_threshold_defaults_to_80_and_is_bounded() {
+        let config = Config::from_lookup(lookup(&[DB, ("APP_ENV", "development")])).unwrap();
+        assert_eq!(config.warning_percent, 80);
+        let err = Config::from_lookup(lookup(&[
+            DB,
+            ("APP_ENV", "development"),
+            ("GOVERNANCE_WARNING_PERCENT", "0"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.variable, "GOVERNANCE_WARNING_PERCENT");
     }
 
     #[test]

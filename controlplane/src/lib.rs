@@ -130,6 +130,19 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         config.expiry_interval,
     )));
 
+    let registry = prometheus_registry();
+    let metrics = gateway::hardening::HttpMetrics::new(registry.clone());
+    let insight = gateway::insight::Insight::new(
+        config.warning_percent,
+        config.http_policy.role_limits.clone(),
+        metrics.history.clone(),
+    );
+    tasks.push(tokio::spawn(gateway::insight::refresh_gauges(
+        pool.clone(),
+        breakers.clone(),
+        gateway::insight::BusinessGauges::register(&registry),
+        config.metrics_refresh,
+    )));
     let state = AppState {
         budgets: budgets.clone(),
         breakers,
@@ -143,6 +156,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         nats: nats.clone(),
         keys: TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
         secure_cookies: config.secure_cookies,
+        insight,
     };
     let addr = listener
         .local_addr()
@@ -151,7 +165,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         gateway::app(state),
         &config.http_policy,
         TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
-        gateway::hardening::HttpMetrics::new(prometheus_registry()),
+        metrics,
     )
     // Peer addresses feed the per-IP login limit.
     .into_make_service_with_connect_info::<SocketAddr>();

@@ -97,7 +97,9 @@ async fn sample_for(env: &TestEnv, route: &RouteSpec) -> Sample {
         ("GET", "/circuit-breakers")
         | ("POST", "/circuit-breakers/reset_all")
         | ("GET", "/audit/events" | "/audit/export" | "/audit/verify")
-        | ("GET", "/system/pipeline") => sample(route.path, None, &[200]),
+        | ("GET", "/system/pipeline" | "/stats" | "/governance/status" | "/governance/roles") => {
+            sample(route.path, None, &[200])
+        }
         // A plain GET is not an upgrade: the handler answers 400 naming `upgrade`.
         ("GET", "/ws") => sample("/ws", None, &[400]),
         // Not known to this file: fill path parameters, send an empty object.

@@ -84,6 +84,8 @@ pub struct HttpMetrics {
     pub registry: Registry,
     requests: IntCounterVec,
     duration: HistogramVec,
+    /// Per-minute history for `GET /stats`.
+    pub history: Arc<crate::insight::RequestHistory>,
 }
 
 impl HttpMetrics {
@@ -115,6 +117,7 @@ impl HttpMetrics {
             registry,
             requests,
             duration,
+            history: Arc::default(),
         }
     }
 }
@@ -220,10 +223,12 @@ async fn record_metrics(
     let method = request.method().as_str().to_string();
     let started = Instant::now();
     let response = next.run(request).await;
+    let elapsed = started.elapsed();
     metrics
         .duration
         .with_label_values(&[method.as_str(), endpoint.as_str()])
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
+    metrics.history.record(response.status().as_u16(), elapsed);
     metrics
         .requests
         .with_label_values(&[

@@ -9,12 +9,15 @@ pub mod breaker_routes;
 pub mod budget_routes;
 pub mod error;
 pub mod extract;
+pub mod governance_routes;
 pub mod hardening;
 pub mod health_routes;
+pub mod insight;
 pub mod openapi;
 pub mod pipeline_routes;
 pub mod routes;
 pub mod state;
+pub mod stats_routes;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -36,6 +39,8 @@ pub fn app(state: AppState) -> Router {
         .merge(pipeline_routes::router())
         .merge(budget_routes::router())
         .merge(breaker_routes::router())
+        .merge(governance_routes::router())
+        .merge(stats_routes::router())
         // Every route's access, from the one table in routes.rs (mounted routes only).
         .route_layer(axum::middleware::from_fn_with_state(
             state.keys.clone(),

@@ -61,6 +61,9 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         crate::audit_routes::export,
         crate::audit_routes::verify,
         crate::pipeline_routes::status,
+        crate::stats_routes::stats,
+        crate::governance_routes::status,
+        crate::governance_routes::roles,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     tags(
@@ -69,6 +72,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         (name = "budget", description = "Token budgets per tenant and project"),
         (name = "breakers", description = "Circuit breakers per dependency"),
         (name = "audit", description = "The event log for auditors"),
+        (name = "governance", description = "Budget use per tenant/project, roles and their limits"),
     )
 )]
 struct ApiDoc;

@@ -128,6 +128,18 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/audit/verify", needs(Permission::ReadAudit)),
     // System.
     route("GET", "/system/pipeline", needs(Permission::ReadSystem)),
+    route("GET", "/stats", needs(Permission::ReadSystem)),
+    // Governance (the dashboard's overview and role filters).
+    route(
+        "GET",
+        "/governance/status",
+        needs(Permission::ReadGovernance),
+    ),
+    route(
+        "GET",
+        "/governance/roles",
+        needs(Permission::ReadGovernance),
+    ),
 ];
 
 /// The declaration of `method path` (HEAD is served by GET routes).

@@ -13,6 +13,7 @@
 pub mod apply;
 pub mod budgets;
 pub mod dlq;
+pub mod governance;
 pub mod projector;
 pub mod query;
 pub mod replay;

@@ -1,0 +1,238 @@
+//! `/governance/status`, `/governance/roles`, `/stats` and the business gauges of
+//! `/metrics`, over real HTTP against budgets and breakers made through the API.
+
+mod common;
+
+use std::time::Duration;
+
+use auth::Role;
+use common::{eventually, TestEnv};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// Reserves `tokens` of tenant/project for a fresh task.
+async fn reserve(env: &TestEnv, tenant: &str, project: &str, tokens: u64) -> Value {
+    let (status, answer) = env
+        .post(
+            "/budget/request",
+            json!({"tenant_id": tenant, "project_id": project,
+                   "task_id": format!("t{}", uuid::Uuid::new_v4().simple()),
+                   "model": "gpt-4", "estimated_tokens": tokens}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+/// Reads `path` until the read model has applied the test's last write.
+async fn read_after_writes(env: &TestEnv, path: &str) -> Value {
+    // The state read waits for the newest position; after it the other read models are
+    // current too (one projector transaction per batch).
+    let (status, answer) = env.get(&env.state_path("org1", "ok")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = env.get(path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {answer}");
+    answer
+}
+
+async fn force_open(env: &TestEnv, name: &str) {
+    let (status, answer) = env
+        .put(&format!("/circuit-breakers/{name}"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = env
+        .post(&format!("/circuit-breakers/{name}/force_open"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+fn row<'a>(status: &'a Value, tenant: &str, project: &str) -> &'a Value {
+    status["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tenant_id"] == tenant && r["project_id"] == project)
+        .unwrap_or_else(|| panic!("{tenant}/{project} in {status}"))
+}
+
+async fn four_budgets(env: &TestEnv) {
+    env.set_limit("org1", "ok", 1000).await;
+    env.set_limit("org1", "warn", 1000).await;
+    env.set_limit("org2", "full", 100).await;
+    reserve(env, "org1", "ok", 100).await;
+    reserve(env, "org1", "warn", 850).await;
+    reserve(env, "org2", "full", 100).await;
+    // No limit: denied, and listed as no_budget.
+    let denied = reserve(env, "org3", "none", 10).await;
+    assert_eq!(denied["approved"], false);
+}
+
+#[tokio::test]
+async fn each_budget_gets_its_status_from_the_warning_threshold() {
+    let env = TestEnv::start().await;
+    four_budgets(&env).await;
+    let status = read_after_writes(&env, "/governance/status").await;
+    assert_eq!(status["warning_threshold_percent"], 80.0);
+    assert_eq!(status["matching"], 4);
+    let ok = row(&status, "org1", "ok");
+    assert_eq!(
+        (
+            ok["limit"].as_i64(),
+            ok["used"].as_i64(),
+            ok["reserved"].as_i64()
+        ),
+        (Some(1000), Some(0), Some(100))
+    );
+    assert_eq!(ok["available"], 900);
+    assert_eq!(ok["utilisation_percent"], 10.0);
+    assert_eq!(ok["status"], "ok");
+    assert_eq!(row(&status, "org1", "warn")["status"], "warning");
+    assert_eq!(row(&status, "org1", "warn")["utilisation_percent"], 85.0);
+    assert_eq!(row(&status, "org2", "full")["status"], "exhausted");
+    let none = row(&status, "org3", "none");
+    assert_eq!(none["status"], "no_budget");
+    assert!(none.get("limit").is_none() && none.get("utilisation_percent").is_none());
+    assert_eq!(
+        status["counts"],
+        json!({"ok": 1, "warning": 1, "exhausted": 1, "no_budget": 1})
+    );
+    assert_eq!(status["open_dlq_entries"], 0);
+}
+
+#[tokio::test]
+async fn status_filters_by_tenant_and_status_and_names_a_bad_filter() {
+    let env = TestEnv::start_with(&[("GOVERNANCE_WARNING_PERCENT", "90")]).await;
+    four_budgets(&env).await;
+    let status = read_after_writes(&env, "/governance/status?tenant_id=org1").await;
+    assert_eq!(status["matching"], 2);
+    assert_eq!(status["warning_threshold_percent"], 90.0);
+    // 85 % is below a 90 % threshold.
+    assert_eq!(row(&status, "org1", "warn")["status"], "ok");
+    let (_, exhausted) = env.get("/governance/status?status=exhausted").await;
+    assert_eq!(exhausted["matching"], 1);
+    assert_eq!(exhausted["rows"][0]["tenant_id"], "org2");
+    let (_, page) = env.get("/governance/status?limit=1&offset=1").await;
+    assert_eq!(page["rows"].as_array().unwrap().len(), 1);
+    assert_eq!(page["matching"], 4);
+    for (query, field) in [
+        ("status=broken", "status"),
+        ("tenant_id=a%20b", "tenant_id"),
+        ("limit=0", "limit"),
+        ("offset=-1", "offset"),
+        ("colour=red", "colour"),
+    ] {
+        let (status, answer) = env.get(&format!("/governance/status?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{query}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn open_breakers_are_listed_once_for_every_tenant() {
+    let env = TestEnv::start().await;
+    force_open(&env, "openai_api").await;
+    let (_, governance) = env.get("/governance/status").await;
+    assert_eq!(
+        governance["open_breakers"],
+        json!([{"name": "openai_api", "state": "FORCED_OPEN", "failures": 0}])
+    );
+}
+
+#[tokio::test]
+async fn roles_list_permissions_and_the_limits_in_force() {
+    let env = TestEnv::start_with(&[("RATE_LIMITS", "viewer=42")]).await;
+    let viewer = env.user_token("vera", Role::Viewer).await;
+    let (status, answer) = env
+        .call(Method::GET, "/governance/roles", Some(&viewer), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let roles = answer["roles"].as_array().unwrap();
+    assert_eq!(roles.len(), Role::ALL.len());
+    let viewer = roles.iter().find(|r| r["role"] == "viewer").unwrap();
+    assert_eq!(viewer["rate_limit_per_minute"], 42);
+    assert_eq!(
+        viewer["permissions"],
+        json!([
+            "read:budget",
+            "read:breakers",
+            "read:governance",
+            "read:system"
+        ])
+    );
+    let admin = roles.iter().find(|r| r["role"] == "admin").unwrap();
+    assert_eq!(admin["rate_limit_per_minute"], 600);
+}
+
+#[tokio::test]
+async fn stats_count_requests_errors_events_breakers_and_budgets() {
+    let env = TestEnv::start().await;
+    four_budgets(&env).await;
+    for _ in 0..5 {
+        let (status, _) = env.get("/budget/state?tenant_id=nobody&project_id=x").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    force_open(&env, "search_api").await;
+    let _ = read_after_writes(&env, "/healthz").await;
+    let (status, stats) = env.get("/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    let requests = &stats["requests"];
+    // Logins, the writes, the five 404s and the reads above: every one was counted.
+    assert!(requests["requests"].as_u64().unwrap() >= 15, "{stats}");
+    assert!(
+        requests["client_error_rate"].as_f64().unwrap() > 0.0,
+        "{stats}"
+    );
+    assert_eq!(requests["error_rate"], 0.0);
+    let latency = &requests["latency_ms"];
+    assert!(latency["p50"].as_f64().unwrap() <= latency["p99"].as_f64().unwrap());
+    assert!(
+        stats["events_per_second"].as_f64().unwrap() > 0.0,
+        "{stats}"
+    );
+    assert_eq!(stats["breakers"]["FORCED_OPEN"], 1);
+    assert_eq!(
+        (
+            stats["budgets"]["budgets"].as_i64(),
+            stats["budgets"]["total"].as_i64()
+        ),
+        (Some(3), Some(2100))
+    );
+    assert_eq!(stats["budgets"]["reserved"], 1050);
+    let series = stats["series"].as_array().unwrap();
+    assert_eq!(series.len(), 60);
+    let last = &series[59];
+    assert!(last["requests"].as_u64().unwrap() > 0, "{last}");
+    let events: i64 = series.iter().map(|m| m["events"].as_i64().unwrap()).sum();
+    assert!(events >= 8, "limits, reservations and a denial: {events}");
+}
+
+#[tokio::test]
+async fn metrics_carry_budget_use_per_tenant_and_breaker_state_per_name() {
+    let env = TestEnv::start_with(&[("METRICS_REFRESH_MS", "200")]).await;
+    four_budgets(&env).await;
+    force_open(&env, "openai_api").await;
+    let _ = read_after_writes(&env, "/healthz").await;
+    let scrape = || async {
+        env.http
+            .get(env.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let expected = [
+        "budget_reserved_tokens{tenant=\"org1\"} 950",
+        "budget_reserved_tokens{tenant=\"org2\"} 100",
+        "budget_used_tokens{tenant=\"org1\"} 0",
+        "breaker_state{name=\"openai_api\"} 3",
+        "dlq_open_entries 0",
+    ];
+    let found = eventually(Duration::from_secs(10), || async {
+        let text = scrape().await;
+        expected.iter().all(|line| text.contains(line))
+    })
+    .await;
+    assert!(found, "{expected:?} in:\n{}", scrape().await);
+}

@@ -1,0 +1,177 @@
+//! Read-model queries for the operator's overview (`GET /governance/status`, `GET /stats`):
+//! budget use per tenant/project with a status, totals, open dead letters, and the event
+//! rate from the event table. Everything is computed in one query each, from tables the
+//! projector keeps (`read_budgets`, `read_dlq`) or from the log's newest rows.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Row};
+
+/// The four statuses of a budget, from its limit and use.
+pub const STATUSES: [&str; 4] = ["ok", "warning", "exhausted", "no_budget"];
+
+/// One tenant/project.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetRow {
+    pub tenant_id: String,
+    pub project_id: String,
+    /// `None`: no limit set (the row exists because of a denial, an expiry, ...).
+    pub total: Option<i64>,
+    pub used: i64,
+    pub reserved: i64,
+    pub status: String,
+}
+
+/// Which rows, and how many.
+#[derive(Debug, Clone, Default)]
+pub struct BudgetFilter {
+    pub tenant_id: Option<String>,
+    pub status: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// SQL for a row's status; `$1` is the warning ratio (0.8 for 80 %).
+const STATUS_SQL: &str = "CASE WHEN total IS NULL THEN 'no_budget'
+                               WHEN used + reserved >= total THEN 'exhausted'
+                               WHEN (used + reserved)::float8 >= $1 * total THEN 'warning'
+                               ELSE 'ok' END";
+
+/// The matching rows (ordered by tenant, project) and how many match in all.
+pub async fn budget_rows(
+    pool: &PgPool,
+    warning_ratio: f64,
+    filter: &BudgetFilter,
+) -> Result<(Vec<BudgetRow>, i64), sqlx::Error> {
+    let sql = format!(
+        "WITH b AS (SELECT tenant_id, project_id, total, used, reserved, {STATUS_SQL} AS status
+                      FROM read_budgets)
+         SELECT tenant_id, project_id, total, used, reserved, status, count(*) OVER () AS matching
+           FROM b
+          WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR status = $3)
+          ORDER BY tenant_id, project_id
+          LIMIT $4 OFFSET $5"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(warning_ratio)
+        .bind(filter.tenant_id.as_deref())
+        .bind(filter.status.as_deref())
+        .bind(filter.limit)
+        .bind(filter.offset)
+        .fetch_all(pool)
+        .await?;
+    let matching = match rows.first() {
+        Some(row) => row.try_get("matching")?,
+        // Past the last page the window count is gone: count on its own.
+        None if filter.offset > 0 => {
+            let sql = format!(
+                "SELECT count(*) FROM (SELECT tenant_id, {STATUS_SQL} AS status FROM read_budgets) b
+                  WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR status = $3)"
+            );
+            sqlx::query_scalar(&sql)
+                .bind(warning_ratio)
+                .bind(filter.tenant_id.as_deref())
+                .bind(filter.status.as_deref())
+                .fetch_one(pool)
+                .await?
+        }
+        None => 0,
+    };
+    let rows = rows
+        .iter()
+        .map(|row| {
+            Ok(BudgetRow {
+                tenant_id: row.try_get("tenant_id")?,
+                project_id: row.try_get("project_id")?,
+                total: row.try_get("total")?,
+                used: row.try_get("used")?,
+                reserved: row.try_get("reserved")?,
+                status: row.try_get("status")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((rows, matching))
+}
+
+/// Budgets by status (for the summary), of one tenant or all.
+pub async fn status_counts(
+    pool: &PgPool,
+    warning_ratio: f64,
+    tenant_id: Option<&str>,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let sql = format!(
+        "SELECT status, count(*) FROM
+           (SELECT tenant_id, {STATUS_SQL} AS status FROM read_budgets) b
+          WHERE ($2::text IS NULL OR tenant_id = $2)
+          GROUP BY status"
+    );
+    sqlx::query_as(&sql)
+        .bind(warning_ratio)
+        .bind(tenant_id)
+        .fetch_all(pool)
+        .await
+}
+
+/// Sums over every budget with a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BudgetTotals {
+    pub budgets: i64,
+    pub total: i64,
+    pub used: i64,
+    pub reserved: i64,
+}
+
+pub async fn budget_totals(pool: &PgPool) -> Result<BudgetTotals, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT count(*) AS budgets, COALESCE(sum(total), 0)::bigint AS total,
+                COALESCE(sum(used), 0)::bigint AS used, COALESCE(sum(reserved), 0)::bigint AS reserved
+           FROM read_budgets WHERE total IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(BudgetTotals {
+        budgets: row.try_get("budgets")?,
+        total: row.try_get("total")?,
+        used: row.try_get("used")?,
+        reserved: row.try_get("reserved")?,
+    })
+}
+
+/// Used and reserved per tenant (summed over its projects), for the `/metrics` gauges.
+pub async fn tenant_use(pool: &PgPool) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT tenant_id, COALESCE(sum(used), 0)::bigint, COALESCE(sum(reserved), 0)::bigint
+           FROM read_budgets GROUP BY tenant_id ORDER BY tenant_id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Dead letters not resolved yet (`read_dlq`).
+pub async fn open_dlq_entries(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM read_dlq WHERE NOT resolved")
+        .fetch_one(pool)
+        .await
+}
+
+/// How many of the newest events the per-minute series looks at, at most: the query
+/// walks the `global_position` index backwards instead of scanning the whole log.
+pub const EVENT_WINDOW: i64 = 200_000;
+
+/// Events recorded per minute over the last `minutes` minutes, the current one included
+/// (oldest first, minutes without events left out), among the newest [`EVENT_WINDOW`]
+/// events.
+pub async fn events_per_minute(
+    pool: &PgPool,
+    minutes: i32,
+) -> Result<Vec<(DateTime<Utc>, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT date_trunc('minute', recorded_at) AS minute, count(*)
+           FROM (SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT $2) e
+          WHERE recorded_at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
+          GROUP BY 1 ORDER BY 1",
+    )
+    .bind(minutes)
+    .bind(EVENT_WINDOW)
+    .fetch_all(pool)
+    .await
+}
