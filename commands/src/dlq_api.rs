@@ -15,7 +15,7 @@ use crate::CommandError;
 pub const MAX_CAPTURE_BYTES: usize = 1536 * 1024;
 
 /// One header value or several.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum HeaderValues {
     One(String),
@@ -23,7 +23,7 @@ pub enum HeaderValues {
 }
 
 /// How the `payload` of a capture request is to be read.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PayloadEncoding {
     /// Any JSON value (the default); kept as compact JSON text.
@@ -35,7 +35,7 @@ pub enum PayloadEncoding {
 }
 
 /// `POST /dlq` and `cp.cmd.dlq.capture`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
     /// The entry's id; capturing the same id again changes nothing. Default: `js:<stream>:
@@ -122,7 +122,7 @@ impl CaptureRequest {
 }
 
 /// `POST /dlq/{id}/resolve`: `{"note"?, "requeue"?}`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     #[serde(default)]
@@ -135,7 +135,7 @@ pub struct ResolveRequest {
 /// An entry as the API shows it. `payload` is the JSON value for JSON payloads, else the
 /// text or the base64 string (`encoding` says which). `headers` and `history` appear in
 /// `GET /dlq/{id}` and command answers, not in lists.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EntryBody {
     pub id: String,
     pub original_subject: String,
@@ -199,7 +199,7 @@ impl From<&DlqEntry> for EntryBody {
 }
 
 /// The answer to a capture or a resolution.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct EntryResponse {
     /// False when the command changed nothing (a repeated capture).
     pub changed: bool,
@@ -222,7 +222,7 @@ impl From<DlqOutcome> for EntryResponse {
 }
 
 /// `GET /dlq`: `{"items":[...],"total"}`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ListResponse {
     pub items: Vec<EntryBody>,
     pub total: i64,

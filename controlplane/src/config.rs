@@ -22,6 +22,9 @@ pub struct Config {
     pub development: bool,
     pub db_max_connections: u32,
     pub expiry_interval: Duration,
+    /// Dead-letter capture: the advisory stream (`DLQ_ADVISORY_STREAM`) and the streams
+    /// watched (`DLQ_WATCH_STREAMS`; see `dlq_capture_config`).
+    pub dlq_capture: commands::dlq_capture::CaptureConfig,
     pub secure_cookies: bool,
     /// A budget is `warning` in `/governance/status` from this share of its limit, in
     /// percent (`GOVERNANCE_WARNING_PERCENT`, default 80).
@@ -58,6 +61,51 @@ fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
         variable,
         problem: problem.into(),
     }
+}
+
+/// `DLQ_ADVISORY_STREAM` (default `CP_DLQ_ADVISORIES`) and `DLQ_WATCH_STREAMS`
+/// (comma-separated stream names, `*` for every stream, `-` for none).
+fn dlq_capture_config(
+    get: &dyn Fn(&str) -> Option<String>,
+    development: bool,
+) -> Result<commands::dlq_capture::CaptureConfig, ConfigError> {
+    let stream_name = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let stream = get("DLQ_ADVISORY_STREAM").unwrap_or_else(|| "CP_DLQ_ADVISORIES".into());
+    if !stream_name(&stream) {
+        return Err(error(
+            "DLQ_ADVISORY_STREAM",
+            "must be 1-64 characters of [A-Za-z0-9_-] (a JetStream stream name)",
+        ));
+    }
+    // Unset: every stream in production; none in development and test, where several
+    // control planes share one NATS server and a catch-all advisory stream of one would
+    // overlap (and so block) the advisory stream of every other.
+    let watch = match get("DLQ_WATCH_STREAMS") {
+        None if development => None,
+        None => Some(vec![]),
+        Some(v) if v.trim() == "*" => Some(vec![]),
+        Some(v) if v.trim() == "-" => None,
+        Some(v) => {
+            let list: Vec<String> = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if let Some(bad) = list.iter().find(|s| !stream_name(s)) {
+                return Err(error(
+                    "DLQ_WATCH_STREAMS",
+                    format!("'{bad}' is not a stream name (1-64 characters of [A-Za-z0-9_-]), '*' or '-'"),
+                ));
+            }
+            Some(list)
+        }
+    };
+    Ok(commands::dlq_capture::CaptureConfig { stream, watch })
 }
 
 /// Values that must never reach production (they are in `.env.example` and docs).
@@ -230,6 +278,7 @@ impl Config {
             development,
             db_max_connections: db_max_connections as u32,
             expiry_interval: Duration::from_millis(expiry_ms),
+            dlq_capture: dlq_capture_config(&get, development)?,
             secure_cookies,
         })
     }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod dlq_reads;
 pub mod reads;
 
 use std::net::SocketAddr;
@@ -99,6 +100,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         Arc::new(SystemClock),
     ));
     tasks.extend(spawn_breakers(&nats, &config, &breakers));
+    let (dlq, redrive, dlq_tasks) = start_dlq(&pool, &nats, &config).await;
+    tasks.extend(dlq_tasks);
     {
         let budgets = budgets.clone();
         let prefix = config.nats_prefix.clone();
@@ -146,6 +149,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     let state = AppState {
         budgets: budgets.clone(),
         breakers,
+        dlq,
+        redrive,
         budget_reads,
         pipeline: gateway::pipeline_routes::PipelineInfo {
             stream: config.events_stream.clone(),
@@ -213,6 +218,57 @@ fn spawn_breakers(
         config.expiry_interval,
     ));
     vec![commands, sync, retry]
+}
+
+/// The dead-letter queue: its services, the NATS capture command, the advisory capture
+/// and the redrive worker. The advisory stream is created before `start` returns (when
+/// NATS answers within a few seconds), so advisories are kept from then on.
+async fn start_dlq(
+    pool: &sqlx::PgPool,
+    nats: &async_nats::Client,
+    config: &Config,
+) -> (
+    Arc<commands::dlq::DlqService>,
+    Arc<commands::dlq_redrive::RedriveService>,
+    Vec<JoinHandle<()>>,
+) {
+    let dlq = Arc::new(
+        commands::dlq::DlqService::new(EventStore::new(pool.clone()), Arc::new(SystemClock))
+            .with_nats(nats.clone()),
+    );
+    let reads = Arc::new(dlq_reads::ReadModelDlqReads { pool: pool.clone() });
+    let redrive = Arc::new(commands::dlq_redrive::RedriveService::new(
+        pool.clone(),
+        reads,
+    ));
+    let js = async_nats::jetstream::new(nats.clone());
+    let ensured = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        commands::dlq_capture::ensure_advisory_stream(&js, &config.dlq_capture),
+    )
+    .await;
+    if !matches!(ensured, Ok(Ok(()))) {
+        tracing::warn!("the dead-letter advisory stream is not ready yet; the capture task keeps trying");
+    }
+    let prefix = config.nats_prefix.clone();
+    let (client, service) = (nats.clone(), dlq.clone());
+    let commands = tokio::spawn(async move {
+        if let Err(error) = commands::dlq_nats::serve_dlq_commands(client, prefix, service).await
+        {
+            tracing::error!(%error, "NATS dead-letter listener stopped");
+        }
+    });
+    let capture = tokio::spawn(commands::dlq_capture::run_capture(
+        js,
+        dlq.clone(),
+        config.dlq_capture.clone(),
+    ));
+    let worker = tokio::spawn(commands::dlq_redrive::run_redrive_worker(
+        redrive.clone(),
+        dlq.clone(),
+        config.expiry_interval,
+    ));
+    (dlq, redrive, vec![commands, capture, worker])
 }
 
 /// The registry `/metrics` exports. A fresh one per server, so in-process test servers

@@ -7,6 +7,7 @@ pub mod audit_routes;
 pub mod auth_routes;
 pub mod breaker_routes;
 pub mod budget_routes;
+pub mod dlq_routes;
 pub mod error;
 pub mod extract;
 pub mod governance_routes;
@@ -41,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .merge(breaker_routes::router())
         .merge(governance_routes::router())
         .merge(stats_routes::router())
+        .merge(dlq_routes::router())
         // Every route's access, from the one table in routes.rs (mounted routes only).
         .route_layer(axum::middleware::from_fn_with_state(
             state.keys.clone(),

@@ -61,6 +61,13 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         crate::audit_routes::export,
         crate::audit_routes::verify,
         crate::pipeline_routes::status,
+        crate::dlq_routes::list,
+        crate::dlq_routes::capture,
+        crate::dlq_routes::show,
+        crate::dlq_routes::resolve,
+        crate::dlq_routes::start_redrive,
+        crate::dlq_routes::show_redrive,
+        crate::dlq_routes::cancel_redrive,
         crate::stats_routes::stats,
         crate::governance_routes::status,
         crate::governance_routes::roles,
@@ -72,6 +79,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         (name = "budget", description = "Token budgets per tenant and project"),
         (name = "breakers", description = "Circuit breakers per dependency"),
         (name = "audit", description = "The event log for auditors"),
+        (name = "dlq", description = "Dead letters: capture, list, resolve and requeue, redrive"),
         (name = "governance", description = "Budget use per tenant/project, roles and their limits"),
     )
 )]

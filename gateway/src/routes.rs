@@ -122,6 +122,18 @@ pub const ROUTES: &[RouteSpec] = &[
         "/circuit-breakers/{name}/disable",
         needs(Permission::AdminResetBreakers),
     ),
+    // Dead-letter queue (docs/dlq.md).
+    route("GET", "/dlq", needs(Permission::ReadDlq)),
+    route("POST", "/dlq", needs(Permission::WriteDlq)),
+    route("GET", "/dlq/{id}", needs(Permission::ReadDlq)),
+    route("POST", "/dlq/{id}/resolve", needs(Permission::WriteDlq)),
+    route("POST", "/dlq/redrive", needs(Permission::WriteDlq)),
+    route("GET", "/dlq/redrive/{job}", needs(Permission::ReadDlq)),
+    route(
+        "POST",
+        "/dlq/redrive/{job}/cancel",
+        needs(Permission::WriteDlq),
+    ),
     // Audit.
     route("GET", "/audit/events", needs(Permission::ReadAudit)),
     route("GET", "/audit/export", needs(Permission::ReadAudit)),

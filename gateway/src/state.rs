@@ -11,6 +11,10 @@ use sqlx::PgPool;
 pub struct AppState {
     pub budgets: Arc<BudgetService>,
     pub breakers: Arc<BreakerService>,
+    /// Dead letters: capture, resolve, requeue (`/dlq`).
+    pub dlq: Arc<commands::dlq::DlqService>,
+    /// Dead-letter redrive jobs (`/dlq/redrive`).
+    pub redrive: Arc<commands::dlq_redrive::RedriveService>,
     /// Budget reads from the read models (`GET /budget/state`).
     pub budget_reads: Arc<dyn BudgetReads>,
     /// This process's publisher and projector (`GET /system/pipeline`).

@@ -52,6 +52,16 @@ pub fn unique_prefix() -> String {
     format!("t{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The stream a test's dead-letter advisories are captured into.
+pub fn advisory_stream_name(prefix: &str) -> String {
+    format!("ADV_{prefix}")
+}
+
+/// The one work stream whose dead messages a test's control plane captures.
+pub fn work_stream_name(prefix: &str) -> String {
+    format!("WORK_{prefix}")
+}
+
 /// The JetStream stream of a test: unique like its subject prefix.
 pub fn stream_name(prefix: &str) -> String {
     format!("EV_{prefix}")
@@ -72,6 +82,9 @@ pub fn config_with(database_url: &str, prefix: &str, extra: &[(&str, &str)]) -> 
         ("NATS_URL", nats_url()),
         ("NATS_SUBJECT_PREFIX", prefix.to_string()),
         ("EVENTS_STREAM", stream_name(prefix)),
+        // Dead-letter capture watches only this test's work stream, into its own stream.
+        ("DLQ_ADVISORY_STREAM", advisory_stream_name(prefix)),
+        ("DLQ_WATCH_STREAMS", work_stream_name(prefix)),
         ("JWT_SECRET", JWT_SECRET.to_string()),
         ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
         ("EXPIRY_INTERVAL_MS", "100".to_string()),
@@ -291,6 +304,8 @@ impl Drop for TestEnv {
             server.shutdown();
         }
         delete_stream(self.stream());
+        delete_stream(advisory_stream_name(&self.prefix));
+        delete_stream(work_stream_name(&self.prefix));
     }
 }
 
@@ -507,6 +522,8 @@ impl ServeProcess {
             .env("NATS_URL", nats_url)
             .env("NATS_SUBJECT_PREFIX", prefix)
             .env("EVENTS_STREAM", stream_name(prefix))
+            .env("DLQ_ADVISORY_STREAM", advisory_stream_name(prefix))
+            .env("DLQ_WATCH_STREAMS", work_stream_name(prefix))
             .env("JWT_SECRET", JWT_SECRET)
             .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("MIN_POSITION_WAIT_MS", "5000")

@@ -13,6 +13,7 @@ use super::{
 
 /// One step of an entry's life, as `GET /dlq/{id}` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryItem {
     /// `captured`, `resolved`, `requeued` or `recaptured`.
     pub action: String,

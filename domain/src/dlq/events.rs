@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// How a payload is kept (see [`super::encode_payload`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     /// Valid JSON, kept as its exact text.
@@ -29,6 +30,7 @@ impl Encoding {
 
 /// Where a dead message sat in JetStream, when it came from there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Source {
     pub stream: String,
     /// The consumer that gave up on it.

@@ -1,0 +1,663 @@
+//! The dead-letter queue against real PostgreSQL and NATS: automatic capture from
+//! max-deliveries advisories, requeue, HTTP and NATS validation, restarts, redrive.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy};
+use async_nats::jetstream::{self, AckKind};
+use base64::Engine;
+use common::*;
+use futures::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// The test's work stream (`WORK_<prefix>`, the one its control plane watches) on
+/// `<prefix>.task.>`, and a worker consumer that gives up after `max_deliver`.
+async fn work_stream(prefix: &str, max_deliver: i64) -> jetstream::consumer::PullConsumer {
+    let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: work_stream_name(prefix),
+            subjects: vec![format!("{prefix}.task.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some("worker".into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(2),
+            max_deliver,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+/// A received message: payload and headers.
+type Received = (Vec<u8>, Vec<(String, String)>);
+
+/// What the worker saw of requeued messages (they carry `Cp-Dlq-Entry`).
+#[derive(Default)]
+struct Seen {
+    requeued: AtomicUsize,
+    requeued_messages: std::sync::Mutex<Vec<Received>>,
+}
+
+/// A worker that NAKs every first-time message (so each dies after `max_deliver`) and
+/// acknowledges requeued ones, recording them.
+fn run_worker(
+    consumer: jetstream::consumer::PullConsumer,
+) -> (Arc<Seen>, tokio::task::JoinHandle<()>) {
+    let seen = Arc::new(Seen::default());
+    let task = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut messages = consumer.messages().await.unwrap();
+            while let Some(Ok(message)) = messages.next().await {
+                let requeued = message
+                    .headers
+                    .as_ref()
+                    .is_some_and(|h| h.get("Cp-Dlq-Entry").is_some());
+                if requeued {
+                    let headers = message
+                        .headers
+                        .as_ref()
+                        .map(|h| {
+                            h.iter()
+                                .flat_map(|(k, vs)| {
+                                    vs.iter()
+                                        .map(move |v| (k.to_string(), v.as_str().to_string()))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    seen.requeued_messages
+                        .lock()
+                        .unwrap()
+                        .push((message.payload.to_vec(), headers));
+                    seen.requeued.fetch_add(1, Ordering::SeqCst);
+                    message.ack().await.unwrap();
+                } else {
+                    message.ack_with(AckKind::Nak(None)).await.unwrap();
+                }
+            }
+        })
+    };
+    (seen, task)
+}
+
+async fn publish(prefix: &str, payload: &[u8], trace: &str) {
+    let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Trace-Id", trace);
+    js.publish_with_headers(
+        format!("{prefix}.task.execute"),
+        headers,
+        payload.to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+/// GETs `url` until `done` holds for the JSON answer or `timeout` passes; returns whether
+/// it held and the last answer.
+async fn poll_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> (bool, Value) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let answer: Value = match http.get(url).bearer_auth(token).send().await {
+            Ok(response) => response.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        };
+        if done(&answer) {
+            return (true, answer);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return (false, answer);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The open entries, once there are `n` of them (panics after a generous wait).
+async fn wait_for_open(env: &TestEnv, base: &str, token: &str, n: i64) -> Vec<Value> {
+    let url = format!("{base}/dlq?resolved=false&limit=500");
+    let (found, answer) = poll_json(&env.http, &url, token, Duration::from_secs(60), |a| {
+        a["total"].as_i64() == Some(n)
+    })
+    .await;
+    assert!(found, "{n} open entries appear (last seen: {answer})");
+    answer["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_naked_until_max_deliver_is_captured_and_a_requeue_reaches_the_worker_once() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("commands=debug,warn")
+        .try_init();
+    let env = TestEnv::start().await;
+    let consumer = work_stream(&env.prefix, 3).await;
+    let (seen, worker) = run_worker(consumer);
+    let binary = [0u8, 0xff, 0x10, b'{', 0x80];
+    publish(&env.prefix, br#"{"task":"t1","n":1}"#, "trace-json").await;
+    publish(&env.prefix, &binary, "trace-binary").await;
+
+    let items = wait_for_open(&env, &env.base, &env.admin_token, 2).await;
+    let work = work_stream_name(&env.prefix);
+    let json_id = format!("js:{work}:1");
+    let json_item = items
+        .iter()
+        .find(|i| i["id"] == json_id)
+        .expect("entry of seq 1");
+    assert_eq!(
+        json_item["original_subject"],
+        format!("{}.task.execute", env.prefix)
+    );
+    assert_eq!(json_item["payload"], json!({"task": "t1", "n": 1}));
+    assert_eq!(json_item["encoding"], "json");
+    assert_eq!(json_item["attempts"], 3);
+    assert_eq!(json_item["consumer"], "worker");
+    assert_eq!(json_item["stream_seq"], 1);
+    assert!(json_item["error"]
+        .as_str()
+        .unwrap()
+        .contains("max deliveries"));
+
+    let (status, binary_entry) = env.get(&format!("/dlq/js:{work}:2")).await;
+    assert_eq!(status, StatusCode::OK, "{binary_entry}");
+    assert_eq!(binary_entry["encoding"], "base64");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(binary_entry["payload"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(bytes, binary, "a non-JSON payload is kept byte-exact");
+    assert_eq!(binary_entry["headers"]["Trace-Id"], json!(["trace-binary"]));
+
+    // Requeue: the worker gets the message again, exactly once, with its headers.
+    let (status, resolved) = env
+        .post(
+            &format!("/dlq/{json_id}/resolve"),
+            json!({"note": "fixed the handler", "requeue": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    assert_eq!(resolved["resolved"], true);
+    assert_eq!(resolved["requeue_count"], 1);
+    assert_eq!(resolved["resolved_by"], "http:admin");
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            seen.requeued.load(Ordering::SeqCst) >= 1
+        })
+        .await,
+        "the worker receives the requeued message"
+    );
+    {
+        let received = seen.requeued_messages.lock().unwrap();
+        let (payload, headers) = &received[0];
+        assert_eq!(
+            payload, br#"{"task":"t1","n":1}"#,
+            "the exact original bytes"
+        );
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("Trace-Id").as_deref(), Some("trace-json"));
+        assert_eq!(header("Cp-Dlq-Entry").as_deref(), Some(json_id.as_str()));
+        assert_eq!(
+            header("Nats-Msg-Id"),
+            Some(format!("dlq/{json_id}/1")),
+            "the requeue's id makes a retried publish a duplicate"
+        );
+    }
+
+    // A retried requeue (same Nats-Msg-Id) is dropped by JetStream: still one delivery.
+    let js = jetstream::new(env.nats.clone());
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("dlq/{json_id}/1").as_str());
+    headers.insert("Cp-Dlq-Entry", json_id.as_str());
+    let ack = js
+        .publish_with_headers(
+            format!("{}.task.execute", env.prefix),
+            headers,
+            br#"{"task":"t1","n":1}"#.to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(ack.duplicate, "the retried requeue is a duplicate");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        seen.requeued.load(Ordering::SeqCst),
+        1,
+        "the worker received the requeued message exactly once"
+    );
+
+    // Resolving twice is a conflict; the entry shows who, the note and its history.
+    let (status, body) = env
+        .post(&format!("/dlq/{json_id}/resolve"), json!({"requeue": true}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let position = resolved["position"].as_i64().unwrap();
+    let (status, entry) = env
+        .get(&format!("/dlq/{json_id}?min_position={position}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    assert_eq!(entry["note"], "fixed the handler");
+    assert_eq!(entry["requeue_count"], 1);
+    let actions: Vec<&str> = entry["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["captured", "requeued"]);
+    assert_eq!(
+        seen.requeued.load(Ordering::SeqCst),
+        1,
+        "the refused second resolve published nothing"
+    );
+    worker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_is_a_400_naming_the_field_and_permissions_hold() {
+    let env = TestEnv::start().await;
+    let cases: Vec<(Method, &str, Option<Value>, &str)> = vec![
+        (
+            Method::POST,
+            "/dlq",
+            Some(json!({"payload": 1, "error": "e", "attempts": 1})),
+            "original_subject",
+        ),
+        (
+            Method::POST,
+            "/dlq",
+            Some(json!({"original_subject": "a.*", "payload": 1, "error": "e", "attempts": 1})),
+            "original_subject",
+        ),
+        (
+            Method::POST,
+            "/dlq",
+            Some(json!({"original_subject": "a", "payload": 1, "error": "e", "attempts": -1})),
+            "attempts",
+        ),
+        (
+            Method::POST,
+            "/dlq",
+            Some(json!({"original_subject": "a", "payload": 1, "error": "", "attempts": 1})),
+            "error",
+        ),
+        (
+            Method::POST,
+            "/dlq",
+            Some(
+                json!({"original_subject": "a", "payload": "@@", "encoding": "base64", "error": "e", "attempts": 1}),
+            ),
+            "payload",
+        ),
+        (
+            Method::POST,
+            "/dlq",
+            Some(
+                json!({"original_subject": "a", "payload": 1, "encoding": "utf16", "error": "e", "attempts": 1}),
+            ),
+            "encoding",
+        ),
+        (
+            Method::POST,
+            "/dlq",
+            Some(
+                json!({"original_subject": "a", "payload": 1, "error": "e", "attempts": 1, "headers": {"Bad Name": "x"}}),
+            ),
+            "headers",
+        ),
+        (
+            Method::POST,
+            "/dlq",
+            Some(
+                json!({"original_subject": "a", "payload": 1, "error": "e", "attempts": 1, "id": "a/b"}),
+            ),
+            "id",
+        ),
+        (Method::GET, "/dlq?limit=0", None, "limit"),
+        (Method::GET, "/dlq?offset=-1", None, "offset"),
+        (Method::GET, "/dlq?resolved=maybe", None, "resolved"),
+        (Method::GET, "/dlq?since=yesterday", None, "since"),
+        (Method::GET, "/dlq?bogus=1", None, "bogus"),
+        (Method::GET, "/dlq/a%20b", None, "id"),
+        (
+            Method::POST,
+            "/dlq/x1/resolve",
+            Some(json!({"requeue": "yes"})),
+            "requeue",
+        ),
+        (
+            Method::POST,
+            "/dlq/redrive",
+            Some(json!({"rate": 0})),
+            "rate",
+        ),
+        (
+            Method::POST,
+            "/dlq/redrive",
+            Some(json!({"rate": 5, "filter": {"subjekt": "a"}})),
+            "filter.subjekt",
+        ),
+        (Method::GET, "/dlq/redrive/not-a-uuid", None, "job"),
+    ];
+    for (method, path, body, field) in cases {
+        let (status, answer) = env
+            .call(method.clone(), path, Some(&env.admin_token), body)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {path}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{method} {path}: {answer}");
+    }
+    let (status, body) = env
+        .post("/dlq/nothing-here/resolve", json!({"note": "x"}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // An explicit capture is idempotent per id; resolving twice is a 409.
+    let capture = json!({"id": "manual-1", "original_subject": "orders.created", "payload": {"order": 7},
+                         "error": "schema mismatch", "attempts": 4, "headers": {"A": ["1", "2"]}});
+    let (status, first) = env.post("/dlq", capture.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let (status, again) = env.post("/dlq", capture).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["changed"], false);
+    let (status, body) = env
+        .post("/dlq/manual-1/resolve", json!({"note": "won't fix"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["requeue_count"], 0);
+    let (status, body) = env
+        .post("/dlq/manual-1/resolve", json!({"note": "again"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+
+    // Lists: filters and the {"items","total"} shape.
+    let position = body_position(&env).await;
+    let (status, list) = env
+        .get(&format!("/dlq?resolved=true&subject=orders.created&error_contains=SCHEMA&min_position={position}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["items"][0]["payload"], json!({"order": 7}));
+    assert!(
+        list["items"][0].get("history").is_none(),
+        "lists leave out the history"
+    );
+    let (_, list) = env.get("/dlq?resolved=false").await;
+    assert_eq!(list["total"], 0, "{list}");
+
+    // Permissions: a viewer sees no dead letters; a service may capture but not read.
+    let viewer = env.user_token("viewer1", auth::Role::Viewer).await;
+    let (status, _) = env.call(Method::GET, "/dlq", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = env
+        .call(Method::GET, "/dlq/manual-1", Some(&viewer), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let service = env.user_token("svc1", auth::Role::Service).await;
+    let (status, body) = env
+        .call(
+            Method::POST,
+            "/dlq",
+            Some(&service),
+            Some(json!({"original_subject": "a.b", "payload": "plain", "encoding": "text", "error": "e", "attempts": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["payload"], "plain");
+    let (status, _) = env.call(Method::GET, "/dlq", Some(&service), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = env.call(Method::GET, "/dlq", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // NATS: a capture is answered with the entry; bad input with the field.
+    let subject = format!("{}.cmd.dlq.capture", env.prefix);
+    let reply = env
+        .nats
+        .request(
+            subject.clone(),
+            serde_json::to_vec(&json!({"original_subject": "svc.job", "payload": {"x": 1}, "error": "gave up", "attempts": 2,
+                                       "stream": "S1", "stream_seq": 9}))
+            .unwrap()
+            .into(),
+        )
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(answer["id"], "js:S1:9", "{answer}");
+    assert_eq!(answer["changed"], true);
+    for (bytes, field) in [
+        (b"{not json".to_vec(), "body"),
+        (
+            br#"{"original_subject":"a","payload":1,"error":"e"}"#.to_vec(),
+            "attempts",
+        ),
+    ] {
+        let reply = env
+            .nats
+            .request(subject.clone(), bytes.into())
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+}
+
+/// The newest event's position (for `min_position`).
+async fn body_position(env: &TestEnv) -> i64 {
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (position,): (i64,) = sqlx::query_as("SELECT max(global_position) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    position
+}
+
+/// A second control plane on the test's database and prefix (after the first stopped).
+async fn restart(env: &TestEnv) -> (controlplane::Server, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = controlplane::start(config(&env.database_url, &env.prefix), listener)
+        .await
+        .expect("the control plane starts again");
+    let base = format!("http://{}", server.addr);
+    (server, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dead_letters_that_die_while_the_control_plane_is_down_are_captured_after_restart() {
+    let mut env = TestEnv::start().await;
+    let consumer = work_stream(&env.prefix, 2).await;
+    let (_seen, worker) = run_worker(consumer);
+    for i in 1..=3 {
+        publish(&env.prefix, format!(r#"{{"job":{i}}}"#).as_bytes(), "t").await;
+    }
+    wait_for_open(&env, &env.base, &env.admin_token, 3).await;
+
+    // Down: the advisories of the next dead messages wait in the advisory stream.
+    env.server.take().unwrap().shutdown();
+    for i in 4..=7 {
+        publish(&env.prefix, format!(r#"{{"job":{i}}}"#).as_bytes(), "t").await;
+    }
+    let advisories = advisory_stream_name(&env.prefix);
+    assert!(
+        eventually(Duration::from_secs(60), || async {
+            stream_count(&advisories).await >= 7
+        })
+        .await,
+        "the advisories are kept while the control plane is down"
+    );
+
+    let (server, base) = restart(&env).await;
+    let token = admin_token_at(&env.http, &base).await;
+    let items = wait_for_open(&env, &base, &token, 7).await;
+    let mut jobs: Vec<i64> = items
+        .iter()
+        .map(|i| i["payload"]["job"].as_i64().unwrap())
+        .collect();
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        (1..=7).collect::<Vec<_>>(),
+        "every dead message, once"
+    );
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (captures,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'DlqEntry' AND event_type = 'DlqEntryCaptured'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(captures, 7, "no message was captured twice");
+    server.shutdown();
+    worker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redrive_job_requeues_matching_entries_oldest_first_and_survives_a_restart() {
+    let mut env = TestEnv::start().await;
+    // The work stream covers the subject: requeues are stored once per Nats-Msg-Id, so a
+    // restart between a publish and its record does not deliver twice.
+    let subject = format!("{}.task.redrive", env.prefix);
+    let js = jetstream::new(env.nats.clone());
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: work_stream_name(&env.prefix),
+            subjects: vec![format!("{}.task.>", env.prefix)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let reader = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("reader".into()),
+            filter_subject: subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut received = reader.messages().await.unwrap();
+    for i in 1..=4 {
+        let (status, body) = env
+            .post(
+                "/dlq",
+                json!({"original_subject": subject, "payload": {"i": i}, "error": "downstream 503", "attempts": 5}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, body) = env
+        .post("/dlq", json!({"original_subject": "other.subject", "payload": 0, "error": "downstream 503", "attempts": 1}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    wait_for_open(&env, &env.base, &env.admin_token, 5).await;
+
+    let (status, job) = env
+        .post(
+            "/dlq/redrive",
+            json!({"filter": {"subject": subject, "error_contains": "503"}, "rate": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["state"], "running");
+    assert_eq!(job["remaining"], 4);
+    let id = job["id"].as_str().unwrap().to_string();
+
+    // Stop the control plane after the first message moved; the job resumes after restart.
+    let first = tokio::time::timeout(Duration::from_secs(30), received.next())
+        .await
+        .expect("the first requeue arrives")
+        .unwrap()
+        .unwrap();
+    first.ack().await.unwrap();
+    env.server.take().unwrap().shutdown();
+    let (server, base) = restart(&env).await;
+    let token = admin_token_at(&env.http, &base).await;
+    let (done, job) = poll_json(
+        &env.http,
+        &format!("{base}/dlq/redrive/{id}"),
+        &token,
+        Duration::from_secs(60),
+        |job| job["state"] == "completed",
+    )
+    .await;
+    assert!(done, "the job completes after the restart: {job}");
+    assert_eq!(
+        job["moved"].as_i64().unwrap() + job["skipped"].as_i64().unwrap(),
+        4,
+        "{job}"
+    );
+    assert_eq!(job["failed"], 0, "{job}");
+    assert_eq!(job["remaining"], 0, "{job}");
+
+    let mut order = vec![
+        serde_json::from_slice::<Value>(&first.payload).unwrap()["i"]
+            .as_i64()
+            .unwrap(),
+    ];
+    while let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_secs(3), received.next()).await
+    {
+        message.ack().await.unwrap();
+        order.push(
+            serde_json::from_slice::<Value>(&message.payload).unwrap()["i"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        order,
+        [1, 2, 3, 4],
+        "every matching entry once, oldest first"
+    );
+    let cancel = env
+        .http
+        .post(format!("{base}/dlq/redrive/{id}/cancel"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cancel.status(),
+        StatusCode::CONFLICT,
+        "a finished job cannot be cancelled"
+    );
+    let open: Value = env
+        .http
+        .get(format!("{base}/dlq?resolved=false"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        open["total"], 1,
+        "only the entry outside the filter is still open: {open}"
+    );
+    server.shutdown();
+}

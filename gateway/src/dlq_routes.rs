@@ -1,0 +1,327 @@
+//! `/dlq`: the dead-letter queue — capture, list, show, resolve (with requeue) and redrive.
+//! Who may call each route is declared in [`crate::routes::ROUTES`] (the handlers check it
+//! again, which costs nothing).
+//! Reads come from the `read_dlq` read model (eventually consistent: pass a command's
+//! `position` as `min_position` to read your own write); writes go to [`DlqService`].
+
+use std::time::Duration;
+
+use auth::Permission;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use commands::dlq_api::{
+    payload_value, CaptureRequest, EntryBody, EntryResponse, ListResponse, ResolveRequest,
+    MAX_CAPTURE_BYTES,
+};
+use commands::dlq_redrive::{RedriveJob, RedriveRequest};
+use commands::store::Actor;
+use commands::CommandError;
+use domain::dlq::{validate_entry_id, Encoding, HistoryItem};
+use projections::dlq::{DlqFilter, DlqRow};
+use serde::Deserialize;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Caller, ValidJson, ValidQuery};
+use crate::AppState;
+
+/// Most entries one page lists.
+pub const MAX_LIMIT: i64 = 500;
+const DEFAULT_LIMIT: i64 = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/dlq",
+            get(list)
+                // A capture carries a whole message: up to 1 MiB, base64-encoded.
+                .post(capture)
+                .layer(DefaultBodyLimit::max(MAX_CAPTURE_BYTES)),
+        )
+        // Static segments win over `{id}`: no entry can be shown as `redrive`.
+        .route("/dlq/redrive", post(start_redrive))
+        .route("/dlq/redrive/{job}", get(show_redrive))
+        .route("/dlq/redrive/{job}/cancel", post(cancel_redrive))
+        .route("/dlq/{id}", get(show))
+        .route("/dlq/{id}/resolve", post(resolve))
+}
+
+fn actor(caller: &Caller) -> Actor {
+    Actor::new(caller.username(), "http")
+}
+
+/// The `{id}` segment, validated like every entry id (400 naming `id`).
+fn id_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|rejection| ApiError::invalid("id", rejection.body_text()))?;
+    validate_entry_id(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
+    Ok(id)
+}
+
+#[utoipa::path(post, path = "/dlq", tag = "dlq", request_body = CaptureRequest,
+    responses(
+        (status = 201, description = "Captured", body = EntryResponse),
+        (status = 200, description = "Already captured (same id or stream sequence): nothing changed", body = EntryResponse)))]
+pub(crate) async fn capture(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<EntryResponse>), ApiError> {
+    caller.require(Permission::WriteDlq)?;
+    let bytes = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(MAX_CAPTURE_BYTES)
+        } else {
+            ApiError::invalid("body", rejection.body_text())
+        }
+    })?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("body", "a JSON body is required"));
+    }
+    let request: CaptureRequest = commands::api::parse_limited(&bytes, MAX_CAPTURE_BYTES)?;
+    let answer = state.dlq.api_capture(request, &actor(&caller)).await?;
+    let status = if answer.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(answer)))
+}
+
+/// `GET /dlq` query: every condition optional.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub resolved: Option<bool>,
+    /// The exact original subject.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// A case-insensitive part of the error text.
+    #[serde(default)]
+    pub error_contains: Option<String>,
+    /// Entries created at or after this instant (RFC 3339).
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub offset: Option<i64>,
+    /// Answer once the read model has applied the event at this position.
+    #[serde(default)]
+    pub min_position: Option<i64>,
+}
+
+/// Waits for `min_position` (503 with Retry-After when it is not applied in time).
+async fn wait_for(state: &AppState, min_position: Option<i64>) -> Result<(), ApiError> {
+    let Some(position) = min_position else {
+        return Ok(());
+    };
+    if position < 1 {
+        return Err(ApiError::invalid("min_position", "must be at least 1"));
+    }
+    let applied = projections::query::wait_until_applied(&state.pool, position, READ_WAIT).await?;
+    if applied {
+        Ok(())
+    } else {
+        Err(CommandError::NotYetApplied(position).into())
+    }
+}
+
+/// Longest wait of a `min_position` read.
+const READ_WAIT: Duration = Duration::from_secs(5);
+
+fn text_filter(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    match value {
+        Some(v) if v.is_empty() => Err(ApiError::invalid(field, "must not be empty")),
+        Some(v) if v.len() > 512 => Err(ApiError::invalid(field, "must be at most 512 bytes")),
+        other => Ok(other),
+    }
+}
+
+/// The filter of a list or a redrive, validated (400 naming the field).
+pub fn filter_of(
+    resolved: Option<bool>,
+    subject: Option<String>,
+    error_contains: Option<String>,
+    since: Option<DateTime<Utc>>,
+) -> Result<DlqFilter, ApiError> {
+    Ok(DlqFilter {
+        resolved,
+        subject: text_filter("subject", subject)?,
+        error_contains: text_filter("error_contains", error_contains)?,
+        since,
+        until: None,
+    })
+}
+
+#[utoipa::path(get, path = "/dlq", tag = "dlq", params(ListQuery),
+    responses((status = 200, description = "A page of entries, oldest first, and how many match", body = ListResponse)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidQuery(query): ValidQuery<ListQuery>,
+) -> Result<Json<ListResponse>, ApiError> {
+    caller.require(Permission::ReadDlq)?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let offset = query.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("offset", "must not be negative"));
+    }
+    let filter = filter_of(
+        query.resolved,
+        query.subject,
+        query.error_contains,
+        query.since,
+    )?;
+    wait_for(&state, query.min_position).await?;
+    let (rows, total) = projections::dlq::list(&state.pool, &filter, limit, offset).await?;
+    Ok(Json(ListResponse {
+        items: rows.into_iter().map(|row| body_of(row, false)).collect(),
+        total,
+    }))
+}
+
+/// `GET /dlq/{id}` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ShowQuery {
+    #[serde(default)]
+    pub min_position: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/dlq/{id}", tag = "dlq", params(("id" = String, Path, description = "Entry id", pattern = r"^[A-Za-z0-9_.:-]{1,160}$"), ShowQuery),
+    responses(
+        (status = 200, description = "The entry with its payload, headers and history", body = EntryBody),
+        (status = 404, description = "No such entry", body = ErrorBody)))]
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    ValidQuery(query): ValidQuery<ShowQuery>,
+) -> Result<Json<EntryBody>, ApiError> {
+    caller.require(Permission::ReadDlq)?;
+    let id = id_of(path)?;
+    wait_for(&state, query.min_position).await?;
+    match projections::dlq::get(&state.pool, &id).await? {
+        Some(row) => Ok(Json(body_of(row, true))),
+        None => Err(ApiError::NotFound(format!("no dead-letter entry '{id}'"))),
+    }
+}
+
+#[utoipa::path(post, path = "/dlq/{id}/resolve", tag = "dlq", params(("id" = String, Path, description = "Entry id", pattern = r"^[A-Za-z0-9_.:-]{1,160}$")), request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "Resolved (and requeued when asked)", body = EntryResponse),
+        (status = 404, description = "No such entry", body = ErrorBody),
+        (status = 409, description = "Already resolved", body = ErrorBody)))]
+pub(crate) async fn resolve(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    ValidJson(request): ValidJson<ResolveRequest>,
+) -> Result<Json<EntryResponse>, ApiError> {
+    caller.require(Permission::WriteDlq)?;
+    let id = id_of(path)?;
+    Ok(Json(
+        state.dlq.api_resolve(&id, request, &actor(&caller)).await?,
+    ))
+}
+
+fn encoding_of(text: &str) -> Encoding {
+    match text {
+        "text" => Encoding::Text,
+        "base64" => Encoding::Base64,
+        _ => Encoding::Json,
+    }
+}
+
+/// A read-model row as the API shows it; `full` adds headers and history.
+pub fn body_of(row: DlqRow, full: bool) -> EntryBody {
+    let encoding = encoding_of(&row.encoding);
+    let (headers, history) = if full {
+        (
+            serde_json::from_value(row.headers).ok(),
+            serde_json::from_value::<Vec<HistoryItem>>(row.history).ok(),
+        )
+    } else {
+        (None, None)
+    };
+    EntryBody {
+        payload: payload_value(encoding, &row.payload),
+        id: row.id,
+        original_subject: row.original_subject,
+        encoding,
+        error: row.error,
+        attempts: u64::try_from(row.attempts).unwrap_or(0),
+        created_at: row.created_at,
+        resolved: row.resolved,
+        resolved_at: row.resolved_at,
+        resolved_by: row.resolved_by,
+        note: row.note,
+        requeue_count: u32::try_from(row.requeue_count).unwrap_or(0),
+        stream: row.stream,
+        consumer: row.consumer,
+        stream_seq: row.stream_seq.and_then(|s| u64::try_from(s).ok()),
+        headers,
+        history,
+    }
+}
+
+/// The `{job}` segment: a UUID (400 naming `job`).
+fn job_of(path: Result<Path<String>, PathRejection>) -> Result<uuid::Uuid, ApiError> {
+    let Path(job) = path.map_err(|rejection| ApiError::invalid("job", rejection.body_text()))?;
+    job.parse()
+        .map_err(|_| ApiError::invalid("job", "must be a UUID"))
+}
+
+#[utoipa::path(post, path = "/dlq/redrive", tag = "dlq", request_body = RedriveRequest,
+    responses((status = 202, description = "The job, running", body = RedriveJob)))]
+pub(crate) async fn start_redrive(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidJson(request): ValidJson<RedriveRequest>,
+) -> Result<(StatusCode, Json<RedriveJob>), ApiError> {
+    caller.require(Permission::WriteDlq)?;
+    let job = state.redrive.start(request, &actor(&caller)).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+#[utoipa::path(get, path = "/dlq/redrive/{job}", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)")),
+    responses(
+        (status = 200, description = "The job's progress", body = RedriveJob),
+        (status = 404, description = "No such job", body = ErrorBody)))]
+pub(crate) async fn show_redrive(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RedriveJob>, ApiError> {
+    caller.require(Permission::ReadDlq)?;
+    let job = job_of(path)?;
+    Ok(Json(state.redrive.get(job).await?))
+}
+
+#[utoipa::path(post, path = "/dlq/redrive/{job}/cancel", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)")),
+    responses(
+        (status = 200, description = "Cancelled", body = RedriveJob),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job already ended", body = ErrorBody)))]
+pub(crate) async fn cancel_redrive(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RedriveJob>, ApiError> {
+    caller.require(Permission::WriteDlq)?;
+    let job = job_of(path)?;
+    Ok(Json(state.redrive.cancel(job).await?))
+}
