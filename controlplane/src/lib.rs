@@ -248,13 +248,14 @@ async fn start_dlq(
     )
     .await;
     if !matches!(ensured, Ok(Ok(()))) {
-        tracing::warn!("the dead-letter advisory stream is not ready yet; the capture task keeps trying");
+        tracing::warn!(
+            "the dead-letter advisory stream is not ready yet; the capture task keeps trying"
+        );
     }
     let prefix = config.nats_prefix.clone();
     let (client, service) = (nats.clone(), dlq.clone());
     let commands = tokio::spawn(async move {
-        if let Err(error) = commands::dlq_nats::serve_dlq_commands(client, prefix, service).await
-        {
+        if let Err(error) = commands::dlq_nats::serve_dlq_commands(client, prefix, service).await {
             tracing::error!(%error, "NATS dead-letter listener stopped");
         }
     });

@@ -400,7 +400,8 @@ mod tests {
         let undeclared: Vec<_> = mounted.difference(&declared).collect();
         assert!(
             undeclared.is_empty(),
-            "mounted but not in routes::ROUTES: {undeclared:?}"
+            "mounted but not in routes::ROUTES: {undeclared:?} — declare who may call it in \
+             gateway/src/routes.rs"
         );
         let unmounted: Vec<_> = declared.difference(&mounted).collect();
         assert!(
@@ -416,7 +417,9 @@ mod tests {
         let missing: Vec<_> = declared.difference(&documented).collect();
         assert!(
             missing.is_empty(),
-            "routes missing from /openapi.json: {missing:?}"
+            "routes missing from /openapi.json: {missing:?} — put #[utoipa::path(...)] on the \
+             handler (its request and answer types derive utoipa::ToSchema) and list it in \
+             ApiDoc's paths(...) in gateway/src/openapi.rs"
         );
         let extra: Vec<_> = documented.difference(&declared).collect();
         assert!(extra.is_empty(), "documented but not declared: {extra:?}");
