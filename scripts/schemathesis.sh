@@ -41,9 +41,11 @@ password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 log=$(mktemp)
 SERVER_PID=
 cleanup() {
-  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  local rc=$?
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
   psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
   rm -f "$log"
+  exit "$rc"
 }
 trap cleanup EXIT
 

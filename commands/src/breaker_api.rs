@@ -143,6 +143,7 @@ pub struct BreakerSummaryBody {
 
 /// `GET /circuit-breakers`: `{"breakers":{"<name>":{"state","failures","next_retry"?}}}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = BreakerListResponse)]
 pub struct ListResponse {
     pub breakers: BTreeMap<String, BreakerSummaryBody>,
 }

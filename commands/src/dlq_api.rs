@@ -223,6 +223,7 @@ impl From<DlqOutcome> for EntryResponse {
 
 /// `GET /dlq`: `{"items":[...],"total"}`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = DlqListResponse)]
 pub struct ListResponse {
     pub items: Vec<EntryBody>,
     pub total: i64,

@@ -33,6 +33,9 @@ use crate::CommandError;
 
 /// Highest rate a job may ask for (messages per second).
 pub const MAX_RATE: f64 = 1000.0;
+/// Slowest redrive: one message per 1,000 s (a slower one would wait longer than a
+/// `Duration` between messages can say, or forever).
+pub const MIN_RATE: f64 = 0.001;
 /// How long a worker holds a job without renewing.
 const LEASE: Duration = Duration::from_secs(10);
 
@@ -57,6 +60,8 @@ pub struct RedriveFilter {
 pub struct RedriveRequest {
     #[serde(default)]
     pub filter: RedriveFilter,
+    /// Messages per second, 0.001-1000.
+    #[schema(minimum = 0.001, maximum = 1000)]
     pub rate: f64,
 }
 
@@ -178,10 +183,10 @@ impl RedriveService {
         request: RedriveRequest,
         actor: &Actor,
     ) -> Result<RedriveJob, CommandError> {
-        if !(request.rate.is_finite() && request.rate > 0.0 && request.rate <= MAX_RATE) {
+        if !(request.rate.is_finite() && (MIN_RATE..=MAX_RATE).contains(&request.rate)) {
             return Err(CommandError::invalid(
                 "rate",
-                format!("must be more than 0 and at most {MAX_RATE} messages per second"),
+                format!("must be between {MIN_RATE} and {MAX_RATE} messages per second"),
             ));
         }
         check_text("filter.subject", &request.filter.subject)?;
@@ -308,7 +313,9 @@ impl RedriveService {
     ) -> Result<(), CommandError> {
         let id = row.job.id;
         let actor = Actor::new(format!("redrive-{id}"), "worker");
-        let pause = Duration::from_secs_f64(1.0 / row.job.rate);
+        // Rates are checked when a job starts; a stored row is still never trusted to panic.
+        let pause = Duration::try_from_secs_f64(1.0 / row.job.rate.clamp(MIN_RATE, MAX_RATE))
+            .unwrap_or(Duration::from_secs(1000));
         let mut ticker = tokio::time::interval(pause);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cursor = row.cursor;

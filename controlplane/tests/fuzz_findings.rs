@@ -5,6 +5,7 @@ mod common;
 
 use common::TestEnv;
 use reqwest::StatusCode;
+use serde_json::json;
 
 async fn assert_names(env: &TestEnv, path: &str, field: &str) {
     let (status, answer) = env.get(path).await;
@@ -44,5 +45,35 @@ async fn audit_filters_with_a_nul_byte_or_an_unstorable_date_are_400s() {
     }
     // A plain export still streams.
     let (status, _) = env.get("/audit/export?aggregate_type=Budget").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn dead_letter_reads_with_a_min_position_no_event_has_are_400s() {
+    let env = TestEnv::start().await;
+    assert_names(
+        &env,
+        "/dlq?min_position=9223372036854775806",
+        "min_position",
+    )
+    .await;
+    assert_names(
+        &env,
+        "/dlq/some-entry?min_position=9223372036854775806",
+        "min_position",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_redrive_slower_than_one_message_per_1000_s_is_a_400_not_a_panic() {
+    let env = TestEnv::start().await;
+    for rate in [json!(1e-300), json!(0.0001), json!(0)] {
+        let (status, answer) = env.post("/dlq/redrive", json!({ "rate": rate })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{rate}: {answer}");
+        assert_eq!(answer["error"]["field"], "rate", "{answer}");
+    }
+    // The process is still serving.
+    let (status, _) = env.get("/healthz").await;
     assert_eq!(status, StatusCode::OK);
 }

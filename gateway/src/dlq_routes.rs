@@ -124,6 +124,14 @@ async fn wait_for(state: &AppState, min_position: Option<i64>) -> Result<(), Api
     if position < 1 {
         return Err(ApiError::invalid("min_position", "must be at least 1"));
     }
+    // A command's answer names a committed event: a position no event has would never be
+    // applied (a client error, not a 503).
+    if !projections::query::event_exists(&state.pool, position).await? {
+        return Err(ApiError::invalid(
+            "min_position",
+            "no event has this position; pass the position of a command's answer",
+        ));
+    }
     let applied = projections::query::wait_until_applied(&state.pool, position, READ_WAIT).await?;
     if applied {
         Ok(())

@@ -449,6 +449,29 @@ mod tests {
     }
 
     #[test]
+    fn answers_with_the_same_type_name_keep_their_own_schema() {
+        // Two `ListResponse` types once shared one schema name, so `/circuit-breakers` was
+        // documented as the dead-letter list (schemathesis found it).
+        let doc: serde_json::Value = serde_json::from_str(&DOCUMENT_JSON).unwrap();
+        let schema_of = |path: &str| {
+            doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                ["$ref"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let breakers = schema_of("/circuit-breakers");
+        let dlq = schema_of("/dlq");
+        assert_ne!(breakers, dlq);
+        let schemas = &doc["components"]["schemas"];
+        assert!(schemas[&breakers]["properties"]["breakers"].is_object());
+        assert!(schemas[&dlq]["properties"]["items"].is_object());
+    }
+
+    #[test]
     fn the_swagger_page_is_embedded() {
         let index = utoipa_swagger_ui::serve("index.html", SWAGGER_CONFIG.clone())
             .unwrap()
