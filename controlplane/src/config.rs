@@ -33,6 +33,8 @@ pub struct Config {
     pub metrics_refresh: Duration,
     /// Rate limits and CORS origins (`RATE_LIMITS`, `LOGIN_RATE_PER_MINUTE`, `CORS_ORIGINS`).
     pub http_policy: gateway::hardening::HttpPolicy,
+    /// WebSocket settings (`WS_*`).
+    pub live: gateway::live::LiveConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -247,6 +249,7 @@ impl Config {
                 format!("'{bad}' is not an http(s) origin"),
             ));
         }
+        let live = live_config(&parse_num, &http_policy.cors_origins)?;
         let warning_percent = parse_num("GOVERNANCE_WARNING_PERCENT", 80)?;
         if !(1..=100).contains(&warning_percent) {
             return Err(error(
@@ -264,6 +267,7 @@ impl Config {
         Ok(Config {
             warning_percent: warning_percent as u8,
             metrics_refresh: Duration::from_millis(metrics_refresh_ms),
+            live,
             http_policy,
             database_url,
             nats_url,
@@ -282,6 +286,41 @@ impl Config {
             secure_cookies,
         })
     }
+}
+
+/// The WebSocket gateway's settings; every one has a default.
+fn live_config(
+    parse_num: &dyn Fn(&'static str, u64) -> Result<u64, ConfigError>,
+    cors_origins: &[String],
+) -> Result<gateway::live::LiveConfig, ConfigError> {
+    let defaults = gateway::live::LiveConfig::default();
+    let seconds = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
+        match parse_num(name, default.as_secs())? {
+            0 => Err(error(name, "must be at least 1")),
+            n => Ok(Duration::from_secs(n)),
+        }
+    };
+    let ring_events = parse_num("WS_BUFFER_EVENTS", defaults.ring_events as u64)?;
+    if !(16..=1_000_000).contains(&ring_events) {
+        return Err(error("WS_BUFFER_EVENTS", "must be between 16 and 1000000"));
+    }
+    let config = gateway::live::LiveConfig {
+        ring_events: ring_events as usize,
+        max_connections: parse_num("WS_MAX_CONNECTIONS", defaults.max_connections as u64)? as usize,
+        ping_interval: seconds("WS_PING_SECONDS", defaults.ping_interval)?,
+        idle_timeout: seconds("WS_IDLE_SECONDS", defaults.idle_timeout)?,
+        send_timeout: seconds("WS_SEND_TIMEOUT_SECONDS", defaults.send_timeout)?,
+        stats_interval: seconds("WS_STATS_SECONDS", defaults.stats_interval)?,
+        auth_timeout: defaults.auth_timeout,
+        allowed_origins: cors_origins.to_vec(),
+    };
+    if config.idle_timeout <= config.ping_interval {
+        return Err(error(
+            "WS_IDLE_SECONDS",
+            "must be longer than WS_PING_SECONDS (a live client answers every ping)",
+        ));
+    }
+    Ok(config)
 }
 
 fn random_secret() -> String {
@@ -322,6 +361,17 @@ mod tests {
         assert_eq!(err.variable, "JWT_SECRET");
         let err = Config::from_lookup(lookup(&[DB, ("JWT_SECRET", "short")])).unwrap_err();
         assert_eq!(err.variable, "JWT_SECRET");
+    }
+
+    #[test]
+    fn websocket_settings_are_checked_and_named() {
+        let dev = ("APP_ENV", "development");
+        let config = Config::from_lookup(lookup(&[DB, dev, ("WS_PING_SECONDS", "5")])).unwrap();
+        assert_eq!(config.live.ping_interval, Duration::from_secs(5));
+        let err = Config::from_lookup(lookup(&[DB, dev, ("WS_IDLE_SECONDS", "10")])).unwrap_err();
+        assert_eq!(err.variable, "WS_IDLE_SECONDS");
+        let err = Config::from_lookup(lookup(&[DB, dev, ("WS_BUFFER_EVENTS", "2")])).unwrap_err();
+        assert_eq!(err.variable, "WS_BUFFER_EVENTS");
     }
 
     #[test]

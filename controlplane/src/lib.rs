@@ -30,6 +30,8 @@ pub struct Server {
     pub publisher: Arc<PublisherStats>,
     /// The read-model projector of this process (active or standing by).
     pub projector: Arc<ProjectorStats>,
+    /// The WebSocket fan-out of this process.
+    pub live: Arc<gateway::live::LiveHub>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -124,9 +126,16 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     )));
     tasks.push(tokio::spawn(projections::run_projector(
         pool.clone(),
+        js.clone(),
+        events.clone(),
+        projector.clone(),
+    )));
+    // Every process fans the stream out to its own WebSocket connections.
+    let live = gateway::live::LiveHub::new(config.live.clone());
+    tasks.push(tokio::spawn(gateway::live::run_live_feed(
         js,
         events,
-        projector.clone(),
+        live.clone(),
     )));
     tasks.push(tokio::spawn(commands::expiry::run_expiry_worker(
         budgets.clone(),
@@ -161,8 +170,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         nats: nats.clone(),
         keys: TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
         secure_cookies: config.secure_cookies,
+        live: live.clone(),
         insight,
     };
+    registry
+        .register(Box::new(live.connections.clone()))
+        .expect("active_users is registered once per registry");
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Nats(e.to_string()))?;
@@ -184,6 +197,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         budgets,
         publisher,
         projector,
+        live,
         tasks,
     })
 }

@@ -22,6 +22,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body too large (at most {0} bytes)")]
     TooLarge(usize),
+    /// Not now, but soon (503 with `Retry-After`).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Command(#[from] CommandError),
     #[error("internal error")]
@@ -110,6 +113,13 @@ impl IntoResponse for ApiError {
                 self.to_string(),
                 Some("body"),
                 None,
+            ),
+            ApiError::Unavailable(m) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                m.clone(),
+                None,
+                Some("1"),
             ),
             ApiError::Command(error) => {
                 let (status, retry) = match error {

@@ -14,6 +14,7 @@ pub mod governance_routes;
 pub mod hardening;
 pub mod health_routes;
 pub mod insight;
+pub mod live;
 pub mod openapi;
 pub mod pipeline_routes;
 pub mod routes;
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .merge(governance_routes::router())
         .merge(stats_routes::router())
         .merge(dlq_routes::router())
+        .merge(live::router())
         // Every route's access, from the one table in routes.rs (mounted routes only).
         .route_layer(axum::middleware::from_fn_with_state(
             state.keys.clone(),

@@ -71,6 +71,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         crate::stats_routes::stats,
         crate::governance_routes::status,
         crate::governance_routes::roles,
+        websocket,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     tags(
@@ -81,6 +82,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         (name = "audit", description = "The event log for auditors"),
         (name = "dlq", description = "Dead letters: capture, list, resolve and requeue, redrive"),
         (name = "governance", description = "Budget use per tenant/project, roles and their limits"),
+        (name = "live", description = "Live updates over WebSocket"),
     )
 )]
 struct ApiDoc;
@@ -271,6 +273,18 @@ pub(crate) async fn docs_index() -> Response {
 pub(crate) async fn docs_file(Path(file): Path<String>) -> Response {
     swagger_file(&file)
 }
+
+/// The WebSocket of live updates. Its handler lives with the protocol in `crate::live`;
+/// this item only describes the HTTP side of the upgrade for the document.
+#[utoipa::path(get, path = "/ws", tag = "live",
+    params(("token" = Option<String>, Query, description = "A token, for clients that can set neither a header nor a cookie")),
+    responses(
+        (status = 101, description = "Switching protocols: the socket speaks the protocol of docs/websocket.md"),
+        (status = 400, description = "Not a WebSocket upgrade request", body = ErrorBody),
+        (status = 401, description = "A token was sent and is invalid or expired", body = ErrorBody),
+        (status = 403, description = "A cookie session from a foreign origin", body = ErrorBody)))]
+#[allow(dead_code)]
+async fn websocket() {}
 
 fn swagger_file(file: &str) -> Response {
     match utoipa_swagger_ui::serve(file, SWAGGER_CONFIG.clone()) {

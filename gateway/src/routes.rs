@@ -152,6 +152,8 @@ pub const ROUTES: &[RouteSpec] = &[
         "/governance/roles",
         needs(Permission::ReadGovernance),
     ),
+    // Live updates (WebSocket): each topic needs its read permission (docs/websocket.md).
+    route("GET", "/ws", Access::InHandler),
 ];
 
 /// The declaration of `method path` (HEAD is served by GET routes).

@@ -23,6 +23,8 @@ pub struct AppState {
     /// The process's NATS connection (`/readyz` reports its state).
     pub nats: async_nats::Client,
     pub keys: TokenKeys,
+    /// The WebSocket fan-out of this process (`GET /ws`).
+    pub live: Arc<crate::live::LiveHub>,
     /// Governance settings and this process's request history (`/governance`, `/stats`).
     pub insight: crate::insight::Insight,
     /// Mark the session cookie `Secure` (set when served over HTTPS).

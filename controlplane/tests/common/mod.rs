@@ -120,9 +120,14 @@ impl TestEnv {
 
     /// Starts with some configuration variables replaced (see [`config_with`]).
     pub async fn start_with(extra: &[(&str, &str)]) -> TestEnv {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, extra).await
+    }
+
+    /// Starts on a listener the test prepared (e.g. with small socket buffers).
+    pub async fn start_on(listener: tokio::net::TcpListener, extra: &[(&str, &str)]) -> TestEnv {
         let database_url = fresh_database().await;
         let prefix = unique_prefix();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = controlplane::start(config_with(&database_url, &prefix, extra), listener)
             .await
             .expect("the control plane starts");

@@ -1,0 +1,285 @@
+//! WebSocket fan-out: commit-to-client latency with many subscribers, and idle connections
+//! held with the server's memory per connection.
+//!
+//! `ws_fanout latency <nats_url> <prefix> <http_url> <token> <clients> <rate/s> <seconds>`
+//! `ws_fanout idle <http_url> <token> <connections> <server_pid>`
+//! Each prints one JSON line.
+//!
+//! Latency = arrival at the client − the event's `recorded_at` (its transaction's start;
+//! same machine, same clock). The baseline in the same run is one core-NATS subscriber on
+//! the events subjects: commit → JetStream, which every WebSocket frame comes after.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bench::Recorder;
+use chrono::{DateTime, Utc};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+const BUDGETS: usize = 1000;
+
+fn since(recorded_at: DateTime<Utc>) -> Duration {
+    (Utc::now() - recorded_at).to_std().unwrap_or_default()
+}
+
+/// The `recorded_at` of an event frame, found without parsing the whole frame (1,000
+/// clients share two cores with the server: the client must stay cheap).
+fn recorded_at(frame: &str) -> Option<DateTime<Utc>> {
+    let start = frame.find("\"recorded_at\":\"")? + "\"recorded_at\":\"".len();
+    let end = start + frame[start..].find('"')?;
+    frame[start..end].parse().ok()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(http_url: &str, token: &str, topics: Value) -> Ws {
+    let url = format!("{}/ws", http_url.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let (mut ws, _) = loop {
+        match tokio_tungstenite::connect_async(request.clone()).await {
+            Ok(ok) => break ok,
+            Err(error) => {
+                eprintln!("connect: {error}; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    ws.send(Message::text(
+        json!({"type": "subscribe", "topics": topics}).to_string(),
+    ))
+    .await
+    .unwrap();
+    while let Some(Ok(message)) = ws.next().await {
+        if let Message::Text(text) = message {
+            if text.as_str().contains("\"subscribed\"") {
+                break;
+            }
+        }
+    }
+    ws
+}
+
+async fn set_limits(http_url: &str, token: &str, run: &str) {
+    let http = reqwest::Client::new();
+    for b in 0..BUDGETS {
+        let body = json!({"tenant_id": format!("ws{run}"), "project_id": format!("p{b}"), "total_tokens": 1_000_000_000_000u64});
+        let answer: Value = http
+            .put(format!("{http_url}/budget/limit"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("set limit")
+            .json()
+            .await
+            .expect("JSON");
+        assert!(answer.get("error").is_none(), "{answer}");
+    }
+}
+
+async fn latency(args: &[String]) {
+    let (nats_url, prefix, http_url, token) = (&args[0], &args[1], &args[2], &args[3]);
+    let clients: usize = args[4].parse().expect("clients");
+    let rate: f64 = args[5].parse().expect("rate");
+    let seconds: u64 = args[6].parse().expect("seconds");
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    set_limits(http_url, token, &run).await;
+    let nats = async_nats::connect(nats_url.as_str()).await.expect("NATS");
+
+    // Baseline: commit → JetStream for the same events.
+    let baseline = Arc::new(Mutex::new(Recorder::default()));
+    let mut events = nats
+        .subscribe(format!("{prefix}.events.Budget.ws{run}.>"))
+        .await
+        .unwrap();
+    {
+        let baseline = baseline.clone();
+        tokio::spawn(async move {
+            while let Some(message) = events.next().await {
+                if let Some(at) = std::str::from_utf8(&message.payload)
+                    .ok()
+                    .and_then(recorded_at)
+                {
+                    baseline.lock().await.latencies.push(since(at));
+                }
+            }
+        });
+    }
+
+    // Every client subscribes to everything it may.
+    let measuring = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    let mut recorders = Vec::new();
+    let tag = format!("\"aggregate_id\":\"ws{run}/");
+    for _ in 0..clients {
+        let mut ws = open(
+            http_url,
+            token,
+            json!(["budget", "dlq", "breakers", "audit", "stats"]),
+        )
+        .await;
+        // Each reader records into its own slot; the slots are read after the readers stop.
+        let recorder = Arc::new(std::sync::Mutex::new(Recorder::default()));
+        recorders.push(recorder.clone());
+        let (measuring, tag) = (measuring.clone(), tag.clone());
+        readers.push(tokio::spawn(async move {
+            while let Some(message) = ws.next().await {
+                match message {
+                    Ok(Message::Text(text)) => {
+                        let text = text.as_str();
+                        if text.contains(&tag) && measuring.load(Ordering::Relaxed) {
+                            if let Some(at) = recorded_at(text) {
+                                recorder.lock().unwrap().latencies.push(since(at));
+                            }
+                        }
+                    }
+                    Ok(Message::Close(_)) | Err(_) => {
+                        recorder.lock().unwrap().errors += 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    baseline.lock().await.latencies.clear();
+    measuring.store(true, Ordering::Relaxed);
+
+    // Paced reservations over the 1,000 budgets.
+    let commands = Arc::new(Mutex::new(Recorder::default()));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut n: u64 = 0;
+    let mut tasks = Vec::new();
+    while Instant::now() < deadline {
+        ticker.tick().await;
+        n += 1;
+        let (nats, prefix, run, commands) =
+            (nats.clone(), prefix.clone(), run.clone(), commands.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"tenant_id": format!("ws{run}"), "project_id": format!("p{}", n as usize % BUDGETS), "task_id": format!("t{n}"), "model": "m", "estimated_tokens": 1});
+            let sent = Instant::now();
+            let reply = tokio::time::timeout(
+                Duration::from_secs(10),
+                nats.request(
+                    format!("{prefix}.cmd.budget.request"),
+                    serde_json::to_vec(&body).unwrap().into(),
+                ),
+            )
+            .await;
+            match reply {
+                Ok(Ok(_)) => commands.lock().await.latencies.push(sent.elapsed()),
+                _ => commands.lock().await.errors += 1,
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = started.elapsed();
+    // Let the last events arrive, then stop the readers.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for reader in &readers {
+        reader.abort();
+    }
+    let mut clients_recorder = Recorder::default();
+    for recorder in recorders {
+        clients_recorder.merge(std::mem::take(&mut *recorder.lock().unwrap()));
+    }
+    let commands = std::mem::take(&mut *commands.lock().await).summary(elapsed);
+    let expected = commands["ops"].as_u64().unwrap_or(0) * clients as u64;
+    let received = clients_recorder.latencies.len() as u64;
+    let ws = clients_recorder.summary(elapsed);
+    let js = std::mem::take(&mut *baseline.lock().await).summary(elapsed);
+    println!(
+        "{}",
+        json!({
+            "clients": clients, "rate": commands["rate"], "commands": commands["ops"],
+            "command_errors": commands["errors"],
+            "frames_expected": expected, "frames_received": received,
+            "ws_p50_ms": ws["p50_ms"], "ws_p99_ms": ws["p99_ms"], "ws_closed": ws["errors"],
+            "js_p50_ms": js["p50_ms"], "js_p99_ms": js["p99_ms"],
+        })
+    );
+}
+
+/// Resident memory of `pid` in KiB.
+fn rss_kib(pid: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn idle(args: &[String]) {
+    let (http_url, token) = (&args[0], &args[1]);
+    let connections: usize = args[2].parse().expect("connections");
+    let pid = &args[3];
+    let before = rss_kib(pid);
+    let mut held = Vec::with_capacity(connections);
+    let started = Instant::now();
+    // Opened in batches of 100 in parallel: a burst of 10,000 handshakes at once would
+    // only measure the accept queue.
+    for batch in 0..connections.div_ceil(100) {
+        let n = 100.min(connections - batch * 100);
+        let opened = futures::future::join_all(
+            (0..n).map(|_| open(http_url, token, json!(["budget", "breakers"]))),
+        )
+        .await;
+        held.extend(opened);
+    }
+    let open_seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_kib(pid);
+    // Still alive: every connection answers an application ping.
+    let mut alive = 0;
+    for ws in held.iter_mut().step_by(100) {
+        ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Text(text) = message {
+                if text.as_str().contains("pong") {
+                    alive += 1;
+                    break;
+                }
+            }
+        }
+    }
+    println!(
+        "{}",
+        json!({
+            "connections": held.len(), "open_seconds": open_seconds,
+            "rss_before_kib": before, "rss_after_kib": after,
+            "kib_per_connection": (after.saturating_sub(before)) as f64 / held.len() as f64,
+            "sampled_alive": alive, "sampled": held.len().div_ceil(100),
+        })
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("latency") if args.len() == 9 => latency(&args[2..]).await,
+        Some("idle") if args.len() == 6 => idle(&args[2..]).await,
+        _ => {
+            eprintln!("usage: ws_fanout latency <nats_url> <prefix> <http_url> <token> <clients> <rate> <seconds>\n       ws_fanout idle <http_url> <token> <connections> <server_pid>");
+            std::process::exit(2);
+        }
+    }
+}

@@ -1,0 +1,520 @@
+//! Live updates over WebSocket against a real server, PostgreSQL and NATS: commands over
+//! HTTP and NATS arrive as events in commit order; reconnecting with `since` misses
+//! nothing and repeats nothing; credentials and permissions decide what arrives; a client
+//! that never reads does not hold up another.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestEnv;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn ws_url(env: &TestEnv) -> String {
+    format!("{}/ws", env.base.replacen("http://", "ws://", 1))
+}
+
+/// Opens `/ws` with `Authorization: Bearer <token>` (none when `token` is `None`).
+async fn connect(env: &TestEnv, token: Option<&str>) -> Result<Ws, WsError> {
+    let mut request = ws_url(env).into_client_request().unwrap();
+    if let Some(token) = token {
+        request.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+    }
+    // The server answers 503 for a moment after start, until its live feed reads.
+    for _ in 0..100 {
+        match tokio_tungstenite::connect_async(request.clone()).await {
+            Err(WsError::Http(response)) if response.status() == 503 => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            other => return other.map(|(ws, _)| ws),
+        }
+    }
+    panic!("the WebSocket gateway never became ready");
+}
+
+async fn send(ws: &mut Ws, frame: Value) {
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+}
+
+/// The next JSON frame (pings and pongs skipped).
+async fn next_frame(ws: &mut Ws) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a frame within 20 s")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Close(frame) => {
+                return json!({"type": "closed", "frame": format!("{frame:?}")})
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// The next `event` frame (other frame types skipped).
+async fn next_event(ws: &mut Ws) -> Value {
+    loop {
+        let frame = next_frame(ws).await;
+        match frame["type"].as_str() {
+            Some("event") => return frame,
+            Some("closed") => panic!("closed while waiting for an event: {frame}"),
+            _ => continue,
+        }
+    }
+}
+
+/// Subscribes and waits for the acknowledgement (the subscription is live from then on).
+async fn subscribe(ws: &mut Ws, frame: Value) -> Value {
+    send(ws, frame).await;
+    loop {
+        let answer = next_frame(ws).await;
+        if answer["type"] == "subscribed" {
+            return answer;
+        }
+        assert_ne!(answer["type"], "closed", "{answer}");
+    }
+}
+
+fn reserve(tenant: &str, project: &str, task: &str, tokens: u64) -> Value {
+    json!({"tenant_id": tenant, "project_id": project, "task_id": task, "model": "m", "estimated_tokens": tokens})
+}
+
+/// Every budget event in the order the publisher puts them on JetStream.
+async fn budget_positions_in_commit_order(database_url: &str) -> Vec<i64> {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let positions = sqlx::query_scalar(
+        "SELECT global_position FROM events WHERE aggregate_type = 'Budget'
+          ORDER BY transaction_id, global_position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    positions
+}
+
+#[tokio::test]
+async fn commands_over_http_and_nats_arrive_as_events_in_commit_order() {
+    let env = TestEnv::start().await;
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    let ack = subscribe(&mut ws, json!({"type": "subscribe", "topics": ["budget"]})).await;
+    assert_eq!(ack["topics"], json!(["budget"]));
+
+    env.set_limit("org1", "p1", 1000).await;
+    let (_, http) = env
+        .post("/budget/request", reserve("org1", "p1", "t1", 100))
+        .await;
+    let nats = env
+        .nats_request("request", &reserve("org1", "p1", "t2", 200))
+        .await
+        .unwrap();
+
+    let first = next_event(&mut ws).await;
+    assert_eq!(first["event_type"], "BudgetLimitSet");
+    assert_eq!(first["topic"], "budget");
+    assert_eq!(first["aggregate_type"], "Budget");
+    assert_eq!(first["aggregate_id"], "org1/p1");
+    assert_eq!(first["payload"]["total"], 1000, "{first}");
+    assert!(first["recorded_at"].is_string());
+    let second = next_event(&mut ws).await;
+    assert_eq!(second["event_type"], "TokensReserved");
+    assert_eq!(second["position"], http["position"], "{second} vs {http}");
+    assert_eq!(second["payload"]["reservation_id"], http["reservation_id"]);
+    let third = next_event(&mut ws).await;
+    assert_eq!(third["position"], nats["position"], "{third} vs {nats}");
+    assert_eq!(third["payload"]["allocated"], 200, "{third}");
+
+    // An application-level ping is answered.
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn reconnecting_with_since_misses_nothing_and_repeats_nothing() {
+    let env = std::sync::Arc::new(TestEnv::start().await);
+    env.set_limit("orgA", "p", 1_000_000).await;
+    env.set_limit("orgB", "p", 1_000_000).await;
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget"], "since": 0}),
+    )
+    .await;
+
+    // Commands keep coming over HTTP and NATS from four writers while the client
+    // disconnects and reconnects.
+    const PER_WRITER: usize = 40;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let env = env.clone();
+            tokio::spawn(async move {
+                for i in 0..PER_WRITER {
+                    let tenant = if w % 2 == 0 { "orgA" } else { "orgB" };
+                    let body = reserve(tenant, "p", &format!("w{w}-{i}"), 1);
+                    if w < 2 {
+                        let (status, answer) = env.post("/budget/request", body).await;
+                        assert!(status.is_success(), "{answer}");
+                    } else {
+                        env.nats_request("request", &body).await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut received: Vec<i64> = Vec::new();
+    let mut reconnects = 0;
+    let total = 2 + 4 * PER_WRITER; // two limits, every reservation approved
+    while received.len() < total {
+        let event = next_event(&mut ws).await;
+        received.push(event["position"].as_i64().unwrap());
+        if received.len().is_multiple_of(37) {
+            // Drop the connection mid-stream and resume from the last event received.
+            let _ = ws.close(None).await;
+            ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+            let since = *received.last().unwrap();
+            let ack = subscribe(
+                &mut ws,
+                json!({"type": "subscribe", "topics": ["budget"], "since": since}),
+            )
+            .await;
+            assert_eq!(ack["since"], since);
+            reconnects += 1;
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(reconnects >= 4, "the test reconnected {reconnects} times");
+    let expected = budget_positions_in_commit_order(&env.database_url).await;
+    assert_eq!(
+        received, expected,
+        "exactly the log's budget events, in commit order, once each"
+    );
+}
+
+#[tokio::test]
+async fn an_unauthenticated_or_badly_authenticated_upgrade_is_refused() {
+    let env = TestEnv::start().await;
+    match connect(&env, Some("not-a-token")).await {
+        Err(WsError::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("a bad token must be refused before the upgrade: {other:?}"),
+    }
+
+    // Without credentials only an `auth` frame is accepted.
+    let mut ws = connect(&env, None).await.unwrap();
+    send(&mut ws, json!({"type": "subscribe", "topics": ["budget"]})).await;
+    let closed = next_frame(&mut ws).await;
+    assert_eq!(closed["type"], "closed", "{closed}");
+    assert!(
+        closed["frame"]
+            .as_str()
+            .unwrap()
+            .contains("authentication required"),
+        "{closed}"
+    );
+
+    // ... and a valid one opens the connection.
+    let mut ws = connect(&env, None).await.unwrap();
+    send(&mut ws, json!({"type": "auth", "token": env.admin_token})).await;
+    let answer = next_frame(&mut ws).await;
+    assert_eq!(answer["type"], "authenticated", "{answer}");
+    assert_eq!(answer["role"], "admin");
+    subscribe(&mut ws, json!({"type": "subscribe", "topics": ["budget"]})).await;
+    env.set_limit("org1", "p1", 10).await;
+    assert_eq!(next_event(&mut ws).await["event_type"], "BudgetLimitSet");
+}
+
+#[tokio::test]
+async fn bad_frames_get_an_error_naming_the_field_and_the_connection_stays() {
+    let env = TestEnv::start().await;
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget", "gossip"]}),
+    )
+    .await;
+    let error = next_frame(&mut ws).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["field"], "topics[1]", "{error}");
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget"], "since": 999_999}),
+    )
+    .await;
+    let error = next_frame(&mut ws).await;
+    assert_eq!(error["field"], "since", "{error}");
+    ws.send(Message::text("{not json")).await.unwrap();
+    assert_eq!(next_frame(&mut ws).await["type"], "error");
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(next_frame(&mut ws).await["type"], "pong");
+}
+
+#[tokio::test]
+async fn permissions_decide_which_topics_arrive() {
+    let env = TestEnv::start().await;
+    let viewer = env.user_token("vera", auth::Role::Viewer).await;
+    let auditor = env.user_token("aldo", auth::Role::Auditor).await;
+
+    let mut as_viewer = connect(&env, Some(&viewer)).await.unwrap();
+    send(
+        &mut as_viewer,
+        json!({"type": "subscribe", "topics": ["budget", "dlq", "audit"]}),
+    )
+    .await;
+    let mut errors = Vec::new();
+    let ack = loop {
+        let frame = next_frame(&mut as_viewer).await;
+        match frame["type"].as_str() {
+            Some("error") => errors.push(frame["message"].as_str().unwrap().to_string()),
+            Some("subscribed") => break frame,
+            _ => panic!("unexpected {frame}"),
+        }
+    };
+    assert_eq!(
+        ack["topics"],
+        json!(["budget"]),
+        "only what a viewer may read"
+    );
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("read:dlq") && errors[1].contains("read:audit"));
+
+    let mut as_auditor = connect(&env, Some(&auditor)).await.unwrap();
+    subscribe(
+        &mut as_auditor,
+        json!({"type": "subscribe", "topics": ["audit"]}),
+    )
+    .await;
+
+    // A breaker event (over NATS), then a budget event.
+    let subject = format!("{}.cmd.breaker.record", env.prefix);
+    let reply = env
+        .nats
+        .request(
+            subject,
+            json!({"name": "llm", "outcome": "failure", "error": "timeout"})
+                .to_string()
+                .into(),
+        )
+        .await
+        .unwrap();
+    let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert!(reply.get("error").is_none(), "{reply}");
+    env.set_limit("org1", "p1", 10).await;
+
+    // The auditor sees both, in commit order; the viewer only the budget event.
+    let mut topics = Vec::new();
+    let second = loop {
+        let event = next_event(&mut as_auditor).await;
+        topics.push(event["topic"].as_str().unwrap().to_string());
+        if event["topic"] == "budget" {
+            break event;
+        }
+    };
+    assert!(
+        topics.len() >= 2 && topics[..topics.len() - 1].iter().all(|t| t == "breakers"),
+        "breaker events first, then the budget event: {topics:?}"
+    );
+    let seen = next_event(&mut as_viewer).await;
+    assert_eq!(seen["topic"], "budget", "{seen}");
+    assert_eq!(seen["position"], second["position"]);
+}
+
+#[tokio::test]
+async fn filters_narrow_events_to_one_tenant() {
+    let env = TestEnv::start().await;
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget"], "filter": {"tenant": "org2"}}),
+    )
+    .await;
+    env.set_limit("org1", "p", 10).await;
+    env.set_limit("org2", "p", 20).await;
+    let event = next_event(&mut ws).await;
+    assert_eq!(
+        event["aggregate_id"], "org2/p",
+        "org1 filtered out: {event}"
+    );
+}
+
+/// A listener whose accepted sockets have a small send buffer, so a client that does not
+/// read blocks the server's writes after a few frames instead of after megabytes.
+fn small_buffer_listener() -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_send_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    socket.listen(1024).unwrap()
+}
+
+/// A WebSocket client on a socket with a small receive buffer (it never reads).
+async fn connect_small_buffer(env: &TestEnv) -> Ws {
+    let addr = env.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let mut request = ws_url(env).into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", env.admin_token)).unwrap(),
+    );
+    let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    ws
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_does_not_stall_another_and_is_closed() {
+    let env = TestEnv::start_on(
+        small_buffer_listener(),
+        &[("WS_SEND_TIMEOUT_SECONDS", "1"), ("WS_BUFFER_EVENTS", "64")],
+    )
+    .await;
+    env.set_limit("org1", "p", 1_000_000).await;
+    let mut stalled = connect_small_buffer(&env).await;
+    subscribe(
+        &mut stalled,
+        json!({"type": "subscribe", "topics": ["budget"]}),
+    )
+    .await;
+    let mut reader = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut reader,
+        json!({"type": "subscribe", "topics": ["budget"]}),
+    )
+    .await;
+
+    // Enough events to fill both small socket buffers many times over.
+    const EVENTS: usize = 400;
+    let writer = {
+        let base = env.base.clone();
+        let token = env.admin_token.clone();
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for i in 0..EVENTS {
+                let response = http
+                    .post(format!("{base}/budget/request"))
+                    .bearer_auth(&token)
+                    .json(&reserve("org1", "p", &format!("t{i}"), 1))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success());
+            }
+        })
+    };
+    let mut positions = Vec::new();
+    for _ in 0..EVENTS {
+        positions.push(next_event(&mut reader).await["position"].as_i64().unwrap());
+    }
+    writer.await.unwrap();
+    let mut sorted = positions.clone();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        EVENTS,
+        "the reading client got every event once"
+    );
+
+    // The stalled client was cut off rather than buffered without bound: what its socket
+    // held arrives, then the connection ends.
+    let slow_closed = &env.server.as_ref().unwrap().live.slow_closed;
+    assert!(
+        common::eventually(Duration::from_secs(20), || async {
+            slow_closed.load(std::sync::atomic::Ordering::Relaxed) >= 1
+        })
+        .await,
+        "the server closed the client that did not read"
+    );
+    let mut events = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), stalled.next()).await {
+            Ok(Some(Ok(Message::Text(_)))) => events += 1,
+            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the stalled connection stayed open after {events} events"),
+        }
+    }
+    assert!(events < EVENTS, "it got {events} events before the end");
+}
+
+async fn active_users(env: &TestEnv) -> i64 {
+    let text = env
+        .http
+        .get(env.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("active_users "))
+        .expect("active_users is exported")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_and_leaves_the_active_users_gauge() {
+    let env = TestEnv::start_with(&[("WS_PING_SECONDS", "1"), ("WS_IDLE_SECONDS", "2")]).await;
+    let mut silent = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut silent,
+        json!({"type": "subscribe", "topics": ["budget"]}),
+    )
+    .await;
+    let mut lively = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut lively,
+        json!({"type": "subscribe", "topics": ["budget"]}),
+    )
+    .await;
+    assert_eq!(active_users(&env).await, 2);
+
+    // `lively` keeps reading, so its client answers the server's pings; `silent` reads
+    // nothing (no pongs) for longer than the idle timeout.
+    let keep_reading = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        while tokio::time::Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(200), lively.next()).await;
+        }
+        lively
+    });
+    let mut lively = keep_reading.await.unwrap();
+    let closed = next_frame(&mut silent).await;
+    assert_eq!(closed["type"], "closed", "{closed}");
+    assert!(
+        closed["frame"].as_str().unwrap().contains("idle"),
+        "{closed}"
+    );
+    assert!(
+        common::eventually(Duration::from_secs(5), || async {
+            active_users(&env).await == 1
+        })
+        .await,
+        "the closed connection left the gauge"
+    );
+    send(&mut lively, json!({"type": "ping"})).await;
+    assert_eq!(
+        next_frame(&mut lively).await["type"],
+        "pong",
+        "the lively one is open"
+    );
+}

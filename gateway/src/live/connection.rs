@@ -1,0 +1,427 @@
+//! One WebSocket connection: reads the client's frames, forwards the events its
+//! subscription and permissions allow, catches up from PostgreSQL, pings, and closes
+//! connections that are idle, too slow, or whose token has expired.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::{Claims, TokenKeys};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
+
+use super::hub::{LiveEvent, LiveHub};
+use super::protocol::{
+    parse_client_frame, permitted, ClientFrame, FrameError, LogKey, Subscription, Topic,
+};
+
+/// Events read from PostgreSQL per round trip while catching up.
+const CATCH_UP_BATCH: i64 = 500;
+/// Frames written out together at most (a burst longer than this is several writes).
+const MAX_FRAMES_PER_WRITE: usize = 64;
+
+/// Why a connection ends from the server's side: a close code and a reason the client
+/// can act on (docs/websocket.md).
+#[derive(Debug)]
+enum Stop {
+    /// The peer went away; nothing more to send.
+    Gone,
+    Close(u16, &'static str),
+}
+
+const POLICY: u16 = 1008;
+const GOING_AWAY: u16 = 1001;
+const TRY_AGAIN_LATER: u16 = 1013;
+const INTERNAL: u16 = 1011;
+
+/// The live part of a subscription: the ring receiver and the last event (in commit
+/// order) this connection has passed, sent or filtered out.
+struct Feed {
+    receiver: broadcast::Receiver<Arc<LiveEvent>>,
+    cursor: LogKey,
+}
+
+pub(super) struct Connection {
+    hub: Arc<LiveHub>,
+    pool: PgPool,
+    keys: TokenKeys,
+    claims: Option<Claims>,
+    sink: SplitSink<WebSocket, Message>,
+    subscription: Subscription,
+    feed: Option<Feed>,
+    last_heard: Instant,
+}
+
+/// Counts the connection in `active_users` for as long as it lives.
+struct Counted(prometheus::IntGauge);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Serves `socket` until either side ends it.
+pub(super) async fn serve(
+    socket: WebSocket,
+    hub: Arc<LiveHub>,
+    pool: PgPool,
+    keys: TokenKeys,
+    claims: Option<Claims>,
+) {
+    hub.connections.inc();
+    let _counted = Counted(hub.connections.clone());
+    let (sink, mut incoming) = socket.split();
+    let mut connection = Connection {
+        hub,
+        pool,
+        keys,
+        claims,
+        sink,
+        subscription: Subscription::default(),
+        feed: None,
+        last_heard: Instant::now(),
+    };
+    if let Err(Stop::Close(code, reason)) = connection.run(&mut incoming).await {
+        let frame = Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = timeout(Duration::from_secs(1), connection.sink.send(frame)).await;
+    }
+}
+
+impl Connection {
+    async fn run(&mut self, incoming: &mut SplitStream<WebSocket>) -> Result<(), Stop> {
+        let config = self.hub.config.clone();
+        let start = Instant::now();
+        let mut ping = interval_at(start + config.ping_interval, config.ping_interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut stats = interval_at(start + config.stats_interval, config.stats_interval);
+        stats.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let auth_deadline = start + config.auth_timeout;
+        loop {
+            let expires = self.token_expiry();
+            tokio::select! {
+                frame = incoming.next() => match frame {
+                    Some(Ok(message)) => {
+                        self.last_heard = Instant::now();
+                        self.on_message(message).await?;
+                    }
+                    _ => return Err(Stop::Gone),
+                },
+                event = next_event(&mut self.feed) => self.on_event(event).await?,
+                _ = ping.tick() => {
+                    if self.last_heard.elapsed() > config.idle_timeout {
+                        return Err(Stop::Close(GOING_AWAY, "idle: no frame or pong received"));
+                    }
+                    self.send(Message::Ping(Default::default())).await?;
+                }
+                _ = stats.tick(), if self.subscription.topics.contains(&Topic::Stats) => {
+                    let frame = self.stats_frame();
+                    self.send_json(frame).await?;
+                }
+                _ = sleep_until(auth_deadline), if self.claims.is_none() => {
+                    return Err(Stop::Close(POLICY, "authentication required"));
+                }
+                _ = sleep_until(expires), if self.claims.is_some() => {
+                    return Err(Stop::Close(POLICY, "token expired: reconnect with a fresh token"));
+                }
+            }
+        }
+    }
+
+    /// When the token stops being valid (far away before authentication).
+    fn token_expiry(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let Some(claims) = &self.claims else {
+            return far;
+        };
+        let left = claims.exp - chrono::Utc::now().timestamp();
+        Instant::now() + Duration::from_secs(left.max(0) as u64)
+    }
+
+    async fn on_message(&mut self, message: Message) -> Result<(), Stop> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => return Err(Stop::Gone),
+            Message::Ping(_) | Message::Pong(_) => return Ok(()),
+            Message::Binary(_) => {
+                return self
+                    .send_error("frame", "binary frames are not supported; send JSON text")
+                    .await
+            }
+        };
+        let frame = match parse_client_frame(text.as_str()) {
+            Ok(frame) => frame,
+            Err(FrameError { field, message }) => {
+                if self.claims.is_none() {
+                    return Err(Stop::Close(POLICY, "authentication required"));
+                }
+                return self.send_error(&field, &message).await;
+            }
+        };
+        match (frame, self.claims.is_some()) {
+            (ClientFrame::Auth { token }, false) => match self.keys.verify(&token) {
+                Ok(claims) => {
+                    let answer = json!({"type": "authenticated", "role": claims.role});
+                    self.claims = Some(claims);
+                    self.send_json(answer).await
+                }
+                Err(_) => Err(Stop::Close(POLICY, "invalid or expired token")),
+            },
+            (_, false) => Err(Stop::Close(POLICY, "authentication required")),
+            (ClientFrame::Auth { .. }, true) => {
+                self.send_error("type", "this connection is already authenticated")
+                    .await
+            }
+            (ClientFrame::Ping, true) => self.send_json(json!({"type": "pong"})).await,
+            (
+                ClientFrame::Subscribe {
+                    topics,
+                    since,
+                    filter,
+                },
+                true,
+            ) => self.subscribe(topics, since, filter).await,
+            (ClientFrame::Unsubscribe { topics }, true) => {
+                for topic in &topics {
+                    self.subscription.topics.remove(topic);
+                }
+                if !self.subscription.wants_events() {
+                    self.feed = None;
+                }
+                self.send_subscribed(None).await
+            }
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        topics: Vec<Topic>,
+        since: Option<i64>,
+        filter: super::protocol::Filter,
+    ) -> Result<(), Stop> {
+        let claims = self.claims.as_ref().expect("checked by the caller");
+        let (allowed, refused) = permitted(claims, &topics);
+        for topic in refused {
+            let message = format!(
+                "topic '{}' needs the permission {}",
+                topic.as_str(),
+                topic.permission().as_str()
+            );
+            self.send_error("topics", &message).await?;
+        }
+        match since {
+            Some(since) => {
+                // Look the position up before changing anything: a bad `since` leaves
+                // the current subscription as it was.
+                let cursor = match self.cursor_at(since).await {
+                    Ok(cursor) => cursor,
+                    Err(message) => return self.send_error("since", &message).await,
+                };
+                self.subscription = Subscription {
+                    topics: allowed.into_iter().collect::<BTreeSet<_>>(),
+                    filter,
+                };
+                // Receive live events from now on, then send what came before.
+                let (receiver, _) = self.hub.subscribe();
+                self.feed = Some(Feed { receiver, cursor });
+                self.send_subscribed(Some(since)).await?;
+                self.catch_up().await
+            }
+            None => {
+                self.subscription.topics.extend(allowed);
+                self.subscription.filter = filter;
+                if self.feed.is_none() && self.subscription.wants_events() {
+                    let (receiver, cursor) = self.hub.subscribe();
+                    self.feed = Some(Feed { receiver, cursor });
+                }
+                self.send_subscribed(None).await
+            }
+        }
+    }
+
+    /// The commit-order key of the event at `since` (0: before the first event).
+    async fn cursor_at(&self, since: i64) -> Result<LogKey, String> {
+        if since < 0 {
+            return Err("must be 0 or the position of an event".into());
+        }
+        if since == 0 {
+            return Ok(LogKey::default());
+        }
+        let row: Option<String> = sqlx::query_scalar(
+            "SELECT transaction_id::text FROM events WHERE global_position = $1",
+        )
+        .bind(since)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|_| "the event log cannot be read right now; try again".to_string())?;
+        let transaction_id = row
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| format!("no event at position {since}"))?;
+        Ok(LogKey {
+            transaction_id,
+            position: since,
+        })
+    }
+
+    async fn on_event(&mut self, event: Result<Arc<LiveEvent>, RecvError>) -> Result<(), Stop> {
+        let mut event = match event {
+            Ok(event) => event,
+            Err(RecvError::Lagged(_)) => {
+                // Fell behind the ring: what was dropped is in PostgreSQL.
+                self.hub.catch_ups.fetch_add(1, Ordering::Relaxed);
+                return self.catch_up().await;
+            }
+            Err(RecvError::Closed) => return Err(Stop::Close(GOING_AWAY, "server shutting down")),
+        };
+        // Everything already in the ring goes out in one write: one flush per burst, not
+        // one system call per frame.
+        let mut queued = 0;
+        loop {
+            let feed = self.feed.as_mut().expect("events come only with a feed");
+            if event.key > feed.cursor {
+                feed.cursor = event.key;
+                if self.subscription.matches(event.topic, &event.aggregate_id) {
+                    self.queue(Message::Text(event.frame.clone())).await?;
+                    queued += 1;
+                }
+            }
+            if queued >= MAX_FRAMES_PER_WRITE {
+                break;
+            }
+            match self.feed.as_mut().map(|f| f.receiver.try_recv()) {
+                Some(Ok(next)) => event = next,
+                // Empty, or lagged/closed: the next `recv` reports the latter.
+                _ => break,
+            }
+        }
+        if queued > 0 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends every committed event after the cursor that the subscription matches, in
+    /// commit order, until the log has nothing newer; live events take over from there.
+    async fn catch_up(&mut self) -> Result<(), Stop> {
+        loop {
+            let cursor = match &self.feed {
+                Some(feed) => feed.cursor,
+                None => return Ok(()),
+            };
+            let batch = streams::envelope::read_committed_after(
+                &self.pool,
+                &cursor.to_log_position(),
+                CATCH_UP_BATCH,
+            )
+            .await
+            .map_err(|_| {
+                Stop::Close(
+                    INTERNAL,
+                    "the event log cannot be read; reconnect with since",
+                )
+            })?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for envelope in &batch {
+                let Some(event) = LiveEvent::of(envelope) else {
+                    continue;
+                };
+                if let Some(feed) = self.feed.as_mut() {
+                    feed.cursor = event.key;
+                }
+                if self.subscription.matches(event.topic, &event.aggregate_id) {
+                    self.queue(Message::Text(event.frame)).await?;
+                }
+            }
+            self.flush().await?;
+        }
+    }
+
+    fn stats_frame(&self) -> serde_json::Value {
+        let head = self.hub.head();
+        json!({
+            "type": "stats",
+            "at": chrono::Utc::now(),
+            "connections": self.hub.connections.get(),
+            "events_streamed": self.hub.events.load(Ordering::Relaxed),
+            "last_position": head.position,
+            "catch_ups": self.hub.catch_ups.load(Ordering::Relaxed),
+        })
+    }
+
+    async fn send_subscribed(&mut self, since: Option<i64>) -> Result<(), Stop> {
+        let topics: Vec<&str> = self
+            .subscription
+            .topics
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        let frame = json!({"type": "subscribed", "topics": topics, "since": since});
+        self.send_json(frame).await
+    }
+
+    async fn send_error(&mut self, field: &str, message: &str) -> Result<(), Stop> {
+        self.send_json(json!({"type": "error", "field": field, "message": message}))
+            .await
+    }
+
+    async fn send_json(&mut self, value: serde_json::Value) -> Result<(), Stop> {
+        self.send(Message::Text(Utf8Bytes::from(value.to_string())))
+            .await
+    }
+
+    /// Sends one frame now.
+    async fn send(&mut self, message: Message) -> Result<(), Stop> {
+        self.queue(message).await?;
+        self.flush().await
+    }
+
+    /// Adds a frame to the connection's write buffer (written out when it fills, or by
+    /// [`Self::flush`]).
+    async fn queue(&mut self, message: Message) -> Result<(), Stop> {
+        let result = timeout(self.hub.config.send_timeout, self.sink.feed(message)).await;
+        self.outcome(result)
+    }
+
+    /// Writes out what is queued. A client that does not take it in time is closed (it
+    /// can reconnect with `since` and miss nothing).
+    async fn flush(&mut self) -> Result<(), Stop> {
+        let result = timeout(self.hub.config.send_timeout, self.sink.flush()).await;
+        self.outcome(result)
+    }
+
+    fn outcome<E>(
+        &self,
+        result: Result<Result<(), E>, tokio::time::error::Elapsed>,
+    ) -> Result<(), Stop> {
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::Gone),
+            Err(_) => {
+                self.hub.slow_closed.fetch_add(1, Ordering::Relaxed);
+                Err(Stop::Close(
+                    TRY_AGAIN_LATER,
+                    "too slow: reconnect with since to resume",
+                ))
+            }
+        }
+    }
+}
+
+/// The next event of the feed; never ready without one.
+async fn next_event(feed: &mut Option<Feed>) -> Result<Arc<LiveEvent>, RecvError> {
+    match feed {
+        Some(feed) => feed.receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,219 @@
+//! The fan-out: each gateway process reads the events stream once (an ordered JetStream
+//! consumer) and hands every event to its WebSocket connections through one bounded
+//! broadcast ring. Sending never waits for a connection; a connection that falls behind
+//! the ring catches up from PostgreSQL (connection.rs).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
+use async_nats::jetstream::Context;
+use axum::extract::ws::Utf8Bytes;
+use futures::StreamExt;
+use streams::{ensure_events_stream, EventEnvelope, EventsStream};
+use tokio::sync::broadcast;
+
+use super::protocol::{EventFrame, LogKey, Topic};
+
+/// One event, its frame serialised once for every connection.
+#[derive(Debug)]
+pub struct LiveEvent {
+    pub key: LogKey,
+    pub topic: Option<Topic>,
+    pub aggregate_id: String,
+    pub frame: Utf8Bytes,
+}
+
+impl LiveEvent {
+    pub fn of(envelope: &EventEnvelope) -> Option<LiveEvent> {
+        let frame = serde_json::to_string(&EventFrame::of(envelope)).ok()?;
+        Some(LiveEvent {
+            key: LogKey::of(envelope)?,
+            topic: Topic::of_aggregate(&envelope.aggregate_type),
+            aggregate_id: envelope.aggregate_id.clone(),
+            frame: frame.into(),
+        })
+    }
+}
+
+/// Settings of the WebSocket gateway (`WS_*` variables).
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Events the broadcast ring holds; a connection further behind catches up from
+    /// PostgreSQL.
+    pub ring_events: usize,
+    /// Connections this process accepts; more get 503.
+    pub max_connections: usize,
+    /// How often the server pings.
+    pub ping_interval: Duration,
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout: Duration,
+    /// A frame the client does not take within this time closes the connection.
+    pub send_timeout: Duration,
+    /// How often `stats` frames go out.
+    pub stats_interval: Duration,
+    /// How long an upgraded connection without credentials has to send `auth`.
+    pub auth_timeout: Duration,
+    /// Origins besides this host allowed to open a cookie-authenticated socket
+    /// (`CORS_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            ring_events: 4096,
+            max_connections: 20_000,
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            send_timeout: Duration::from_secs(10),
+            stats_interval: Duration::from_secs(5),
+            auth_timeout: Duration::from_secs(5),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// The process's fan-out point, shared by every connection.
+pub struct LiveHub {
+    pub config: LiveConfig,
+    sender: broadcast::Sender<Arc<LiveEvent>>,
+    /// The last event handed to the ring (a live subscription starts after it).
+    head: Mutex<LogKey>,
+    ready: AtomicBool,
+    /// Events read from JetStream by this process.
+    pub events: AtomicU64,
+    /// Connections that fell behind the ring and caught up from PostgreSQL.
+    pub catch_ups: AtomicU64,
+    /// Connections closed because they did not read.
+    pub slow_closed: AtomicU64,
+    /// Open WebSocket sessions: the `active_users` gauge.
+    pub connections: prometheus::IntGauge,
+    /// Catch-ups reading PostgreSQL at once. When many connections fall behind together
+    /// (a burst the ring cannot hold), they take turns instead of taking the pool from
+    /// the commands.
+    pub catch_up_permits: tokio::sync::Semaphore,
+}
+
+/// Catch-up reads in flight per process (see [`LiveHub::catch_up_permits`]).
+pub const CATCH_UP_READERS: usize = 2;
+
+impl LiveHub {
+    pub fn new(config: LiveConfig) -> Arc<LiveHub> {
+        let (sender, _) = broadcast::channel(config.ring_events.max(16));
+        let connections = prometheus::IntGauge::new(
+            "active_users",
+            "Open dashboard sessions (WebSocket connections)",
+        )
+        .expect("a valid metric name");
+        Arc::new(LiveHub {
+            config,
+            sender,
+            head: Mutex::new(LogKey::default()),
+            ready: AtomicBool::new(false),
+            events: AtomicU64::new(0),
+            catch_ups: AtomicU64::new(0),
+            slow_closed: AtomicU64::new(0),
+            connections,
+            catch_up_permits: tokio::sync::Semaphore::new(CATCH_UP_READERS),
+        })
+    }
+
+    /// A receiver of every event after the returned key. Subscribing first and reading
+    /// the head second means nothing after the key can be missed.
+    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<LiveEvent>>, LogKey) {
+        let receiver = self.sender.subscribe();
+        let head = *self.head.lock().unwrap_or_else(|e| e.into_inner());
+        (receiver, head)
+    }
+
+    /// True once the JetStream consumer is reading: before that a connection could miss
+    /// events published in between, so `/ws` answers 503.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The last event handed out (for `stats` frames).
+    pub fn head(&self) -> LogKey {
+        *self.head.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, event: LiveEvent) {
+        *self.head.lock().unwrap_or_else(|e| e.into_inner()) = event.key;
+        self.events.fetch_add(1, Ordering::Relaxed);
+        // No receivers is fine: nobody is connected.
+        let _ = self.sender.send(Arc::new(event));
+    }
+}
+
+/// Reads the events stream for the life of the process. After an error it resumes at the
+/// next stream sequence, so the ring never has a gap.
+pub async fn run_live_feed(js: Context, events: EventsStream, hub: Arc<LiveHub>) {
+    let mut next: Option<u64> = None;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match feed(&js, &events, &hub, &mut next).await {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?backoff, "WebSocket live feed paused");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn feed(
+    js: &Context,
+    events: &EventsStream,
+    hub: &LiveHub,
+    next: &mut Option<u64>,
+) -> Result<(), async_nats::Error> {
+    let mut stream = ensure_events_stream(js, events).await?;
+    let start = match *next {
+        Some(sequence) => sequence,
+        None => {
+            // First start: live subscriptions begin after the stream's last event.
+            let last = stream.info().await?.state.last_sequence;
+            if last > 0 {
+                if let Ok(message) = stream.get_raw_message(last).await {
+                    if let Some(key) = serde_json::from_slice::<EventEnvelope>(&message.payload)
+                        .ok()
+                        .as_ref()
+                        .and_then(LogKey::of)
+                    {
+                        *hub.head.lock().unwrap_or_else(|e| e.into_inner()) = key;
+                    }
+                }
+            }
+            last + 1
+        }
+    };
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            description: Some("WebSocket fan-out of this gateway process".into()),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    *next = Some(start);
+    hub.ready.store(true, Ordering::Release);
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let sequence = message.info()?.stream_sequence;
+        match serde_json::from_slice::<EventEnvelope>(&message.payload)
+            .ok()
+            .as_ref()
+            .and_then(LiveEvent::of)
+        {
+            Some(event) => hub.publish(event),
+            None => tracing::warn!(sequence, "skipping an undecodable event on the stream"),
+        }
+        *next = Some(sequence + 1);
+    }
+    Ok(())
+}

@@ -1,0 +1,407 @@
+//! The WebSocket protocol: JSON text frames in both directions (docs/websocket.md).
+//! Pure: parsing, topics and their permissions, filters, and the event frame.
+
+use std::collections::BTreeSet;
+
+use auth::{Claims, Permission};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use streams::envelope::{EventEnvelope, LogPosition};
+
+/// Largest frame a client may send; commands are small.
+pub const MAX_CLIENT_FRAME_BYTES: usize = 16 * 1024;
+
+/// What a client can subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topic {
+    /// Token-budget events.
+    Budget,
+    /// Dead-letter entries.
+    Dlq,
+    /// Circuit-breaker transitions.
+    Breakers,
+    /// Every event of every aggregate, read-only (auditors).
+    Audit,
+    /// A `stats` frame every few seconds.
+    Stats,
+}
+
+impl Topic {
+    /// The permission a connection needs to receive this topic.
+    pub fn permission(self) -> Permission {
+        match self {
+            Topic::Budget => Permission::ReadBudget,
+            Topic::Dlq => Permission::ReadDlq,
+            Topic::Breakers => Permission::ReadBreakers,
+            Topic::Audit => Permission::ReadAudit,
+            Topic::Stats => Permission::ReadSystem,
+        }
+    }
+
+    /// The topic of an aggregate's events; `None` for kinds only `audit` carries.
+    pub fn of_aggregate(aggregate_type: &str) -> Option<Topic> {
+        match aggregate_type {
+            "Budget" => Some(Topic::Budget),
+            "CircuitBreaker" => Some(Topic::Breakers),
+            t if t.starts_with("Dlq") || t.starts_with("DeadLetter") => Some(Topic::Dlq),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Budget => "budget",
+            Topic::Dlq => "dlq",
+            Topic::Breakers => "breakers",
+            Topic::Audit => "audit",
+            Topic::Stats => "stats",
+        }
+    }
+}
+
+/// Narrows what a subscription receives. `tenant`/`project` apply to budget events
+/// (aggregate id `tenant/project`), `breaker` to breaker events; other events pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub tenant: Option<String>,
+    pub project: Option<String>,
+    pub breaker: Option<String>,
+}
+
+impl Filter {
+    fn accepts(&self, topic: Option<Topic>, aggregate_id: &str) -> bool {
+        match topic {
+            Some(Topic::Budget) => {
+                let (tenant, project) = aggregate_id.split_once('/').unwrap_or((aggregate_id, ""));
+                self.tenant.as_deref().is_none_or(|t| t == tenant)
+                    && self.project.as_deref().is_none_or(|p| p == project)
+            }
+            Some(Topic::Breakers) => self.breaker.as_deref().is_none_or(|b| b == aggregate_id),
+            _ => true,
+        }
+    }
+}
+
+/// Frames a client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// Authenticates a connection opened without a cookie or `token` parameter; must be
+    /// the first frame.
+    Auth {
+        token: String,
+    },
+    /// Adds topics. With `since`, replaces the subscription and first sends every
+    /// matching event after that position, then live events.
+    Subscribe {
+        topics: Vec<Topic>,
+        since: Option<i64>,
+        filter: Filter,
+    },
+    Unsubscribe {
+        topics: Vec<Topic>,
+    },
+    Ping,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFrame {
+    #[serde(rename = "type")]
+    _type: String,
+    token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscribeFrame {
+    #[serde(rename = "type")]
+    _type: String,
+    topics: Vec<Topic>,
+    #[serde(default)]
+    since: Option<i64>,
+    #[serde(default)]
+    filter: Filter,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnsubscribeFrame {
+    #[serde(rename = "type")]
+    _type: String,
+    topics: Vec<Topic>,
+}
+
+/// A client frame that could not be read: the field at fault and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub field: String,
+    pub message: String,
+}
+
+fn frame_error(field: &str, message: impl Into<String>) -> FrameError {
+    FrameError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Parses a client frame, naming the field that is wrong. The `type` is read first and
+/// the frame then parsed as that type, so errors point into it (`topics[1]`).
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    if text.len() > MAX_CLIENT_FRAME_BYTES {
+        return Err(frame_error(
+            "frame",
+            format!("larger than {MAX_CLIENT_FRAME_BYTES} bytes"),
+        ));
+    }
+    #[derive(Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    let kind = serde_json::from_str::<Kind>(text)
+        .map_err(|e| frame_error("frame", format!("not a JSON object: {e}")))?
+        .kind
+        .ok_or_else(|| frame_error("type", "missing field `type`"))?;
+    match kind.as_str() {
+        "auth" => parse_as::<AuthFrame>(text).map(|f| ClientFrame::Auth { token: f.token }),
+        "subscribe" => parse_as::<SubscribeFrame>(text).map(|f| ClientFrame::Subscribe {
+            topics: f.topics,
+            since: f.since,
+            filter: f.filter,
+        }),
+        "unsubscribe" => parse_as::<UnsubscribeFrame>(text)
+            .map(|f| ClientFrame::Unsubscribe { topics: f.topics }),
+        "ping" => Ok(ClientFrame::Ping),
+        other => Err(frame_error(
+            "type",
+            format!("unknown frame type `{other}`, expected auth, subscribe, unsubscribe or ping"),
+        )),
+    }
+}
+
+fn parse_as<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, FrameError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let message = error.inner().to_string();
+        let field = if path == "." {
+            message
+                .split('`')
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_else(|| "frame".into())
+        } else {
+            path
+        };
+        FrameError { field, message }
+    })
+}
+
+/// A place in the log's commit order: `(transaction id, global position)`, the order the
+/// publisher puts events on JetStream (streams::envelope::read_committed_after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct LogKey {
+    pub transaction_id: u64,
+    pub position: i64,
+}
+
+impl LogKey {
+    pub fn of(envelope: &EventEnvelope) -> Option<LogKey> {
+        Some(LogKey {
+            transaction_id: envelope.transaction_id.parse().ok()?,
+            position: envelope.global_position,
+        })
+    }
+
+    pub fn to_log_position(self) -> LogPosition {
+        LogPosition {
+            transaction_id: self.transaction_id.to_string(),
+            global_position: self.position,
+        }
+    }
+}
+
+/// What a connection currently receives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subscription {
+    pub topics: BTreeSet<Topic>,
+    pub filter: Filter,
+}
+
+impl Subscription {
+    /// Whether any event topic (not only `stats`) is subscribed.
+    pub fn wants_events(&self) -> bool {
+        self.topics.iter().any(|t| *t != Topic::Stats)
+    }
+
+    pub fn matches(&self, topic: Option<Topic>, aggregate_id: &str) -> bool {
+        let listed =
+            self.topics.contains(&Topic::Audit) || topic.is_some_and(|t| self.topics.contains(&t));
+        listed && self.filter.accepts(topic, aggregate_id)
+    }
+}
+
+/// Splits requested topics into those `claims` may receive and those it may not.
+pub fn permitted(claims: &Claims, topics: &[Topic]) -> (Vec<Topic>, Vec<Topic>) {
+    topics.iter().partition(|t| claims.has(t.permission()))
+}
+
+/// One event as the client receives it.
+#[derive(Debug, Serialize)]
+pub struct EventFrame<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub position: i64,
+    pub topic: &'static str,
+    pub aggregate_type: &'a str,
+    pub aggregate_id: &'a str,
+    pub sequence: i64,
+    pub event_type: &'a str,
+    pub payload: &'a RawValue,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl<'a> EventFrame<'a> {
+    pub fn of(envelope: &'a EventEnvelope) -> Self {
+        EventFrame {
+            kind: "event",
+            position: envelope.global_position,
+            topic: Topic::of_aggregate(&envelope.aggregate_type)
+                .unwrap_or(Topic::Audit)
+                .as_str(),
+            aggregate_type: &envelope.aggregate_type,
+            aggregate_id: &envelope.aggregate_id,
+            sequence: envelope.sequence,
+            event_type: &envelope.event_type,
+            payload: &envelope.payload,
+            recorded_at: envelope.recorded_at,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth::Role;
+
+    fn claims(role: Role) -> Claims {
+        Claims {
+            sub: "u".into(),
+            role,
+            permissions: role.permissions(),
+            exp: 0,
+            iat: 0,
+            iss: String::new(),
+            aud: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_subscribe_frame_parses_with_since_and_filter() {
+        let frame = parse_client_frame(
+            r#"{"type":"subscribe","topics":["budget","stats"],"since":42,"filter":{"tenant":"org1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Subscribe {
+                topics: vec![Topic::Budget, Topic::Stats],
+                since: Some(42),
+                filter: Filter {
+                    tenant: Some("org1".into()),
+                    ..Filter::default()
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn a_bad_frame_names_the_field() {
+        let error =
+            parse_client_frame(r#"{"type":"subscribe","topics":["budget","nope"]}"#).unwrap_err();
+        assert_eq!(error.field, "topics[1]");
+        let error = parse_client_frame(r#"{"type":"subscribe"}"#).unwrap_err();
+        assert_eq!(error.field, "topics");
+        let error = parse_client_frame(r#"{"type":"shout"}"#).unwrap_err();
+        assert_eq!(error.field, "type");
+        assert!(error.message.contains("shout"), "{error:?}");
+        let error =
+            parse_client_frame(r#"{"type":"subscribe","topics":[],"since":"x"}"#).unwrap_err();
+        assert_eq!(error.field, "since");
+        let error = parse_client_frame(r#"{"type":"ping","extra":1}"#);
+        assert_eq!(
+            error,
+            Ok(ClientFrame::Ping),
+            "a ping carries nothing to check"
+        );
+        let error = parse_client_frame(&"x".repeat(MAX_CLIENT_FRAME_BYTES + 1)).unwrap_err();
+        assert_eq!(error.field, "frame");
+    }
+
+    #[test]
+    fn topics_follow_the_aggregate_type() {
+        assert_eq!(Topic::of_aggregate("Budget"), Some(Topic::Budget));
+        assert_eq!(Topic::of_aggregate("CircuitBreaker"), Some(Topic::Breakers));
+        assert_eq!(Topic::of_aggregate("DlqEntry"), Some(Topic::Dlq));
+        assert_eq!(Topic::of_aggregate("SandboxRun"), None);
+    }
+
+    #[test]
+    fn audit_receives_every_event_and_a_topic_only_its_own() {
+        let mut budget = Subscription::default();
+        budget.topics.insert(Topic::Budget);
+        assert!(budget.matches(Some(Topic::Budget), "a/b"));
+        assert!(!budget.matches(Some(Topic::Breakers), "x"));
+        assert!(!budget.matches(None, "x"));
+        let mut audit = Subscription::default();
+        audit.topics.insert(Topic::Audit);
+        assert!(audit.matches(Some(Topic::Dlq), "x"));
+        assert!(audit.matches(None, "x"));
+    }
+
+    #[test]
+    fn filters_narrow_budget_and_breaker_events() {
+        let mut sub = Subscription {
+            filter: Filter {
+                tenant: Some("org1".into()),
+                project: None,
+                breaker: Some("openai".into()),
+            },
+            ..Subscription::default()
+        };
+        sub.topics.extend([Topic::Budget, Topic::Breakers]);
+        assert!(sub.matches(Some(Topic::Budget), "org1/p"));
+        assert!(!sub.matches(Some(Topic::Budget), "org2/p"));
+        assert!(sub.matches(Some(Topic::Breakers), "openai"));
+        assert!(!sub.matches(Some(Topic::Breakers), "anthropic"));
+    }
+
+    #[test]
+    fn a_viewer_may_not_receive_dlq_or_audit() {
+        let (allowed, refused) = permitted(
+            &claims(Role::Viewer),
+            &[Topic::Budget, Topic::Dlq, Topic::Audit, Topic::Stats],
+        );
+        assert_eq!(allowed, vec![Topic::Budget, Topic::Stats]);
+        assert_eq!(refused, vec![Topic::Dlq, Topic::Audit]);
+        let (allowed, refused) = permitted(&claims(Role::Auditor), &[Topic::Audit, Topic::Dlq]);
+        assert_eq!((allowed.len(), refused.len()), (2, 0));
+    }
+
+    #[test]
+    fn commit_order_compares_transactions_numerically() {
+        let a = LogKey {
+            transaction_id: 9,
+            position: 50,
+        };
+        let b = LogKey {
+            transaction_id: 10,
+            position: 3,
+        };
+        assert!(a < b, "xid 9 commits before xid 10 whatever the positions");
+    }
+}
