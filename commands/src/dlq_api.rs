@@ -69,7 +69,8 @@ impl CaptureRequest {
         };
         let (encoding, payload) = match self.encoding.unwrap_or(PayloadEncoding::Json) {
             PayloadEncoding::Json => (Encoding::Json, self.payload.to_string()),
-            PayloadEncoding::Text => (Encoding::Text, text("text")?.to_string()),
+            // Classified like captured bytes: text with NUL is kept as base64.
+            PayloadEncoding::Text => encode_payload(text("text")?.as_bytes()),
             PayloadEncoding::Base64 => {
                 let bytes = domain::dlq::decode_payload(Encoding::Base64, text("base64")?)
                     .map_err(|m| CommandError::invalid("payload", m))?;

@@ -159,6 +159,10 @@ fn check_text(field: &'static str, value: &Option<String>) -> Result<(), Command
     match value {
         Some(v) if v.is_empty() => Err(CommandError::invalid(field, "must not be empty")),
         Some(v) if v.len() > 512 => Err(CommandError::invalid(field, "must be at most 512 bytes")),
+        Some(v) if v.chars().any(char::is_control) => Err(CommandError::invalid(
+            field,
+            "must not contain control characters",
+        )),
         _ => Ok(()),
     }
 }
@@ -191,6 +195,15 @@ impl RedriveService {
         }
         check_text("filter.subject", &request.filter.subject)?;
         check_text("filter.error_contains", &request.filter.error_contains)?;
+        if let Some(since) = request.filter.since {
+            use chrono::Datelike;
+            if !(1..=9999).contains(&since.year()) {
+                return Err(CommandError::invalid(
+                    "filter.since",
+                    "must be between the years 1 and 9999",
+                ));
+            }
+        }
         let filter = serde_json::to_value(&request.filter)
             .map_err(|e| CommandError::Internal(Box::new(e)))?;
         let sql = format!(

@@ -107,12 +107,16 @@ pub struct ListQuery {
     /// Entries created at or after this instant (RFC 3339).
     #[serde(default)]
     pub since: Option<DateTime<Utc>>,
+    /// Entries per page, 1-500 (default 50).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
     #[serde(default)]
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// Answer once the read model has applied the event at this position.
     #[serde(default)]
+    #[param(minimum = 1)]
     pub min_position: Option<i64>,
 }
 
@@ -123,6 +127,13 @@ async fn wait_for(state: &AppState, min_position: Option<i64>) -> Result<(), Api
     };
     if position < 1 {
         return Err(ApiError::invalid("min_position", "must be at least 1"));
+    }
+    // A position with no event is a client error, not something to wait for.
+    if !projections::query::event_exists(&state.pool, position).await? {
+        return Err(ApiError::invalid(
+            "min_position",
+            "no event has this position; pass the position of a command's answer",
+        ));
     }
     // A command's answer names a committed event: a position no event has would never be
     // applied (a client error, not a 503).
@@ -147,6 +158,25 @@ fn text_filter(field: &'static str, value: Option<String>) -> Result<Option<Stri
     match value {
         Some(v) if v.is_empty() => Err(ApiError::invalid(field, "must not be empty")),
         Some(v) if v.len() > 512 => Err(ApiError::invalid(field, "must be at most 512 bytes")),
+        Some(v) if v.chars().any(char::is_control) => Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Instants PostgreSQL can store (years 1-9999).
+fn instant_filter(
+    field: &'static str,
+    value: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    use chrono::Datelike;
+    match value {
+        Some(t) if !(1..=9999).contains(&t.year()) => Err(ApiError::invalid(
+            field,
+            "must be between the years 1 and 9999",
+        )),
         other => Ok(other),
     }
 }
@@ -162,7 +192,7 @@ pub fn filter_of(
         resolved,
         subject: text_filter("subject", subject)?,
         error_contains: text_filter("error_contains", error_contains)?,
-        since,
+        since: instant_filter("since", since)?,
         until: None,
     })
 }
@@ -205,7 +235,9 @@ pub(crate) async fn list(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ShowQuery {
+    /// Answer once the read model has applied the event at this position.
     #[serde(default)]
+    #[param(minimum = 1)]
     pub min_position: Option<i64>,
 }
 

@@ -96,6 +96,14 @@ fn cut(text: String, max: usize) -> String {
     }
 }
 
+/// Text the read model stores (PostgreSQL text and jsonb refuse NUL).
+fn check_text(field: &'static str, text: &str) -> Result<(), DlqError> {
+    if text.contains('\0') {
+        return Err(invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
 fn check_letter(letter: &DeadLetter) -> Result<(), DlqError> {
     validate_subject(&letter.original_subject).map_err(|m| invalid("original_subject", m))?;
     let bytes =
@@ -111,6 +119,8 @@ fn check_letter(letter: &DeadLetter) -> Result<(), DlqError> {
     {
         return Err(invalid("payload", "is not JSON but is marked as json"));
     }
+    check_text("payload", &letter.payload)?;
+    check_text("error", &letter.error)?;
     if letter.error.trim().is_empty() {
         return Err(invalid("error", "must not be empty"));
     }
@@ -127,16 +137,14 @@ fn check_letter(letter: &DeadLetter) -> Result<(), DlqError> {
         let bad_name = name.is_empty()
             || name.len() > MAX_HEADER_NAME
             || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        let bad_value = |v: &String| v.len() > MAX_HEADER_VALUE || v.contains(['\r', '\n', '\0']);
         if bad_name {
             return Err(invalid(
                 "headers",
                 format!("'{name}' is not a header name (1-{MAX_HEADER_NAME} visible ASCII characters, no ':')"),
             ));
         }
-        if values
-            .iter()
-            .any(|v| v.len() > MAX_HEADER_VALUE || v.contains(['\r', '\n']))
-        {
+        if values.iter().any(bad_value) {
             return Err(invalid(
                 "headers",
                 format!("a value of '{name}' is longer than {MAX_HEADER_VALUE} bytes or has a line break"),
@@ -144,8 +152,26 @@ fn check_letter(letter: &DeadLetter) -> Result<(), DlqError> {
         }
     }
     if let Some(source) = &letter.source {
-        if source.stream.is_empty() {
-            return Err(invalid("stream", "must not be empty"));
+        if source.stream.is_empty() || source.stream.len() > 256 {
+            return Err(invalid("stream", "must be 1-256 bytes"));
+        }
+        if source
+            .stream
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(invalid(
+                "stream",
+                "must not contain whitespace or control characters",
+            ));
+        }
+        if let Some(consumer) = &source.consumer {
+            if consumer.len() > 256 || consumer.chars().any(|c| c.is_control()) {
+                return Err(invalid(
+                    "consumer",
+                    "must be at most 256 bytes without control characters",
+                ));
+            }
         }
         if source.stream_seq == 0 {
             return Err(invalid("stream_seq", "must be at least 1"));
@@ -238,6 +264,7 @@ impl DlqEntry {
                     });
                 }
                 if let Some(note) = &note {
+                    check_text("note", note)?;
                     if note.chars().count() > MAX_NOTE_CHARS {
                         return Err(invalid(
                             "note",

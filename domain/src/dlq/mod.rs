@@ -104,8 +104,9 @@ pub fn encode_payload(bytes: &[u8]) -> (Encoding, String) {
         Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
             (Encoding::Json, text.to_string())
         }
-        Ok(text) => (Encoding::Text, text.to_string()),
-        Err(_) => (
+        // PostgreSQL text cannot hold NUL: such text is kept as base64, exact all the same.
+        Ok(text) if !text.contains('\0') => (Encoding::Text, text.to_string()),
+        _ => (
             Encoding::Base64,
             base64::engine::general_purpose::STANDARD.encode(bytes),
         ),
@@ -177,6 +178,13 @@ mod support_tests {
         assert_eq!(encoding, Encoding::Base64);
         assert_eq!(decode_payload(encoding, &kept).unwrap(), bytes);
         assert!(decode_payload(Encoding::Base64, "not base64!").is_err());
+    }
+
+    #[test]
+    fn text_with_nul_is_kept_as_base64() {
+        let (encoding, kept) = encode_payload(b"a\0b");
+        assert_eq!(encoding, Encoding::Base64);
+        assert_eq!(decode_payload(encoding, &kept).unwrap(), b"a\0b");
     }
 
     #[test]
