@@ -155,17 +155,26 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         gateway::insight::BusinessGauges::register(&registry),
         config.metrics_refresh,
     )));
+    let pipeline = gateway::pipeline_routes::PipelineInfo {
+        stream: config.events_stream.clone(),
+        publisher: publisher.clone(),
+        projector: projector.clone(),
+    };
+    tasks.push(tokio::spawn(
+        gateway::pipeline_metrics::refresh_pipeline_gauges(
+            pool.clone(),
+            pipeline.clone(),
+            gateway::pipeline_metrics::PipelineGauges::register(&registry),
+            config.metrics_refresh,
+        ),
+    ));
     let state = AppState {
         budgets: budgets.clone(),
         breakers,
         dlq,
         redrive,
         budget_reads,
-        pipeline: gateway::pipeline_routes::PipelineInfo {
-            stream: config.events_stream.clone(),
-            publisher: publisher.clone(),
-            projector: projector.clone(),
-        },
+        pipeline,
         pool,
         nats: nats.clone(),
         keys: TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),

@@ -214,3 +214,80 @@ async fn after_a_random_workload_a_replay_rebuilds_exactly_the_live_read_models(
     assert_eq!(applied, 0, "already applied events are skipped");
     assert_eq!(live, common::read_model_rows(&env.database_url).await);
 }
+
+/// The value of an unlabelled metric in a Prometheus text exposition.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (key, value) = line.split_once(' ')?;
+            (key == name).then(|| value.trim().parse().ok())?
+        })
+}
+
+#[tokio::test]
+async fn metrics_count_appended_published_projected_and_the_lag_drains_to_zero() {
+    let env = TestEnv::start_with(&[("METRICS_REFRESH_MS", "100")]).await;
+    env.set_limit("org1", "p1", 10_000).await;
+    for i in 0..6 {
+        let (_, answer) = env
+            .post(
+                "/budget/request",
+                reserve("org1", "p1", &format!("m{i}"), 10),
+            )
+            .await;
+        assert_eq!(answer["approved"], true, "{answer}");
+    }
+    let appended = common::event_count(&env.database_url).await;
+    assert_eq!(appended, 7, "one limit and six reservations");
+    let caught_up = |text: &str| {
+        let value = |name| metric(text, name);
+        value("pipeline_events_appended") == Some(appended as f64)
+            && value("pipeline_events_published") == Some(appended as f64)
+            && value("pipeline_events_projected") == Some(appended as f64)
+            && value("pipeline_publisher_lag_events") == Some(0.0)
+            && value("pipeline_projection_lag_events") == Some(0.0)
+            && value("pipeline_publisher_lag_seconds") == Some(0.0)
+            && value("pipeline_projection_lag_seconds") == Some(0.0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut last;
+    let settled = loop {
+        let response = env.http.get(env.url("/metrics")).send().await.unwrap();
+        last = response.text().await.unwrap();
+        if caught_up(&last) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(settled, "the gauges caught up with the log:\n{last}");
+    assert_eq!(metric(&last, "pipeline_publisher_active"), Some(1.0));
+    assert_eq!(metric(&last, "pipeline_projector_active"), Some(1.0));
+
+    // With the publisher and projector gone, an append shows up as lag in both stages.
+    let mut env = env;
+    env.server.take().unwrap().shutdown();
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('Probe', 'p', 1, 'Probed', '1', '{}', '{}')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let counts =
+        streams::status::pipeline_counts(&pool, &env.stream(), projections::apply::PROJECTION)
+            .await
+            .unwrap();
+    assert_eq!(counts.appended, appended + 1, "{counts:?}");
+    assert_eq!(counts.published, appended, "{counts:?}");
+    assert_eq!(counts.projected, appended, "{counts:?}");
+    assert_eq!(counts.publisher_lag_events, 1, "{counts:?}");
+    assert_eq!(counts.projection_lag_events, 1, "{counts:?}");
+    assert!(counts.publisher_lag_seconds >= 0.02, "{counts:?}");
+    assert!(counts.projection_lag_seconds >= 0.02, "{counts:?}");
+}

@@ -16,6 +16,7 @@ pub mod health_routes;
 pub mod insight;
 pub mod live;
 pub mod openapi;
+pub mod pipeline_metrics;
 pub mod pipeline_routes;
 pub mod routes;
 pub mod state;

@@ -63,3 +63,67 @@ pub async fn pipeline_status(
         projector: lag(pool, "projection_checkpoints", "name", projection).await?,
     })
 }
+
+/// The pipeline's totals and lags for `/metrics`, read in one statement (the gauges are
+/// refreshed on a timer, so a scrape never touches PostgreSQL).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineCounts {
+    /// Committed events in the log: those the publisher published plus those waiting for
+    /// it (so a rolled-back append, which leaves a gap in the positions, is not counted).
+    pub appended: i64,
+    /// Events the publisher's checkpoint covers (`publisher_checkpoints.published`).
+    pub published: i64,
+    /// Events the projection applied (`projection_checkpoints.applied`).
+    pub projected: i64,
+    pub publisher_lag_events: i64,
+    pub publisher_lag_seconds: f64,
+    pub projection_lag_events: i64,
+    pub projection_lag_seconds: f64,
+}
+
+/// [`PipelineCounts`] for the publisher of `stream` and the projection `projection`.
+/// Lag is counted as the tailers see the log: committed events after the checkpoint and
+/// below the snapshot horizon (`events_commit_order_idx` serves both counts).
+pub async fn pipeline_counts(
+    pool: &PgPool,
+    stream: &str,
+    projection: &str,
+) -> Result<PipelineCounts, sqlx::Error> {
+    let row = sqlx::query(
+        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+              p AS (SELECT last_tx, last_position, published FROM publisher_checkpoints WHERE stream = $1),
+              c AS (SELECT last_tx, last_position, applied FROM projection_checkpoints WHERE name = $2),
+              pl AS (SELECT count(*) AS n, min(e.recorded_at) AS oldest
+                       FROM events e, horizon h
+                      WHERE (e.transaction_id, e.global_position) >
+                            COALESCE((SELECT (last_tx, last_position) FROM p), ('0'::xid8, 0::bigint))
+                        AND e.transaction_id < h.xmin),
+              cl AS (SELECT count(*) AS n, min(e.recorded_at) AS oldest
+                       FROM events e, horizon h
+                      WHERE (e.transaction_id, e.global_position) >
+                            COALESCE((SELECT (last_tx, last_position) FROM c), ('0'::xid8, 0::bigint))
+                        AND e.transaction_id < h.xmin)
+         SELECT COALESCE((SELECT published FROM p), 0) AS published,
+                COALESCE((SELECT applied FROM c), 0) AS projected,
+                pl.n AS publisher_lag_events,
+                COALESCE(EXTRACT(EPOCH FROM now() - pl.oldest)::float8, 0) AS publisher_lag_seconds,
+                cl.n AS projection_lag_events,
+                COALESCE(EXTRACT(EPOCH FROM now() - cl.oldest)::float8, 0) AS projection_lag_seconds
+           FROM pl, cl",
+    )
+    .bind(stream)
+    .bind(projection)
+    .fetch_one(pool)
+    .await?;
+    let published: i64 = row.try_get("published")?;
+    let publisher_lag_events: i64 = row.try_get("publisher_lag_events")?;
+    Ok(PipelineCounts {
+        appended: published + publisher_lag_events,
+        published,
+        projected: row.try_get("projected")?,
+        publisher_lag_events,
+        publisher_lag_seconds: row.try_get::<f64, _>("publisher_lag_seconds")?.max(0.0),
+        projection_lag_events: row.try_get("projection_lag_events")?,
+        projection_lag_seconds: row.try_get::<f64, _>("projection_lag_seconds")?.max(0.0),
+    })
+}
