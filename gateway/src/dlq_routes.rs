@@ -128,13 +128,6 @@ async fn wait_for(state: &AppState, min_position: Option<i64>) -> Result<(), Api
     if position < 1 {
         return Err(ApiError::invalid("min_position", "must be at least 1"));
     }
-    // A position with no event is a client error, not something to wait for.
-    if !projections::query::event_exists(&state.pool, position).await? {
-        return Err(ApiError::invalid(
-            "min_position",
-            "no event has this position; pass the position of a command's answer",
-        ));
-    }
     // A command's answer names a committed event: a position no event has would never be
     // applied (a client error, not a 503).
     if !projections::query::event_exists(&state.pool, position).await? {
