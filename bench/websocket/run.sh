@@ -77,6 +77,16 @@ difference is what the fan-out adds. At half the peak, $CLIENTS clients mean
 $CLIENTS × $(fmt "$(field "$lat" rate)") frames per second written by the server and read by clients on the same two cores.
 Frames received can be fewer than expected when the run ends before a backlog drains.
 
+Reading the figures: every frame is written by the server and read by a client process on
+the same two cores that also run PostgreSQL, NATS, the publisher and the load generator, so
+the fan-out competes with the pipeline it measures. At half the peak, $CLIENTS clients ask
+for hundreds of thousands of frames per second; the machine saturates and the JetStream
+column itself (the publisher's commit → stream latency, before any WebSocket work) grows to
+seconds — the backlog is CPU, not the ring (connections that fall behind catch up from
+PostgreSQL, two at a time, so commands keep their pool: no command errors). At 50/s the
+fan-out adds tens of milliseconds over the JetStream floor. Idle connections cost a few KiB
+each (a task, a 4 KiB read buffer; write buffers only while frames are queued).
+
 ## Idle connections
 $(field "$idle" connections) connections opened (in $(fmt "$(field "$idle" open_seconds)") s), each subscribed to budget and breaker events;
 server resident memory $(field "$idle" rss_before_kib) KiB before, $(field "$idle" rss_after_kib) KiB ($mib MiB) after:

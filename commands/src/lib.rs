@@ -23,6 +23,7 @@ pub mod error;
 pub mod executor;
 pub mod expiry;
 pub mod nats;
+pub mod sandbox_audit;
 pub mod store;
 
 pub use error::CommandError;

@@ -25,6 +25,9 @@ pub struct Config {
     /// Dead-letter capture: the advisory stream (`DLQ_ADVISORY_STREAM`) and the streams
     /// watched (`DLQ_WATCH_STREAMS`; see `dlq_capture_config`).
     pub dlq_capture: commands::dlq_capture::CaptureConfig,
+    /// The stream keeping sandbox run reports until they are recorded
+    /// (`SANDBOX_AUDIT_STREAM`, default `CP_SANDBOX_AUDIT`).
+    pub sandbox_audit_stream: String,
     pub secure_cookies: bool,
     /// A budget is `warning` in `/governance/status` from this share of its limit, in
     /// percent (`GOVERNANCE_WARNING_PERCENT`, default 80).
@@ -250,6 +253,18 @@ impl Config {
             ));
         }
         let live = live_config(&parse_num, &http_policy.cors_origins)?;
+        let sandbox_audit_stream =
+            get("SANDBOX_AUDIT_STREAM").unwrap_or_else(|| "CP_SANDBOX_AUDIT".into());
+        if sandbox_audit_stream.len() > 64
+            || !sandbox_audit_stream
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(error(
+                "SANDBOX_AUDIT_STREAM",
+                "must be 1-64 characters of [A-Za-z0-9_-] (a JetStream stream name)",
+            ));
+        }
         let warning_percent = parse_num("GOVERNANCE_WARNING_PERCENT", 80)?;
         if !(1..=100).contains(&warning_percent) {
             return Err(error(
@@ -283,6 +298,7 @@ impl Config {
             db_max_connections: db_max_connections as u32,
             expiry_interval: Duration::from_millis(expiry_ms),
             dlq_capture: dlq_capture_config(&get, development)?,
+            sandbox_audit_stream,
             secure_cookies,
         })
     }

@@ -104,6 +104,16 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     tasks.extend(spawn_breakers(&nats, &config, &breakers));
     let (dlq, redrive, dlq_tasks) = start_dlq(&pool, &nats, &config).await;
     tasks.extend(dlq_tasks);
+    // The sandbox's run reports become `SandboxRun` events.
+    tasks.push(tokio::spawn(commands::sandbox_audit::run_sandbox_audit(
+        async_nats::jetstream::new(nats.clone()),
+        EventStore::new(pool.clone()),
+        commands::sandbox_audit::SandboxAuditConfig {
+            subject: format!("{}.audit.sandbox", config.nats_prefix),
+            stream: config.sandbox_audit_stream.clone(),
+        },
+        Arc::new(commands::sandbox_audit::SandboxAuditStats::default()),
+    )));
     {
         let budgets = budgets.clone();
         let prefix = config.nats_prefix.clone();

@@ -9,5 +9,6 @@ pub mod breaker;
 pub mod budget;
 pub mod dlq;
 pub mod ids;
+pub mod sandbox_run;
 
 pub use ids::{validate_id, IdError};

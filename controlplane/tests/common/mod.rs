@@ -62,6 +62,11 @@ pub fn work_stream_name(prefix: &str) -> String {
     format!("WORK_{prefix}")
 }
 
+/// The stream a test's sandbox run reports are kept in.
+pub fn sandbox_audit_stream_name(prefix: &str) -> String {
+    format!("SBX_{prefix}")
+}
+
 /// The JetStream stream of a test: unique like its subject prefix.
 pub fn stream_name(prefix: &str) -> String {
     format!("EV_{prefix}")
@@ -85,6 +90,7 @@ pub fn config_with(database_url: &str, prefix: &str, extra: &[(&str, &str)]) -> 
         // Dead-letter capture watches only this test's work stream, into its own stream.
         ("DLQ_ADVISORY_STREAM", advisory_stream_name(prefix)),
         ("DLQ_WATCH_STREAMS", work_stream_name(prefix)),
+        ("SANDBOX_AUDIT_STREAM", sandbox_audit_stream_name(prefix)),
         ("JWT_SECRET", JWT_SECRET.to_string()),
         ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_string()),
         ("EXPIRY_INTERVAL_MS", "100".to_string()),
@@ -311,6 +317,7 @@ impl Drop for TestEnv {
         delete_stream(self.stream());
         delete_stream(advisory_stream_name(&self.prefix));
         delete_stream(work_stream_name(&self.prefix));
+        delete_stream(sandbox_audit_stream_name(&self.prefix));
     }
 }
 
@@ -529,6 +536,7 @@ impl ServeProcess {
             .env("EVENTS_STREAM", stream_name(prefix))
             .env("DLQ_ADVISORY_STREAM", advisory_stream_name(prefix))
             .env("DLQ_WATCH_STREAMS", work_stream_name(prefix))
+            .env("SANDBOX_AUDIT_STREAM", sandbox_audit_stream_name(prefix))
             .env("JWT_SECRET", JWT_SECRET)
             .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("MIN_POSITION_WAIT_MS", "5000")
