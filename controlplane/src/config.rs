@@ -38,6 +38,12 @@ pub struct Config {
     pub http_policy: gateway::hardening::HttpPolicy,
     /// WebSocket settings (`WS_*`).
     pub live: gateway::live::LiveConfig,
+    /// The publisher records its running hash over the log every this many events
+    /// (`AUDIT_HASH_CHECKPOINT_EVENTS`, default 1000)...
+    pub hash_checkpoint_events: i64,
+    /// ...or after this long with events published since (`AUDIT_HASH_CHECKPOINT_MS`,
+    /// default 60000).
+    pub hash_checkpoint_interval: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -279,7 +285,23 @@ impl Config {
                 "must be between 100 and 600000",
             ));
         }
+        let hash_checkpoint_events = parse_num("AUDIT_HASH_CHECKPOINT_EVENTS", 1000)?;
+        if !(1..=10_000_000).contains(&hash_checkpoint_events) {
+            return Err(error(
+                "AUDIT_HASH_CHECKPOINT_EVENTS",
+                "must be between 1 and 10000000",
+            ));
+        }
+        let hash_checkpoint_ms = parse_num("AUDIT_HASH_CHECKPOINT_MS", 60_000)?;
+        if !(10..=86_400_000).contains(&hash_checkpoint_ms) {
+            return Err(error(
+                "AUDIT_HASH_CHECKPOINT_MS",
+                "must be between 10 and 86400000",
+            ));
+        }
         Ok(Config {
+            hash_checkpoint_events: hash_checkpoint_events as i64,
+            hash_checkpoint_interval: Duration::from_millis(hash_checkpoint_ms),
             warning_percent: warning_percent as u8,
             metrics_refresh: Duration::from_millis(metrics_refresh_ms),
             live,

@@ -131,7 +131,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     tasks.push(tokio::spawn(streams::run_publisher(
         pool.clone(),
         js.clone(),
-        PublisherConfig::new(events.clone()),
+        PublisherConfig {
+            hash_checkpoint_events: config.hash_checkpoint_events,
+            hash_checkpoint_interval: config.hash_checkpoint_interval,
+            ..PublisherConfig::new(events.clone())
+        },
         publisher.clone(),
     )));
     tasks.push(tokio::spawn(projections::run_projector(

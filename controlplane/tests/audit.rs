@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use auth::Role;
 use common::TestEnv;
 use reqwest::{Method, StatusCode};
@@ -213,4 +215,152 @@ async fn an_auditor_replays_jetstream_with_an_ordered_consumer_and_checks_every_
 
 fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Waits until the publisher's running hash covers every event and a global hash
+/// checkpoint records that point; returns the number of events.
+async fn wait_for_hash_checkpoint(env: &TestEnv) -> i64 {
+    common::wait_for_pipeline(&env.database_url, &env.stream(), Duration::from_secs(30)).await;
+    let events = common::event_count(&env.database_url).await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let recorded = common::eventually(Duration::from_secs(30), || async {
+        let (hashed, newest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT hashed, (SELECT max(event_count) FROM global_hash_checkpoints)
+               FROM publisher_checkpoints WHERE stream = $1",
+        )
+        .bind(env.stream())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        hashed == events && newest == Some(events)
+    })
+    .await;
+    pool.close().await;
+    assert!(recorded, "a checkpoint covers all {events} events");
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_global_running_hash_continues_across_a_publisher_restart() {
+    // Checkpoints by time only: recorded once the publisher is idle for 100 ms.
+    let extra = [
+        ("AUDIT_HASH_CHECKPOINT_EVENTS", "1000000"),
+        ("AUDIT_HASH_CHECKPOINT_MS", "100"),
+    ];
+    let mut env = TestEnv::start_with(&extra).await;
+    workload(&env).await;
+    let before = wait_for_hash_checkpoint(&env).await;
+    assert_eq!(before, 7);
+
+    // A new process (a new publisher) carries on from the stored running hash.
+    env.server.take().unwrap().shutdown();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = controlplane::start(
+        common::config_with(&env.database_url, &env.prefix, &extra),
+        listener,
+    )
+    .await
+    .expect("the control plane starts again");
+    env.base = format!("http://{}", server.addr);
+    env.server = Some(server);
+    for i in 0..4 {
+        let (_, answer) = env
+            .post("/budget/request", json!({"tenant_id": "org2", "project_id": "p2", "task_id": format!("after{i}"), "model": "m", "estimated_tokens": 10}))
+            .await;
+        assert_eq!(answer["approved"], true, "{answer}");
+    }
+    let after = wait_for_hash_checkpoint(&env).await;
+    assert_eq!(after, before + 4);
+
+    // Every checkpoint, from both publishers, matches the running hash recomputed from
+    // the log from its first event: had the second publisher started a new chain, its
+    // checkpoint would not.
+    let (status, report) = env.get("/audit/verify").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["ok"], true, "{report}");
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (checkpoints,): (i64,) = sqlx::query_as("SELECT count(*) FROM global_hash_checkpoints")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(checkpoints >= 2, "{checkpoints}");
+    assert_eq!(report["checkpoints_checked"], checkpoints, "{report}");
+    assert!(report.get("first_checkpoint_failure").is_none(), "{report}");
+}
+
+#[tokio::test]
+async fn verify_names_the_first_global_hash_checkpoint_after_an_edited_payload() {
+    let env = TestEnv::start_with(&[
+        ("AUDIT_HASH_CHECKPOINT_EVENTS", "2"),
+        ("AUDIT_HASH_CHECKPOINT_MS", "100"),
+    ])
+    .await;
+    workload(&env).await;
+    wait_for_hash_checkpoint(&env).await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (victim, rank): (i64, i64) = sqlx::query_as(
+        "SELECT v.global_position,
+                (SELECT count(*) FROM events e
+                  WHERE (e.transaction_id, e.global_position) <= (v.transaction_id, v.global_position))
+           FROM events v WHERE aggregate_id = 'org1/p1' AND sequence = 4",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    // The first checkpoint at or after the edited event is the one that breaks.
+    let (expected_count, earlier): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT min(event_count) FROM global_hash_checkpoints WHERE event_count >= $1),
+                (SELECT count(*) FROM global_hash_checkpoints WHERE event_count < $1)",
+    )
+    .bind(rank)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE events SET payload = jsonb_set(payload::jsonb, '{allocated}', '1')::json
+          WHERE global_position = $1",
+    )
+    .bind(victim)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query("ALTER TABLE events ENABLE TRIGGER events_append_only")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+
+    let (_, report) = env.get("/audit/verify").await;
+    assert_eq!(report["ok"], false, "{report}");
+    let failure = &report["first_checkpoint_failure"];
+    assert_eq!(failure["problem"], "hash", "{report}");
+    assert_eq!(failure["event_count"], expected_count, "{report}");
+    assert_eq!(failure["stream"], env.stream().as_str());
+    assert_ne!(failure["stored_hash"], failure["expected_hash"]);
+    assert_eq!(
+        report["checkpoints_checked"],
+        earlier + 1,
+        "the checkpoints before the edit matched: {report}"
+    );
+
+    // The CLI reports the same checkpoint.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
+        .args(["audit", "verify"])
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", &env.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        printed["first_checkpoint_failure"]["event_count"],
+        expected_count
+    );
 }

@@ -7,12 +7,19 @@
 //! where `f(x)` is the UTF-8 length of the decimal or JSON text `x` as 4 bytes big-endian
 //! followed by its bytes, and `prev` is the previous event's hash in the aggregate (32 zero
 //! bytes for its first event).
+//!
+//! The publisher also keeps a running hash over the whole log in commit order
+//! (`running_n = chain_hash(running_{n-1}, event n)`, from [`GENESIS`]) and records it in
+//! `global_hash_checkpoints` every so often (migration 0006); [`verify`] recomputes it from
+//! the table and compares it with every checkpoint.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 
 use crate::envelope::{EventEnvelope, SELECT_ENVELOPE};
 
@@ -115,6 +122,26 @@ pub struct VerifyFailure {
     pub expected_hash: Option<String>,
 }
 
+/// The first global hash checkpoint that the log no longer matches.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct CheckpointFailure {
+    /// The JetStream stream whose publisher recorded it.
+    pub stream: String,
+    /// Events the checkpoint covers (the running hash after the event_count-th event in
+    /// commit order).
+    pub event_count: i64,
+    /// The global position of that event when the checkpoint was recorded.
+    pub global_position: i64,
+    pub recorded_at: DateTime<Utc>,
+    /// `hash` (an event up to this point was changed), `position` (events were added,
+    /// removed or reordered before it) or `missing` (the log now has fewer events).
+    pub problem: String,
+    pub detail: String,
+    pub stored_hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_hash: Option<String>,
+}
+
 /// The outcome of recomputing every chain.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VerifyReport {
@@ -123,6 +150,12 @@ pub struct VerifyReport {
     pub aggregates_checked: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_failure: Option<VerifyFailure>,
+    /// Global hash checkpoints compared with the running hash recomputed from the log.
+    #[serde(default)]
+    pub checkpoints_checked: u64,
+    /// The first of them (in log order) that does not match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_checkpoint_failure: Option<CheckpointFailure>,
 }
 
 /// Recomputes every aggregate's chain from the stored rows (streamed, aggregate by
@@ -137,6 +170,8 @@ pub async fn verify(pool: &PgPool) -> Result<VerifyReport, sqlx::Error> {
         events_checked: 0,
         aggregates_checked: 0,
         first_failure: None,
+        checkpoints_checked: 0,
+        first_checkpoint_failure: None,
     };
     let mut current: Option<(String, String)> = None;
     let mut prev = GENESIS.to_vec();
@@ -209,7 +244,102 @@ pub async fn verify(pool: &PgPool) -> Result<VerifyReport, sqlx::Error> {
         expected_sequence += 1;
         last_position = event.global_position;
     }
+    drop(rows);
+    let (checked, failure) = verify_checkpoints(pool).await?;
+    report.checkpoints_checked = checked;
+    if failure.is_some() {
+        report.ok = false;
+        report.first_checkpoint_failure = failure;
+    }
     Ok(report)
+}
+
+struct StoredCheckpoint {
+    stream: String,
+    event_count: i64,
+    last_position: i64,
+    running_hash: Vec<u8>,
+    recorded_at: DateTime<Utc>,
+}
+
+/// Recomputes the running hash over the log in commit order and compares it with every
+/// global hash checkpoint; returns how many were checked and the first that does not
+/// match. Reads the log only as far as the newest checkpoint.
+pub async fn verify_checkpoints(
+    pool: &PgPool,
+) -> Result<(u64, Option<CheckpointFailure>), sqlx::Error> {
+    let stored = sqlx::query(
+        "SELECT stream, event_count, last_position, running_hash, recorded_at
+           FROM global_hash_checkpoints ORDER BY event_count, stream",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut by_count: BTreeMap<i64, Vec<StoredCheckpoint>> = BTreeMap::new();
+    for row in stored {
+        let checkpoint = StoredCheckpoint {
+            stream: row.try_get("stream")?,
+            event_count: row.try_get("event_count")?,
+            last_position: row.try_get("last_position")?,
+            running_hash: row.try_get("running_hash")?,
+            recorded_at: row.try_get("recorded_at")?,
+        };
+        by_count
+            .entry(checkpoint.event_count)
+            .or_default()
+            .push(checkpoint);
+    }
+    let Some(&newest) = by_count.keys().next_back() else {
+        return Ok((0, None));
+    };
+    let fail = |c: &StoredCheckpoint, problem: &str, detail: String, expected: Option<String>| {
+        CheckpointFailure {
+            stream: c.stream.clone(),
+            event_count: c.event_count,
+            global_position: c.last_position,
+            recorded_at: c.recorded_at,
+            problem: problem.into(),
+            detail,
+            stored_hash: hex::encode(&c.running_hash),
+            expected_hash: expected,
+        }
+    };
+    let sql = format!(
+        "SELECT {SELECT_ENVELOPE} FROM events ORDER BY transaction_id, global_position LIMIT $1"
+    );
+    let mut rows = sqlx::query(&sql).bind(newest).fetch(pool);
+    let mut running = GENESIS;
+    let mut count: i64 = 0;
+    let mut checked = 0;
+    while let Some(row) = rows.try_next().await? {
+        let event = EventEnvelope::from_row(&row)?;
+        running = chain_hash(&running, &event);
+        count += 1;
+        for c in by_count.get(&count).into_iter().flatten() {
+            checked += 1;
+            if c.last_position != event.global_position {
+                let detail = format!(
+                    "the {count}th event in commit order is at position {}, the checkpoint recorded {}: events were added, removed or reordered before it",
+                    event.global_position, c.last_position
+                );
+                return Ok((checked, Some(fail(c, "position", detail, None))));
+            }
+            if c.running_hash != running {
+                let detail = "the running hash recomputed from the log does not match the one recorded: an event up to this point was changed".to_string();
+                return Ok((
+                    checked,
+                    Some(fail(c, "hash", detail, Some(hex::encode(running)))),
+                ));
+            }
+        }
+    }
+    if let Some(c) = by_count.range(count + 1..).flat_map(|(_, v)| v).next() {
+        let detail = format!(
+            "the checkpoint covers {} events, the log has {count}: events were removed",
+            c.event_count
+        );
+        return Ok((checked + 1, Some(fail(c, "missing", detail, None))));
+    }
+    Ok((checked, None))
 }
 
 #[cfg(test)]

@@ -22,5 +22,5 @@ pub mod singleton;
 pub mod status;
 
 pub use envelope::{subject_for, EventEnvelope, LogPosition};
-pub use publisher::{run_publisher, PublisherConfig, PublisherStats};
+pub use publisher::{run_publisher, PublisherConfig, PublisherState, PublisherStats};
 pub use setup::{ensure_events_stream, events_stream_config, EventsStream};

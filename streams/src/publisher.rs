@@ -2,13 +2,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::Context;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 
+use crate::audit::{chain_hash, GENESIS};
 use crate::envelope::{read_committed_after, subject_for, EventEnvelope, LogPosition};
 use crate::setup::{ensure_events_stream, EventsStream};
 use crate::singleton::run_singleton;
@@ -27,6 +28,11 @@ pub struct PublisherConfig {
     /// and an event whose transaction was not yet below the snapshot horizon is only
     /// picked up by looking again).
     pub poll: Duration,
+    /// A global hash checkpoint is recorded once this many events were published since
+    /// the last one...
+    pub hash_checkpoint_events: i64,
+    /// ...or once this much time passed with any event published since the last one.
+    pub hash_checkpoint_interval: Duration,
 }
 
 impl PublisherConfig {
@@ -35,7 +41,33 @@ impl PublisherConfig {
             stream,
             batch: 500,
             poll: Duration::from_millis(50),
+            hash_checkpoint_events: 1000,
+            hash_checkpoint_interval: Duration::from_secs(60),
         }
+    }
+}
+
+/// The publisher's place in the log and its running hash over everything before it
+/// (migration 0006): `running_n = chain_hash(running_{n-1}, event n)` in commit order, the
+/// per-aggregate chain's function with the previous running hash as `prev`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherState {
+    pub position: LogPosition,
+    pub running_hash: [u8; 32],
+    /// Events the running hash covers.
+    pub hashed: i64,
+    /// `hashed` at the newest global hash checkpoint of this stream (0: none yet).
+    pub last_hash_checkpoint: i64,
+}
+
+impl PublisherState {
+    /// Folds published events into the running hash.
+    pub fn fold(&mut self, events: &[EventEnvelope]) {
+        for event in events {
+            self.running_hash = chain_hash(&self.running_hash, event);
+            self.position = event.position();
+        }
+        self.hashed += events.len() as i64;
     }
 }
 
@@ -105,25 +137,85 @@ pub async fn load_checkpoint(pool: &PgPool, stream: &str) -> Result<LogPosition,
     })
 }
 
-/// Moves the checkpoint forward (never back: a deposed publisher cannot rewind it).
+/// The publisher's full state for `stream` (position, running hash), created at the start
+/// of the log if missing.
+pub async fn load_state(pool: &PgPool, stream: &str) -> Result<PublisherState, sqlx::Error> {
+    let position = load_checkpoint(pool, stream).await?;
+    let (running_hash, hashed, last_hash_checkpoint): (Vec<u8>, i64, i64) = sqlx::query_as(
+        "SELECT running_hash, hashed,
+                COALESCE((SELECT max(event_count) FROM global_hash_checkpoints g
+                           WHERE g.stream = p.stream), 0)
+           FROM publisher_checkpoints p WHERE stream = $1",
+    )
+    .bind(stream)
+    .fetch_one(pool)
+    .await?;
+    Ok(PublisherState {
+        position,
+        running_hash: running_hash.try_into().unwrap_or(GENESIS),
+        hashed,
+        last_hash_checkpoint,
+    })
+}
+
+/// Moves the checkpoint and the running hash forward from `before` to `after` (`count`
+/// events later), and records a global hash checkpoint when `record` is set, all in one
+/// transaction. Returns false when the stored state was not `before`: another publisher
+/// moved it (this one was deposed), and the caller must reload.
 async fn save_checkpoint(
     pool: &PgPool,
     stream: &str,
-    position: &LogPosition,
-    count: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    before: &PublisherState,
+    after: &PublisherState,
+    record: bool,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let moved = sqlx::query(
         "UPDATE publisher_checkpoints
             SET last_tx = $2::text::xid8, last_position = $3,
-                published = published + $4, updated_at = now()
+                published = published + $4, running_hash = $5, hashed = $6, updated_at = now()
           WHERE stream = $1
-            AND (last_tx, last_position) < ($2::text::xid8, $3)",
+            AND (last_tx, last_position) < ($2::text::xid8, $3)
+            AND hashed = $7 AND running_hash = $8",
     )
     .bind(stream)
-    .bind(&position.transaction_id)
-    .bind(position.global_position)
-    .bind(count)
-    .execute(pool)
+    .bind(&after.position.transaction_id)
+    .bind(after.position.global_position)
+    .bind(after.hashed - before.hashed)
+    .bind(&after.running_hash[..])
+    .bind(after.hashed)
+    .bind(before.hashed)
+    .bind(&before.running_hash[..])
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !moved {
+        return Ok(false);
+    }
+    if record {
+        record_hash_checkpoint(&mut tx, stream, after).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn record_hash_checkpoint(
+    conn: &mut sqlx::PgConnection,
+    stream: &str,
+    state: &PublisherState,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO global_hash_checkpoints (stream, event_count, last_tx, last_position, running_hash)
+         VALUES ($1, $2, $3::text::xid8, $4, $5)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(stream)
+    .bind(state.hashed)
+    .bind(&state.position.transaction_id)
+    .bind(state.position.global_position)
+    .bind(&state.running_hash[..])
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -134,6 +226,8 @@ enum TailError {
     Database(#[from] sqlx::Error),
     #[error("JetStream: {0}")]
     Nats(String),
+    #[error("another publisher moved the checkpoint; reloading it")]
+    Deposed,
 }
 
 fn nats<E: std::fmt::Display>(error: E) -> TailError {
@@ -152,11 +246,22 @@ async fn tail(
         .map_err(nats)?;
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(EVENTS_CHANNEL).await?;
-    let mut checkpoint = load_checkpoint(pool, &config.stream.name).await?;
-    tracing::info!(stream = %config.stream.name, from = ?checkpoint, "publishing events to JetStream");
+    let stream = &config.stream.name;
+    let mut state = load_state(pool, stream).await?;
+    let mut last_recorded = Instant::now();
+    tracing::info!(%stream, from = ?state.position, hashed = state.hashed, "publishing events to JetStream");
     loop {
-        let batch = read_committed_after(pool, &checkpoint, config.batch).await?;
+        let batch = read_committed_after(pool, &state.position, config.batch).await?;
+        let unrecorded = state.hashed - state.last_hash_checkpoint;
         if batch.is_empty() {
+            if unrecorded > 0 && last_recorded.elapsed() >= config.hash_checkpoint_interval {
+                // The stored state is this one (moved by our last save), so the row
+                // records a point of the same chain.
+                let mut conn = pool.acquire().await?;
+                record_hash_checkpoint(&mut conn, stream, &state).await?;
+                state.last_hash_checkpoint = state.hashed;
+                last_recorded = Instant::now();
+            }
             // Woken by a commit, or by the poll interval. Errors here (a dropped LISTEN
             // connection reconnects by itself) only mean we look again.
             let _ = tokio::time::timeout(config.poll, listener.recv()).await;
@@ -164,12 +269,21 @@ async fn tail(
         }
         let (published, result) = publish_batch(js, &config.stream, &batch, stats).await;
         if published > 0 {
-            let last = batch[published - 1].position();
-            save_checkpoint(pool, &config.stream.name, &last, published as i64).await?;
+            let mut next = state.clone();
+            next.fold(&batch[..published]);
+            let record = unrecorded + published as i64 >= config.hash_checkpoint_events
+                || last_recorded.elapsed() >= config.hash_checkpoint_interval;
+            if !save_checkpoint(pool, stream, &state, &next, record).await? {
+                return Err(TailError::Deposed);
+            }
+            if record {
+                next.last_hash_checkpoint = next.hashed;
+                last_recorded = Instant::now();
+            }
             stats
                 .last_position
-                .store(last.global_position, Ordering::Relaxed);
-            checkpoint = last;
+                .store(next.position.global_position, Ordering::Relaxed);
+            state = next;
         }
         result?;
     }
