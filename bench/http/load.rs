@@ -20,6 +20,8 @@ const BUDGETS: usize = 100;
 #[derive(Default)]
 struct Results {
     latencies: Vec<Duration>,
+    /// The same latencies by kind: reads, reservations, breaker lists.
+    by_kind: [Vec<Duration>; 3],
     errors: u64,
     server_errors: u64,
     reads: u64,
@@ -61,7 +63,7 @@ async fn main() {
         );
         tasks.push(tokio::spawn(async move {
             let budget = (n as usize * 7919) % BUDGETS;
-            let (kind, request) = match (mode.as_str(), n % 10) {
+            let (kind, request): (usize, _) = match (mode.as_str(), n % 10) {
                 ("healthz", _) => (0, client.get(format!("{base}/healthz"))),
                 (_, 0..=4) => (
                     0,
@@ -93,6 +95,7 @@ async fn main() {
             let latency = due.elapsed();
             let mut results = results.lock().await;
             results.latencies.push(latency);
+            results.by_kind[kind].push(latency);
             results.errors += u64::from(!ok);
             results.server_errors += u64::from(server_error);
             match kind {
@@ -111,12 +114,22 @@ async fn main() {
         .expect("every task is done")
         .into_inner();
     results.latencies.sort();
-    let pct = |p: f64| {
-        let l = &results.latencies;
+    for kind in results.by_kind.iter_mut() {
+        kind.sort();
+    }
+    let of = |l: &[Duration], p: f64| {
         if l.is_empty() {
             return 0.0;
         }
         l[((l.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+    };
+    let pct = |p: f64| of(&results.latencies, p);
+    let kind = |k: usize| {
+        serde_json::json!({
+            "p50_ms": of(&results.by_kind[k], 0.5),
+            "p95_ms": of(&results.by_kind[k], 0.95),
+            "p99_ms": of(&results.by_kind[k], 0.99),
+        })
     };
     println!(
         "{}",
@@ -127,6 +140,7 @@ async fn main() {
             "errors": results.errors, "server_errors": results.server_errors,
             "reads": results.reads, "reservations": results.reservations,
             "breaker_lists": results.breaker_lists,
+            "by_kind": {"reads": kind(0), "reservations": kind(1), "breaker_lists": kind(2)},
         })
     );
 }

@@ -77,6 +77,7 @@ f2() { python3 -c "import sys; print(f'{float(sys.argv[1]):.2f}')" "$1"; }
 row() { # label json
   echo "| $1 | $(f1 "$(field "$2" rate)") | $(f2 "$(field "$2" p50_ms)") | $(f2 "$(field "$2" p95_ms)") | $(f2 "$(field "$2" p99_ms)") | $(f1 "$(field "$2" max_ms)") | $(field "$2" errors) | $(field "$2" server_errors) |"
 }
+kind() { python3 -c "import json,sys; k=json.loads(sys.argv[1])['by_kind'][sys.argv[2]]; print(' / '.join(f'{k[p]:.1f}' for p in ('p50_ms','p95_ms','p99_ms')))" "$mixed" "$1"; }
 p95=$(field "$mixed" p95_ms)
 five=$(field "$mixed" server_errors)
 verdict=$(python3 -c "import sys; print('met' if float(sys.argv[1]) < 20 and int(sys.argv[2]) == 0 else 'NOT met')" "$p95" "$five")
@@ -98,6 +99,9 @@ $(row "\`GET /healthz\` (baseline)" "$base")
 $(row "mixed reads and reservations" "$mixed")
 
 Target: p95 < 20 ms and zero 5xx for the mixed run — **$verdict**.
+
+By kind in the mixed run (p50 / p95 / p99, ms): budget state reads $(kind reads),
+reservations $(kind reservations), breaker lists $(kind breaker_lists).
 
 - Open loop at a fixed rate: each request is sent at its scheduled time whatever happened
   to the earlier ones, and its latency counts from that time (a stall shows in the tail
