@@ -37,22 +37,8 @@ async fn main() {
     let rate: f64 = args[3].parse().expect("rate");
     let seconds: u64 = args[4].parse().expect("seconds");
     let (http_url, token, database_url) = (&args[5], &args[6], &args[7]);
-    let http = reqwest::Client::new();
     let run = uuid::Uuid::new_v4().simple().to_string();
-    for b in 0..BUDGETS {
-        let body = json!({"tenant_id": format!("lat{run}"), "project_id": format!("p{b}"), "total_tokens": 1_000_000_000_000u64});
-        let answer: Value = http
-            .put(format!("{http_url}/budget/limit"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("set limit")
-            .json()
-            .await
-            .expect("JSON");
-        assert!(answer.get("error").is_none(), "{answer}");
-    }
+    bench::set_limits(http_url, token, &format!("lat{run}"), BUDGETS).await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .connect(database_url)

@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck disable=SC1091
 [ -n "${DATABASE_URL:-}" ] || source .data/services.env
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 EVENTS="${BENCH_EVENTS:-1000000}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-15}"
 CLIENTS="${BENCH_CLIENTS:-64}"
@@ -25,40 +27,12 @@ cleanup() {
   [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null || true
   wait 2>/dev/null || true
   psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
-  python3 - "$NATS_URL" "$stream" <<'PY' || true
-import socket, sys, json
-# Delete the benchmark's stream through the JetStream API over a raw NATS connection.
-host, port = sys.argv[1].split("//")[1].split(":")
-s = socket.create_connection((host, int(port)), timeout=5)
-s.recv(4096)
-s.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.benchdel 1\r\n')
-s.sendall(f'PUB $JS.API.STREAM.DELETE.{sys.argv[2]} _INBOX.benchdel 0\r\n\r\nPING\r\n'.encode())
-s.recv(4096)
-PY
+  delete_stream "$stream"
 }
 trap cleanup EXIT
 
 echo "==> control plane (release) on a fresh database"
-out=$(mktemp)
-APP_ENV=test DATABASE_URL="$bench_url" NATS_SUBJECT_PREFIX="$prefix" EVENTS_STREAM="$stream" PORT=0 RUST_LOG=warn \
-  JWT_SECRET="bench-secret-0123456789abcdef0123456789abcdef" DB_MAX_CONNECTIONS=64 \
-  ADMIN_PASSWORD=bench-admin-password \
-  RATE_LIMITS="admin=1000000,operator=1000000,developer=1000000,auditor=1000000,viewer=1000000,service=1000000" \
-  target/release/controlplane serve > "$out" &
-server_pid=$!
-for _ in $(seq 1 100); do grep -q listening "$out" && break; sleep 0.1; done
-grep -q listening "$out" || { echo "the control plane did not start"; cat "$out"; exit 1; }
-url=$(grep -Eo 'http://[0-9.:]+' "$out" | head -1)
-token=$(python3 - "$url" <<'PY'
-import json, sys, urllib.request
-req = urllib.request.Request(sys.argv[1] + "/auth/login", method="POST",
-    data=json.dumps({"username": "admin", "password": "bench-admin-password"}).encode(),
-    headers={"content-type": "application/json"})
-print(json.load(urllib.request.urlopen(req))["token"])
-PY
-)
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
-fmt() { python3 -c "import sys; print(f'{float(sys.argv[1]):.1f}')" "$1"; }
+start_controlplane "$bench_url" "$prefix" "$stream"
 
 echo "==> peak: reserve path, $CLIENTS clients over 1,000 budgets"
 peak=$(target/release/reserve_load "$NATS_URL" "$prefix" many "$CLIENTS" "$SECONDS_PER_RUN" "$url" "$token")
@@ -109,7 +83,6 @@ replay=$(APP_ENV=test DATABASE_URL="$bench_url" RUST_LOG=warn target/release/con
 echo "    $replay"
 replay_rate=$(echo "$replay" | grep -Eo '\(([0-9.]+) events/s\)' | grep -Eo '[0-9.]+')
 ratio=$(python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$replay_rate" "$copy_rate")
-verdict() { python3 -c "import sys; print('met' if float(sys.argv[1]) $2 float(sys.argv[3]) else 'NOT met')" "$1" "$2" "$3"; }
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cat > docs/benchmarks/pipeline.md <<MD

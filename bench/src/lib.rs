@@ -34,3 +34,24 @@ impl Recorder {
         })
     }
 }
+
+/// Sets a limit large enough that every reservation is approved on `budgets` budgets
+/// `<tenant>/p0` … `<tenant>/p<budgets-1>` over HTTP (setting a limit needs
+/// `admin:budget`, which NATS does not carry).
+pub async fn set_limits(http_url: &str, token: &str, tenant: &str, budgets: usize) {
+    let http = reqwest::Client::new();
+    for b in 0..budgets {
+        let body = serde_json::json!({"tenant_id": tenant, "project_id": format!("p{b}"), "total_tokens": 1_000_000_000_000u64});
+        let answer: serde_json::Value = http
+            .put(format!("{http_url}/budget/limit"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("set limit")
+            .json()
+            .await
+            .expect("a JSON answer");
+        assert!(answer.get("error").is_none(), "{answer}");
+    }
+}

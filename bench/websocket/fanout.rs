@@ -70,31 +70,13 @@ async fn open(http_url: &str, token: &str, topics: Value) -> Ws {
     ws
 }
 
-async fn set_limits(http_url: &str, token: &str, run: &str) {
-    let http = reqwest::Client::new();
-    for b in 0..BUDGETS {
-        let body = json!({"tenant_id": format!("ws{run}"), "project_id": format!("p{b}"), "total_tokens": 1_000_000_000_000u64});
-        let answer: Value = http
-            .put(format!("{http_url}/budget/limit"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("set limit")
-            .json()
-            .await
-            .expect("JSON");
-        assert!(answer.get("error").is_none(), "{answer}");
-    }
-}
-
 async fn latency(args: &[String]) {
     let (nats_url, prefix, http_url, token) = (&args[0], &args[1], &args[2], &args[3]);
     let clients: usize = args[4].parse().expect("clients");
     let rate: f64 = args[5].parse().expect("rate");
     let seconds: u64 = args[6].parse().expect("seconds");
     let run = uuid::Uuid::new_v4().simple().to_string();
-    set_limits(http_url, token, &run).await;
+    bench::set_limits(http_url, token, &format!("ws{run}"), BUDGETS).await;
     let nats = async_nats::connect(nats_url.as_str()).await.expect("NATS");
 
     // Baseline: commit → JetStream for the same events.

@@ -145,15 +145,7 @@ async fn metrics_count_requests_by_route_template() {
     env.set_limit("org1", "proj1", 10).await;
     env.get("/budget/state?tenant_id=org1&project_id=proj1")
         .await;
-    let text = env
-        .http
-        .get(env.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = env.metrics_text().await;
     assert!(
         text.lines().any(|l| l.starts_with("api_requests_total{")
             && l.contains("endpoint=\"/budget/state\"")

@@ -454,15 +454,7 @@ async fn a_client_that_never_reads_does_not_stall_another_and_is_closed() {
 }
 
 async fn active_users(env: &TestEnv) -> i64 {
-    let text = env
-        .http
-        .get(env.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = env.metrics_text().await;
     text.lines()
         .find_map(|l| l.strip_prefix("active_users "))
         .expect("active_users is exported")

@@ -104,7 +104,7 @@ async fn every_event_reaches_jetstream_exactly_once_in_aggregate_order_with_its_
 }
 
 #[tokio::test]
-async fn state_reads_its_writes_with_min_position_and_503s_beyond_the_log() {
+async fn state_reads_its_writes_with_min_position_and_503s_while_not_applied() {
     let env = TestEnv::start().await;
     env.set_limit("org1", "p1", 1000).await;
     let (_, reserved) = env
@@ -122,10 +122,31 @@ async fn state_reads_its_writes_with_min_position_and_503s_beyond_the_log() {
         "the read sees the write it waited for"
     );
 
+    // A position the log does not have is a mistake of the caller's: 400, at once.
+    let (status, body) = env
+        .get("/budget/state?tenant_id=org1&project_id=p1&min_position=999999999")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "min_position");
+
+    // A position that exists but is not applied yet waits, bounded, then 503. Holding the
+    // budget's read-model row keeps the projector from applying the next event.
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM read_budgets WHERE aggregate_id = 'org1/p1' FOR UPDATE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let (_, blocked) = env
+        .post("/budget/request", reserve("org1", "p1", "t2", 100))
+        .await;
+    let blocked_position = blocked["position"].as_i64().unwrap();
     let started = std::time::Instant::now();
     let response = env
         .http
-        .get(env.url("/budget/state?tenant_id=org1&project_id=p1&min_position=999999999"))
+        .get(env.url(&format!(
+            "/budget/state?tenant_id=org1&project_id=p1&min_position={blocked_position}"
+        )))
         .bearer_auth(&env.admin_token)
         .send()
         .await
@@ -138,6 +159,18 @@ async fn state_reads_its_writes_with_min_position_and_503s_beyond_the_log() {
     );
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_yet_applied");
+    hold.rollback().await.unwrap();
+    let (status, state) = env
+        .get(&format!(
+            "/budget/state?tenant_id=org1&project_id=p1&min_position={blocked_position}"
+        ))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "applied once the row is free: {state}"
+    );
+    assert_eq!(state["reserved"], 400);
     let (status, body) = env
         .get("/budget/state?tenant_id=org1&project_id=p1&min_position=zero")
         .await;

@@ -24,7 +24,6 @@ async fn main() {
     let clients: usize = args[4].parse().expect("clients");
     let seconds: u64 = args[5].parse().expect("seconds");
     let (http_url, token) = (&args[6], &args[7]);
-    let http = reqwest::Client::new();
     // A few connections, as several service processes would have.
     let mut connections = Vec::new();
     for _ in 0..4 {
@@ -37,20 +36,7 @@ async fn main() {
     let budgets = if mode == "hot" { 1 } else { BUDGETS };
     let run = uuid::Uuid::new_v4().simple().to_string();
     // Limits large enough that every reservation is approved: the approve path is measured.
-    for b in 0..budgets {
-        let body = json!({"tenant_id": format!("bench{run}"), "project_id": format!("p{b}"), "total_tokens": 1_000_000_000_000u64});
-        let answer: Value = http
-            .put(format!("{http_url}/budget/limit"))
-            .bearer_auth(token)
-            .json(&body)
-            .send()
-            .await
-            .expect("set limit")
-            .json()
-            .await
-            .expect("a JSON answer");
-        assert!(answer.get("error").is_none(), "{answer}");
-    }
+    bench::set_limits(http_url, token, &format!("bench{run}"), budgets).await;
     let approved = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();

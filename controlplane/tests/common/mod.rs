@@ -278,6 +278,12 @@ impl TestEnv {
             .await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     pub async fn set_limit(&self, tenant: &str, project: &str, total: u64) {
         let (status, body) = self
             .put(
