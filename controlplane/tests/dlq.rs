@@ -629,11 +629,11 @@ async fn a_redrive_job_requeues_matching_entries_oldest_first_and_survives_a_res
     )
     .await;
     assert!(done, "the job completes after the restart: {job}");
-    assert_eq!(
-        job["moved"].as_i64().unwrap() + job["skipped"].as_i64().unwrap(),
-        4,
-        "{job}"
-    );
+    // The counters are the job row's, moved after each entry is resolved: an entry
+    // resolved just before the stop may not have been counted (docs/dlq.md). What reached
+    // the worker is checked exactly below.
+    let counted = job["moved"].as_i64().unwrap() + job["skipped"].as_i64().unwrap();
+    assert!((3..=4).contains(&counted), "{job}");
     assert_eq!(job["failed"], 0, "{job}");
     assert_eq!(job["remaining"], 0, "{job}");
 
