@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use crate::api::{parse, MAX_COMMAND_BYTES};
 use crate::breaker::{BreakerService, CheckAnswer};
 use crate::breaker_api::NameRequest;
-use crate::nats::{error_body, QUEUE_GROUP};
+use crate::nats::{expects_reply, send_reply, QUEUE_GROUP};
 use crate::store::Actor;
 use crate::CommandError;
 
@@ -62,25 +62,11 @@ pub async fn serve_breaker_commands(
 }
 
 async fn handle(client: &Client, service: &BreakerService, message: Message) {
-    let Some(reply_to) = message.reply.clone() else {
-        tracing::warn!(subject = %message.subject, "NATS command without a reply subject ignored");
+    if !expects_reply(&message) {
         return;
-    };
-    let bytes = match dispatch(service, &message).await {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            if matches!(
-                error,
-                CommandError::Internal(_) | CommandError::Unavailable(_)
-            ) {
-                tracing::error!(subject = %message.subject, error = ?error, "NATS command failed");
-            }
-            serde_json::to_vec(&error_body(&error)).unwrap_or_else(|_| b"{}".to_vec())
-        }
-    };
-    if let Err(error) = client.publish(reply_to, bytes.into()).await {
-        tracing::warn!(%error, "could not send a NATS reply");
     }
+    let outcome = dispatch(service, &message).await;
+    send_reply(client, &message, outcome).await;
 }
 
 /// A well-formed check whose answer is cached and fresh; anything else (bad input

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use crate::api::parse_limited;
 use crate::dlq::DlqService;
 use crate::dlq_api::MAX_CAPTURE_BYTES;
-use crate::nats::{error_body, QUEUE_GROUP};
+use crate::nats::{expects_reply, json_bytes, send_reply, QUEUE_GROUP};
 use crate::store::Actor;
 use crate::CommandError;
 
@@ -46,26 +46,11 @@ pub async fn serve_dlq_commands(
 }
 
 async fn handle(client: &Client, service: &DlqService, message: Message) {
-    let Some(reply_to) = message.reply.clone() else {
-        tracing::warn!(subject = %message.subject, "NATS command without a reply subject ignored");
+    if !expects_reply(&message) {
         return;
-    };
-    let body = match dispatch(service, &message).await {
-        Ok(body) => body,
-        Err(error) => {
-            if matches!(
-                error,
-                CommandError::Internal(_) | CommandError::Unavailable(_)
-            ) {
-                tracing::error!(subject = %message.subject, error = ?error, "NATS command failed");
-            }
-            error_body(&error)
-        }
-    };
-    let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
-    if let Err(error) = client.publish(reply_to, bytes.into()).await {
-        tracing::warn!(%error, "could not send a NATS reply");
     }
+    let outcome = dispatch(service, &message).await;
+    send_reply(client, &message, outcome.map(|body| json_bytes(&body))).await;
 }
 
 async fn dispatch(

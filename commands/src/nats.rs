@@ -63,26 +63,50 @@ async fn handle(
     reads: &dyn BudgetReads,
     message: Message,
 ) {
-    let Some(reply_to) = message.reply.clone() else {
+    if !expects_reply(&message) {
+        return;
+    }
+    let outcome = dispatch(service, reads, &message).await;
+    send_reply(client, &message, outcome.map(|body| json_bytes(&body))).await;
+}
+
+/// Whether a command message can be answered; one without a reply subject is ignored (and
+/// not executed), with a warning.
+pub(crate) fn expects_reply(message: &Message) -> bool {
+    if message.reply.is_none() {
         tracing::warn!(subject = %message.subject, "NATS command without a reply subject ignored");
+        return false;
+    }
+    true
+}
+
+/// Sends a command's answer: its body, or the error as `{"error":{…}}` (server-side
+/// failures are logged). Every NATS command listener replies through here.
+pub(crate) async fn send_reply(
+    client: &Client,
+    message: &Message,
+    outcome: Result<Vec<u8>, CommandError>,
+) {
+    let Some(reply_to) = message.reply.clone() else {
         return;
     };
-    let body = match dispatch(service, reads, &message).await {
-        Ok(body) => body,
-        Err(error) => {
-            if matches!(
-                error,
-                CommandError::Internal(_) | CommandError::Unavailable(_)
-            ) {
-                tracing::error!(subject = %message.subject, error = ?error, "NATS command failed");
-            }
-            error_body(&error)
+    let bytes = outcome.unwrap_or_else(|error| {
+        if matches!(
+            error,
+            CommandError::Internal(_) | CommandError::Unavailable(_)
+        ) {
+            tracing::error!(subject = %message.subject, error = ?error, "NATS command failed");
         }
-    };
-    let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        json_bytes(&error_body(&error))
+    });
     if let Err(error) = client.publish(reply_to, bytes.into()).await {
         tracing::warn!(%error, "could not send a NATS reply");
     }
+}
+
+/// A JSON reply body.
+pub(crate) fn json_bytes(body: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 fn to_value<T: Serialize>(value: T) -> Result<serde_json::Value, CommandError> {
