@@ -1,6 +1,7 @@
 //! The PostgreSQL event store: the pool, the migrations, and typed access to postgres-es.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
@@ -8,7 +9,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use postgres_es::PostgresEventRepository;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, Mutex as AsyncMutex};
 
 use crate::CommandError;
 
@@ -68,32 +69,43 @@ pub struct EventStore {
     repo: PostgresEventRepository,
     pool: PgPool,
     appended: Option<mpsc::Sender<()>>,
+    /// The shared writers that append the events of many aggregates together.
+    writers: Option<mpsc::Sender<AppendRequest>>,
 }
 
 /// The channel tailers (the publisher) LISTEN on.
 pub const EVENTS_CHANNEL: &str = "events_appended";
 
+/// Writer tasks per event store: while some wait on PostgreSQL, appends queue up for the
+/// next free one, which writes them all in one statement (docs/adr/007).
+const WRITERS: usize = 4;
+/// Most events written in one statement.
+const MAX_ROWS_PER_STATEMENT: usize = 512;
+
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
         // Wake-ups for tailers go out after the commit, from a task of their own: a
         // NOTIFY inside the writing transaction would serialise every commit (ADR 002).
-        let appended = tokio::runtime::Handle::try_current().ok().map(|runtime| {
-            let (sender, receiver) = mpsc::channel(1);
+        let tasks = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let (appended, receiver) = mpsc::channel(1);
             runtime.spawn(notify_appends(pool.clone(), receiver));
-            sender
+            let (writers, requests) = mpsc::channel(4 * MAX_ROWS_PER_STATEMENT);
+            let requests = Arc::new(AsyncMutex::new(requests));
+            for _ in 0..WRITERS {
+                runtime.spawn(write_appends(
+                    pool.clone(),
+                    requests.clone(),
+                    appended.clone(),
+                ));
+            }
+            (appended, writers)
         });
+        let (appended, writers) = tasks.unzip();
         Self {
             repo: PostgresEventRepository::new(pool.clone()),
             pool,
             appended,
-        }
-    }
-
-    /// Asks for one `events_appended` notification; requests made while one is pending
-    /// are coalesced into it.
-    fn signal_appended(&self) {
-        if let Some(sender) = &self.appended {
-            let _ = sender.try_send(());
+            writers,
         }
     }
 
@@ -124,11 +136,10 @@ impl EventStore {
             .collect()
     }
 
-    /// Appends `events` after `version` in one transaction and returns the global
-    /// position of the last one (clients pass it back as `min_position` to read their
-    /// writes). The primary key on (type, id, sequence) turns a concurrent append into
-    /// [`AppendError::Conflict`]. The INSERT is postgres-es's own, plus `RETURNING`
-    /// (docs/adr/004-append-returns-position.md).
+    /// Appends `events` after `version` and returns the global position of the last one
+    /// (clients pass it back as `min_position` to read their writes). The primary key on
+    /// (type, id, sequence) turns a concurrent append into [`AppendError::Conflict`]. The
+    /// columns are postgres-es's own, plus `RETURNING` (docs/adr/004-append-returns-position.md).
     pub async fn append<A: Aggregate>(
         &self,
         aggregate_id: &str,
@@ -142,8 +153,13 @@ impl EventStore {
         Ok(positions.into_iter().max().unwrap_or(0))
     }
 
-    /// Appends the events of several commands in one statement (group commit); `actors[i]`
-    /// is the actor of `events[i]`. Returns every event's global position, in order.
+    /// Appends the events of several commands of one aggregate atomically; `actors[i]` is
+    /// the actor of `events[i]`. Returns every event's global position, in order.
+    ///
+    /// Group commit across aggregates: the append joins whatever other aggregates' appends
+    /// are waiting for a writer, and they are inserted in one statement — one transaction
+    /// and one WAL flush for all of them. When that statement fails, each append is tried
+    /// again alone, so a conflict or bad row of one aggregate never fails another's.
     pub async fn append_batch<A: Aggregate>(
         &self,
         aggregate_id: &str,
@@ -151,12 +167,94 @@ impl EventStore {
         events: &[A::Event],
         actors: &[&Actor],
     ) -> Result<Vec<i64>, AppendError> {
-        let mut connection = self.pool.acquire().await.map_err(append_error)?;
-        let positions =
-            insert_events::<A>(&mut connection, aggregate_id, version, events, actors).await?;
-        self.signal_appended();
-        Ok(positions)
+        let rows = EventRows::of::<A>(aggregate_id, version, events, actors)?;
+        let Some(writers) = &self.writers else {
+            // No runtime when the store was made: write directly.
+            let mut connection = self.pool.acquire().await.map_err(append_error)?;
+            return insert_rows(&mut connection, &rows).await;
+        };
+        let (reply, answer) = oneshot::channel();
+        writers
+            .send(AppendRequest { rows, reply })
+            .await
+            .map_err(|_| {
+                AppendError::Other(CommandError::Unavailable(
+                    "the event writers stopped".into(),
+                ))
+            })?;
+        answer.await.unwrap_or_else(|_| {
+            Err(AppendError::Other(CommandError::Unavailable(
+                "the event writer stopped before confirming the append; retry".into(),
+            )))
+        })
     }
+}
+
+/// One aggregate's append waiting for a writer, and where its positions go.
+struct AppendRequest {
+    rows: EventRows,
+    reply: oneshot::Sender<Result<Vec<i64>, AppendError>>,
+}
+
+/// A writer: takes the first waiting append and every other one already queued behind
+/// it (up to [`MAX_ROWS_PER_STATEMENT`]), writes them in one statement, answers each.
+/// Under light load an append is written at once, alone; under heavy load the batches
+/// grow by themselves while the other writers wait on PostgreSQL.
+async fn write_appends(
+    pool: PgPool,
+    requests: Arc<AsyncMutex<mpsc::Receiver<AppendRequest>>>,
+    appended: mpsc::Sender<()>,
+) {
+    loop {
+        let batch = {
+            let mut requests = requests.lock().await;
+            let Some(first) = requests.recv().await else {
+                return;
+            };
+            let mut rows = first.rows.len();
+            let mut batch = vec![first];
+            while rows < MAX_ROWS_PER_STATEMENT {
+                match requests.try_recv() {
+                    Ok(next) => {
+                        rows += next.rows.len();
+                        batch.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        write_together(&pool, batch).await;
+        let _ = appended.try_send(());
+    }
+}
+
+/// Writes the batch in one statement; if that fails and there were several appends, each
+/// is written alone so that only the one at fault sees the error.
+async fn write_together(pool: &PgPool, batch: Vec<AppendRequest>) {
+    if batch.len() > 1 {
+        let mut rows = EventRows::default();
+        for request in &batch {
+            rows.extend(&request.rows);
+        }
+        if let Ok(positions) = insert_with(pool, &rows).await {
+            let mut positions = positions.into_iter();
+            for request in batch {
+                let own: Vec<i64> = positions.by_ref().take(request.rows.len()).collect();
+                let _ = request.reply.send(Ok(own));
+            }
+            return;
+        }
+    }
+    for request in batch {
+        let result = insert_with(pool, &request.rows).await;
+        let _ = request.reply.send(result);
+    }
+}
+
+async fn insert_with(pool: &PgPool, rows: &EventRows) -> Result<Vec<i64>, AppendError> {
+    let mut connection = pool.acquire().await.map_err(append_error)?;
+    insert_rows(&mut connection, rows).await
 }
 
 /// Sends `NOTIFY events_appended` in its own short transaction, at most one at a time;
@@ -174,55 +272,91 @@ async fn notify_appends(pool: PgPool, mut requests: mpsc::Receiver<()>) {
     }
 }
 
-/// Inserts the events (the columns postgres-es writes) in ONE statement and returns the
-/// last one's global position. One statement is atomic by itself, so the plain append
-/// needs no BEGIN/COMMIT round trips: a reservation costs one round trip to PostgreSQL.
-/// Payloads are bound as text so the stored JSON is exactly what serde wrote.
-async fn insert_events<A: Aggregate>(
+/// Events ready for the `events` table, column by column (the columns postgres-es writes).
+/// Payloads are kept as text so the stored JSON is exactly what serde wrote.
+#[derive(Default)]
+struct EventRows {
+    aggregate_types: Vec<&'static str>,
+    aggregate_ids: Vec<String>,
+    sequences: Vec<i64>,
+    event_types: Vec<String>,
+    event_versions: Vec<String>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
+}
+
+impl EventRows {
+    fn of<A: Aggregate>(
+        aggregate_id: &str,
+        version: usize,
+        events: &[A::Event],
+        actors: &[&Actor],
+    ) -> Result<Self, AppendError> {
+        let internal =
+            |e: serde_json::Error| AppendError::Other(CommandError::Internal(Box::new(e)));
+        let mut rows = EventRows::default();
+        for (i, event) in events.iter().enumerate() {
+            let actor = actors
+                .get(i)
+                .or(actors.last())
+                .copied()
+                .unwrap_or(&UNKNOWN_ACTOR);
+            rows.aggregate_types.push(A::TYPE);
+            rows.aggregate_ids.push(aggregate_id.to_string());
+            rows.sequences.push((version + i + 1) as i64);
+            rows.event_types.push(event.event_type());
+            rows.event_versions.push(event.event_version());
+            rows.payloads
+                .push(serde_json::to_string(event).map_err(internal)?);
+            rows.metadata
+                .push(serde_json::to_string(&actor.metadata()).map_err(internal)?);
+        }
+        Ok(rows)
+    }
+
+    fn len(&self) -> usize {
+        self.sequences.len()
+    }
+
+    fn extend(&mut self, other: &EventRows) {
+        self.aggregate_types.extend(&other.aggregate_types);
+        self.aggregate_ids
+            .extend(other.aggregate_ids.iter().cloned());
+        self.sequences.extend(&other.sequences);
+        self.event_types.extend(other.event_types.iter().cloned());
+        self.event_versions
+            .extend(other.event_versions.iter().cloned());
+        self.payloads.extend(other.payloads.iter().cloned());
+        self.metadata.extend(other.metadata.iter().cloned());
+    }
+}
+
+/// Inserts the rows in ONE statement and returns each one's global position, in order
+/// (rows are inserted, and returned, in the order UNNEST yields them). One statement is
+/// atomic by itself, so the plain append needs no BEGIN/COMMIT round trips: a reservation
+/// costs one round trip to PostgreSQL.
+async fn insert_rows(
     connection: &mut PgConnection,
-    aggregate_id: &str,
-    version: usize,
-    events: &[A::Event],
-    actors: &[&Actor],
+    rows: &EventRows,
 ) -> Result<Vec<i64>, AppendError> {
-    let internal = |e: serde_json::Error| AppendError::Other(CommandError::Internal(Box::new(e)));
-    let mut metadata = Vec::with_capacity(events.len());
-    for i in 0..events.len() {
-        let actor = actors
-            .get(i)
-            .or(actors.last())
-            .copied()
-            .unwrap_or(&UNKNOWN_ACTOR);
-        metadata.push(serde_json::to_string(&actor.metadata()).map_err(internal)?);
-    }
-    let mut sequences = Vec::with_capacity(events.len());
-    let mut types = Vec::with_capacity(events.len());
-    let mut versions = Vec::with_capacity(events.len());
-    let mut payloads = Vec::with_capacity(events.len());
-    for (i, event) in events.iter().enumerate() {
-        sequences.push((version + i + 1) as i64);
-        types.push(event.event_type());
-        versions.push(event.event_version());
-        payloads.push(serde_json::to_string(event).map_err(internal)?);
-    }
-    let positions: Vec<i64> = sqlx::query_scalar(
+    sqlx::query_scalar(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-         SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload::json, e.metadata::json
-           FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-                AS e(sequence, event_type, event_version, payload, metadata)
+         SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version,
+                e.payload::json, e.metadata::json
+           FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                AS e(aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          RETURNING global_position",
     )
-    .bind(A::TYPE)
-    .bind(aggregate_id)
-    .bind(&sequences)
-    .bind(&types)
-    .bind(&versions)
-    .bind(&payloads)
-    .bind(&metadata)
+    .bind(&rows.aggregate_types)
+    .bind(&rows.aggregate_ids)
+    .bind(&rows.sequences)
+    .bind(&rows.event_types)
+    .bind(&rows.event_versions)
+    .bind(&rows.payloads)
+    .bind(&rows.metadata)
     .fetch_all(&mut *connection)
     .await
-    .map_err(append_error)?;
-    Ok(positions)
+    .map_err(append_error)
 }
 
 /// Metadata for events written without a named actor (never expected; keeps the row valid).
@@ -295,8 +429,8 @@ impl LockedAggregate {
         events: &[A::Event],
         actor: &Actor,
     ) -> Result<i64, AppendError> {
-        let positions =
-            insert_events::<A>(&mut self.tx, &self.aggregate_id, version, events, &[actor]).await?;
+        let rows = EventRows::of::<A>(&self.aggregate_id, version, events, &[actor])?;
+        let positions = insert_rows(&mut self.tx, &rows).await?;
         let position = positions.into_iter().max().unwrap_or(0);
         self.tx.commit().await.map_err(append_error)?;
         if let Some(sender) = &self.appended {
