@@ -34,6 +34,9 @@ pub struct Config {
     pub warning_percent: u8,
     /// How often the business gauges of `/metrics` are read again (`METRICS_REFRESH_MS`).
     pub metrics_refresh: Duration,
+    /// Longest wait of the publisher between two looks at the log when no notification
+    /// comes (`PUBLISHER_POLL_MS`, default 50).
+    pub publisher_poll: Duration,
     /// Rate limits and CORS origins (`RATE_LIMITS`, `LOGIN_RATE_PER_MINUTE`, `CORS_ORIGINS`).
     pub http_policy: gateway::hardening::HttpPolicy,
     /// WebSocket settings (`WS_*`).
@@ -285,6 +288,10 @@ impl Config {
                 "must be between 100 and 600000",
             ));
         }
+        let publisher_poll_ms = parse_num("PUBLISHER_POLL_MS", 50)?;
+        if !(1..=60_000).contains(&publisher_poll_ms) {
+            return Err(error("PUBLISHER_POLL_MS", "must be between 1 and 60000"));
+        }
         let hash_checkpoint_events = parse_num("AUDIT_HASH_CHECKPOINT_EVENTS", 1000)?;
         if !(1..=10_000_000).contains(&hash_checkpoint_events) {
             return Err(error(
@@ -304,6 +311,7 @@ impl Config {
             hash_checkpoint_interval: Duration::from_millis(hash_checkpoint_ms),
             warning_percent: warning_percent as u8,
             metrics_refresh: Duration::from_millis(metrics_refresh_ms),
+            publisher_poll: Duration::from_millis(publisher_poll_ms),
             live,
             http_policy,
             database_url,

@@ -134,6 +134,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         PublisherConfig {
             hash_checkpoint_events: config.hash_checkpoint_events,
             hash_checkpoint_interval: config.hash_checkpoint_interval,
+            poll: config.publisher_poll,
             ..PublisherConfig::new(events.clone())
         },
         publisher.clone(),

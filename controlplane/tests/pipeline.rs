@@ -324,3 +324,46 @@ async fn metrics_count_appended_published_projected_and_the_lag_drains_to_zero()
     assert!(counts.publisher_lag_seconds >= 0.02, "{counts:?}");
     assert!(counts.projection_lag_seconds >= 0.02, "{counts:?}");
 }
+
+/// An event whose transaction committed while an older one still runs is held back (the
+/// commit-order horizon). That older transaction's commit sends no notification; the
+/// publisher still publishes the event as soon as it ends, not at its next poll.
+#[tokio::test]
+async fn an_event_held_back_by_an_older_transaction_goes_out_when_that_one_ends() {
+    let env = TestEnv::start_with(&[("PUBLISHER_POLL_MS", "20000")]).await;
+    let stream = env.stream();
+    env.set_limit("org1", "p1", 1_000).await;
+    assert!(
+        common::eventually(Duration::from_secs(10), || async {
+            common::stream_count(&stream).await == 1
+        })
+        .await,
+        "the first event is published"
+    );
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let mut older = pool.begin().await.unwrap();
+    // Taking a transaction id makes it part of every snapshot's horizon from now on.
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *older)
+        .await
+        .unwrap();
+    let (status, answer) = env
+        .post("/budget/request", reserve("org1", "p1", "t1", 10))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        common::stream_count(&stream).await,
+        1,
+        "not published while an older transaction may still commit before it"
+    );
+    older.commit().await.unwrap();
+    // Far below the 20 s poll: only looking again by itself gets it out this soon.
+    assert!(
+        common::eventually(Duration::from_secs(5), || async {
+            common::stream_count(&stream).await == 2
+        })
+        .await,
+        "the held-back event waited for the poll"
+    );
+}

@@ -250,6 +250,7 @@ async fn tail(
     let mut state = load_state(pool, stream).await?;
     let mut last_recorded = Instant::now();
     tracing::info!(%stream, from = ?state.position, hashed = state.hashed, "publishing events to JetStream");
+    let mut held_back_wait = HELD_BACK_FIRST_WAIT;
     loop {
         let batch = read_committed_after(pool, &state.position, config.batch).await?;
         let unrecorded = state.hashed - state.last_hash_checkpoint;
@@ -262,11 +263,20 @@ async fn tail(
                 state.last_hash_checkpoint = state.hashed;
                 last_recorded = Instant::now();
             }
+            if committed_after(pool, &state.position).await? {
+                // Committed events wait behind an older transaction still running (the
+                // snapshot horizon). Its commit sends no notification, so look again
+                // soon rather than at the next poll (backing off: it may be a long one).
+                tokio::time::sleep(held_back_wait).await;
+                held_back_wait = (held_back_wait * 2).min(config.poll);
+                continue;
+            }
             // Woken by a commit, or by the poll interval. Errors here (a dropped LISTEN
             // connection reconnects by itself) only mean we look again.
             let _ = tokio::time::timeout(config.poll, listener.recv()).await;
             continue;
         }
+        held_back_wait = HELD_BACK_FIRST_WAIT;
         let (published, result) = publish_batch(js, &config.stream, &batch, stats).await;
         if published > 0 {
             let mut next = state.clone();
@@ -287,6 +297,21 @@ async fn tail(
         }
         result?;
     }
+}
+
+/// The first wait before looking again at events held back by the snapshot horizon.
+const HELD_BACK_FIRST_WAIT: Duration = Duration::from_millis(1);
+
+/// Whether any committed event follows `after`, horizon or not.
+async fn committed_after(pool: &PgPool, after: &LogPosition) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events
+                         WHERE (transaction_id, global_position) > ($1::text::xid8, $2))",
+    )
+    .bind(&after.transaction_id)
+    .bind(after.global_position)
+    .fetch_one(pool)
+    .await
 }
 
 /// Publishes a batch with all acknowledgements in flight at once; returns how many
