@@ -115,8 +115,9 @@ reservations $(kind reservations), breaker lists $(kind breaker_lists).
 - Mixed, per 10 requests: 5 \`GET /budget/state\` (read model), 1 \`GET /circuit-breakers\`,
   4 \`POST /budget/request\` (a reservation of a new task, appended as an event); reads go
   to all 100 budgets, reservations to the 40 whose number ends in 1–4 (the client's spread,
-  (n · 7919) mod 100, over the reservation slots n mod 10 = 6–9). Mixed "errors" are non-2xx answers (a 404 would be a budget the read model
-  has not got, which the script waits out before the run). Budget events written in the
+  (n · 7919) mod 100, over the reservation slots n mod 10 = 6–9). Mixed "errors" are
+  non-2xx answers (a 404 would be a budget the read model has not got, which the script
+  waits out before the run). Budget events written in the
   run: $events.
 MD
 cp "$page" docs/benchmarks/http.md
