@@ -5,7 +5,9 @@
 //! `http_load <base_url> <token> <mode> <rate_per_s> <seconds>` with mode
 //! - `healthz`: `GET /healthz` only (the baseline: routing, middleware, no database);
 //! - `mixed`: per 10 requests, 5 `GET /budget/state`, 1 `GET /circuit-breakers`,
-//!   4 `POST /budget/request` (a new task each, over 100 budgets `bench`/`p0..p99`).
+//!   4 `POST /budget/request` (a new task each, over 100 budgets `bench`/`p0..p99`);
+//! - `reads`, `breakers`, `reservations`: one kind of the mix alone, to measure what each
+//!   costs (for profiling; `run.sh` does not use them).
 //!
 //! Prints one JSON line: ops, rate, p50_ms, p95_ms, p99_ms, max_ms, errors (non-2xx or
 //! transport), server_errors (5xx), and per-kind counts.
@@ -33,7 +35,9 @@ struct Results {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() != 6 {
-        eprintln!("usage: http_load <base_url> <token> healthz|mixed <rate_per_s> <seconds>");
+        eprintln!(
+            "usage: http_load <base_url> <token> healthz|mixed|reads|breakers|reservations <rate_per_s> <seconds>"
+        );
         std::process::exit(2);
     }
     let (base, token, mode) = (args[1].clone(), args[2].clone(), args[3].clone());
@@ -63,7 +67,13 @@ async fn main() {
         );
         tasks.push(tokio::spawn(async move {
             let budget = (n as usize * 7919) % BUDGETS;
-            let (kind, request): (usize, _) = match (mode.as_str(), n % 10) {
+            let slot = match mode.as_str() {
+                "reads" => 0,
+                "breakers" => 5,
+                "reservations" => 6,
+                _ => n % 10,
+            };
+            let (kind, request): (usize, _) = match (mode.as_str(), slot) {
                 ("healthz", _) => (0, client.get(format!("{base}/healthz"))),
                 (_, 0..=4) => (
                     0,

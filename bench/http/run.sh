@@ -19,7 +19,8 @@ prefix="benchhttp$id"
 
 echo "==> building (release)"
 cargo build --release --locked -p controlplane -p bench --bin controlplane --bin http_load >/dev/null
-load=target/release/http_load
+bin="${CARGO_TARGET_DIR:-target}/release"
+load=$bin/http_load
 
 psql "$DATABASE_URL" -qc "CREATE DATABASE $db"
 out=$(mktemp)
@@ -34,7 +35,7 @@ APP_ENV=test DATABASE_URL="$bench_url" NATS_SUBJECT_PREFIX="$prefix" EVENTS_STRE
   PORT=0 RUST_LOG=warn JWT_SECRET="bench-secret-0123456789abcdef0123456789abcdef" \
   DB_MAX_CONNECTIONS=64 ADMIN_PASSWORD=bench-admin-password \
   RATE_LIMITS="admin=100000000" \
-  target/release/controlplane serve > "$out" &
+  "$bin/controlplane" serve > "$out" &
 server_pid=$!
 for _ in $(seq 1 300); do grep -q listening "$out" && break; sleep 0.1; done
 grep -q listening "$out" || { echo "the control plane did not start"; cat "$out"; exit 1; }
@@ -62,7 +63,8 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-echo "==> GET /healthz, $RATE/s for $SECONDS_PER_RUN s"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "==> GET /healthz, $RATE/s for $SECONDS_PER_RUN s (load average $load_before)"
 base=$("$load" "$url" "$token" healthz "$RATE" "$SECONDS_PER_RUN")
 echo "    $base"
 echo "==> mixed: 50 % GET /budget/state, 10 % GET /circuit-breakers, 40 % POST /budget/request; $RATE/s for $SECONDS_PER_RUN s"
@@ -89,7 +91,8 @@ cat > "$page" <<MD
 
 Reproduce: \`bench/http/run.sh\` (or \`bench/run.sh http\`; \`BENCH_RATE\` and \`BENCH_SECONDS\`
 override the defaults of $RATE requests/s and $SECONDS_PER_RUN s per run).
-Measured $(date -u +%Y-%m-%d) on $(nproc) cores (load average at the end: $load_avg).
+Measured $(date -u +%Y-%m-%d) on $(nproc) cores (load average before: $load_before; at the end:
+$load_avg).
 The control plane (release build), PostgreSQL, NATS and the load client share the machine
 with other work.
 
@@ -110,9 +113,11 @@ reservations $(kind reservations), breaker lists $(kind breaker_lists).
 - Baseline: \`GET /healthz\` at the same rate just before, through the same stack (security
   headers, CORS, rate limiter, metrics, route table), without PostgreSQL.
 - Mixed, per 10 requests: 5 \`GET /budget/state\` (read model), 1 \`GET /circuit-breakers\`,
-  4 \`POST /budget/request\` (a reservation of a new task, appended as an event), spread over
-  100 budgets. Mixed "errors" are non-2xx answers (a 404 would be a budget the read model
-  has not got, which the script waits out before the run). Budget events written in the
+  4 \`POST /budget/request\` (a reservation of a new task, appended as an event); reads go
+  to all 100 budgets, reservations to the 40 whose number ends in 1–4 (the client's spread,
+  (n · 7919) mod 100, over the reservation slots n mod 10 = 6–9). Mixed "errors" are
+  non-2xx answers (a 404 would be a budget the read model has not got, which the script
+  waits out before the run). Budget events written in the
   run: $events.
 MD
 cp "$page" docs/benchmarks/http.md

@@ -327,24 +327,44 @@ impl BreakerService {
     /// Every breaker that has events, by name, read from the latest event of each (every
     /// event carries the state and failure count after it).
     ///
-    /// This reads the `events` table directly, which is fine for the tens of breakers a
-    /// platform has; the breaker read model of the event pipeline replaces it once it lands.
+    /// This reads the `events` table directly, which is as current as a read can be (a
+    /// read model would lag behind the writes) and cheap: see [`Self::latest`].
     pub async fn list(&self) -> Result<Vec<BreakerSummary>, CommandError> {
         Ok(self.latest().await?.into_iter().map(|(b, _)| b).collect())
     }
 
-    /// The latest event of every breaker, with its sequence (the breaker's version).
+    /// The latest event of every breaker, with its sequence (the breaker's version), by
+    /// name.
+    ///
+    /// A skip scan of the primary key (aggregate_type, aggregate_id, sequence): one index
+    /// probe for the next name, one for its last event, per breaker. Its cost grows with
+    /// the number of breakers, not with their history (`DISTINCT ON` read every event of
+    /// every breaker, and every failure is an event). This runs for each
+    /// `GET /circuit-breakers` and each pass of the retry worker.
     async fn latest(&self) -> Result<Vec<(BreakerSummary, usize)>, CommandError> {
         let rows = sqlx::query(
-            "SELECT DISTINCT ON (aggregate_id)
-                    aggregate_id,
-                    sequence,
-                    payload ->> 'state' AS state,
-                    (payload ->> 'failures')::bigint AS failures,
-                    (payload ->> 'next_retry')::timestamptz AS next_retry
-               FROM events
-              WHERE aggregate_type = 'CircuitBreaker'
-              ORDER BY aggregate_id, sequence DESC",
+            "WITH RECURSIVE names(name) AS (
+                 (SELECT aggregate_id FROM events
+                   WHERE aggregate_type = 'CircuitBreaker'
+                   ORDER BY aggregate_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT e.aggregate_id FROM events e
+                          WHERE e.aggregate_type = 'CircuitBreaker' AND e.aggregate_id > n.name
+                          ORDER BY e.aggregate_id LIMIT 1)
+                   FROM names n
+                  WHERE n.name IS NOT NULL
+             )
+             SELECT last.aggregate_id,
+                    last.sequence,
+                    last.payload ->> 'state' AS state,
+                    (last.payload ->> 'failures')::bigint AS failures,
+                    (last.payload ->> 'next_retry')::timestamptz AS next_retry
+               FROM names n
+              CROSS JOIN LATERAL (
+                    SELECT e.aggregate_id, e.sequence, e.payload FROM events e
+                     WHERE e.aggregate_type = 'CircuitBreaker' AND e.aggregate_id = n.name
+                     ORDER BY e.sequence DESC LIMIT 1) last
+              ORDER BY last.aggregate_id",
         )
         .fetch_all(self.executor.store().pool())
         .await?;

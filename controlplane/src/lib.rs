@@ -192,10 +192,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         pipeline,
         pool,
         nats: nats.clone(),
-        keys: TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
+        keys: std::sync::Arc::new(TokenKeys::new(
+            config.jwt_secret.as_bytes(),
+            config.token_ttl_seconds,
+        )),
         secure_cookies: config.secure_cookies,
         live: live.clone(),
-        insight,
+        insight: std::sync::Arc::new(insight),
     };
     registry
         .register(Box::new(live.connections.clone()))

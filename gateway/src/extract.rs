@@ -83,6 +83,12 @@ impl Caller {
     }
 }
 
+/// The claims of the request's token (bearer first, then the session cookie), verified by
+/// the rate-limit layer ([`crate::hardening`]) so the layers inside need not verify the
+/// token again. Only server code can put it in a request's extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedClaims(pub Claims);
+
 /// The token of `Authorization: Bearer <token>`, if any.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -112,6 +118,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         // Verified already by the route table's layer (`routes::enforce`).
         if let Some(claims) = parts.extensions.get::<Claims>() {
+            return Ok(Caller(claims.clone()));
+        }
+        if let Some(VerifiedClaims(claims)) = parts.extensions.get::<VerifiedClaims>() {
             return Ok(Caller(claims.clone()));
         }
         let state = AppState::from_ref(state);

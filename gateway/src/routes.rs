@@ -6,6 +6,8 @@
 //!
 //! A mounted route that is missing here is refused (403, logged): declare it below.
 
+use std::sync::Arc;
+
 use auth::{Claims, Permission, TokenKeys};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
@@ -13,7 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::extract::{bearer_token, session_token};
+use crate::extract::{bearer_token, session_token, VerifiedClaims};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +172,11 @@ pub fn lookup(method: &Method, path: &str) -> Option<&'static RouteSpec> {
 /// 403 without the permission. Applied with `route_layer`, so it runs only for a mounted
 /// method and path (unknown paths stay 404, wrong methods 405). The verified claims go
 /// into the request's extensions for the `Caller` extractor.
-pub async fn enforce(State(keys): State<TokenKeys>, mut request: Request, next: Next) -> Response {
+pub async fn enforce(
+    State(keys): State<Arc<TokenKeys>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(path) = request.extensions().get::<MatchedPath>().cloned() else {
         return next.run(request).await;
     };
@@ -185,12 +191,21 @@ pub async fn enforce(State(keys): State<TokenKeys>, mut request: Request, next: 
     if matches!(spec.access, Access::Public | Access::InHandler) {
         return next.run(request).await;
     }
-    let headers = request.headers();
-    let Some(token) = bearer_token(headers).or_else(|| session_token(headers)) else {
-        return ApiError::Unauthenticated.into_response();
-    };
-    let Ok(claims) = keys.verify(token) else {
-        return ApiError::BadCredentials("invalid or expired token".into()).into_response();
+    // The rate limiter outside (`hardening`) verified the same token already and left its
+    // claims here: verifying an HS256 token twice per request was a measurable share of
+    // the per-request CPU.
+    let claims = match request.extensions_mut().remove::<VerifiedClaims>() {
+        Some(VerifiedClaims(claims)) => claims,
+        None => {
+            let headers = request.headers();
+            let Some(token) = bearer_token(headers).or_else(|| session_token(headers)) else {
+                return ApiError::Unauthenticated.into_response();
+            };
+            let Ok(claims) = keys.verify(token) else {
+                return ApiError::BadCredentials("invalid or expired token".into()).into_response();
+            };
+            claims
+        }
     };
     if let Access::Permission(permission) = spec.access {
         if !claims.has(permission) {

@@ -6,7 +6,8 @@ use commands::breaker::BreakerService;
 use commands::budget::BudgetService;
 use sqlx::PgPool;
 
-/// What every handler may use; cheap to clone.
+/// What every handler may use; cheap to clone (it is cloned for every request, so what is
+/// more than a pointer or two sits behind an `Arc`).
 #[derive(Clone)]
 pub struct AppState {
     pub budgets: Arc<BudgetService>,
@@ -22,11 +23,11 @@ pub struct AppState {
     pub pool: PgPool,
     /// The process's NATS connection (`/readyz` reports its state).
     pub nats: async_nats::Client,
-    pub keys: TokenKeys,
+    pub keys: Arc<TokenKeys>,
     /// The WebSocket fan-out of this process (`GET /ws`).
     pub live: Arc<crate::live::LiveHub>,
     /// Governance settings and this process's request history (`/governance`, `/stats`).
-    pub insight: crate::insight::Insight,
+    pub insight: Arc<crate::insight::Insight>,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
 }

@@ -50,7 +50,7 @@ struct Feed {
 pub(super) struct Connection {
     hub: Arc<LiveHub>,
     pool: PgPool,
-    keys: TokenKeys,
+    keys: Arc<TokenKeys>,
     claims: Option<Claims>,
     sink: SplitSink<WebSocket, Message>,
     subscription: Subscription,
@@ -72,7 +72,7 @@ pub(super) async fn serve(
     socket: WebSocket,
     hub: Arc<LiveHub>,
     pool: PgPool,
-    keys: TokenKeys,
+    keys: Arc<TokenKeys>,
     claims: Option<Claims>,
 ) {
     hub.connections.inc();
