@@ -63,22 +63,26 @@ fn int(value: u64) -> i64 {
 
 impl BudgetRows {
     fn budget(&mut self, aggregate_id: &str, at: At) -> &mut BudgetRow {
+        // Looked up by `&str` first: replay calls this once per event, and an owned key
+        // per call (`entry`) was an allocation per event.
+        if !self.budgets.contains_key(aggregate_id) {
+            // A budget id is `tenant/project` (domain::budget::budget_aggregate_id).
+            let (tenant, project) = aggregate_id.split_once('/').unwrap_or((aggregate_id, ""));
+            let row = BudgetRow {
+                aggregate_id: aggregate_id.to_string(),
+                tenant_id: tenant.to_string(),
+                project_id: project.to_string(),
+                total: None,
+                used: 0,
+                reserved: 0,
+                last_position: at.position,
+                updated_at: at.recorded_at,
+            };
+            self.budgets.insert(aggregate_id.to_string(), row);
+        }
         self.budgets
-            .entry(aggregate_id.to_string())
-            .or_insert_with(|| {
-                // A budget id is `tenant/project` (domain::budget::budget_aggregate_id).
-                let (tenant, project) = aggregate_id.split_once('/').unwrap_or((aggregate_id, ""));
-                BudgetRow {
-                    aggregate_id: aggregate_id.to_string(),
-                    tenant_id: tenant.to_string(),
-                    project_id: project.to_string(),
-                    total: None,
-                    used: 0,
-                    reserved: 0,
-                    last_position: at.position,
-                    updated_at: at.recorded_at,
-                }
-            })
+            .get_mut(aggregate_id)
+            .expect("inserted above when missing")
     }
 
     fn set_totals(&mut self, aggregate_id: &str, at: At, used: u64, reserved: u64) {

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod budgets;
+mod copy;
 pub mod dlq;
 pub mod governance;
 pub mod projector;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
 
-use crate::envelope::{EventEnvelope, SELECT_ENVELOPE};
+use crate::envelope::{EventEnvelope, COMMIT_ORDER, SELECT_ENVELOPE};
 
 /// The `prev` of an aggregate's first event.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -303,9 +303,7 @@ pub async fn verify_checkpoints(
             expected_hash: expected,
         }
     };
-    let sql = format!(
-        "SELECT {SELECT_ENVELOPE} FROM events ORDER BY transaction_id, global_position LIMIT $1"
-    );
+    let sql = format!("SELECT {SELECT_ENVELOPE} FROM events ORDER BY {COMMIT_ORDER} LIMIT $1");
     let mut rows = sqlx::query(&sql).bind(newest).fetch(pool);
     let mut running = GENESIS;
     let mut count: i64 = 0;

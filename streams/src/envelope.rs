@@ -91,11 +91,22 @@ impl LogPosition {
     }
 }
 
-/// Up to `limit` committed events after `after`, in commit order.
-///
-/// Only events whose transaction is older than every transaction still running are
-/// returned: a transaction that started earlier but commits later would otherwise be
-/// skipped for good once the checkpoint moved past its `global_position`.
+/// The condition that keeps a reader from running ahead of a transaction still in flight:
+/// only events whose transaction is older than every transaction still running. A
+/// transaction that started earlier but commits later would otherwise be skipped for good
+/// once a reader's position moved past its `global_position`.
+pub const COMMITTED: &str = "events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())";
+
+/// Commit order, as an `ORDER BY` list. The columns are qualified on purpose: a bare
+/// `transaction_id` in `ORDER BY` names the output column of [`SELECT_ENVELOPE`]
+/// (`transaction_id::text`), which sorted the log as text ("10" before "9") and could
+/// not use `events_commit_order_idx` (every read sorted the whole rest of the log).
+pub const COMMIT_ORDER: &str = "events.transaction_id, events.global_position";
+
+/// [`COMMIT_ORDER`] backwards: the newest event first.
+pub const COMMIT_ORDER_DESC: &str = "events.transaction_id DESC, events.global_position DESC";
+
+/// Up to `limit` committed events after `after`, in commit order (see [`COMMITTED`]).
 pub async fn read_committed_after<'e>(
     executor: impl PgExecutor<'e>,
     after: &LogPosition,
@@ -103,9 +114,9 @@ pub async fn read_committed_after<'e>(
 ) -> Result<Vec<EventEnvelope>, sqlx::Error> {
     let sql = format!(
         "SELECT {SELECT_ENVELOPE} FROM events
-          WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
-            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY transaction_id, global_position
+          WHERE (events.transaction_id, events.global_position) > ($1::text::xid8, $2)
+            AND {COMMITTED}
+          ORDER BY {COMMIT_ORDER}
           LIMIT $3"
     );
     let rows = sqlx::query(&sql)
