@@ -78,13 +78,6 @@ pub async fn replay(
     .fetch_one(&mut *tx)
     .await?;
     let total = total as u64;
-    sqlx::query("TRUNCATE read_budgets, read_reservations, read_dlq, projection_versions")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
-        .bind(PROJECTION)
-        .execute(&mut *tx)
-        .await?;
 
     let mut rows = BudgetRows::default();
     rows.reservations
@@ -141,6 +134,18 @@ pub async fn replay(
     }
     drop(log);
     progress(done, total);
+
+    // Emptied only now: the first write gives this transaction an id, and every commit-order
+    // reader on the PostgreSQL server (the publisher included) waits for a transaction with
+    // an id to end. Reading the log takes none, so they wait for the writes alone. The
+    // tables are locked since the start, so nobody saw them in between.
+    sqlx::query("TRUNCATE read_budgets, read_reservations, read_dlq, projection_versions")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+        .bind(PROJECTION)
+        .execute(&mut *tx)
+        .await?;
 
     copy_budgets(&mut tx, &rows.budgets).await?;
     copy_reservations(&mut tx, &rows.reservations).await?;
