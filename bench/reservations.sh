@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS="${BENCH_CLIENTS:-64}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-15}"
+# The many-budgets run and its pgbench baseline alternate this many times; the page quotes
+# the median ratio (this machine is shared and noisy: one pair can be off by half).
+ROUNDS="${BENCH_ROUNDS:-3}"
 db="cp_bench_$(date +%s)"
 base="${DATABASE_URL%/*}"
 bench_url="$base/$db"
@@ -25,10 +28,8 @@ psql "$bench_url" -qc "CREATE TABLE raw_insert (id bigserial PRIMARY KEY, payloa
 script=$(mktemp)
 echo "INSERT INTO raw_insert (payload) VALUES ('{\"tokens\": 100}');" > "$script"
 tps() { grep -Eo 'tps = [0-9.]+' | head -1 | awk '{print $3}'; }
-raw_many=$(pgbench -n -f "$script" -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" "$bench_url" 2>/dev/null | tps)
 raw_one=$(pgbench -n -f "$script" -c 1 -j 1 -T "$SECONDS_PER_RUN" "$bench_url" 2>/dev/null | tps)
-rm -f "$script"
-echo "    $CLIENTS clients: $raw_many tx/s; 1 client: $raw_one tx/s"
+echo "    1 client: $raw_one tx/s"
 
 echo "==> control plane (release) on a fresh database"
 prefix="bench$(date +%s)"
@@ -50,9 +51,27 @@ print(json.load(urllib.request.urlopen(req))["token"])
 PY
 )
 
-echo "==> reserve path: $CLIENTS clients over 1,000 budgets"
-many=$(target/release/reserve_load "$NATS_URL" "$prefix" many "$CLIENTS" "$SECONDS_PER_RUN" "$url" "$token")
-echo "    $many"
+field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
+rounds_table=""
+runs=()
+raws=()
+ratios=()
+for round in $(seq 1 "$ROUNDS"); do
+  echo "==> round $round/$ROUNDS: pgbench, $CLIENTS clients, one INSERT per transaction"
+  raw=$(pgbench -n -f "$script" -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" "$bench_url" 2>/dev/null | tps)
+  echo "    $raw tx/s"
+  echo "==> round $round/$ROUNDS: reserve path, $CLIENTS clients over 1,000 budgets"
+  run=$(target/release/reserve_load "$NATS_URL" "$prefix" many "$CLIENTS" "$SECONDS_PER_RUN" "$url" "$token")
+  echo "    $run"
+  r=$(python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$(field "$run" rate)" "$raw")
+  ratios+=("$r")
+  rounds_table+="| $round | $(python3 -c "import sys; print(f'{float(sys.argv[1]):.1f}')" "$(field "$run" rate)") | $(python3 -c "import sys; print(f'{float(sys.argv[1]):.1f}')" "$raw") | $r |"$'\n'
+  # The median round's figures go in the main table.
+  runs+=("$run"); raws+=("$raw")
+done
+rm -f "$script"
+median_index=$(python3 -c "import sys; v=[float(x) for x in sys.argv[1:]]; print(sorted(range(len(v)), key=lambda i: v[i])[len(v)//2])" "${ratios[@]}")
+many="${runs[$median_index]}"; raw_many="${raws[$median_index]}"
 echo "==> reserve path: $CLIENTS clients on one hot budget"
 hot=$(target/release/reserve_load "$NATS_URL" "$prefix" hot "$CLIENTS" "$SECONDS_PER_RUN" "$url" "$token")
 echo "    $hot"
@@ -74,7 +93,6 @@ events_many=$(pgbench -n -f "$script" -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" "
 rm -f "$script"
 echo "    $CLIENTS clients: $events_many tx/s"
 
-field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$1" "$2"; }
 ratio() { python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.2f}')" "$1" "$2"; }
 fmt() { python3 -c "import sys; print(f'{float(sys.argv[1]):.1f}')" "$1"; }
 many_rate=$(field "$many" rate); hot_rate=$(field "$hot" rate)
@@ -84,16 +102,22 @@ verdict() { python3 -c "import sys; print('met' if float(sys.argv[1]) >= float(s
 cat > docs/benchmarks/reservations.md <<MD
 # Budget reservations through NATS
 
-Reproduce: \`bench/run.sh reservations\` (\`BENCH_CLIENTS\`, \`BENCH_SECONDS\` override the
-defaults of $CLIENTS clients and ${SECONDS_PER_RUN} s per run). Measured $(date -u +%Y-%m-%d) on $(nproc) cores.
+Reproduce: \`bench/run.sh reservations\` (\`BENCH_CLIENTS\`, \`BENCH_SECONDS\`, \`BENCH_ROUNDS\` override
+the defaults of $CLIENTS clients, ${SECONDS_PER_RUN} s per run and $ROUNDS rounds). Measured $(date -u +%Y-%m-%d) on $(nproc) cores.
 The control plane (release build), PostgreSQL, NATS and the load client share the machine.
 
 | run | rate (/s) | p50 (ms) | p99 (ms) | errors | baseline (/s) | ratio | target |
 |---|---|---|---|---|---|---|---|
-| reserve, $CLIENTS clients, 1,000 budgets | $(fmt "$many_rate") | $(fmt "$(field "$many" p50_ms)") | $(fmt "$(field "$many" p99_ms)") | $(field "$many" errors) | pgbench $CLIENTS clients: $(fmt "$raw_many") | $many_ratio | ≥ 0.25: $(verdict "$many_ratio" 0.25) |
+| reserve, $CLIENTS clients, 1,000 budgets (median of $ROUNDS rounds) | $(fmt "$many_rate") | $(fmt "$(field "$many" p50_ms)") | $(fmt "$(field "$many" p99_ms)") | $(field "$many" errors) | pgbench $CLIENTS clients: $(fmt "$raw_many") | $many_ratio | ≥ 0.25: $(verdict "$many_ratio" 0.25) |
 | (second baseline) pgbench $CLIENTS clients, one INSERT into \`events\` | $(fmt "$events_many") | | | | pgbench $CLIENTS clients: $(fmt "$raw_many") | $(ratio "$events_many" "$raw_many") | (one event per transaction) |
 | reserve, $CLIENTS clients, one hot budget | $(fmt "$hot_rate") | $(fmt "$(field "$hot" p50_ms)") | $(fmt "$(field "$hot" p99_ms)") | $(field "$hot" errors) | pgbench 1 client: $(fmt "$raw_one") | $hot_ratio | ≥ 0.5: $(verdict "$hot_ratio" 0.5) |
 
+Every round (\`BENCH_ROUNDS\`, default $ROUNDS) runs the pgbench baseline, then the many-budgets
+load, back to back; the table above shows the round with the median ratio:
+
+| round | reserve (/s) | pgbench $CLIENTS clients (/s) | ratio |
+|---|---|---|---|
+${rounds_table}
 Baseline: \`pgbench -n -c N -T ${SECONDS_PER_RUN}\` running \`INSERT INTO raw_insert (payload) VALUES (…)\`, one row
 per transaction, on the same PostgreSQL. Load average when the run ended: $(cut -d' ' -f1-3 /proc/loadavg)
 (other work on the machine slows both sides of a ratio; the ratio is what to compare).
@@ -108,7 +132,7 @@ inserting one event per transaction into \`events\` — with its indexes and the
 hash-chain trigger the audit needs — runs at $(ratio "$events_many" "$raw_many")× the plain insert; the reserve
 path runs at $(ratio "$many_rate" "$events_many")× of that, because it writes many events per transaction.
 
-What moved the many-budgets ratio from 0.11 (previous measurement) past the target, found by
+What moved the many-budgets ratio up from 0.11 (the previous measurement), found by
 profiling the whole machine with \`perf record -a -g\` during the run:
 - the hash-chain trigger called SQL functions that PostgreSQL parsed and planned again on every
   call: 13 % of all CPU (a third of PostgreSQL's) went to it. Migration 0007 computes the

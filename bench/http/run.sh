@@ -120,6 +120,12 @@ reservations $(kind reservations), breaker lists $(kind breaker_lists).
   waits out before the run). Budget events written in the
   run: $events.
 MD
+# The profile notes below the figures are written by hand: keep them.
+if [ -f docs/benchmarks/http.md ]; then
+  sed -n '/^## What the time goes to/,$p' docs/benchmarks/http.md > "$page.notes"
+  if [ -s "$page.notes" ]; then printf '\n' >> "$page"; cat "$page.notes" >> "$page"; fi
+  rm -f "$page.notes"
+fi
 cp "$page" docs/benchmarks/http.md
 rm -f "$page"
 echo "wrote docs/benchmarks/http.md"
