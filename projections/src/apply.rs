@@ -174,22 +174,17 @@ pub async fn apply_batch(
         positions.push(last.global_position);
         applied += list.len();
     }
-    sqlx::query(
-        "UPDATE projection_versions v
-            SET version = u.version, last_position = u.position
-           FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS u(t, i, version, position)
-          WHERE v.aggregate_type = u.t AND v.aggregate_id = u.i",
-    )
-    .bind(&types)
-    .bind(&ids)
-    .bind(&new_versions)
-    .bind(&positions)
-    .execute(&mut *conn)
-    .await?;
+    // Versions and checkpoint in one statement: one round trip less inside the transaction,
+    // which also holds back the publisher's commit-order horizon while it runs.
     let last = events.last().expect("non-empty").position();
     sqlx::query(
-        "INSERT INTO projection_checkpoints (name, stream_seq, last_tx, last_position, applied, updated_at)
-         VALUES ($1, COALESCE($2, 0), $3::text::xid8, $4, $5, now())
+        "WITH versions AS (
+             UPDATE projection_versions v
+                SET version = u.version, last_position = u.position
+               FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS u(t, i, version, position)
+              WHERE v.aggregate_type = u.t AND v.aggregate_id = u.i)
+         INSERT INTO projection_checkpoints (name, stream_seq, last_tx, last_position, applied, updated_at)
+         VALUES ($5, COALESCE($6, 0), $7::text::xid8, $8, $9, now())
          ON CONFLICT (name) DO UPDATE
             SET stream_seq = GREATEST(projection_checkpoints.stream_seq, EXCLUDED.stream_seq),
                 last_tx = CASE WHEN (projection_checkpoints.last_tx, projection_checkpoints.last_position)
@@ -201,6 +196,10 @@ pub async fn apply_batch(
                 applied = projection_checkpoints.applied + EXCLUDED.applied,
                 updated_at = now()",
     )
+    .bind(&types)
+    .bind(&ids)
+    .bind(&new_versions)
+    .bind(&positions)
     .bind(PROJECTION)
     .bind(stream_seq.map(|s| s as i64))
     .bind(&last.transaction_id)

@@ -160,7 +160,7 @@ pub async fn load_state(pool: &PgPool, stream: &str) -> Result<PublisherState, s
 
 /// Moves the checkpoint and the running hash forward from `before` to `after` (`count`
 /// events later), and records a global hash checkpoint when `record` is set, all in one
-/// transaction. Returns false when the stored state was not `before`: another publisher
+/// statement (so one transaction). Returns false when the stored state was not `before`: another publisher
 /// moved it (this one was deposed), and the caller must reload.
 async fn save_checkpoint(
     pool: &PgPool,
@@ -169,21 +169,28 @@ async fn save_checkpoint(
     after: &PublisherState,
     record: bool,
 ) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    // The checkpoint need not survive a PostgreSQL crash: losing the last few moves only
-    // re-publishes those events, which JetStream drops as duplicates (their Nats-Msg-Id,
-    // within the stream's 5-minute window), and the running hash moves with the position.
-    // So this commit does not wait for its WAL flush, and the next batch goes out sooner.
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    let moved = sqlx::query(
-        "UPDATE publisher_checkpoints
-            SET last_tx = $2::text::xid8, last_position = $3,
-                published = published + $4, running_hash = $5, hashed = $6, updated_at = now()
-          WHERE stream = $1
-            AND (last_tx, last_position) < ($2::text::xid8, $3)
-            AND hashed = $7 AND running_hash = $8",
+    // One statement, one round trip. The checkpoint need not survive a PostgreSQL crash:
+    // losing the last few moves only re-publishes those events, which JetStream drops as
+    // duplicates (their Nats-Msg-Id, within the stream's 5-minute window), and the running
+    // hash moves with the position. So this commit does not wait for its WAL flush
+    // (`set_config(…, true)` lasts for this statement's own transaction), and the next batch
+    // goes out sooner.
+    let moved: i64 = sqlx::query_scalar(
+        "WITH settings AS (SELECT set_config('synchronous_commit', 'off', true) AS value),
+         moved AS (
+             UPDATE publisher_checkpoints
+                SET last_tx = $2::text::xid8, last_position = $3,
+                    published = published + $4, running_hash = $5, hashed = $6, updated_at = now()
+               FROM settings
+              WHERE stream = $1 AND settings.value = 'off'
+                AND (last_tx, last_position) < ($2::text::xid8, $3)
+                AND hashed = $7 AND running_hash = $8
+             RETURNING 1),
+         recorded AS (
+             INSERT INTO global_hash_checkpoints (stream, event_count, last_tx, last_position, running_hash)
+             SELECT $1, $6, $2::text::xid8, $3, $5 FROM moved WHERE $9
+             ON CONFLICT DO NOTHING)
+         SELECT count(*) FROM moved",
     )
     .bind(stream)
     .bind(&after.position.transaction_id)
@@ -193,18 +200,10 @@ async fn save_checkpoint(
     .bind(after.hashed)
     .bind(before.hashed)
     .bind(&before.running_hash[..])
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if !moved {
-        return Ok(false);
-    }
-    if record {
-        record_hash_checkpoint(&mut tx, stream, after).await?;
-    }
-    tx.commit().await?;
-    Ok(true)
+    .bind(record)
+    .fetch_one(pool)
+    .await?;
+    Ok(moved == 1)
 }
 
 async fn record_hash_checkpoint(
@@ -272,10 +271,11 @@ async fn tail(
             }
             if committed_after(pool, &state.position).await? {
                 // Committed events wait behind an older transaction still running (the
-                // snapshot horizon). Its commit sends no notification, so look again
-                // soon rather than at the next poll (backing off: it may be a long one).
-                tokio::time::sleep(held_back_wait).await;
-                held_back_wait = (held_back_wait * 2).min(config.poll);
+                // snapshot horizon; under load, usually the projector's). Its commit sends
+                // no notification, so look again soon rather than at the next poll, backing
+                // off a little (it may be a long one); a notification wakes us earlier.
+                let _ = tokio::time::timeout(held_back_wait, listener.recv()).await;
+                held_back_wait = (held_back_wait * 2).min(HELD_BACK_LONGEST_WAIT.min(config.poll));
                 continue;
             }
             // Woken by a commit, or by the poll interval. Errors here (a dropped LISTEN
@@ -308,6 +308,8 @@ async fn tail(
 
 /// The first wait before looking again at events held back by the snapshot horizon.
 const HELD_BACK_FIRST_WAIT: Duration = Duration::from_millis(1);
+/// The longest wait between looks while events are held back: the look is one index probe.
+const HELD_BACK_LONGEST_WAIT: Duration = Duration::from_millis(8);
 
 /// Whether any committed event follows `after`, horizon or not.
 async fn committed_after(pool: &PgPool, after: &LogPosition) -> Result<bool, sqlx::Error> {
