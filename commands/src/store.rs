@@ -170,8 +170,7 @@ impl EventStore {
         let rows = EventRows::of::<A>(aggregate_id, version, events, actors)?;
         let Some(writers) = &self.writers else {
             // No runtime when the store was made: write directly.
-            let mut connection = self.pool.acquire().await.map_err(append_error)?;
-            return insert_rows(&mut connection, &rows).await;
+            return insert_with(&self.pool, &rows).await;
         };
         let (reply, answer) = oneshot::channel();
         writers
@@ -232,23 +231,25 @@ async fn write_appends(
 /// Writes the batch in one statement; if that fails and there were several appends, each
 /// is written alone so that only the one at fault sees the error.
 async fn write_together(pool: &PgPool, batch: Vec<AppendRequest>) {
-    if batch.len() > 1 {
-        let mut rows = EventRows::default();
-        for request in &batch {
-            rows.extend(&request.rows);
-        }
+    // The rows move into one set (no copies); on failure they are taken back apart.
+    let mut rows = EventRows::default();
+    let mut owners = Vec::with_capacity(batch.len());
+    for mut request in batch {
+        owners.push((request.rows.len(), request.reply));
+        rows.append(&mut request.rows);
+    }
+    if owners.len() > 1 {
         if let Ok(positions) = insert_with(pool, &rows).await {
             let mut positions = positions.into_iter();
-            for request in batch {
-                let own: Vec<i64> = positions.by_ref().take(request.rows.len()).collect();
-                let _ = request.reply.send(Ok(own));
+            for (len, reply) in owners {
+                let _ = reply.send(Ok(positions.by_ref().take(len).collect()));
             }
             return;
         }
     }
-    for request in batch {
-        let result = insert_with(pool, &request.rows).await;
-        let _ = request.reply.send(result);
+    for (len, reply) in owners {
+        let own = rows.take_front(len);
+        let _ = reply.send(insert_with(pool, &own).await);
     }
 }
 
@@ -318,16 +319,28 @@ impl EventRows {
         self.sequences.len()
     }
 
-    fn extend(&mut self, other: &EventRows) {
-        self.aggregate_types.extend(&other.aggregate_types);
-        self.aggregate_ids
-            .extend(other.aggregate_ids.iter().cloned());
-        self.sequences.extend(&other.sequences);
-        self.event_types.extend(other.event_types.iter().cloned());
-        self.event_versions
-            .extend(other.event_versions.iter().cloned());
-        self.payloads.extend(other.payloads.iter().cloned());
-        self.metadata.extend(other.metadata.iter().cloned());
+    /// Moves `other`'s rows after these.
+    fn append(&mut self, other: &mut EventRows) {
+        self.aggregate_types.append(&mut other.aggregate_types);
+        self.aggregate_ids.append(&mut other.aggregate_ids);
+        self.sequences.append(&mut other.sequences);
+        self.event_types.append(&mut other.event_types);
+        self.event_versions.append(&mut other.event_versions);
+        self.payloads.append(&mut other.payloads);
+        self.metadata.append(&mut other.metadata);
+    }
+
+    /// Moves the first `n` rows out.
+    fn take_front(&mut self, n: usize) -> EventRows {
+        EventRows {
+            aggregate_types: self.aggregate_types.drain(..n).collect(),
+            aggregate_ids: self.aggregate_ids.drain(..n).collect(),
+            sequences: self.sequences.drain(..n).collect(),
+            event_types: self.event_types.drain(..n).collect(),
+            event_versions: self.event_versions.drain(..n).collect(),
+            payloads: self.payloads.drain(..n).collect(),
+            metadata: self.metadata.drain(..n).collect(),
+        }
     }
 }
 
