@@ -369,11 +369,21 @@ async fn metrics_count_appended_published_projected_and_the_lag_drains_to_zero()
     .execute(&pool)
     .await
     .unwrap();
+    // The counts see committed events below the server-wide horizon: another test's open
+    // transaction (any database of the server) can hold the probe back for a moment.
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let counts =
+    let mut counts =
         streams::status::pipeline_counts(&pool, &env.stream(), projections::apply::PROJECTION)
             .await
             .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while counts.appended != appended + 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        counts =
+            streams::status::pipeline_counts(&pool, &env.stream(), projections::apply::PROJECTION)
+                .await
+                .unwrap();
+    }
     assert_eq!(counts.appended, appended + 1, "{counts:?}");
     assert_eq!(counts.published, appended, "{counts:?}");
     assert_eq!(counts.projected, appended, "{counts:?}");
