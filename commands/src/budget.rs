@@ -287,34 +287,29 @@ impl BudgetService {
     }
 
     /// Open reservations whose TTL has passed, oldest deadline first (for the expiry worker).
+    ///
+    /// Read from the reservations read model (an index of open ones by deadline), not the
+    /// event table: searching the log for reservations without a closing event read the
+    /// whole log on every pass. The read model may lag the log by a moment: a reservation
+    /// closed since is offered again and the aggregate refuses to expire it (nothing is
+    /// recorded), and one not projected yet expires on a later pass — late, never early.
     pub async fn due_reservations(&self, limit: i64) -> Result<Vec<(String, Uuid)>, CommandError> {
         let rows = sqlx::query(
-            "SELECT r.aggregate_id, r.payload ->> 'reservation_id' AS reservation_id
-               FROM events r
-              WHERE r.aggregate_type = 'Budget'
-                AND r.event_type = 'TokensReserved'
-                AND (r.payload ->> 'expires_at')::timestamptz <= $1
-                AND NOT EXISTS (
-                      SELECT 1 FROM events c
-                       WHERE c.aggregate_type = 'Budget'
-                         AND (c.payload ->> 'reservation_id') = (r.payload ->> 'reservation_id')
-                         AND c.event_type <> 'TokensReserved')
-              ORDER BY (r.payload ->> 'expires_at')::timestamptz
+            "SELECT aggregate_id, reservation_id
+               FROM read_reservations
+              WHERE status = 'open' AND expires_at <= $1
+              ORDER BY expires_at
               LIMIT $2",
         )
         .bind(self.clock.now())
         .bind(limit)
         .fetch_all(self.store().pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let id: String = row.try_get("aggregate_id")?;
-                let reservation: String = row.try_get("reservation_id")?;
-                let reservation = Uuid::parse_str(&reservation)
-                    .map_err(|e| CommandError::Internal(Box::new(e)))?;
-                Ok((id, reservation))
-            })
-            .collect::<Result<Vec<_>, CommandError>>()
+        let due = rows
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(due)
     }
 
     fn remember(&self, reservation_id: Uuid, aggregate_id: &str) {

@@ -10,7 +10,9 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 
 use crate::audit::{chain_hash, GENESIS};
-use crate::envelope::{read_committed_after, subject_for, EventEnvelope, LogPosition};
+use crate::envelope::{
+    read_committed_after, subject_for, EventEnvelope, LogPosition, COMMIT_ORDER,
+};
 use crate::setup::{ensure_events_stream, EventsStream};
 use crate::singleton::run_singleton;
 
@@ -311,16 +313,28 @@ const HELD_BACK_FIRST_WAIT: Duration = Duration::from_millis(1);
 /// The longest wait between looks while events are held back: the look is one index probe.
 const HELD_BACK_LONGEST_WAIT: Duration = Duration::from_millis(8);
 
+/// The first committed event after `($1, $2)` in commit order, horizon or not.
+///
+/// Written as "the first one in commit order" on purpose: as `EXISTS (… WHERE (…) > (…))`
+/// the generic plan of the prepared statement was a sequential scan from the oldest event
+/// (it guesses a third of the rows match): 4–5 ms per call on a 30,000-event log, growing
+/// with it, hundreds of calls a second under load. This form walks the commit-order index.
+pub fn next_committed_sql() -> String {
+    format!(
+        "SELECT global_position FROM events
+          WHERE (events.transaction_id, events.global_position) > ($1::text::xid8, $2)
+          ORDER BY {COMMIT_ORDER} LIMIT 1"
+    )
+}
+
 /// Whether any committed event follows `after`, horizon or not.
 async fn committed_after(pool: &PgPool, after: &LogPosition) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM events
-                         WHERE (transaction_id, global_position) > ($1::text::xid8, $2))",
-    )
-    .bind(&after.transaction_id)
-    .bind(after.global_position)
-    .fetch_one(pool)
-    .await
+    let next: Option<i64> = sqlx::query_scalar(&next_committed_sql())
+        .bind(&after.transaction_id)
+        .bind(after.global_position)
+        .fetch_optional(pool)
+        .await?;
+    Ok(next.is_some())
 }
 
 /// Publishes a batch with all acknowledgements in flight at once; returns how many
