@@ -1,8 +1,15 @@
 //! Applies a batch of events to the read models in one transaction, together with the
-//! per-aggregate versions and the checkpoint. Used by the live projector (batches from
-//! JetStream) and by replay (batches from the event table), so both build the same rows.
+//! per-aggregate versions and the checkpoint (the live projector's batches from JetStream;
+//! replay folds the same `BudgetRows` over the whole log, so both build the same rows).
+//!
+//! Four round trips a batch, whatever its size: BEGIN, one statement that locks (and
+//! creates) the aggregates' version rows and returns them, one statement that writes every
+//! row, version and the checkpoint, COMMIT. The batch is folded in memory without loading
+//! the stored rows: budget events carry the totals after them, and a reservation opened in
+//! an earlier batch is closed by an UPDATE. (Loading them first cost two more round trips,
+//! and on a busy machine each round trip is a wait for a CPU.)
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use domain::budget::BudgetEvent;
 use sqlx::{PgConnection, Row};
@@ -10,7 +17,7 @@ use streams::envelope::SELECT_ENVELOPE;
 use streams::EventEnvelope;
 use uuid::Uuid;
 
-use crate::budgets::{reservation_of, At, BudgetRow, BudgetRows, ReservationRow};
+use crate::budgets::{At, BudgetRow, BudgetRows, ReservationRow};
 use crate::ProjectionError;
 
 /// The name of this projection's checkpoint row.
@@ -38,23 +45,24 @@ pub async fn apply_batch(
             .push(event);
     }
     let (types, ids): (Vec<String>, Vec<String>) = groups.keys().cloned().unzip();
-    sqlx::query(
-        "INSERT INTO projection_versions (aggregate_type, aggregate_id, version, last_position)
-         SELECT t, i, 0, 0 FROM UNNEST($1::text[], $2::text[]) AS u(t, i)
-         ORDER BY t, i
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&types)
-    .bind(&ids)
-    .execute(&mut *conn)
-    .await?;
+    // Rows created here are this transaction's (and so locked); the others are locked by
+    // FOR UPDATE. The two parts see the same snapshot, so each key comes back once.
     let rows = sqlx::query(
-        "SELECT v.aggregate_type, v.aggregate_id, v.version
-           FROM projection_versions v
-           JOIN UNNEST($1::text[], $2::text[]) AS u(t, i)
-             ON v.aggregate_type = u.t AND v.aggregate_id = u.i
-          ORDER BY v.aggregate_type, v.aggregate_id
-            FOR UPDATE OF v",
+        "WITH wanted AS (SELECT t, i FROM UNNEST($1::text[], $2::text[]) AS u(t, i)),
+              created AS (
+                INSERT INTO projection_versions (aggregate_type, aggregate_id, version, last_position)
+                SELECT t, i, 0, 0 FROM wanted ORDER BY t, i
+                ON CONFLICT DO NOTHING
+                RETURNING aggregate_type, aggregate_id, version),
+              locked AS (
+                SELECT v.aggregate_type, v.aggregate_id, v.version
+                  FROM projection_versions v
+                  JOIN wanted w ON v.aggregate_type = w.t AND v.aggregate_id = w.i
+                 ORDER BY v.aggregate_type, v.aggregate_id
+                   FOR UPDATE OF v)
+         SELECT aggregate_type, aggregate_id, version FROM created
+         UNION ALL
+         SELECT aggregate_type, aggregate_id, version FROM locked",
     )
     .bind(&types)
     .bind(&ids)
@@ -63,6 +71,11 @@ pub async fn apply_batch(
     let mut versions: BTreeMap<Key, i64> = BTreeMap::new();
     for row in rows {
         versions.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+    }
+    if versions.len() != types.len() {
+        // Another projection (a replay) created a version row after this statement's
+        // snapshot: neither part returned it. The batch is retried.
+        return Err(ProjectionError::Concurrent);
     }
 
     // Per aggregate: the events after its version, contiguous.
@@ -114,8 +127,8 @@ pub async fn apply_batch(
         return Ok(0);
     }
 
-    // Budget events: decode, load the rows they touch, apply, write back.
-    let mut decoded: Vec<(&str, BudgetEvent, At)> = Vec::new();
+    // Budget events: folded in memory, from nothing (see the module's comment).
+    let mut rows = BudgetRows::default();
     for ((aggregate_type, aggregate_id), list) in &todo {
         if aggregate_type != "Budget" {
             continue; // no read model for it yet; its version still advances
@@ -127,29 +140,8 @@ pub async fn apply_batch(
                 position: envelope.global_position,
                 recorded_at: envelope.recorded_at,
             };
-            decoded.push((aggregate_id.as_str(), event, at));
+            rows.apply(aggregate_id, &event, at);
         }
-    }
-    if !decoded.is_empty() {
-        let budget_ids: Vec<String> = decoded
-            .iter()
-            .map(|(id, _, _)| id.to_string())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let reservation_ids: Vec<Uuid> = decoded
-            .iter()
-            .filter_map(|(_, e, _)| reservation_of(e))
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        let mut rows = load_rows(conn, &budget_ids, &reservation_ids).await?;
-        for (aggregate_id, event, at) in &decoded {
-            rows.apply(aggregate_id, event, *at);
-        }
-        let budgets: Vec<&BudgetRow> = rows.budgets.values().collect();
-        let reservations: Vec<&ReservationRow> = rows.reservations.values().collect();
-        write_rows(conn, &budgets, &reservations).await?;
     }
 
     crate::dlq::project(
@@ -160,184 +152,164 @@ pub async fn apply_batch(
     )
     .await?;
 
-    // Versions and checkpoint, in the same transaction as the rows.
-    let mut types = Vec::new();
-    let mut ids = Vec::new();
-    let mut new_versions = Vec::new();
-    let mut positions = Vec::new();
+    let mut versions = VersionUpdates::default();
     let mut applied = 0;
     for ((aggregate_type, aggregate_id), list) in &todo {
         let last = list.last().expect("non-empty");
-        types.push(aggregate_type.clone());
-        ids.push(aggregate_id.clone());
-        new_versions.push(last.sequence);
-        positions.push(last.global_position);
+        versions.types.push(aggregate_type.clone());
+        versions.ids.push(aggregate_id.clone());
+        versions.versions.push(last.sequence);
+        versions.positions.push(last.global_position);
         applied += list.len();
     }
-    // Versions and checkpoint in one statement: one round trip less inside the transaction,
-    // which also holds back the publisher's commit-order horizon while it runs.
-    let last = events.last().expect("non-empty").position();
-    sqlx::query(
-        "WITH versions AS (
-             UPDATE projection_versions v
-                SET version = u.version, last_position = u.position
-               FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[]) AS u(t, i, version, position)
-              WHERE v.aggregate_type = u.t AND v.aggregate_id = u.i)
-         INSERT INTO projection_checkpoints (name, stream_seq, last_tx, last_position, applied, updated_at)
-         VALUES ($5, COALESCE($6, 0), $7::text::xid8, $8, $9, now())
-         ON CONFLICT (name) DO UPDATE
-            SET stream_seq = GREATEST(projection_checkpoints.stream_seq, EXCLUDED.stream_seq),
-                last_tx = CASE WHEN (projection_checkpoints.last_tx, projection_checkpoints.last_position)
-                                    < (EXCLUDED.last_tx, EXCLUDED.last_position)
-                               THEN EXCLUDED.last_tx ELSE projection_checkpoints.last_tx END,
-                last_position = CASE WHEN (projection_checkpoints.last_tx, projection_checkpoints.last_position)
-                                          < (EXCLUDED.last_tx, EXCLUDED.last_position)
-                                     THEN EXCLUDED.last_position ELSE projection_checkpoints.last_position END,
-                applied = projection_checkpoints.applied + EXCLUDED.applied,
-                updated_at = now()",
-    )
-    .bind(&types)
-    .bind(&ids)
-    .bind(&new_versions)
-    .bind(&positions)
-    .bind(PROJECTION)
-    .bind(stream_seq.map(|s| s as i64))
-    .bind(&last.transaction_id)
-    .bind(last.global_position)
-    .bind(applied as i64)
-    .execute(&mut *conn)
-    .await?;
+    let checkpoint = Checkpoint {
+        stream_seq: stream_seq.map(|s| s as i64),
+        last: events.last().expect("non-empty").position(),
+        applied: applied as i64,
+    };
+    let closed = write_batch(conn, &rows, &versions, &checkpoint).await?;
+    if closed < rows.closed_elsewhere.len() as i64 {
+        tracing::warn!(
+            expected = rows.closed_elsewhere.len(),
+            closed,
+            "reservations closed that the read model never saw open"
+        );
+    }
     Ok(applied)
 }
 
-fn status(text: &str) -> &'static str {
-    match text {
-        "open" => "open",
-        "committed" => "committed",
-        "released" => "released",
-        _ => "expired",
-    }
+/// The new version of each aggregate the batch advanced.
+#[derive(Default)]
+struct VersionUpdates {
+    types: Vec<String>,
+    ids: Vec<String>,
+    versions: Vec<i64>,
+    positions: Vec<i64>,
 }
 
-async fn load_rows(
-    conn: &mut PgConnection,
-    budget_ids: &[String],
-    reservation_ids: &[Uuid],
-) -> Result<BudgetRows, sqlx::Error> {
-    let mut rows = BudgetRows::default();
-    for row in sqlx::query(
-        "SELECT aggregate_id, tenant_id, project_id, total, used, reserved, last_position, updated_at
-           FROM read_budgets WHERE aggregate_id = ANY($1)",
-    )
-    .bind(budget_ids)
-    .fetch_all(&mut *conn)
-    .await?
-    {
-        let budget = BudgetRow {
-            aggregate_id: row.try_get(0)?,
-            tenant_id: row.try_get(1)?,
-            project_id: row.try_get(2)?,
-            total: row.try_get(3)?,
-            used: row.try_get(4)?,
-            reserved: row.try_get(5)?,
-            last_position: row.try_get(6)?,
-            updated_at: row.try_get(7)?,
-        };
-        rows.budgets.insert(budget.aggregate_id.clone(), budget);
-    }
-    if reservation_ids.is_empty() {
-        return Ok(rows);
-    }
-    for row in sqlx::query(
-        "SELECT reservation_id, aggregate_id, tenant_id, project_id, task_id, model, allocated,
-                expires_at, status, actual_tokens, overage, late, reserved_at, updated_at, last_position
-           FROM read_reservations WHERE reservation_id = ANY($1)",
-    )
-    .bind(reservation_ids)
-    .fetch_all(&mut *conn)
-    .await?
-    {
-        let text: String = row.try_get(8)?;
-        let reservation = ReservationRow {
-            reservation_id: row.try_get(0)?,
-            aggregate_id: row.try_get(1)?,
-            tenant_id: row.try_get(2)?,
-            project_id: row.try_get(3)?,
-            task_id: row.try_get(4)?,
-            model: row.try_get(5)?,
-            allocated: row.try_get(6)?,
-            expires_at: row.try_get(7)?,
-            status: status(&text),
-            actual_tokens: row.try_get(9)?,
-            overage: row.try_get(10)?,
-            late: row.try_get(11)?,
-            reserved_at: row.try_get(12)?,
-            updated_at: row.try_get(13)?,
-            last_position: row.try_get(14)?,
-        };
-        rows.reservations
-            .insert(reservation.reservation_id, reservation);
-    }
-    Ok(rows)
+/// Where the batch ends, for the projection's checkpoint row.
+struct Checkpoint {
+    stream_seq: Option<i64>,
+    last: streams::LogPosition,
+    applied: i64,
 }
 
-/// Inserts or updates read-model rows with one statement per table.
-pub(crate) async fn write_rows(
+/// Writes a folded batch in ONE statement: budgets (updated where stored, inserted where
+/// not), reservations opened in the batch (whole rows), closes of reservations opened
+/// before it, the aggregates' versions and the checkpoint. Returns how many stored
+/// reservations the closes updated.
+async fn write_batch(
     conn: &mut PgConnection,
-    budgets: &[&BudgetRow],
-    reservations: &[&ReservationRow],
-) -> Result<(), sqlx::Error> {
-    if !budgets.is_empty() {
-        let b = budgets;
-        sqlx::query(
-            "INSERT INTO read_budgets (aggregate_id, tenant_id, project_id, total, used, reserved, last_position, updated_at)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::timestamptz[])
-             ON CONFLICT (aggregate_id) DO UPDATE
-                SET tenant_id = EXCLUDED.tenant_id, project_id = EXCLUDED.project_id,
-                    total = EXCLUDED.total, used = EXCLUDED.used, reserved = EXCLUDED.reserved,
-                    last_position = EXCLUDED.last_position, updated_at = EXCLUDED.updated_at",
-        )
-        .bind(b.iter().map(|r| r.aggregate_id.clone()).collect::<Vec<_>>())
-        .bind(b.iter().map(|r| r.tenant_id.clone()).collect::<Vec<_>>())
-        .bind(b.iter().map(|r| r.project_id.clone()).collect::<Vec<_>>())
-        .bind(b.iter().map(|r| r.total).collect::<Vec<_>>())
-        .bind(b.iter().map(|r| r.used).collect::<Vec<_>>())
-        .bind(b.iter().map(|r| r.reserved).collect::<Vec<_>>())
-        .bind(b.iter().map(|r| r.last_position).collect::<Vec<_>>())
-        .bind(b.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    }
-    if !reservations.is_empty() {
-        let r = reservations;
-        sqlx::query(
-            "INSERT INTO read_reservations (reservation_id, aggregate_id, tenant_id, project_id, task_id, model,
+    rows: &BudgetRows,
+    versions: &VersionUpdates,
+    checkpoint: &Checkpoint,
+) -> Result<i64, sqlx::Error> {
+    let b: Vec<&BudgetRow> = rows.budgets.values().collect();
+    let r: Vec<&ReservationRow> = rows.reservations.values().collect();
+    let c: Vec<(&Uuid, &crate::budgets::ReservationClose)> = rows.closed_elsewhere.iter().collect();
+    sqlx::query_scalar(
+        "WITH budget_rows AS (
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[],
+                                  $6::int8[], $7::int8[], $8::int8[], $9::timestamptz[])
+                 AS u(id, tenant, project, total, totals_known, used, reserved, position, at)),
+         budget_updates AS (
+             -- A limit is never unset, so no total in the batch keeps the stored one.
+             UPDATE read_budgets r
+                SET tenant_id = CASE WHEN u.total IS NULL THEN r.tenant_id ELSE u.tenant END,
+                    project_id = CASE WHEN u.total IS NULL THEN r.project_id ELSE u.project END,
+                    total = COALESCE(u.total, r.total),
+                    used = CASE WHEN u.totals_known THEN u.used ELSE r.used END,
+                    reserved = CASE WHEN u.totals_known THEN u.reserved ELSE r.reserved END,
+                    last_position = u.position, updated_at = u.at
+               FROM budget_rows u
+              WHERE r.aggregate_id = u.id
+          RETURNING r.aggregate_id),
+         budget_inserts AS (
+             INSERT INTO read_budgets (aggregate_id, tenant_id, project_id, total, used, reserved, last_position, updated_at)
+             SELECT id, tenant, project, total, used, reserved, position, at FROM budget_rows
+              WHERE id NOT IN (SELECT aggregate_id FROM budget_updates)),
+         opened AS (
+             INSERT INTO read_reservations (reservation_id, aggregate_id, tenant_id, project_id, task_id, model,
                     allocated, expires_at, status, actual_tokens, overage, late, reserved_at, updated_at, last_position)
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                    $7::int8[], $8::timestamptz[], $9::text[], $10::int8[], $11::int8[], $12::bool[],
-                    $13::timestamptz[], $14::timestamptz[], $15::int8[])
+             SELECT * FROM UNNEST($10::uuid[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+                    $16::int8[], $17::timestamptz[], $18::text[], $19::int8[], $20::int8[], $21::bool[],
+                    $22::timestamptz[], $23::timestamptz[], $24::int8[])
              ON CONFLICT (reservation_id) DO UPDATE
                 SET status = EXCLUDED.status, actual_tokens = EXCLUDED.actual_tokens,
                     overage = EXCLUDED.overage, late = EXCLUDED.late,
-                    updated_at = EXCLUDED.updated_at, last_position = EXCLUDED.last_position",
-        )
-        .bind(r.iter().map(|x| x.reservation_id).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.aggregate_id.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.tenant_id.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.project_id.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.task_id.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.model.clone()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.allocated).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.expires_at).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.status.to_string()).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.actual_tokens).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.overage).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.late).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.reserved_at).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.updated_at).collect::<Vec<_>>())
-        .bind(r.iter().map(|x| x.last_position).collect::<Vec<_>>())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(())
+                    updated_at = EXCLUDED.updated_at, last_position = EXCLUDED.last_position),
+         closed AS (
+             UPDATE read_reservations r
+                SET status = u.status,
+                    actual_tokens = COALESCE(u.actual_tokens, r.actual_tokens),
+                    overage = COALESCE(u.overage, r.overage),
+                    late = CASE WHEN u.actual_tokens IS NULL THEN r.late ELSE u.late END,
+                    updated_at = u.at, last_position = u.position
+               FROM UNNEST($25::uuid[], $26::text[], $27::int8[], $28::int8[], $29::bool[],
+                           $30::timestamptz[], $31::int8[])
+                    AS u(id, status, actual_tokens, overage, late, at, position)
+              WHERE r.reservation_id = u.id
+          RETURNING 1),
+         versions AS (
+             UPDATE projection_versions v
+                SET version = u.version, last_position = u.position
+               FROM UNNEST($32::text[], $33::text[], $34::int8[], $35::int8[]) AS u(t, i, version, position)
+              WHERE v.aggregate_type = u.t AND v.aggregate_id = u.i),
+         checkpoint AS (
+             INSERT INTO projection_checkpoints (name, stream_seq, last_tx, last_position, applied, updated_at)
+             VALUES ($36, COALESCE($37, 0), $38::text::xid8, $39, $40, now())
+             ON CONFLICT (name) DO UPDATE
+                SET stream_seq = GREATEST(projection_checkpoints.stream_seq, EXCLUDED.stream_seq),
+                    last_tx = CASE WHEN (projection_checkpoints.last_tx, projection_checkpoints.last_position)
+                                        < (EXCLUDED.last_tx, EXCLUDED.last_position)
+                                   THEN EXCLUDED.last_tx ELSE projection_checkpoints.last_tx END,
+                    last_position = CASE WHEN (projection_checkpoints.last_tx, projection_checkpoints.last_position)
+                                              < (EXCLUDED.last_tx, EXCLUDED.last_position)
+                                         THEN EXCLUDED.last_position ELSE projection_checkpoints.last_position END,
+                    applied = projection_checkpoints.applied + EXCLUDED.applied,
+                    updated_at = now())
+         SELECT count(*) FROM closed",
+    )
+    .bind(b.iter().map(|x| x.aggregate_id.clone()).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.tenant_id.clone()).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.project_id.clone()).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.total).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.totals_known).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.used).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.reserved).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.last_position).collect::<Vec<_>>())
+    .bind(b.iter().map(|x| x.updated_at).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.reservation_id).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.aggregate_id.clone()).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.tenant_id.clone()).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.project_id.clone()).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.task_id.clone()).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.model.clone()).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.allocated).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.expires_at).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.status.to_string()).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.actual_tokens).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.overage).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.late).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.reserved_at).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.updated_at).collect::<Vec<_>>())
+    .bind(r.iter().map(|x| x.last_position).collect::<Vec<_>>())
+    .bind(c.iter().map(|(id, _)| **id).collect::<Vec<_>>())
+    .bind(c.iter().map(|(_, x)| x.status.to_string()).collect::<Vec<_>>())
+    .bind(c.iter().map(|(_, x)| x.committed.map(|(a, _, _)| a)).collect::<Vec<_>>())
+    .bind(c.iter().map(|(_, x)| x.committed.map(|(_, o, _)| o)).collect::<Vec<_>>())
+    .bind(c.iter().map(|(_, x)| x.committed.is_some_and(|(_, _, l)| l)).collect::<Vec<_>>())
+    .bind(c.iter().map(|(_, x)| x.updated_at).collect::<Vec<_>>())
+    .bind(c.iter().map(|(_, x)| x.last_position).collect::<Vec<_>>())
+    .bind(&versions.types)
+    .bind(&versions.ids)
+    .bind(&versions.versions)
+    .bind(&versions.positions)
+    .bind(PROJECTION)
+    .bind(checkpoint.stream_seq)
+    .bind(&checkpoint.last.transaction_id)
+    .bind(checkpoint.last.global_position)
+    .bind(checkpoint.applied)
+    .fetch_one(&mut *conn)
+    .await
 }

@@ -19,6 +19,9 @@ pub struct BudgetRow {
     pub reserved: i64,
     pub last_position: i64,
     pub updated_at: DateTime<Utc>,
+    /// Whether an event of this fold set `used` and `reserved`. The live projector folds a
+    /// batch without loading the stored rows: where this is false, the stored values stand.
+    pub totals_known: bool,
 }
 
 /// A row of `read_reservations`.
@@ -49,11 +52,24 @@ pub struct At {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// The rows a batch of events touches, loaded before and written back after.
+/// How a reservation opened before this fold was closed by it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReservationClose {
+    /// `committed`, `released` or `expired`.
+    pub status: &'static str,
+    /// `(actual_tokens, overage, late)` of a commit.
+    pub committed: Option<(i64, i64, bool)>,
+    pub updated_at: DateTime<Utc>,
+    pub last_position: i64,
+}
+
+/// The rows a fold of events produces: whole rows for what it created, and the closes of
+/// reservations it did not see open (opened by events folded earlier, already stored).
 #[derive(Debug, Default)]
 pub struct BudgetRows {
     pub budgets: HashMap<String, BudgetRow>,
     pub reservations: HashMap<Uuid, ReservationRow>,
+    pub closed_elsewhere: HashMap<Uuid, ReservationClose>,
 }
 
 /// Tokens are at most 10^12 (domain::budget::MAX_TOKENS): they always fit.
@@ -77,6 +93,7 @@ impl BudgetRows {
                 reserved: 0,
                 last_position: at.position,
                 updated_at: at.recorded_at,
+                totals_known: false,
             };
             self.budgets.insert(aggregate_id.to_string(), row);
         }
@@ -89,6 +106,7 @@ impl BudgetRows {
         let budget = self.budget(aggregate_id, at);
         budget.used = int(used);
         budget.reserved = int(reserved);
+        budget.totals_known = true;
         budget.last_position = at.position;
         budget.updated_at = at.recorded_at;
     }
@@ -100,8 +118,6 @@ impl BudgetRows {
         status: &'static str,
         committed: Option<(u64, u64, bool)>,
     ) {
-        // A reservation row exists unless its TokensReserved was never projected, which
-        // the per-aggregate version check rules out.
         if let Some(row) = self.reservations.get_mut(&reservation_id) {
             row.status = status;
             if let Some((actual, overage, late)) = committed {
@@ -112,7 +128,18 @@ impl BudgetRows {
             row.updated_at = at.recorded_at;
             row.last_position = at.position;
         } else {
-            tracing::warn!(%reservation_id, "a reservation closes that the read model never saw open");
+            // Opened by an event folded before this fold (the live projector's earlier
+            // batch): the stored row is updated. Replay folds the whole log, so there this
+            // means a close without an open.
+            self.closed_elsewhere.insert(
+                reservation_id,
+                ReservationClose {
+                    status,
+                    committed: committed.map(|(a, o, l)| (int(a), int(o), l)),
+                    updated_at: at.recorded_at,
+                    last_position: at.position,
+                },
+            );
         }
     }
 
@@ -207,17 +234,6 @@ impl BudgetRows {
                 self.close(*reservation_id, at, "expired", None);
             }
         }
-    }
-}
-
-/// The reservation an event is about, if any (to load its row before applying).
-pub fn reservation_of(event: &BudgetEvent) -> Option<Uuid> {
-    match event {
-        BudgetEvent::TokensReserved { reservation_id, .. }
-        | BudgetEvent::UsageCommitted { reservation_id, .. }
-        | BudgetEvent::ReservationReleased { reservation_id, .. }
-        | BudgetEvent::ReservationExpired { reservation_id, .. } => Some(*reservation_id),
-        BudgetEvent::BudgetLimitSet { .. } | BudgetEvent::ReservationDenied { .. } => None,
     }
 }
 

@@ -30,4 +30,6 @@ pub enum ProjectionError {
     Payload(i64, #[source] serde_json::Error),
     #[error("JetStream: {0}")]
     Nats(String),
+    #[error("another projection wrote the same aggregates at the same time; retried")]
+    Concurrent,
 }

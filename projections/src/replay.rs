@@ -134,6 +134,9 @@ pub async fn replay(
     }
     drop(log);
     progress(done, total);
+    for reservation_id in rows.closed_elsewhere.keys() {
+        tracing::warn!(%reservation_id, "the log closes a reservation it never opened");
+    }
 
     // Emptied only now: the first write gives this transaction an id, and every commit-order
     // reader on the PostgreSQL server (the publisher included) waits for a transaction with
