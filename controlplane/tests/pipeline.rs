@@ -524,3 +524,44 @@ async fn the_held_back_check_walks_the_commit_order_index_not_the_whole_log() {
     assert_eq!(next("20990", at_20990).await.unwrap(), Some(at_20991));
     assert_eq!(next("21000", at_21000).await.unwrap(), None);
 }
+
+/// The projector commits without waiting for the WAL flush and acknowledges a batch to
+/// JetStream only once PostgreSQL has flushed it: when the commands stop, every message
+/// still ends up acknowledged (nothing pending, the ack floor at the stream's end).
+#[tokio::test]
+async fn every_projected_message_is_acknowledged_once_flushed_also_when_traffic_stops() {
+    let env = TestEnv::start().await;
+    env.set_limit("org1", "p1", 10_000).await;
+    for i in 0..30 {
+        let (status, body) = env
+            .post(
+                "/budget/request",
+                reserve("org1", "p1", &format!("t{i}"), 10),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    common::wait_for_pipeline(&env.database_url, &env.stream(), Duration::from_secs(30)).await;
+    let client = async_nats::connect(common::nats_url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = env.stream();
+    let acknowledged = common::eventually(Duration::from_secs(10), || {
+        let js = js.clone();
+        let stream = stream.clone();
+        async move {
+            let mut events = js.get_stream(&stream).await.unwrap();
+            let last = events.info().await.unwrap().state.last_sequence;
+            let mut consumer: async_nats::jetstream::consumer::PullConsumer = events
+                .get_consumer(projections::projector::CONSUMER)
+                .await
+                .unwrap();
+            let info = consumer.info().await.unwrap();
+            info.num_ack_pending == 0 && info.ack_floor.stream_sequence == last
+        }
+    })
+    .await;
+    assert!(
+        acknowledged,
+        "the projector acknowledged every message once PostgreSQL flushed its batches"
+    );
+}
