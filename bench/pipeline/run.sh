@@ -49,7 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ "$PART" = all ]; then
+if [ "$PART" != replay ]; then
   echo "==> control plane (release) on a fresh database"
   start_controlplane "$bench_url" "$prefix" "$stream"
 

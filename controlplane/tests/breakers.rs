@@ -565,3 +565,73 @@ async fn a_change_nobody_announced_reaches_checks_with_the_next_sweep() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The breakers' read model (`read_breakers`, fed by the projector) says what the log says
+/// (`GET /circuit-breakers` reads the latest event of each breaker), and a replay rebuilds
+/// exactly the same rows.
+#[tokio::test]
+async fn the_breakers_read_model_follows_the_log_and_a_replay_rebuilds_it() {
+    let env = TestEnv::start().await;
+    let (status, body) = env
+        .put(
+            "/circuit-breakers/openai_api",
+            json!({"failure_threshold": 2, "open_seconds": 600, "half_open_max_calls": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    record(&env, "openai_api", "failure").await;
+    assert_eq!(record(&env, "openai_api", "failure").await["state"], "OPEN");
+    record(&env, "vector_db", "failure").await;
+    for (name, action) in [
+        ("search", "force_open"),
+        ("mailer", "disable"),
+        ("mailer", "reset"),
+    ] {
+        let (status, body) = env
+            .post(&format!("/circuit-breakers/{name}/{action}"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{name} {action}: {body}");
+    }
+    common::wait_for_pipeline(&env.database_url, &env.stream(), Duration::from_secs(30)).await;
+
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let rows = || async {
+        let rows: Vec<(Value,)> =
+            sqlx::query_as("SELECT to_jsonb(b) FROM read_breakers b ORDER BY name")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        rows.into_iter().map(|(row,)| row).collect::<Vec<_>>()
+    };
+    let live = rows().await;
+    let (_, list) = env.get("/circuit-breakers").await;
+    let listed = list["breakers"].as_object().unwrap();
+    assert_eq!(live.len(), listed.len(), "{live:?} vs {list}");
+    for row in &live {
+        let name = row["name"].as_str().unwrap();
+        let from_log = &listed[name];
+        assert_eq!(row["state"], from_log["state"], "{name}");
+        assert_eq!(row["failures"], from_log["failures"], "{name}");
+        assert_eq!(
+            row["next_retry"].is_string(),
+            from_log["next_retry"].is_string(),
+            "{name}: next_retry only while OPEN"
+        );
+    }
+    let states: Vec<(&str, &str)> = live
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("mailer", "CLOSED"),
+            ("openai_api", "OPEN"),
+            ("search", "FORCED_OPEN"),
+            ("vector_db", "CLOSED")
+        ]
+    );
+
+    projections::replay::replay(&pool, |_, _| {}).await.unwrap();
+    assert_eq!(rows().await, live, "the replay rebuilds the same rows");
+}

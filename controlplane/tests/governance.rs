@@ -131,11 +131,13 @@ async fn status_filters_by_tenant_and_status_and_names_a_bad_filter() {
 async fn open_breakers_are_listed_once_for_every_tenant() {
     let env = TestEnv::start().await;
     force_open(&env, "openai_api").await;
-    let (_, governance) = env.get("/governance/status").await;
-    assert_eq!(
-        governance["open_breakers"],
-        json!([{"name": "openai_api", "state": "FORCED_OPEN", "failures": 0}])
-    );
+    // From the breakers' read model: there once the projector has applied the event.
+    let expected = json!([{"name": "openai_api", "state": "FORCED_OPEN", "failures": 0}]);
+    let listed = common::eventually(Duration::from_secs(10), || async {
+        env.get("/governance/status").await.1["open_breakers"] == expected
+    })
+    .await;
+    assert!(listed, "{}", env.get("/governance/status").await.1);
 }
 
 #[tokio::test]

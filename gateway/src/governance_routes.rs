@@ -172,17 +172,14 @@ pub(crate) async fn status(
             _ => counts.no_budget = n,
         }
     }
-    let open_breakers = state
-        .breakers
-        .api_list()
+    // From the breakers' read model, like the rest of this page (a moment behind the log).
+    let open_breakers = projections::breakers::open_breakers(&state.pool)
         .await?
-        .breakers
         .into_iter()
-        .filter(|(_, b)| matches!(b.state.as_str(), "OPEN" | "HALF_OPEN" | "FORCED_OPEN"))
-        .map(|(name, b)| OpenBreaker {
+        .map(|(name, state, failures)| OpenBreaker {
             name,
-            state: b.state,
-            failures: b.failures,
+            state,
+            failures: u32::try_from(failures).unwrap_or(u32::MAX),
         })
         .collect();
     let rows = rows

@@ -11,12 +11,14 @@
 
 use std::collections::BTreeMap;
 
+use domain::breaker::BreakerEvent;
 use domain::budget::BudgetEvent;
 use sqlx::{PgConnection, Row};
 use streams::envelope::SELECT_ENVELOPE;
 use streams::EventEnvelope;
 use uuid::Uuid;
 
+use crate::breakers::BreakerRows;
 use crate::budgets::{At, BudgetRow, BudgetRows, ReservationRow};
 use crate::ProjectionError;
 
@@ -127,22 +129,32 @@ pub async fn apply_batch(
         return Ok(0);
     }
 
-    // Budget events: folded in memory, from nothing (see the module's comment).
+    // Budget and breaker events: folded in memory, from nothing (see the module's comment).
     let mut rows = BudgetRows::default();
+    let mut breakers = BreakerRows::default();
     for ((aggregate_type, aggregate_id), list) in &todo {
-        if aggregate_type != "Budget" {
-            continue; // no read model for it yet; its version still advances
-        }
         for envelope in list {
-            let event: BudgetEvent = serde_json::from_str(envelope.payload.get())
-                .map_err(|e| ProjectionError::Payload(envelope.global_position, e))?;
             let at = At {
                 position: envelope.global_position,
                 recorded_at: envelope.recorded_at,
             };
-            rows.apply(aggregate_id, &event, at);
+            let payload = envelope.payload.get();
+            let unreadable = |e| ProjectionError::Payload(envelope.global_position, e);
+            match aggregate_type.as_str() {
+                "Budget" => {
+                    let event: BudgetEvent = serde_json::from_str(payload).map_err(unreadable)?;
+                    rows.apply(aggregate_id, &event, at);
+                }
+                crate::breakers::AGGREGATE_TYPE => {
+                    let event: BreakerEvent = serde_json::from_str(payload).map_err(unreadable)?;
+                    breakers.apply(aggregate_id, &event, at);
+                }
+                // DLQ entries below; others have no read model, their versions still advance.
+                _ => {}
+            }
         }
     }
+    crate::breakers::write_rows(conn, &breakers).await?;
 
     crate::dlq::project(
         conn,

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod breakers;
 pub mod budgets;
 mod copy;
 pub mod dlq;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use domain::breaker::BreakerEvent;
 use domain::budget::BudgetEvent;
 use domain::dlq::DlqEvent;
 use futures::TryStreamExt;
@@ -14,6 +15,7 @@ use streams::LogPosition;
 use uuid::Uuid;
 
 use crate::apply::PROJECTION;
+use crate::breakers::BreakerRows;
 use crate::budgets::{At, BudgetRow, BudgetRows, ReservationRow};
 use crate::copy::BinaryCopy;
 use crate::dlq::{DlqRow, DlqRows};
@@ -63,7 +65,7 @@ pub async fn replay(
     // LOCK takes no snapshot, so the snapshot comes after the lock (TRUNCATE would take
     // one before waiting for it).
     sqlx::query(
-        "LOCK TABLE read_budgets, read_reservations, read_dlq, projection_versions
+        "LOCK TABLE read_budgets, read_reservations, read_dlq, read_breakers, projection_versions
             IN ACCESS EXCLUSIVE MODE",
     )
     .execute(&mut *tx)
@@ -83,6 +85,7 @@ pub async fn replay(
     rows.reservations
         .reserve(usize::try_from(reservations).unwrap_or(0));
     let mut dead_letters = DlqRows::default();
+    let mut breakers = BreakerRows::default();
     // aggregate type -> aggregate id -> (version, last position); looked up by `&str`, so
     // only an aggregate's first event allocates.
     let mut versions: HashMap<String, HashMap<String, (i64, i64)>> = HashMap::new();
@@ -122,6 +125,10 @@ pub async fn replay(
             let event: BudgetEvent =
                 serde_json::from_str(payload).map_err(|e| ProjectionError::Payload(position, e))?;
             rows.apply(aggregate_id, &event, at);
+        } else if aggregate_type == crate::breakers::AGGREGATE_TYPE {
+            let event: BreakerEvent =
+                serde_json::from_str(payload).map_err(|e| ProjectionError::Payload(position, e))?;
+            breakers.apply(aggregate_id, &event, at);
         } else if aggregate_type == crate::dlq::AGGREGATE_TYPE {
             let event: DlqEvent =
                 serde_json::from_str(payload).map_err(|e| ProjectionError::Payload(position, e))?;
@@ -142,9 +149,11 @@ pub async fn replay(
     // reader on the PostgreSQL server (the publisher included) waits for a transaction with
     // an id to end. Reading the log takes none, so they wait for the writes alone. The
     // tables are locked since the start, so nobody saw them in between.
-    sqlx::query("TRUNCATE read_budgets, read_reservations, read_dlq, projection_versions")
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "TRUNCATE read_budgets, read_reservations, read_dlq, read_breakers, projection_versions",
+    )
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
         .bind(PROJECTION)
         .execute(&mut *tx)
@@ -154,6 +163,7 @@ pub async fn replay(
     copy_reservations(&mut tx, &rows.reservations).await?;
     let dead_letters: Vec<&DlqRow> = dead_letters.rows.values().collect();
     crate::dlq::write_rows(&mut tx, &dead_letters).await?;
+    crate::breakers::write_rows(&mut tx, &breakers).await?;
     copy_versions(&mut tx, versions).await?;
     if done > 0 {
         // The last event read: the same snapshot, so the same log (one index probe, where

@@ -205,6 +205,36 @@ impl BreakerEvent {
     }
 }
 
+impl BreakerEvent {
+    /// The failure count right after the event.
+    pub fn failures(&self) -> u32 {
+        match self {
+            BreakerEvent::BreakerRegistered { failures, .. }
+            | BreakerEvent::BreakerConfigured { failures, .. }
+            | BreakerEvent::FailureRecorded { failures, .. }
+            | BreakerEvent::FailuresCleared { failures, .. }
+            | BreakerEvent::BreakerOpened { failures, .. }
+            | BreakerEvent::BreakerHalfOpened { failures, .. }
+            | BreakerEvent::TrialCallGranted { failures, .. }
+            | BreakerEvent::TrialCallSucceeded { failures, .. }
+            | BreakerEvent::BreakerClosed { failures, .. }
+            | BreakerEvent::BreakerReset { failures, .. }
+            | BreakerEvent::BreakerForcedOpen { failures, .. }
+            | BreakerEvent::BreakerDisabled { failures, .. } => *failures,
+        }
+    }
+
+    /// When an OPEN breaker lets a trial call through, as the event states it (the events
+    /// that leave a breaker OPEN carry it).
+    pub fn next_retry(&self) -> Option<DateTime<Utc>> {
+        match self {
+            BreakerEvent::BreakerOpened { next_retry, .. } => Some(*next_retry),
+            BreakerEvent::BreakerConfigured { next_retry, .. } => *next_retry,
+            _ => None,
+        }
+    }
+}
+
 impl DomainEvent for BreakerEvent {
     fn event_type(&self) -> String {
         match self {
