@@ -36,16 +36,16 @@ trap cleanup EXIT
 start_controlplane "$bench_url" "$prefix" "$stream" WS_MAX_CONNECTIONS=$((IDLE + CLIENTS + 100))
 
 echo "==> peak: reserve path, $LOAD_CLIENTS clients over 1,000 budgets (no WebSocket clients)"
-peak=$(target/release/reserve_load "$NATS_URL" "$prefix" many "$LOAD_CLIENTS" "$SECONDS_PER_RUN" "$url" "$token")
+peak=$("$release"/reserve_load "$NATS_URL" "$prefix" many "$LOAD_CLIENTS" "$SECONDS_PER_RUN" "$url" "$token")
 peak_rate=$(field "$peak" rate)
 half=$(python3 -c "import sys; print(f'{float(sys.argv[1])/2:.0f}')" "$peak_rate")
 echo "    peak $(fmt "$peak_rate")/s; latency run at $half/s with $CLIENTS clients"
-lat=$(target/release/ws_fanout latency "$NATS_URL" "$prefix" "$url" "$token" "$CLIENTS" "$half" "$SECONDS_PER_RUN")
+lat=$("$release"/ws_fanout latency "$NATS_URL" "$prefix" "$url" "$token" "$CLIENTS" "$half" "$SECONDS_PER_RUN")
 echo "    $lat"
-low=$(target/release/ws_fanout latency "$NATS_URL" "$prefix" "$url" "$token" "$CLIENTS" 50 "$SECONDS_PER_RUN")
+low=$("$release"/ws_fanout latency "$NATS_URL" "$prefix" "$url" "$token" "$CLIENTS" 50 "$SECONDS_PER_RUN")
 echo "    at 50/s: $low"
 echo "==> $IDLE idle connections"
-idle=$(target/release/ws_fanout idle "$url" "$token" "$IDLE" "$server_pid")
+idle=$("$release"/ws_fanout idle "$url" "$token" "$IDLE" "$server_pid")
 echo "    $idle"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 # Met only when (nearly) every frame arrived and the p99 is under 50 ms.
