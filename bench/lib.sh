@@ -1,6 +1,9 @@
 # Shared by the bench scripts: a release control plane on its own database and stream.
 # shellcheck shell=bash
 
+# Release binaries: cargo's target directory (CARGO_TARGET_DIR when set, as cargo does).
+release="${CARGO_TARGET_DIR:-target}/release"
+
 # start_controlplane <database_url> <prefix> <stream> [VAR=value ...]
 # Starts `controlplane serve` on a free port; sets server_pid, url and token (admin).
 start_controlplane() {
@@ -12,7 +15,7 @@ start_controlplane() {
     PORT=0 RUST_LOG=warn JWT_SECRET="bench-secret-0123456789abcdef0123456789abcdef" \
     DB_MAX_CONNECTIONS=64 ADMIN_PASSWORD=bench-admin-password \
     RATE_LIMITS="admin=100000000,operator=1000000,developer=1000000,auditor=1000000,viewer=1000000,service=1000000" \
-    "$@" target/release/controlplane serve > "$out" &
+    "$@" "$release/controlplane" serve > "$out" &
   server_pid=$!
   for _ in $(seq 1 100); do grep -q listening "$out" && break; sleep 0.1; done
   grep -q listening "$out" || { echo "the control plane did not start"; cat "$out"; return 1; }

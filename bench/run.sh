@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
-source .data/services.env
+[ -n "${DATABASE_URL:-}" ] || source .data/services.env
 export DATABASE_URL NATS_URL
 
 only="${1:-all}"

@@ -8,18 +8,25 @@
 //! Latency = arrival at the client − the event's `recorded_at` (its transaction's start;
 //! same machine, same clock). The baseline in the same run is one core-NATS subscriber on
 //! the events subjects: commit → JetStream, which every WebSocket frame comes after.
+//!
+//! Every client subscribes to everything with `"batch": true` and reads every frame (one
+//! that stopped reading would be cut off and counted). `BENCH_WS_SAMPLED` (50) of them
+//! take the latency of every event they receive; the others only count this run's events
+//! in each frame, so the client process, on the same two cores as the server, stays cheap.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench::Recorder;
 use chrono::{DateTime, Utc};
 use futures::{SinkExt, StreamExt};
+use memchr::memmem::Finder;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 const BUDGETS: usize = 1000;
@@ -36,6 +43,21 @@ fn recorded_at(frame: &str) -> Option<DateTime<Utc>> {
     frame[start..end].parse().ok()
 }
 
+/// The `recorded_at` of every event of this run (`tag`: its aggregate ids' prefix) in an
+/// `event` or `events` frame; an event's `recorded_at` follows its `aggregate_id`.
+fn recorded_ats<'a>(frame: &'a str, tag: &'a Finder) -> impl Iterator<Item = DateTime<Utc>> + 'a {
+    tag.find_iter(frame.as_bytes())
+        .filter_map(|at| recorded_at(&frame[at..]))
+}
+
+/// What the clients received, counted by all of them.
+#[derive(Default)]
+struct Received {
+    frames: AtomicU64,
+    events: AtomicU64,
+    bytes: AtomicU64,
+}
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -47,7 +69,12 @@ async fn open(http_url: &str, token: &str, topics: Value) -> Ws {
         HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
     );
     let (mut ws, _) = loop {
-        match tokio_tungstenite::connect_async(request.clone()).await {
+        // tungstenite zeroes its whole read buffer before every read: 128 KiB by default,
+        // more than a batch; 16 KiB keeps 1,000 readers from spending their time in memset.
+        let config = WebSocketConfig::default().read_buffer_size(16 * 1024);
+        match tokio_tungstenite::connect_async_with_config(request.clone(), Some(config), false)
+            .await
+        {
             Ok(ok) => break ok,
             Err(error) => {
                 eprintln!("connect: {error}; retrying");
@@ -56,7 +83,7 @@ async fn open(http_url: &str, token: &str, topics: Value) -> Ws {
         }
     };
     ws.send(Message::text(
-        json!({"type": "subscribe", "topics": topics}).to_string(),
+        json!({"type": "subscribe", "topics": topics, "batch": true}).to_string(),
     ))
     .await
     .unwrap();
@@ -99,12 +126,18 @@ async fn latency(args: &[String]) {
         });
     }
 
-    // Every client subscribes to everything it may.
+    // Every client subscribes to everything it may, with batched frames.
+    let sampled: usize = std::env::var("BENCH_WS_SAMPLED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+        .min(clients);
     let measuring = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(Received::default());
     let mut readers = Vec::new();
     let mut recorders = Vec::new();
-    let tag = format!("\"aggregate_id\":\"ws{run}/");
-    for _ in 0..clients {
+    let tag = Arc::new(Finder::new(&format!("\"aggregate_id\":\"ws{run}/")).into_owned());
+    for client in 0..clients {
         let mut ws = open(
             http_url,
             token,
@@ -114,17 +147,31 @@ async fn latency(args: &[String]) {
         // Each reader records into its own slot; the slots are read after the readers stop.
         let recorder = Arc::new(std::sync::Mutex::new(Recorder::default()));
         recorders.push(recorder.clone());
-        let (measuring, tag) = (measuring.clone(), tag.clone());
+        let (measuring, tag, received) = (measuring.clone(), tag.clone(), received.clone());
+        let sample = client < sampled;
         readers.push(tokio::spawn(async move {
             while let Some(message) = ws.next().await {
                 match message {
                     Ok(Message::Text(text)) => {
                         let text = text.as_str();
-                        if text.contains(&tag) && measuring.load(Ordering::Relaxed) {
-                            if let Some(at) = recorded_at(text) {
-                                recorder.lock().unwrap().latencies.push(since(at));
+                        received.frames.fetch_add(1, Ordering::Relaxed);
+                        received
+                            .bytes
+                            .fetch_add(text.len() as u64, Ordering::Relaxed);
+                        let events = if sample {
+                            let mut at = recorded_ats(text, &tag).peekable();
+                            if at.peek().is_some() && measuring.load(Ordering::Relaxed) {
+                                let mut recorder = recorder.lock().unwrap();
+                                let before = recorder.latencies.len();
+                                recorder.latencies.extend(at.map(since));
+                                recorder.latencies.len() - before
+                            } else {
+                                at.count()
                             }
-                        }
+                        } else {
+                            tag.find_iter(text.as_bytes()).count()
+                        };
+                        received.events.fetch_add(events as u64, Ordering::Relaxed);
                     }
                     Ok(Message::Close(_)) | Err(_) => {
                         recorder.lock().unwrap().errors += 1;
@@ -173,8 +220,14 @@ async fn latency(args: &[String]) {
         let _ = task.await;
     }
     let elapsed = started.elapsed();
-    // Let the last events arrive, then stop the readers.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let commands = std::mem::take(&mut *commands.lock().await).summary(elapsed);
+    // Every approved reservation is one event for every client. Let the last ones arrive
+    // (10 s at most), then stop the readers.
+    let expected = commands["ops"].as_u64().unwrap_or(0) * clients as u64;
+    let drain = Instant::now() + Duration::from_secs(10);
+    while received.events.load(Ordering::Relaxed) < expected && Instant::now() < drain {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     for reader in &readers {
         reader.abort();
     }
@@ -182,17 +235,19 @@ async fn latency(args: &[String]) {
     for recorder in recorders {
         clients_recorder.merge(std::mem::take(&mut *recorder.lock().unwrap()));
     }
-    let commands = std::mem::take(&mut *commands.lock().await).summary(elapsed);
-    let expected = commands["ops"].as_u64().unwrap_or(0) * clients as u64;
-    let received = clients_recorder.latencies.len() as u64;
+    let samples = clients_recorder.latencies.len();
     let ws = clients_recorder.summary(elapsed);
     let js = std::mem::take(&mut *baseline.lock().await).summary(elapsed);
     println!(
         "{}",
         json!({
-            "clients": clients, "rate": commands["rate"], "commands": commands["ops"],
-            "command_errors": commands["errors"],
-            "frames_expected": expected, "frames_received": received,
+            "clients": clients, "sampled_clients": sampled, "rate": commands["rate"],
+            "commands": commands["ops"], "command_errors": commands["errors"],
+            "events_expected": expected,
+            "events_received": received.events.load(Ordering::Relaxed),
+            "frames_received": received.frames.load(Ordering::Relaxed),
+            "bytes_received": received.bytes.load(Ordering::Relaxed),
+            "latency_samples": samples,
             "ws_p50_ms": ws["p50_ms"], "ws_p99_ms": ws["p99_ms"], "ws_closed": ws["errors"],
             "js_p50_ms": js["p50_ms"], "js_p99_ms": js["p99_ms"],
         })

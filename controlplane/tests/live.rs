@@ -453,6 +453,268 @@ async fn a_client_that_never_reads_does_not_stall_another_and_is_closed() {
     assert!(events < EVENTS, "it got {events} events before the end");
 }
 
+/// The events of the next frame that carries any: one for an `event` frame, all of them
+/// for an `events` frame (other frame types skipped). Also says which kind it was.
+async fn next_events(ws: &mut Ws) -> (String, Vec<Value>) {
+    loop {
+        let frame = next_frame(ws).await;
+        match frame["type"].as_str() {
+            Some("event") => return ("event".into(), vec![frame]),
+            Some("events") => {
+                let events = frame["events"].as_array().expect("an array of events");
+                assert!(
+                    !events.is_empty(),
+                    "an events frame is never empty: {frame}"
+                );
+                for event in events {
+                    assert_eq!(event["type"], "event", "{event}");
+                }
+                return ("events".into(), events.clone());
+            }
+            Some("closed") => panic!("closed while waiting for events: {frame}"),
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_batching_client_gets_every_event_once_in_order_across_since_reconnects() {
+    let env = std::sync::Arc::new(TestEnv::start().await);
+    env.set_limit("orgA", "p", 1_000_000).await;
+    env.set_limit("orgB", "p", 1_000_000).await;
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget"], "since": 0, "batch": true}),
+    )
+    .await;
+
+    const PER_WRITER: usize = 40;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let env = env.clone();
+            tokio::spawn(async move {
+                for i in 0..PER_WRITER {
+                    let tenant = if w % 2 == 0 { "orgA" } else { "orgB" };
+                    let body = reserve(tenant, "p", &format!("w{w}-{i}"), 1);
+                    if w < 2 {
+                        let (status, answer) = env.post("/budget/request", body).await;
+                        assert!(status.is_success(), "{answer}");
+                    } else {
+                        env.nats_request("request", &body).await.unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut received: Vec<i64> = Vec::new();
+    let mut frames = 0;
+    let mut reconnects = 0;
+    let total = 2 + 4 * PER_WRITER;
+    while received.len() < total {
+        let (kind, events) = next_events(&mut ws).await;
+        assert_eq!(kind, "events", "a batching client gets only events frames");
+        frames += 1;
+        received.extend(events.iter().map(|e| e["position"].as_i64().unwrap()));
+        if frames % 5 == 0 {
+            // Drop the connection mid-stream and resume after the last event received,
+            // batching again.
+            let _ = ws.close(None).await;
+            ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+            let since = *received.last().unwrap();
+            let ack = subscribe(
+                &mut ws,
+                json!({"type": "subscribe", "topics": ["budget"], "since": since, "batch": true}),
+            )
+            .await;
+            assert_eq!(ack["since"], since);
+            reconnects += 1;
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(reconnects >= 1, "the test reconnected {reconnects} times");
+    let expected = budget_positions_in_commit_order(&env.database_url).await;
+    assert_eq!(
+        received, expected,
+        "exactly the log's budget events, in commit order, once each"
+    );
+
+    // Catching up from the start, everything already committed is queued at once: it
+    // comes in frames of many events, in the same order.
+    let mut again = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut again,
+        json!({"type": "subscribe", "topics": ["budget"], "since": 0, "batch": true}),
+    )
+    .await;
+    let mut replayed = Vec::new();
+    let mut largest = 0;
+    while replayed.len() < expected.len() {
+        let (_, events) = next_events(&mut again).await;
+        largest = largest.max(events.len());
+        replayed.extend(events.iter().map(|e| e["position"].as_i64().unwrap()));
+    }
+    assert_eq!(replayed, expected);
+    assert!(
+        largest > 1,
+        "a catch-up is batched: largest frame {largest}"
+    );
+}
+
+#[tokio::test]
+async fn permissions_and_filters_apply_inside_batches() {
+    let env = TestEnv::start().await;
+    let viewer = env.user_token("vera", auth::Role::Viewer).await;
+    let auditor = env.user_token("aldo", auth::Role::Auditor).await;
+
+    let mut as_viewer = connect(&env, Some(&viewer)).await.unwrap();
+    send(
+        &mut as_viewer,
+        json!({"type": "subscribe", "topics": ["budget", "dlq", "audit"], "batch": true}),
+    )
+    .await;
+    let mut errors = 0;
+    let ack = loop {
+        let frame = next_frame(&mut as_viewer).await;
+        match frame["type"].as_str() {
+            Some("error") => errors += 1,
+            Some("subscribed") => break frame,
+            _ => panic!("unexpected {frame}"),
+        }
+    };
+    assert_eq!(ack["topics"], json!(["budget"]));
+    assert_eq!(errors, 2);
+    let mut as_auditor = connect(&env, Some(&auditor)).await.unwrap();
+    subscribe(
+        &mut as_auditor,
+        json!({"type": "subscribe", "topics": ["audit"], "batch": true}),
+    )
+    .await;
+    let mut org2_only = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut org2_only,
+        json!({"type": "subscribe", "topics": ["budget"], "filter": {"tenant": "org2"}, "batch": true}),
+    )
+    .await;
+
+    // A breaker event, then budget events of two tenants.
+    let subject = format!("{}.cmd.breaker.record", env.prefix);
+    let reply = env
+        .nats
+        .request(
+            subject,
+            json!({"name": "llm", "outcome": "failure", "error": "timeout"})
+                .to_string()
+                .into(),
+        )
+        .await
+        .unwrap();
+    let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert!(reply.get("error").is_none(), "{reply}");
+    env.set_limit("org1", "p", 10).await;
+    env.set_limit("org2", "p", 20).await;
+
+    // The auditor: the breaker event(s), then both budget events.
+    let mut seen = Vec::new();
+    while seen.iter().filter(|(t, _)| t == "budget").count() < 2 {
+        let (kind, events) = next_events(&mut as_auditor).await;
+        assert_eq!(kind, "events");
+        for e in events {
+            seen.push((
+                e["topic"].as_str().unwrap().to_string(),
+                e["aggregate_id"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    assert!(
+        seen[0].0 == "breakers" && seen.iter().any(|(_, id)| id == "org1/p"),
+        "{seen:?}"
+    );
+    // The viewer: only the budget events, the breaker event left out of its batches.
+    let mut budget = Vec::new();
+    while budget.len() < 2 {
+        let (kind, events) = next_events(&mut as_viewer).await;
+        assert_eq!(kind, "events");
+        for e in events {
+            assert_eq!(e["topic"], "budget", "a viewer gets no breaker events: {e}");
+            budget.push(e["aggregate_id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(budget, ["org1/p", "org2/p"]);
+    // The filtered client: org2's event only.
+    let (_, events) = next_events(&mut org2_only).await;
+    let ids: Vec<_> = events.iter().map(|e| e["aggregate_id"].clone()).collect();
+    assert_eq!(ids, [json!("org2/p")], "org1 filtered out of the batch");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_ask_for_batches_gets_one_frame_per_event() {
+    let env = TestEnv::start().await;
+    let mut single = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut single,
+        json!({"type": "subscribe", "topics": ["budget"]}),
+    )
+    .await;
+    let mut batched = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut batched,
+        json!({"type": "subscribe", "topics": ["budget"], "batch": true}),
+    )
+    .await;
+    // Both subscribed before the first event: they must receive the same ones.
+    env.set_limit("org1", "p", 1_000_000).await;
+    const EVENTS: usize = 31; // the limit and 30 reservations
+    for i in 0..EVENTS - 1 {
+        let (status, answer) = env
+            .post("/budget/request", reserve("org1", "p", &format!("t{i}"), 1))
+            .await;
+        assert!(status.is_success(), "{answer}");
+    }
+    let mut one_by_one = Vec::new();
+    while one_by_one.len() < EVENTS {
+        let (kind, events) = next_events(&mut single).await;
+        assert_eq!(kind, "event", "no batches without asking");
+        one_by_one.extend(events);
+    }
+    let mut in_batches = Vec::new();
+    while in_batches.len() < EVENTS {
+        let (kind, events) = next_events(&mut batched).await;
+        assert_eq!(kind, "events");
+        in_batches.extend(events);
+    }
+    assert_eq!(
+        one_by_one, in_batches,
+        "the same events, byte for byte the same objects"
+    );
+
+    // `"batch": false` switches back to one frame per event.
+    subscribe(
+        &mut batched,
+        json!({"type": "subscribe", "topics": ["budget"], "batch": false}),
+    )
+    .await;
+    env.post("/budget/request", reserve("org1", "p", "last", 1))
+        .await;
+    let (kind, events) = next_events(&mut batched).await;
+    assert_eq!((kind.as_str(), events.len()), ("event", 1));
+
+    // A bad value is an error naming the field; the connection stays.
+    send(
+        &mut batched,
+        json!({"type": "subscribe", "topics": ["budget"], "batch": "yes"}),
+    )
+    .await;
+    let error = next_frame(&mut batched).await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["field"], "batch", "{error}");
+    send(&mut batched, json!({"type": "ping"})).await;
+    assert_eq!(next_frame(&mut batched).await["type"], "pong");
+}
+
 async fn active_users(env: &TestEnv) -> i64 {
     let text = env.metrics_text().await;
     text.lines()

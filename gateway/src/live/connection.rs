@@ -16,15 +16,57 @@ use sqlx::PgPool;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
 
-use super::hub::{LiveEvent, LiveHub};
+use super::hub::{Burst, LiveEvent, LiveHub};
 use super::protocol::{
-    parse_client_frame, permitted, ClientFrame, FrameError, LogKey, Subscription, Topic,
+    parse_client_frame, permitted, ClientFrame, FrameError, LogKey, Matcher, Subscription, Topic,
 };
 
 /// Events read from PostgreSQL per round trip while catching up.
 const CATCH_UP_BATCH: i64 = 500;
 /// Frames written out together at most (a burst longer than this is several writes).
 const MAX_FRAMES_PER_WRITE: usize = 64;
+/// An `events` frame stops taking events once it is this long; a longer backlog goes out
+/// as several frames (the write buffer of a connection is bounded, mod.rs).
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+const BATCH_HEAD: &str = r#"{"type":"events","events":["#;
+const BATCH_TAIL: &str = "]}";
+
+/// Events waiting to go out as one `events` frame: the events' frames, serialised once
+/// in the hub, joined into a JSON array.
+#[derive(Default)]
+struct Batch {
+    json: String,
+}
+
+impl Batch {
+    /// Adds an event's frame; `coming` (events likely to follow) sizes a new batch's
+    /// buffer, so it is not copied over and over while it grows.
+    fn push(&mut self, frame: &str, coming: usize) {
+        if self.json.is_empty() {
+            let guess = frame.len() * coming.max(1);
+            self.json.reserve(
+                BATCH_HEAD.len() + guess.min(MAX_BATCH_BYTES + frame.len()) + BATCH_TAIL.len(),
+            );
+            self.json.push_str(BATCH_HEAD);
+        } else {
+            self.json.push(',');
+        }
+        self.json.push_str(frame);
+    }
+
+    fn is_full(&self) -> bool {
+        self.json.len() >= MAX_BATCH_BYTES
+    }
+
+    /// The `events` frame of what was pushed since the last call, if anything was.
+    fn take(&mut self) -> Option<Utf8Bytes> {
+        if self.json.is_empty() {
+            return None;
+        }
+        self.json.push_str(BATCH_TAIL);
+        Some(std::mem::take(&mut self.json).into())
+    }
+}
 
 /// Why a connection ends from the server's side: a close code and a reason the client
 /// can act on (docs/websocket.md).
@@ -43,7 +85,7 @@ const INTERNAL: u16 = 1011;
 /// The live part of a subscription: the ring receiver and the last event (in commit
 /// order) this connection has passed, sent or filtered out.
 struct Feed {
-    receiver: broadcast::Receiver<Arc<LiveEvent>>,
+    receiver: broadcast::Receiver<Burst>,
     cursor: LogKey,
 }
 
@@ -54,6 +96,11 @@ pub(super) struct Connection {
     claims: Option<Claims>,
     sink: SplitSink<WebSocket, Message>,
     subscription: Subscription,
+    /// `subscription` in the form checked for every event.
+    matcher: Matcher,
+    /// Events go out as `events` frames (the client subscribed with `"batch": true`).
+    batch: bool,
+    pending: Batch,
     feed: Option<Feed>,
     last_heard: Instant,
 }
@@ -85,6 +132,9 @@ pub(super) async fn serve(
         claims,
         sink,
         subscription: Subscription::default(),
+        matcher: Matcher::default(),
+        batch: false,
+        pending: Batch::default(),
         feed: None,
         last_heard: Instant::now(),
     };
@@ -187,13 +237,15 @@ impl Connection {
                     topics,
                     since,
                     filter,
+                    batch,
                 },
                 true,
-            ) => self.subscribe(topics, since, filter).await,
+            ) => self.subscribe(topics, since, filter, batch).await,
             (ClientFrame::Unsubscribe { topics }, true) => {
                 for topic in &topics {
                     self.subscription.topics.remove(topic);
                 }
+                self.matcher = self.subscription.matcher();
                 if !self.subscription.wants_events() {
                     self.feed = None;
                 }
@@ -207,6 +259,7 @@ impl Connection {
         topics: Vec<Topic>,
         since: Option<i64>,
         filter: super::protocol::Filter,
+        batch: Option<bool>,
     ) -> Result<(), Stop> {
         let claims = self.claims.as_ref().expect("checked by the caller");
         let (allowed, refused) = permitted(claims, &topics);
@@ -230,6 +283,8 @@ impl Connection {
                     topics: allowed.into_iter().collect::<BTreeSet<_>>(),
                     filter,
                 };
+                self.matcher = self.subscription.matcher();
+                self.batch = batch.unwrap_or(self.batch);
                 // Receive live events from now on, then send what came before.
                 let (receiver, _) = self.hub.subscribe();
                 self.feed = Some(Feed { receiver, cursor });
@@ -239,6 +294,8 @@ impl Connection {
             None => {
                 self.subscription.topics.extend(allowed);
                 self.subscription.filter = filter;
+                self.matcher = self.subscription.matcher();
+                self.batch = batch.unwrap_or(self.batch);
                 if self.feed.is_none() && self.subscription.wants_events() {
                     let (receiver, cursor) = self.hub.subscribe();
                     self.feed = Some(Feed { receiver, cursor });
@@ -272,9 +329,9 @@ impl Connection {
         })
     }
 
-    async fn on_event(&mut self, event: Result<Arc<LiveEvent>, RecvError>) -> Result<(), Stop> {
-        let mut event = match event {
-            Ok(event) => event,
+    async fn on_event(&mut self, burst: Result<Burst, RecvError>) -> Result<(), Stop> {
+        let mut burst = match burst {
+            Ok(burst) => burst,
             Err(RecvError::Lagged(_)) => {
                 // Fell behind the ring: what was dropped is in PostgreSQL.
                 self.hub.catch_ups.fetch_add(1, Ordering::Relaxed);
@@ -283,30 +340,67 @@ impl Connection {
             Err(RecvError::Closed) => return Err(Stop::Close(GOING_AWAY, "server shutting down")),
         };
         // Everything already in the ring goes out in one write: one flush per burst, not
-        // one system call per frame.
-        let mut queued = 0;
+        // one system call per frame; for a batching client, one frame.
+        let (mut queued, mut bytes) = (0, 0);
         loop {
-            let feed = self.feed.as_mut().expect("events come only with a feed");
-            if event.key > feed.cursor {
+            let behind = self.feed.as_ref().map_or(0, |f| f.receiver.len());
+            for event in burst.iter() {
+                let feed = self.feed.as_mut().expect("events come only with a feed");
+                if event.key <= feed.cursor {
+                    continue;
+                }
                 feed.cursor = event.key;
-                if self.subscription.matches(event.topic, &event.aggregate_id) {
-                    self.queue(Message::Text(event.frame.clone())).await?;
+                if self
+                    .matcher
+                    .matches(event.carriers, event.topic, &event.aggregate_id)
+                {
+                    self.deliver(&event.frame, burst.len() * (behind + 1))
+                        .await?;
                     queued += 1;
+                    bytes += event.frame.len();
                 }
             }
-            if queued >= MAX_FRAMES_PER_WRITE {
+            let enough = if self.batch {
+                bytes >= MAX_BATCH_BYTES
+            } else {
+                queued >= MAX_FRAMES_PER_WRITE
+            };
+            if enough {
                 break;
             }
             match self.feed.as_mut().map(|f| f.receiver.try_recv()) {
-                Some(Ok(next)) => event = next,
+                Some(Ok(next)) => burst = next,
                 // Empty, or lagged/closed: the next `recv` reports the latter.
                 _ => break,
             }
         }
         if queued > 0 {
+            self.write_batch().await?;
             self.flush().await?;
         }
         Ok(())
+    }
+
+    /// Queues one event's frame, or adds it to the pending `events` frame (queued when
+    /// full, or by [`Self::write_batch`]). `coming`: about how many events may follow,
+    /// to size a new batch.
+    async fn deliver(&mut self, frame: &Utf8Bytes, coming: usize) -> Result<(), Stop> {
+        if !self.batch {
+            return self.queue(Message::Text(frame.clone())).await;
+        }
+        self.pending.push(frame.as_str(), coming);
+        if self.pending.is_full() {
+            self.write_batch().await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the pending `events` frame, if any.
+    async fn write_batch(&mut self) -> Result<(), Stop> {
+        match self.pending.take() {
+            Some(frame) => self.queue(Message::Text(frame)).await,
+            None => Ok(()),
+        }
     }
 
     /// Sends every committed event after the cursor that the subscription matches, in
@@ -332,6 +426,7 @@ impl Connection {
             if batch.is_empty() {
                 return Ok(());
             }
+            let coming = batch.len();
             for envelope in &batch {
                 let Some(event) = LiveEvent::of(envelope) else {
                     continue;
@@ -339,10 +434,14 @@ impl Connection {
                 if let Some(feed) = self.feed.as_mut() {
                     feed.cursor = event.key;
                 }
-                if self.subscription.matches(event.topic, &event.aggregate_id) {
-                    self.queue(Message::Text(event.frame)).await?;
+                if self
+                    .matcher
+                    .matches(event.carriers, event.topic, &event.aggregate_id)
+                {
+                    self.deliver(&event.frame, coming).await?;
                 }
             }
+            self.write_batch().await?;
             self.flush().await?;
         }
     }
@@ -419,7 +518,7 @@ impl Connection {
 }
 
 /// The next event of the feed; never ready without one.
-async fn next_event(feed: &mut Option<Feed>) -> Result<Arc<LiveEvent>, RecvError> {
+async fn next_event(feed: &mut Option<Feed>) -> Result<Burst, RecvError> {
     match feed {
         Some(feed) => feed.receiver.recv().await,
         None => std::future::pending().await,

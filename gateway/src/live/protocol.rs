@@ -50,6 +50,17 @@ impl Topic {
         }
     }
 
+    /// This topic's bit in an event's or a subscription's topic mask.
+    pub fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// The topics that carry an event of this topic (`None`: only `audit`), as a mask:
+    /// computed once per event, so a connection decides with one AND.
+    pub fn carriers(topic: Option<Topic>) -> u8 {
+        Topic::Audit.bit() | topic.map_or(0, Topic::bit)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Topic::Budget => "budget",
@@ -72,6 +83,11 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// True when the filter lets every event through (the common case: no per-event work).
+    pub fn is_empty(&self) -> bool {
+        self.tenant.is_none() && self.project.is_none() && self.breaker.is_none()
+    }
+
     fn accepts(&self, topic: Option<Topic>, aggregate_id: &str) -> bool {
         match topic {
             Some(Topic::Budget) => {
@@ -99,6 +115,9 @@ pub enum ClientFrame {
         topics: Vec<Topic>,
         since: Option<i64>,
         filter: Filter,
+        /// `Some(true)`: events go out as `events` frames holding every event queued for
+        /// the connection; `Some(false)`: one `event` frame each; `None`: unchanged.
+        batch: Option<bool>,
     },
     Unsubscribe {
         topics: Vec<Topic>,
@@ -124,6 +143,8 @@ struct SubscribeFrame {
     since: Option<i64>,
     #[serde(default)]
     filter: Filter,
+    #[serde(default)]
+    batch: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -172,6 +193,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
             topics: f.topics,
             since: f.since,
             filter: f.filter,
+            batch: f.batch,
         }),
         "unsubscribe" => parse_as::<UnsubscribeFrame>(text)
             .map(|f| ClientFrame::Unsubscribe { topics: f.topics }),
@@ -242,6 +264,33 @@ impl Subscription {
         let listed =
             self.topics.contains(&Topic::Audit) || topic.is_some_and(|t| self.topics.contains(&t));
         listed && self.filter.accepts(topic, aggregate_id)
+    }
+
+    /// The per-event check a connection makes, precomputed from this subscription.
+    pub fn matcher(&self) -> Matcher {
+        Matcher {
+            mask: self.topics.iter().fold(0, |mask, t| mask | t.bit()),
+            filter: (!self.filter.is_empty()).then(|| self.filter.clone()),
+        }
+    }
+}
+
+/// [`Subscription::matches`] in the form a connection runs for every event: the event's
+/// carrier mask ([`Topic::carriers`]) against the subscribed topics' bits, and the filter
+/// only when there is one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Matcher {
+    mask: u8,
+    filter: Option<Filter>,
+}
+
+impl Matcher {
+    pub fn matches(&self, carriers: u8, topic: Option<Topic>, aggregate_id: &str) -> bool {
+        self.mask & carriers != 0
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|f| f.accepts(topic, aggregate_id))
     }
 }
 
@@ -315,8 +364,76 @@ mod tests {
                     tenant: Some("org1".into()),
                     ..Filter::default()
                 },
+                batch: None,
             }
         );
+    }
+
+    #[test]
+    fn batch_is_an_optional_boolean() {
+        let frame =
+            parse_client_frame(r#"{"type":"subscribe","topics":["audit"],"batch":true}"#).unwrap();
+        assert!(matches!(
+            frame,
+            ClientFrame::Subscribe {
+                batch: Some(true),
+                ..
+            }
+        ));
+        let error = parse_client_frame(r#"{"type":"subscribe","topics":["audit"],"batch":"yes"}"#)
+            .unwrap_err();
+        assert_eq!(error.field, "batch", "{error:?}");
+    }
+
+    /// The precomputed check must agree with the plain one for every topic set, event
+    /// topic and filter.
+    #[test]
+    fn the_matcher_agrees_with_the_subscription() {
+        let all = [
+            Topic::Budget,
+            Topic::Dlq,
+            Topic::Breakers,
+            Topic::Audit,
+            Topic::Stats,
+        ];
+        let filters = [
+            Filter::default(),
+            Filter {
+                tenant: Some("org1".into()),
+                ..Filter::default()
+            },
+            Filter {
+                breaker: Some("llm".into()),
+                ..Filter::default()
+            },
+        ];
+        let events = [
+            (Some(Topic::Budget), "org1/p"),
+            (Some(Topic::Budget), "org2/p"),
+            (Some(Topic::Breakers), "llm"),
+            (Some(Topic::Breakers), "db"),
+            (Some(Topic::Dlq), "x"),
+            (None, "run-1"),
+        ];
+        for set in 0..(1u32 << all.len()) {
+            for filter in &filters {
+                let subscription = Subscription {
+                    topics: (0..all.len())
+                        .filter(|i| set & (1 << i) != 0)
+                        .map(|i| all[i])
+                        .collect(),
+                    filter: filter.clone(),
+                };
+                let matcher = subscription.matcher();
+                for (topic, id) in events {
+                    assert_eq!(
+                        matcher.matches(Topic::carriers(topic), topic, id),
+                        subscription.matches(topic, id),
+                        "{subscription:?} {topic:?} {id}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
