@@ -30,7 +30,7 @@ if scripts/sandbox-engine.sh up; then
   # shellcheck disable=SC1091
   source .data/sandbox.env
   export DOCKER_HOST
-  SANDBOX_PORT="${SANDBOX_PORT:-8001}" target/release/sandbox &
+  SANDBOX_PORT="${SANDBOX_PORT:-8001}" "${CARGO_TARGET_DIR:-target}/release/sandbox" &
   SANDBOX_PID=$!
   SANDBOX_LINE="  sandbox:        http://localhost:${SANDBOX_PORT:-8001}"
 fi
@@ -49,4 +49,4 @@ fi
 echo "  e.g.: curl -s localhost:${PORT}/auth/login -H 'content-type: application/json' \\"
 echo "          -d '{\"username\":\"admin\",\"password\":\"<password>\"}'"
 echo
-target/release/controlplane serve
+"${CARGO_TARGET_DIR:-target}/release/controlplane" serve

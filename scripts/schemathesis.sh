@@ -17,7 +17,7 @@ SCHEMATHESIS_VERSION=4.32.5
 EXAMPLES=${SCHEMATHESIS_EXAMPLES:-10}
 PHASES=${SCHEMATHESIS_PHASES:-examples,coverage,fuzzing}
 SEED=${SCHEMATHESIS_SEED:-20261127}
-BIN=${CONTROLPLANE_BIN:-target/debug/controlplane}
+BIN=${CONTROLPLANE_BIN:-${CARGO_TARGET_DIR:-target}/debug/controlplane}
 VENV=.data/schemathesis-venv
 # Debian's python3 first: a pyenv 3.11.7 trips over a CPython AST bug in hypothesis.
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Context, Message};
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use streams::setup::{ensure_events_stream, projection_consumer_config, EventsStream};
 use streams::singleton::run_singleton;
@@ -20,6 +22,10 @@ use crate::ProjectionError;
 pub const CONSUMER: &str = "projections";
 /// Largest batch applied in one transaction.
 const BATCH: usize = 1000;
+/// Batches applied at once: the next batch's first round trips overlap the previous one's
+/// last. They wait for each other only where they share aggregates (version rows, locked
+/// in key order) and at the checkpoint row; acknowledgements stay in batch order.
+const IN_FLIGHT: usize = 2;
 /// While committed batches wait for their WAL flush and no new message comes, how often
 /// to look whether PostgreSQL has flushed them.
 const FLUSH_CHECK: Duration = Duration::from_millis(50);
@@ -54,7 +60,7 @@ async fn project_while_active(
     pool: &PgPool,
     js: &Context,
     stream: &EventsStream,
-    stats: &ProjectorStats,
+    stats: &Arc<ProjectorStats>,
 ) {
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -77,7 +83,7 @@ async fn consume(
     pool: &PgPool,
     js: &Context,
     stream: &EventsStream,
-    stats: &ProjectorStats,
+    stats: &Arc<ProjectorStats>,
 ) -> Result<(), ProjectionError> {
     let events = ensure_events_stream(js, stream).await.map_err(nats)?;
     let consumer: PullConsumer = events
@@ -94,41 +100,70 @@ async fn consume(
         .ready_chunks(BATCH);
     tracing::info!(stream = %stream.name, "projecting events into the read models");
     let mut unflushed: UnflushedBatches<Message> = UnflushedBatches::default();
+    // Batches being applied, oldest first; each yields its result, its messages and how
+    // many batches had finished when it began (its WAL reading came after their commits).
+    let mut in_flight: FuturesOrdered<BoxFuture<'static, Finished>> = FuturesOrdered::new();
     loop {
-        let chunk = tokio::select! {
-            chunk = messages.next() => chunk,
-            _ = tokio::time::sleep(FLUSH_CHECK), if !unflushed.is_empty() => {
+        tokio::select! {
+            Some((result, mut batch, finished_before)) = in_flight.next(), if !in_flight.is_empty() => {
+                match result {
+                    Ok(Ok(wal)) => {
+                        acknowledge(unflushed.observe(wal, finished_before)).await;
+                        if let Some(last) = batch.pop() {
+                            unflushed.committed(last);
+                        }
+                    }
+                    failed => {
+                        let error = match failed {
+                            Ok(Err(error)) => error,
+                            Err(join) => ProjectionError::Nats(format!("projection task failed: {join}")),
+                            Ok(Ok(_)) => unreachable!("matched above"),
+                        };
+                        // Ask for them again at once (in order) rather than after the ack
+                        // wait; a later batch still in flight is asked for again too (what
+                        // it committed is skipped on redelivery).
+                        nak(&batch).await;
+                        while let Some((_, later, _)) = in_flight.next().await {
+                            nak(&later).await;
+                        }
+                        return Err(error);
+                    }
+                }
+            }
+            chunk = messages.next(), if in_flight.len() < IN_FLIGHT => {
+                let Some(chunk) = chunk else { break };
+                let mut batch: Vec<Message> = Vec::with_capacity(chunk.len());
+                for message in chunk {
+                    batch.push(message.map_err(nats)?);
+                }
+                let (envelopes, stream_seq) = envelopes_of(&batch);
+                let task = tokio::spawn(apply_envelopes(pool.clone(), envelopes, stream_seq, stats.clone()));
+                let finished_before = unflushed.finished;
+                in_flight.push_back(task.map(move |result| (result, batch, finished_before)).boxed());
+            }
+            _ = tokio::time::sleep(FLUSH_CHECK), if in_flight.is_empty() && !unflushed.is_empty() => {
                 let wal = wal_positions(pool).await?;
-                acknowledge(unflushed.observe(wal)).await;
-                continue;
-            }
-        };
-        let Some(chunk) = chunk else { break };
-        let mut batch: Vec<Message> = Vec::with_capacity(chunk.len());
-        for message in chunk {
-            batch.push(message.map_err(nats)?);
-        }
-        match apply_messages(pool, &batch, stats).await {
-            Ok(wal) => {
-                // `wal` was read in this batch's transaction, after every queued batch
-                // committed: it marks them, and acknowledges those already flushed.
-                acknowledge(unflushed.observe(wal)).await;
-                if let Some(last) = batch.pop() {
-                    unflushed.committed(last);
-                }
-            }
-            Err(error) => {
-                // Ask for them again at once (in order) rather than after the ack wait.
-                for message in &batch {
-                    let _ = message.ack_with(AckKind::Nak(None)).await;
-                }
-                return Err(error);
+                acknowledge(unflushed.observe(wal, unflushed.finished)).await;
             }
         }
     }
     Err(ProjectionError::Nats(
         "the consumer's message stream ended".into(),
     ))
+}
+
+/// A batch's task ended: its result, its messages, and how many batches had finished when
+/// it began.
+type Finished = (
+    Result<Result<WalPositions, ProjectionError>, tokio::task::JoinError>,
+    Vec<Message>,
+    u64,
+);
+
+async fn nak(batch: &[Message]) {
+    for message in batch {
+        let _ = message.ack_with(AckKind::Nak(None)).await;
+    }
 }
 
 /// AckPolicy::All: acknowledging the last message of a batch acknowledges every earlier one.
@@ -164,52 +199,54 @@ async fn wal_positions(pool: &PgPool) -> Result<WalPositions, ProjectionError> {
 /// after a batch committed is past its commit record: that is the batch's mark.
 #[derive(Debug)]
 struct UnflushedBatches<T> {
-    /// In commit order, with the mark once known.
-    queue: VecDeque<(Option<i64>, T)>,
+    /// In commit order (oldest first): the batch's number among finished batches, its mark
+    /// once known, and its last message.
+    queue: VecDeque<(u64, Option<i64>, T)>,
+    finished: u64,
 }
 
 impl<T> Default for UnflushedBatches<T> {
     fn default() -> Self {
         Self {
             queue: VecDeque::new(),
+            finished: 0,
         }
     }
 }
 
 impl<T> UnflushedBatches<T> {
-    /// A batch whose transaction just committed.
+    /// The next batch in order committed (batches are numbered 0, 1, … as they come here).
     fn committed(&mut self, last: T) {
-        self.queue.push_back((None, last));
+        self.queue.push_back((self.finished, None, last));
+        self.finished += 1;
     }
 
     fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
 
-    /// `wal` was read after every queued batch committed. Marks the unmarked ones with its
-    /// insert position and returns the newest batch flushed by now (acknowledging it
-    /// acknowledges the older ones), dropping it and all before it.
-    fn observe(&mut self, wal: WalPositions) -> Option<T> {
-        for (mark, _) in self.queue.iter_mut() {
-            mark.get_or_insert(wal.insert);
+    /// `wal` was read after the first `finished_before` batches committed. Marks those not
+    /// marked yet with its insert position and returns the newest batch flushed by now
+    /// (acknowledging it acknowledges the older ones), dropping it and all before it.
+    fn observe(&mut self, wal: WalPositions, finished_before: u64) -> Option<T> {
+        for (number, mark, _) in self.queue.iter_mut() {
+            if *number < finished_before {
+                mark.get_or_insert(wal.insert);
+            }
         }
         let mut newest = None;
-        while let Some((Some(mark), _)) = self.queue.front() {
+        while let Some((_, Some(mark), _)) = self.queue.front() {
             if *mark > wal.flush {
                 break;
             }
-            newest = self.queue.pop_front().map(|(_, last)| last);
+            newest = self.queue.pop_front().map(|(_, _, last)| last);
         }
         newest
     }
 }
 
-/// Applies a batch in one transaction; returns where the WAL was when it began.
-async fn apply_messages(
-    pool: &PgPool,
-    batch: &[Message],
-    stats: &ProjectorStats,
-) -> Result<WalPositions, ProjectionError> {
+/// The event envelopes of a batch, and the stream sequence of its last message.
+fn envelopes_of(batch: &[Message]) -> (Vec<EventEnvelope>, Option<u64>) {
     let mut envelopes = Vec::with_capacity(batch.len());
     let mut stream_seq = None;
     for message in batch {
@@ -225,9 +262,19 @@ async fn apply_messages(
             }
         }
     }
+    (envelopes, stream_seq)
+}
+
+/// Applies a batch in one transaction; returns where the WAL was when it began.
+async fn apply_envelopes(
+    pool: PgPool,
+    envelopes: Vec<EventEnvelope>,
+    stream_seq: Option<u64>,
+    stats: Arc<ProjectorStats>,
+) -> Result<WalPositions, ProjectionError> {
     let mut tx = pool.begin().await?;
     // This transaction's commit does not wait for the WAL flush (see UnflushedBatches);
-    // the same round trip reads where the WAL is, after every earlier batch committed.
+    // the same round trip reads where the WAL is.
     let (_, insert, flush): (String, i64, i64) = sqlx::query_as(&format!(
         "SELECT set_config('synchronous_commit', 'off', true), {WAL_POSITIONS}"
     ))
@@ -243,7 +290,7 @@ async fn apply_messages(
     if let Some(last) = envelopes.last() {
         stats
             .last_position
-            .store(last.global_position, Ordering::Relaxed);
+            .fetch_max(last.global_position, Ordering::Relaxed);
     }
     Ok(WalPositions { insert, flush })
 }
@@ -260,20 +307,31 @@ mod tests {
     fn a_batch_is_released_only_once_the_wal_is_flushed_past_a_position_read_after_its_commit() {
         let mut batches = UnflushedBatches::default();
         batches.committed("a");
-        // Read after "a" committed: "a" is durable once the flush reaches 100.
-        assert_eq!(batches.observe(wal(100, 90)), None);
+        // Read after "a" (batch 0) committed: "a" is durable once the flush reaches 100.
+        assert_eq!(batches.observe(wal(100, 90), 1), None);
         batches.committed("b");
         assert_eq!(
-            batches.observe(wal(150, 99)),
+            batches.observe(wal(150, 99), 2),
             None,
             "flushed short of a's mark"
         );
-        assert_eq!(batches.observe(wal(160, 100)), Some("a"));
+        assert_eq!(batches.observe(wal(160, 100), 2), Some("a"));
         // "b" was marked 150 by the read after it committed.
-        assert_eq!(batches.observe(wal(170, 149)), None);
+        assert_eq!(batches.observe(wal(170, 149), 2), None);
         assert!(!batches.is_empty());
-        assert_eq!(batches.observe(wal(170, 150)), Some("b"));
+        assert_eq!(batches.observe(wal(170, 150), 2), Some("b"));
         assert!(batches.is_empty());
+    }
+
+    #[test]
+    fn a_reading_taken_before_a_batch_committed_does_not_mark_it() {
+        // Two batches in flight: the second read the WAL (at 50) while the first was still
+        // running, so that reading only covers batches finished before the second began.
+        let mut batches = UnflushedBatches::default();
+        batches.committed("first");
+        assert_eq!(batches.observe(wal(50, 1_000), 0), None, "not marked by it");
+        assert_eq!(batches.observe(wal(80, 79), 1), None);
+        assert_eq!(batches.observe(wal(90, 80), 1), Some("first"));
     }
 
     #[test]
@@ -281,14 +339,14 @@ mod tests {
         let mut batches = UnflushedBatches::default();
         batches.committed(1);
         batches.committed(2);
-        assert_eq!(batches.observe(wal(10, 0)), None);
+        assert_eq!(batches.observe(wal(10, 0), 2), None);
         batches.committed(3);
         assert_eq!(
-            batches.observe(wal(20, 10)),
+            batches.observe(wal(20, 10), 3),
             Some(2),
             "1 and 2 share a mark"
         );
-        assert_eq!(batches.observe(wal(30, 1_000)), Some(3));
-        assert_eq!(batches.observe(wal(40, 1_000)), None);
+        assert_eq!(batches.observe(wal(30, 1_000), 3), Some(3));
+        assert_eq!(batches.observe(wal(40, 1_000), 3), None);
     }
 }
