@@ -46,37 +46,25 @@ pub async fn apply_batch(
             .or_default()
             .push(event);
     }
-    let (types, ids): (Vec<String>, Vec<String>) = groups.keys().cloned().unzip();
-    // Rows created here are this transaction's (and so locked); the others are locked by
-    // FOR UPDATE. The two parts see the same snapshot, so each key comes back once.
-    let rows = sqlx::query(
-        "WITH wanted AS (SELECT t, i FROM UNNEST($1::text[], $2::text[]) AS u(t, i)),
-              created AS (
-                INSERT INTO projection_versions (aggregate_type, aggregate_id, version, last_position)
-                SELECT t, i, 0, 0 FROM wanted ORDER BY t, i
-                ON CONFLICT DO NOTHING
-                RETURNING aggregate_type, aggregate_id, version),
-              locked AS (
-                SELECT v.aggregate_type, v.aggregate_id, v.version
-                  FROM projection_versions v
-                  JOIN wanted w ON v.aggregate_type = w.t AND v.aggregate_id = w.i
-                 ORDER BY v.aggregate_type, v.aggregate_id
-                   FOR UPDATE OF v)
-         SELECT aggregate_type, aggregate_id, version FROM created
-         UNION ALL
-         SELECT aggregate_type, aggregate_id, version FROM locked",
-    )
-    .bind(&types)
-    .bind(&ids)
-    .fetch_all(&mut *conn)
-    .await?;
     let mut versions: BTreeMap<Key, i64> = BTreeMap::new();
-    for row in rows {
-        versions.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+    let (mut types, mut ids): (Vec<String>, Vec<String>) = groups.keys().cloned().unzip();
+    // A version row another transaction created after this statement's snapshot (the
+    // other batch in flight, or a replay) comes back from neither part: a new statement,
+    // with a new snapshot, locks it.
+    for _attempt in 0..3 {
+        for row in lock_versions(conn, &types, &ids).await? {
+            versions.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+        }
+        (types, ids) = groups
+            .keys()
+            .filter(|key| !versions.contains_key(*key))
+            .cloned()
+            .unzip();
+        if types.is_empty() {
+            break;
+        }
     }
-    if versions.len() != types.len() {
-        // Another projection (a replay) created a version row after this statement's
-        // snapshot: neither part returned it. The batch is retried.
+    if !types.is_empty() {
         return Err(ProjectionError::Concurrent);
     }
 
@@ -188,6 +176,39 @@ pub async fn apply_batch(
         );
     }
     Ok(applied)
+}
+
+/// Creates the version rows of these aggregates that do not exist yet and locks them all,
+/// in key order (every projection locks in the same order: no deadlock); returns
+/// `(aggregate_type, aggregate_id, version)`. Rows created here are this transaction's
+/// (and so locked); the others are locked by FOR UPDATE. Both parts see the same snapshot,
+/// so each key comes back at most once.
+async fn lock_versions(
+    conn: &mut PgConnection,
+    types: &[String],
+    ids: &[String],
+) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
+    sqlx::query(
+        "WITH wanted AS (SELECT t, i FROM UNNEST($1::text[], $2::text[]) AS u(t, i)),
+              created AS (
+                INSERT INTO projection_versions (aggregate_type, aggregate_id, version, last_position)
+                SELECT t, i, 0, 0 FROM wanted ORDER BY t, i
+                ON CONFLICT DO NOTHING
+                RETURNING aggregate_type, aggregate_id, version),
+              locked AS (
+                SELECT v.aggregate_type, v.aggregate_id, v.version
+                  FROM projection_versions v
+                  JOIN wanted w ON v.aggregate_type = w.t AND v.aggregate_id = w.i
+                 ORDER BY v.aggregate_type, v.aggregate_id
+                   FOR UPDATE OF v)
+         SELECT aggregate_type, aggregate_id, version FROM created
+         UNION ALL
+         SELECT aggregate_type, aggregate_id, version FROM locked",
+    )
+    .bind(types)
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
 }
 
 /// The new version of each aggregate the batch advanced.

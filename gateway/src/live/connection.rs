@@ -144,6 +144,18 @@ pub(super) async fn serve(
             reason: reason.into(),
         }));
         let _ = timeout(Duration::from_secs(1), connection.sink.send(frame)).await;
+        // The closing handshake: wait (bounded) for the client's Close, dropping what it
+        // still sends first (pongs to earlier pings). Dropping the socket at once reset the
+        // connection under a client still writing those, which then never read why it was
+        // closed.
+        let _ = timeout(Duration::from_secs(2), async {
+            while let Some(Ok(message)) = incoming.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 }
 
