@@ -511,7 +511,7 @@ async fn the_held_back_check_walks_the_commit_order_index_not_the_whole_log() {
         .fetch_one(&pool)
     };
     let next = |tx: &'static str, position: i64| {
-        sqlx::query_scalar::<_, i64>(&sql)
+        sqlx::query_scalar::<_, i64>(sql)
             .bind(tx)
             .bind(position)
             .fetch_optional(&pool)

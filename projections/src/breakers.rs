@@ -97,13 +97,6 @@ mod tests {
     use super::*;
     use domain::breaker::BreakerConfig;
 
-    fn at(position: i64) -> At {
-        At {
-            position,
-            recorded_at: Utc::now(),
-        }
-    }
-
     #[test]
     fn the_latest_event_tells_the_row_and_next_retry_only_while_open() {
         let mut rows = BreakerRows::default();
@@ -120,7 +113,7 @@ mod tests {
                 actor: "svc".into(),
                 at: Utc::now(),
             },
-            at(7),
+            At::now(7),
         );
         assert_eq!(rows.rows["llm"].state, "OPEN");
         assert_eq!(rows.rows["llm"].failures, 5);
@@ -137,7 +130,7 @@ mod tests {
                 actor: "admin".into(),
                 at: Utc::now(),
             },
-            at(9),
+            At::now(9),
         );
         let row = &rows.rows["llm"];
         assert_eq!(

@@ -52,6 +52,17 @@ pub struct At {
     pub recorded_at: DateTime<Utc>,
 }
 
+#[cfg(test)]
+impl At {
+    /// `position`, recorded now (for the fold tests).
+    pub(crate) fn now(position: i64) -> At {
+        At {
+            position,
+            recorded_at: Utc::now(),
+        }
+    }
+}
+
 /// How a reservation opened before this fold was closed by it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReservationClose {
@@ -241,13 +252,6 @@ impl BudgetRows {
 mod tests {
     use super::*;
 
-    fn at(position: i64) -> At {
-        At {
-            position,
-            recorded_at: Utc::now(),
-        }
-    }
-
     #[test]
     fn totals_are_copied_from_the_latest_event() {
         let mut rows = BudgetRows::default();
@@ -260,7 +264,7 @@ mod tests {
                 total: 100,
                 previous_total: None,
             },
-            at(1),
+            At::now(1),
         );
         rows.apply(
             "org1/p1",
@@ -275,7 +279,7 @@ mod tests {
                 used: 0,
                 reserved: 40,
             },
-            at(2),
+            At::now(2),
         );
         rows.apply(
             "org1/p1",
@@ -288,7 +292,7 @@ mod tests {
                 used: 50,
                 reserved: 0,
             },
-            at(3),
+            At::now(3),
         );
         let budget = &rows.budgets["org1/p1"];
         assert_eq!(
@@ -315,7 +319,7 @@ mod tests {
                 reason: domain::budget::DenialReason::NoBudget,
                 available: 0,
             },
-            at(7),
+            At::now(7),
         );
         let budget = &rows.budgets["org2/p"];
         assert_eq!(

@@ -391,13 +391,6 @@ mod tests {
     use super::*;
     use domain::dlq::{Encoding, Source};
 
-    fn at(position: i64) -> At {
-        At {
-            position,
-            recorded_at: Utc::now(),
-        }
-    }
-
     #[test]
     fn a_capture_then_a_requeue_is_one_resolved_row_with_two_history_lines() {
         let now = Utc::now();
@@ -422,7 +415,7 @@ mod tests {
                 actor: "worker:dlq-capture".into(),
                 at: now,
             },
-            at(1),
+            At::now(1),
         );
         rows.apply(
             "js:W:1",
@@ -437,7 +430,7 @@ mod tests {
                 actor: "http:ops".into(),
                 at: now,
             },
-            at(2),
+            At::now(2),
         );
         let row = &rows.rows["js:W:1"];
         assert!(row.resolved);

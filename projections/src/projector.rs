@@ -106,29 +106,25 @@ async fn consume(
     loop {
         tokio::select! {
             Some((result, mut batch, finished_before)) = in_flight.next(), if !in_flight.is_empty() => {
-                match result {
+                let error = match result {
                     Ok(Ok(wal)) => {
                         acknowledge(unflushed.observe(wal, finished_before)).await;
                         if let Some(last) = batch.pop() {
                             unflushed.committed(last);
                         }
+                        continue;
                     }
-                    failed => {
-                        let error = match failed {
-                            Ok(Err(error)) => error,
-                            Err(join) => ProjectionError::Nats(format!("projection task failed: {join}")),
-                            Ok(Ok(_)) => unreachable!("matched above"),
-                        };
-                        // Ask for them again at once (in order) rather than after the ack
-                        // wait; a later batch still in flight is asked for again too (what
-                        // it committed is skipped on redelivery).
-                        nak(&batch).await;
-                        while let Some((_, later, _)) = in_flight.next().await {
-                            nak(&later).await;
-                        }
-                        return Err(error);
-                    }
+                    Ok(Err(error)) => error,
+                    Err(join) => ProjectionError::Nats(format!("projection task failed: {join}")),
+                };
+                // Ask for them again at once (in order) rather than after the ack wait; a
+                // later batch still in flight is asked for again too (what it committed is
+                // skipped on redelivery).
+                nak(&batch).await;
+                while let Some((_, later, _)) = in_flight.next().await {
+                    nak(&later).await;
                 }
+                return Err(error);
             }
             chunk = messages.next(), if in_flight.len() < IN_FLIGHT => {
                 let Some(chunk) = chunk else { break };
@@ -182,11 +178,16 @@ pub struct WalPositions {
     pub flush: i64,
 }
 
-const WAL_POSITIONS: &str = "(pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8,
-                             (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8";
+/// Where the WAL is, as two byte offsets (`insert`, `flush`).
+macro_rules! wal_positions_sql {
+    () => {
+        "(pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8, \
+         (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::int8"
+    };
+}
 
 async fn wal_positions(pool: &PgPool) -> Result<WalPositions, ProjectionError> {
-    let (insert, flush) = sqlx::query_as(&format!("SELECT {WAL_POSITIONS}"))
+    let (insert, flush) = sqlx::query_as(concat!("SELECT ", wal_positions_sql!()))
         .fetch_one(pool)
         .await?;
     Ok(WalPositions { insert, flush })
@@ -275,8 +276,9 @@ async fn apply_envelopes(
     let mut tx = pool.begin().await?;
     // This transaction's commit does not wait for the WAL flush (see UnflushedBatches);
     // the same round trip reads where the WAL is.
-    let (_, insert, flush): (String, i64, i64) = sqlx::query_as(&format!(
-        "SELECT set_config('synchronous_commit', 'off', true), {WAL_POSITIONS}"
+    let (_, insert, flush): (String, i64, i64) = sqlx::query_as(concat!(
+        "SELECT set_config('synchronous_commit', 'off', true), ",
+        wal_positions_sql!()
     ))
     .fetch_one(&mut *tx)
     .await?;
