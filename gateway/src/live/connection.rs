@@ -16,7 +16,7 @@ use sqlx::PgPool;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{interval_at, sleep_until, timeout, Instant, MissedTickBehavior};
 
-use super::hub::{Burst, LiveEvent, LiveHub};
+use super::hub::{Burst, LiveEvent, LiveHub, BATCH_HEAD, BATCH_TAIL};
 use super::protocol::{
     parse_client_frame, permitted, ClientFrame, FrameError, LogKey, Matcher, Subscription, Topic,
 };
@@ -28,8 +28,6 @@ const MAX_FRAMES_PER_WRITE: usize = 64;
 /// An `events` frame stops taking events once it is this long; a longer backlog goes out
 /// as several frames (the write buffer of a connection is bounded, mod.rs).
 const MAX_BATCH_BYTES: usize = 64 * 1024;
-const BATCH_HEAD: &str = r#"{"type":"events","events":["#;
-const BATCH_TAIL: &str = "]}";
 
 /// Events waiting to go out as one `events` frame: the events' frames, serialised once
 /// in the hub, joined into a JSON array.
@@ -85,7 +83,7 @@ const INTERNAL: u16 = 1011;
 /// The live part of a subscription: the ring receiver and the last event (in commit
 /// order) this connection has passed, sent or filtered out.
 struct Feed {
-    receiver: broadcast::Receiver<Burst>,
+    receiver: broadcast::Receiver<Arc<Burst>>,
     cursor: LogKey,
 }
 
@@ -341,7 +339,7 @@ impl Connection {
         })
     }
 
-    async fn on_event(&mut self, burst: Result<Burst, RecvError>) -> Result<(), Stop> {
+    async fn on_event(&mut self, burst: Result<Arc<Burst>, RecvError>) -> Result<(), Stop> {
         let mut burst = match burst {
             Ok(burst) => burst,
             Err(RecvError::Lagged(_)) => {
@@ -352,24 +350,46 @@ impl Connection {
             Err(RecvError::Closed) => return Err(Stop::Close(GOING_AWAY, "server shutting down")),
         };
         // Everything already in the ring goes out in one write: one flush per burst, not
-        // one system call per frame; for a batching client, one frame.
+        // one system call per frame; for a batching client, one frame per burst at most.
         let (mut queued, mut bytes) = (0, 0);
         loop {
             let behind = self.feed.as_ref().map_or(0, |f| f.receiver.len());
-            for event in burst.iter() {
-                let feed = self.feed.as_mut().expect("events come only with a feed");
-                if event.key <= feed.cursor {
-                    continue;
-                }
-                feed.cursor = event.key;
-                if self
+            let cursor = self
+                .feed
+                .as_ref()
+                .expect("events come only with a feed")
+                .cursor;
+            if self.batch
+                && burst.first_key() > cursor
+                && self
                     .matcher
-                    .matches(event.carriers, event.topic, &event.aggregate_id)
-                {
-                    self.deliver(&event.frame, burst.len() * (behind + 1))
-                        .await?;
-                    queued += 1;
-                    bytes += event.frame.len();
+                    .takes_all(burst.events.iter().map(|e| e.carriers))
+            {
+                // The whole burst: its shared frame, after what this connection already
+                // joined (order).
+                self.write_batch().await?;
+                self.queue(Message::Text(burst.batch_frame.clone())).await?;
+                if let (Some(feed), Some(last)) = (self.feed.as_mut(), burst.events.last()) {
+                    feed.cursor = last.key;
+                }
+                queued += burst.events.len();
+                bytes += burst.batch_frame.len();
+            } else {
+                for event in burst.events.iter() {
+                    let feed = self.feed.as_mut().expect("events come only with a feed");
+                    if event.key <= feed.cursor {
+                        continue;
+                    }
+                    feed.cursor = event.key;
+                    if self
+                        .matcher
+                        .matches(event.carriers, event.topic, &event.aggregate_id)
+                    {
+                        self.deliver(&event.frame, burst.events.len() * (behind + 1))
+                            .await?;
+                        queued += 1;
+                        bytes += event.frame.len();
+                    }
                 }
             }
             let enough = if self.batch {
@@ -530,7 +550,7 @@ impl Connection {
 }
 
 /// The next event of the feed; never ready without one.
-async fn next_event(feed: &mut Option<Feed>) -> Result<Burst, RecvError> {
+async fn next_event(feed: &mut Option<Feed>) -> Result<Arc<Burst>, RecvError> {
     match feed {
         Some(feed) => feed.receiver.recv().await,
         None => std::future::pending().await,

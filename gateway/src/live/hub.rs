@@ -3,7 +3,10 @@
 //! broadcast ring. Sending never waits for a connection; a connection that falls behind
 //! the ring catches up from PostgreSQL (connection.rs). Events that arrive from JetStream
 //! together share one slot of the ring (a [`Burst`]), so a connection takes them with one
-//! receive: with 1,000 connections, per-event work per connection is what costs.
+//! receive: with 1,000 connections, per-event work per connection is what costs. A burst
+//! also carries its `events` frame, built once here: a batching connection that takes the
+//! whole burst sends that frame as it is (a reference count, no copy), so the bytes of an
+//! event are joined once per process, not once per connection.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,6 +14,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::Context;
+use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 use futures::{FutureExt, StreamExt};
 use streams::{ensure_events_stream, EventEnvelope, EventsStream};
@@ -45,7 +49,52 @@ impl LiveEvent {
 }
 
 /// Events read from JetStream together, in commit order: one slot of the ring.
-pub type Burst = Arc<[LiveEvent]>;
+#[derive(Debug)]
+pub struct Burst {
+    pub events: Box<[LiveEvent]>,
+    /// Every event of the burst as one `events` frame (`{"type":"events","events":[…]}`).
+    pub batch_frame: Utf8Bytes,
+}
+
+/// Opening and closing of an `events` frame, around the events' frames joined by commas.
+pub const BATCH_HEAD: &str = r#"{"type":"events","events":["#;
+pub const BATCH_TAIL: &str = "]}";
+
+impl Burst {
+    /// Joins the events' frames into the burst's `events` frame; each event's own frame
+    /// becomes a slice of it, so the ring holds one copy of every event's JSON.
+    pub fn new(mut events: Vec<LiveEvent>) -> Burst {
+        let length: usize = events.iter().map(|e| e.frame.len() + 1).sum();
+        let mut json = String::with_capacity(BATCH_HEAD.len() + length + BATCH_TAIL.len());
+        json.push_str(BATCH_HEAD);
+        let mut ranges = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            let start = json.len();
+            json.push_str(event.frame.as_str());
+            ranges.push(start..json.len());
+        }
+        json.push_str(BATCH_TAIL);
+        let joined = Bytes::from(json);
+        for (event, range) in events.iter_mut().zip(ranges) {
+            if let Ok(frame) = Utf8Bytes::try_from(joined.slice(range)) {
+                event.frame = frame;
+            }
+        }
+        Burst {
+            events: events.into_boxed_slice(),
+            batch_frame: Utf8Bytes::try_from(joined).expect("UTF-8 frames joined are UTF-8"),
+        }
+    }
+
+    /// The first event's key: a connection whose cursor is before it has passed none of
+    /// the burst.
+    pub fn first_key(&self) -> LogKey {
+        self.events.first().map_or_else(LogKey::default, |e| e.key)
+    }
+}
 
 /// Events in a burst at most. Under light load a burst is one event (nothing waits for
 /// a second); the bound keeps a ring slot small.
@@ -92,7 +141,7 @@ impl Default for LiveConfig {
 /// The process's fan-out point, shared by every connection.
 pub struct LiveHub {
     pub config: LiveConfig,
-    sender: broadcast::Sender<Burst>,
+    sender: broadcast::Sender<Arc<Burst>>,
     /// The last event handed to the ring (a live subscription starts after it).
     head: Mutex<LogKey>,
     ready: AtomicBool,
@@ -136,7 +185,7 @@ impl LiveHub {
 
     /// A receiver of every event after the returned key. Subscribing first and reading
     /// the head second means nothing after the key can be missed.
-    pub fn subscribe(&self) -> (broadcast::Receiver<Burst>, LogKey) {
+    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Burst>>, LogKey) {
         let receiver = self.sender.subscribe();
         let head = *self.head.lock().unwrap_or_else(|e| e.into_inner());
         (receiver, head)
@@ -160,7 +209,7 @@ impl LiveHub {
         *self.head.lock().unwrap_or_else(|e| e.into_inner()) = last.key;
         self.events.fetch_add(burst.len() as u64, Ordering::Relaxed);
         // No receivers is fine: nobody is connected.
-        let _ = self.sender.send(burst.into());
+        let _ = self.sender.send(Arc::new(Burst::new(burst)));
     }
 }
 
@@ -259,4 +308,43 @@ where
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(position: i64, frame: &str) -> LiveEvent {
+        LiveEvent {
+            key: LogKey {
+                transaction_id: 7,
+                position,
+            },
+            topic: Some(Topic::Budget),
+            carriers: Topic::carriers(Some(Topic::Budget)),
+            aggregate_id: "org1/p".into(),
+            frame: frame.into(),
+        }
+    }
+
+    #[test]
+    fn a_burst_frame_is_the_events_frame_of_its_events_in_order() {
+        let frames = [
+            r#"{"type":"event","position":3}"#,
+            r#"{"type":"event","position":5,"s":"é"}"#,
+        ];
+        let burst = Burst::new(vec![event(3, frames[0]), event(5, frames[1])]);
+        let parsed: serde_json::Value = serde_json::from_str(burst.batch_frame.as_str()).unwrap();
+        assert_eq!(parsed["type"], "events");
+        let expected: Vec<serde_json::Value> = frames
+            .iter()
+            .map(|f| serde_json::from_str(f).unwrap())
+            .collect();
+        assert_eq!(parsed["events"], serde_json::Value::Array(expected));
+        // Each event keeps its own frame (now a slice of the burst's).
+        for (event, frame) in burst.events.iter().zip(frames) {
+            assert_eq!(event.frame.as_str(), frame);
+        }
+        assert_eq!(burst.first_key().position, 3);
+    }
 }

@@ -292,6 +292,12 @@ impl Matcher {
                 .as_ref()
                 .is_none_or(|f| f.accepts(topic, aggregate_id))
     }
+
+    /// Every event with these carrier masks matches: there is no filter, and each event
+    /// carries a subscribed topic. Such a connection can take a whole burst's shared frame.
+    pub fn takes_all(&self, mut carriers: impl Iterator<Item = u8>) -> bool {
+        self.filter.is_none() && carriers.all(|c| self.mask & c != 0)
+    }
 }
 
 /// Splits requested topics into those `claims` may receive and those it may not.
@@ -431,6 +437,20 @@ mod tests {
                         subscription.matches(topic, id),
                         "{subscription:?} {topic:?} {id}"
                     );
+                }
+                // A whole burst is taken as one only when each of its events matches.
+                for burst in 1..(1u32 << events.len()) {
+                    let burst: Vec<_> = (0..events.len())
+                        .filter(|i| burst & (1 << i) != 0)
+                        .map(|i| events[i])
+                        .collect();
+                    let whole = matcher.takes_all(burst.iter().map(|(t, _)| Topic::carriers(*t)));
+                    let each = burst.iter().all(|(t, id)| subscription.matches(*t, id));
+                    assert!(!whole || each, "{subscription:?} {burst:?}");
+                    // Without a filter, a burst that all matches is taken whole.
+                    if filter.is_empty() {
+                        assert_eq!(whole, each, "{subscription:?} {burst:?}");
+                    }
                 }
             }
         }
