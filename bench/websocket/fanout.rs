@@ -13,7 +13,9 @@
 //! that stopped reading would be cut off and counted). `BENCH_WS_SAMPLED` (50) of them
 //! take the latency of every event they receive; the others only count this run's events
 //! in each frame, so the client process, on the same two cores as the server, stays cheap.
-//! For the same reason the clients are fastwebsockets readers: tungstenite zeroes its read
+//! The baseline and the sampling clients run on a runtime (an OS thread) of their own, as
+//! if they were separate processes, so their readings do not wait behind the counting
+//! clients in one scheduler's queue. The clients are fastwebsockets readers: tungstenite zeroes its read
 //! buffer before every read and validates every text frame's UTF-8, two extra passes over
 //! 750 MB/s at half the peak; here only the 50 sampling clients validate (they parse).
 
@@ -150,15 +152,35 @@ async fn latency(args: &[String]) {
     bench::set_limits(http_url, token, &format!("ws{run}"), BUDGETS).await;
     let nats = async_nats::connect(nats_url.as_str()).await.expect("NATS");
 
-    // Baseline: commit → JetStream for the same events.
+    // The observers (the baseline subscriber and the sampling clients) run on a runtime of
+    // their own, one thread beside the two that carry the load and the counting clients:
+    // a real client is its own process, and a reading that waited in one scheduler's queue
+    // behind 950 counting clients would time the load client, not the server.
+    let observers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("observers")
+        .enable_all()
+        .build()
+        .expect("a runtime");
+
+    // Baseline: commit → JetStream for the same events, on a NATS connection of its own.
     let baseline = Arc::new(Mutex::new(Recorder::default()));
-    let mut events = nats
-        .subscribe(format!("{prefix}.events.Budget.ws{run}.>"))
+    let (subject, url) = (
+        format!("{prefix}.events.Budget.ws{run}.>"),
+        nats_url.clone(),
+    );
+    let subscribed = observers
+        .spawn(async move {
+            let client = async_nats::connect(url.as_str()).await.expect("NATS");
+            let subscriber = client.subscribe(subject).await.expect("subscribe");
+            (client, subscriber)
+        })
         .await
-        .unwrap();
+        .expect("the baseline subscribes");
     {
         let baseline = baseline.clone();
-        tokio::spawn(async move {
+        observers.spawn(async move {
+            let (_client, mut events) = subscribed;
             while let Some(message) = events.next().await {
                 if let Some(at) = std::str::from_utf8(&message.payload)
                     .ok()
@@ -182,18 +204,23 @@ async fn latency(args: &[String]) {
     let mut recorders = Vec::new();
     let tag = Arc::new(Finder::new(&format!("\"aggregate_id\":\"ws{run}/")).into_owned());
     for client in 0..clients {
-        let mut ws = open(
-            http_url,
-            token,
-            json!(["budget", "dlq", "breakers", "audit", "stats"]),
-        )
-        .await;
+        let sample = client < sampled;
+        let (url, token) = (http_url.clone(), token.clone());
+        let opening = async move {
+            let everything = json!(["budget", "dlq", "breakers", "audit", "stats"]);
+            open(&url, &token, everything).await
+        };
+        let runtime = if sample {
+            observers.handle().clone()
+        } else {
+            tokio::runtime::Handle::current()
+        };
+        let mut ws = runtime.spawn(opening).await.expect("a client connects");
         // Each reader records into its own slot; the slots are read after the readers stop.
         let recorder = Arc::new(std::sync::Mutex::new(Recorder::default()));
         recorders.push(recorder.clone());
         let (measuring, tag, received) = (measuring.clone(), tag.clone(), received.clone());
-        let sample = client < sampled;
-        readers.push(tokio::spawn(async move {
+        readers.push(runtime.spawn(async move {
             // The server does not fragment its messages: each text frame is a whole one.
             while let Some(frame) = next_text(&mut ws).await {
                 let bytes: &[u8] = &frame.payload;
@@ -277,6 +304,7 @@ async fn latency(args: &[String]) {
     let samples = clients_recorder.latencies.len();
     let ws = clients_recorder.summary(elapsed);
     let js = std::mem::take(&mut *baseline.lock().await).summary(elapsed);
+    observers.shutdown_background();
     println!(
         "{}",
         json!({

@@ -359,6 +359,10 @@ fn live_config(
         stats_interval: seconds("WS_STATS_SECONDS", defaults.stats_interval)?,
         auth_timeout: defaults.auth_timeout,
         allowed_origins: cors_origins.to_vec(),
+        threads: match parse_num("WS_THREADS", defaults.threads as u64)? {
+            n @ 1..=256 => n as usize,
+            _ => return Err(error("WS_THREADS", "must be between 1 and 256")),
+        },
     };
     if config.idle_timeout <= config.ping_interval {
         return Err(error(
@@ -418,6 +422,10 @@ mod tests {
         assert_eq!(err.variable, "WS_IDLE_SECONDS");
         let err = Config::from_lookup(lookup(&[DB, dev, ("WS_BUFFER_EVENTS", "2")])).unwrap_err();
         assert_eq!(err.variable, "WS_BUFFER_EVENTS");
+        let config = Config::from_lookup(lookup(&[DB, dev, ("WS_THREADS", "3")])).unwrap();
+        assert_eq!(config.live.threads, 3);
+        let err = Config::from_lookup(lookup(&[DB, dev, ("WS_THREADS", "0")])).unwrap_err();
+        assert_eq!(err.variable, "WS_THREADS");
     }
 
     #[test]

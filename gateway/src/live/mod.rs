@@ -74,14 +74,18 @@ async fn upgrade(
     let (pool, keys) = (state.pool.clone(), state.keys.clone());
     Ok(ws
         .read_buffer_size(4 * 1024)
-        // Frames of a burst are queued and written together (connection.rs); the buffer
-        // is only allocated while something is queued.
-        .write_buffer_size(16 * 1024)
+        // What one pass of a connection queues (up to 64 KiB and a burst, connection.rs)
+        // goes out in one write: one system call and one wakeup of the client per pass.
+        // The buffer grows only on connections that receive that much at once.
+        .write_buffer_size(128 * 1024)
         // Bounded: a client that stops reading is cut off, never buffered without end.
         .max_write_buffer_size(256 * 1024)
         .max_message_size(protocol::MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(protocol::MAX_CLIENT_FRAME_BYTES)
-        .on_upgrade(move |socket| connection::serve(socket, hub, pool, keys, claims))
+        .on_upgrade(move |socket| async move {
+            let serving = hub.clone();
+            serving.spawn_connection(connection::serve(socket, hub, pool, keys, claims));
+        })
         .into_response())
 }
 
