@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use auth::{Role, TokenKeys};
+use axum::serve::ListenerExt;
 use commands::breaker::BreakerService;
 use commands::budget::{BudgetService, SystemClock};
 use commands::store::{self, EventStore};
@@ -215,6 +216,14 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     // Peer addresses feed the per-IP login limit.
     .into_make_service_with_connect_info::<SocketAddr>();
     tasks.push(tokio::spawn(async move {
+        // Without TCP_NODELAY a small write waits, behind Nagle's algorithm, for the ACK
+        // of the one before: a WebSocket event frame sent while the client delays its ACK
+        // sat there for up to 40 ms, and so did small HTTP answers.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set on a connection");
+            }
+        });
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(%error, "HTTP server stopped");
         }
