@@ -143,6 +143,79 @@ async fn open(http_url: &str, token: &str, topics: Value) -> Ws {
     ws
 }
 
+/// CPU time so far, in clock ticks (100 a second on Linux), of the machine (busy, all
+/// cores), of this process, and of the server's threads: its WebSocket fan-out threads
+/// (`ws-fanout`) and the rest (commands, pipeline, HTTP).
+#[derive(Default, Clone, Copy)]
+struct CpuTicks {
+    machine: u64,
+    clients: u64,
+    fanout: u64,
+    server_rest: u64,
+}
+
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// utime + stime of a `/proc/…/stat` line (fields 14 and 15, after the command's `)`).
+fn stat_ticks(stat: &str) -> u64 {
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn cpu_ticks(server_pid: Option<&str>) -> CpuTicks {
+    let read = |path: String| std::fs::read_to_string(path).unwrap_or_default();
+    // The first line of /proc/stat: user nice system idle iowait irq softirq steal …
+    let machine = read("/proc/stat".into())
+        .lines()
+        .next()
+        .map(|line| {
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            v.iter().take(8).sum::<u64>()
+                - v.get(3).copied().unwrap_or(0)
+                - v.get(4).copied().unwrap_or(0)
+        })
+        .unwrap_or(0);
+    let mut ticks = CpuTicks {
+        machine,
+        clients: stat_ticks(&read("/proc/self/stat".into())),
+        ..CpuTicks::default()
+    };
+    if let Some(pid) = server_pid {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten();
+        for task in tasks.flatten() {
+            let path = task.path();
+            let used = stat_ticks(&read(format!("{}/stat", path.display())));
+            if read(format!("{}/comm", path.display())).trim() == "ws-fanout" {
+                ticks.fanout += used;
+            } else {
+                ticks.server_rest += used;
+            }
+        }
+    }
+    ticks
+}
+
+/// Cores used between two readings.
+fn cores(before: u64, after: u64, seconds: f64) -> f64 {
+    after.saturating_sub(before) as f64 / TICKS_PER_SECOND / seconds
+}
+
 async fn latency(args: &[String]) {
     let (nats_url, prefix, http_url, token) = (&args[0], &args[1], &args[2], &args[3]);
     let clients: usize = args[4].parse().expect("clients");
@@ -254,6 +327,10 @@ async fn latency(args: &[String]) {
 
     // Paced reservations over the 1,000 budgets.
     let commands = Arc::new(Mutex::new(Recorder::default()));
+    // CPU of the server (when BENCH_SERVER_PID names it), the clients and the machine
+    // over the paced load.
+    let server_pid = std::env::var("BENCH_SERVER_PID").ok();
+    let cpu_before = cpu_ticks(server_pid.as_deref());
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
@@ -286,6 +363,9 @@ async fn latency(args: &[String]) {
         let _ = task.await;
     }
     let elapsed = started.elapsed();
+    let cpu_after = cpu_ticks(server_pid.as_deref());
+    let busy =
+        |f: fn(&CpuTicks) -> u64| cores(f(&cpu_before), f(&cpu_after), elapsed.as_secs_f64());
     let commands = std::mem::take(&mut *commands.lock().await).summary(elapsed);
     // Every approved reservation is one event for every client. Let the last ones arrive
     // (10 s at most), then stop the readers.
@@ -317,6 +397,8 @@ async fn latency(args: &[String]) {
             "latency_samples": samples,
             "ws_p50_ms": ws["p50_ms"], "ws_p99_ms": ws["p99_ms"], "ws_closed": ws["errors"],
             "js_p50_ms": js["p50_ms"], "js_p99_ms": js["p99_ms"],
+            "cpu_machine_cores": busy(|t| t.machine), "cpu_clients_cores": busy(|t| t.clients),
+            "cpu_fanout_cores": busy(|t| t.fanout), "cpu_server_rest_cores": busy(|t| t.server_rest),
         })
     );
 }

@@ -54,7 +54,7 @@ echo "    $idle"
 latency_runs() {
   local runs=()
   for _ in $(seq 1 "$RUNS"); do
-    runs+=("$("$release"/ws_fanout latency "$NATS_URL" "$prefix" "$url" "$token" "$CLIENTS" "$1" "$SECONDS_PER_RUN")")
+    runs+=("$(BENCH_SERVER_PID=$server_pid "$release"/ws_fanout latency "$NATS_URL" "$prefix" "$url" "$token" "$CLIENTS" "$1" "$SECONDS_PER_RUN")")
     echo "    $1/s: ${runs[-1]}" >&2
   done
   python3 - "${runs[@]}" <<'PY'
@@ -81,6 +81,15 @@ ratio() {
 row() {
   echo "| $1 | $(field "$2" commands) | $(field "$2" events_expected) / $(field "$2" events_received) in $(field "$2" frames_received) frames | $(fmt "$(field "$2" js_p50_ms)") / $(fmt "$(field "$2" js_p99_ms)") | $(fmt "$(field "$2" ws_p50_ms)") / $(fmt "$(field "$2" ws_p99_ms)") | $(ratio "$2") | $(field "$2" ws_closed) | $(ws_verdict "$2") |"
 }
+# cpu_row <label> <json>: cores used during the paced load
+cpu_row() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+r = json.loads(sys.argv[2])
+m, f, s, c = (r[k] for k in ("cpu_machine_cores", "cpu_fanout_cores", "cpu_server_rest_cores", "cpu_clients_cores"))
+print(f"| {sys.argv[1]} | {m:.2f} | {f:.2f} | {s:.2f} | {c:.2f} | {max(m - f - s - c, 0):.2f} |")
+PY
+}
 mib=$(python3 -c "import sys; print(f'{int(sys.argv[1])/1024:.0f}')" "$(field "$idle" rss_after_kib)")
 
 cat > "${BENCH_OUT:-docs/benchmarks/websocket.md}" <<MD
@@ -103,42 +112,73 @@ $(row "a quarter of the peak: $quarter/s asked, $(fmt "$(field "$mid" rate)")/s 
 $(row "50/s" "$low")
 
 p99 client / JetStream (ms) of every run: half the peak $lat_all; a quarter $mid_all; 50/s $low_all.
+
+Where the two cores went during the paced load of those runs (cores busy, read from
+\`/proc\`; "the rest" is PostgreSQL, NATS and the kernel's own threads):
+
+| load | machine | server: WebSocket threads | server: the rest (commands, pipeline, HTTP) | clients | the rest |
+|---|---|---|---|---|---|
+$(cpu_row "half the peak" "$lat")
+$(cpu_row "a quarter of the peak" "$mid")
+$(cpu_row "50/s" "$low")
+
 Clients received $(python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"{r['bytes_received']/max(r['events_received'],1):.0f}\")" "$lat") bytes per event on average; at half the peak that is
 $(python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(f\"{r['bytes_received']/max(r['events_received'],1)*r['rate']*r['clients']/1e6:.0f}\")" "$lat") MB/s of WebSocket payload through loopback TCP.
 
-Every client subscribes to everything with \`"batch": true\` (one \`events\` frame holds every
-event queued for it when the server writes) and reads every frame; $SAMPLED of them take the
-latency of every event they receive, the others only count events (\`BENCH_WS_SAMPLED\`).
+Every client subscribes to everything with \`"batch": true\` (an \`events\` frame holds the
+events queued for it when the server writes) and reads every frame; $SAMPLED of them take the
+latency of every event they receive, the others only count this run's events
+(\`BENCH_WS_SAMPLED\`). The clients are fastwebsockets readers (no zeroed read buffers, no
+UTF-8 pass for the counting ones). The sampling clients and the baseline run on a tokio
+runtime (an OS thread) of their own, as separate processes would, so that their readings
+do not wait behind the 950 counting clients in one scheduler's queue.
 "Commit" is the event's \`recorded_at\`; the JetStream column is a core-NATS subscriber of the
 events subjects in the same run: every WebSocket frame comes after that point, so the
 difference is what the fan-out adds. At half the peak, $CLIENTS clients mean
 $CLIENTS × $(fmt "$(field "$lat" rate)") event deliveries per second, written by the server and read by clients on the same two cores.
 Events received can be fewer than expected when a backlog has not drained 10 s after the
-load stops; "closed" counts connections the server cut off.
+load stops (they can be a few more: expiries of this run's reservations); "closed" counts
+connections the server cut off.
 
 Reading the figures: the server, PostgreSQL, NATS, the publisher, the load generator and
 the 1,000 clients share two cores, so the fan-out competes with the pipeline it measures:
 when the machine saturates, the JetStream column itself (the publisher's commit → stream
 latency, before any WebSocket work) grows, and the client column follows it. The
-"client ÷ JetStream" ratios say how much the fan-out adds on top of that floor.
+"client ÷ JetStream" ratios say how much the fan-out adds on top of that floor. At half the
+peak the pipeline alone needs about half the machine (the peak is where it needs all of
+it); the CPU table shows what the fan-out takes on top.
 
-What moved the figures (profiled with \`perf\` at ~1,450 events/s, 2026-11-27): before, the
-server wrote one WebSocket frame per event per client (one \`send\` each: kernel copy,
-framing and a timer per frame, one ring receive per event per connection) and every client
-parsed every frame; at half the peak the clients could not keep up and latency was
-seconds (client p99 12 s, JetStream p99 15 s in the run before this change). Now a client that
-subscribes with \`"batch": true\` gets one \`events\` frame per write holding everything
-queued for it (the event JSON serialised once in the hub, the frames only joined), the hub
-puts events that arrived together into one ring slot, and the bench clients count events
-instead of parsing them (50 sample latency). What remains is bandwidth: ~500 bytes per event
-to each of 1,000 clients, copied by the server and through the kernel and validated by the
-clients, on the same two cores as the pipeline. At 50/s every event is its own frame (nothing
-is queued), so each event still costs 1,000 writes and 1,000 reads: that pass over the
-connections is what the client column adds to the floor.
+What moved the figures, in order (profiled with \`perf record -a\` and compared in A/B runs
+of two builds alternating on the same machine, \`ws_fanout latency\` against each):
+- 2026-11-27, first pass: the server wrote one frame per event per client and every client
+  parsed every frame; at half the peak latency was seconds (client p99 12 s). Batched
+  \`events\` frames, bursts of events sharing a ring slot, and counting clients brought the
+  half-peak p99 to ~300 ms.
+- Second pass: the profile showed the server's time in copies (9 % of the machine in
+  \`memmove\`: each connection joined its own \`events\` frame) and allocation, and the
+  clients' in zeroing and validating buffers. A burst's \`events\` frame is now joined once
+  in the hub and shared by every connection that takes the whole burst (each event's own
+  frame is a slice of it); bursts hold up to 64 events; one pass of a connection is one
+  \`send\`; the clients read with fastwebsockets. With 1,000 clients, though, every event
+  still woke 1,000 connection tasks on the runtime that also runs the publisher and the
+  NATS command handlers, and those queued behind them at every step. The connections now
+  run on a runtime of their own (\`WS_THREADS\`): in six A/B pairs at ~1,700/s the
+  commit → JetStream p50 fell from 165–1,810 ms to 55–170 ms, and the client p50 was lower
+  in every pair. Sockets have TCP_NODELAY (small frames no longer wait for the previous ACK).
+- Tried and dropped: giving the WebSocket threads a lower priority (nice 10) took the floor
+  down further but starved the fan-out (client p50 over a second); 4 WebSocket threads in
+  place of 2 changed nothing measurable.
 
-The target (client p99 < 50 ms at half the peak) is not met on this machine: in every run
-of 2026-11-27 the JetStream floor alone (no WebSocket work) was above 50 ms p99 at half the
-peak, with the 1,000 clients' load on the same cores, and the fan-out adds to it.
+What the fan-out costs now: at 50/s each event is its own frame, so one event is 1,000
+\`send\`s and 1,000 reads (a few microseconds each on both sides); that pass over the
+connections is what the client column adds to the floor at low rates. At half the peak the
+cost is bandwidth and system calls: ~500 bytes per event to each of 1,000 clients, through
+loopback TCP on the two cores the pipeline uses.
+
+The target (client p99 < 50 ms at half the peak) is not met on this machine: at half the
+peak the pipeline and the fan-out together use the whole machine (table above), so queues
+form and the tail grows; even the JetStream floor, before any WebSocket work, is above
+50 ms p99 there. Lower loads show what the fan-out adds when the machine has room.
 
 ## Idle connections
 Measured right after the peak, before the latency runs (so the allocator does not hand their
