@@ -772,3 +772,48 @@ async fn a_silent_connection_is_closed_and_leaves_the_active_users_gauge() {
         "the lively one is open"
     );
 }
+
+/// Waits (up to 10 s) for the server to close `ws`, skipping whatever else arrives.
+async fn closed_frame(ws: &mut Ws) -> Value {
+    let closed = async {
+        loop {
+            let frame = next_frame(ws).await;
+            if frame["type"] == "closed" {
+                return frame;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("the connection is closed within 10 s")
+}
+
+/// A connection lives as long as its token: one authenticated in the upgrade and one
+/// authenticated by an `auth` frame are both closed, with the reason, once it expires.
+#[tokio::test]
+async fn a_connection_is_closed_when_its_token_expires() {
+    let env = TestEnv::start().await;
+    let keys = auth::TokenKeys::new(common::JWT_SECRET.as_bytes(), 3);
+    let short = keys
+        .issue("admin", auth::Role::Admin, chrono::Utc::now().timestamp())
+        .unwrap();
+    let mut by_header = connect(&env, Some(&short)).await.unwrap();
+    let mut by_frame = connect(&env, None).await.unwrap();
+    send(&mut by_frame, json!({"type": "auth", "token": short})).await;
+    assert_eq!(next_frame(&mut by_frame).await["type"], "authenticated");
+    for ws in [&mut by_header, &mut by_frame] {
+        subscribe(ws, json!({"type": "subscribe", "topics": ["budget"]})).await;
+    }
+    // Open until then: events still arrive on both.
+    env.set_limit("org1", "p1", 10).await;
+    for ws in [&mut by_header, &mut by_frame] {
+        assert_eq!(next_event(ws).await["event_type"], "BudgetLimitSet");
+    }
+    for ws in [&mut by_header, &mut by_frame] {
+        let closed = closed_frame(ws).await;
+        assert!(
+            closed["frame"].as_str().unwrap().contains("token expired"),
+            "{closed}"
+        );
+    }
+}

@@ -165,9 +165,18 @@ impl Connection {
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut stats = interval_at(start + config.stats_interval, config.stats_interval);
         stats.set_missed_tick_behavior(MissedTickBehavior::Skip);
-        let auth_deadline = start + config.auth_timeout;
+        // Both deadlines live across iterations: a timer made anew in each pass would be
+        // registered and removed again for every burst of events, on every connection.
+        let auth_deadline = sleep_until(start + config.auth_timeout);
+        let expiry = sleep_until(self.token_expiry());
+        tokio::pin!(auth_deadline, expiry);
+        let mut authenticated = self.claims.is_some();
         loop {
-            let expires = self.token_expiry();
+            if !authenticated && self.claims.is_some() {
+                // Authenticated by an `auth` frame: the token's own expiry applies now.
+                expiry.as_mut().reset(self.token_expiry());
+                authenticated = true;
+            }
             tokio::select! {
                 frame = incoming.next() => match frame {
                     Some(Ok(message)) => {
@@ -187,10 +196,10 @@ impl Connection {
                     let frame = self.stats_frame();
                     self.send_json(frame).await?;
                 }
-                _ = sleep_until(auth_deadline), if self.claims.is_none() => {
+                _ = &mut auth_deadline, if self.claims.is_none() => {
                     return Err(Stop::Close(POLICY, "authentication required"));
                 }
-                _ = sleep_until(expires), if self.claims.is_some() => {
+                _ = &mut expiry, if self.claims.is_some() => {
                     return Err(Stop::Close(POLICY, "token expired: reconnect with a fresh token"));
                 }
             }

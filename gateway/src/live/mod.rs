@@ -73,7 +73,10 @@ async fn upgrade(
     }
     let (pool, keys) = (state.pool.clone(), state.keys.clone());
     Ok(ws
-        .read_buffer_size(4 * 1024)
+        // Small: tungstenite zeroes the free part of its read buffer each time the
+        // connection is polled for input, which is every time events arrive for it.
+        // Longer client frames still arrive whole (the buffer grows for them).
+        .read_buffer_size(1024)
         // What one pass of a connection queues (up to 64 KiB and a burst, connection.rs)
         // goes out in one write: one system call and one wakeup of the client per pass.
         // The buffer grows only on connections that receive that much at once.
