@@ -141,7 +141,7 @@ impl Default for LiveConfig {
     }
 }
 
-/// Half the machine's cores, at least one: the commands and the pipeline keep the rest.
+/// One per core: with one of this machine's two, the fan-out fell seconds behind (ADR 009).
 pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
