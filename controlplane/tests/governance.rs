@@ -24,12 +24,9 @@ async fn reserve(env: &TestEnv, tenant: &str, project: &str, tokens: u64) -> Val
     answer
 }
 
-/// Reads `path` until the read model has applied the test's last write.
+/// Reads `path` once the read models have applied every write of the test.
 async fn read_after_writes(env: &TestEnv, path: &str) -> Value {
-    // The state read waits for the newest position; after it the other read models are
-    // current too (one projector transaction per batch).
-    let (status, answer) = env.get(&env.state_path("org1", "ok")).await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
+    env.wait_for_own_writes().await;
     let (status, answer) = env.get(path).await;
     assert_eq!(status, StatusCode::OK, "{path}: {answer}");
     answer

@@ -117,6 +117,8 @@ pub struct TestEnv {
     pub admin_token: String,
     /// The highest `position` any command answer of this test carried (0: none yet).
     pub last_position: AtomicI64,
+    /// Every `position` command answers carried, for [`TestEnv::wait_for_own_writes`].
+    positions: std::sync::Mutex<Vec<i64>>,
 }
 
 impl TestEnv {
@@ -154,6 +156,7 @@ impl TestEnv {
             database_url,
             admin_token: String::new(),
             last_position: AtomicI64::new(0),
+            positions: std::sync::Mutex::new(Vec::new()),
         };
         env.admin_token = env.login("admin", ADMIN_PASSWORD).await;
         // The NATS listener subscribes in the background: wait until it answers.
@@ -182,7 +185,24 @@ impl TestEnv {
     fn remember_position(&self, answer: &Value) {
         if let Some(position) = answer["position"].as_i64() {
             self.last_position.fetch_max(position, Ordering::SeqCst);
+            self.positions.lock().unwrap().push(position);
         }
+    }
+
+    /// Waits until every event this test's commands wrote is in the read models. Waiting
+    /// for the newest position alone covers only its own aggregate: the projector applies
+    /// two batches at once, and the later one can commit first (docs/pipeline.md).
+    pub async fn wait_for_own_writes(&self) {
+        let positions = self.positions.lock().unwrap().clone();
+        let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+        for position in positions {
+            let applied =
+                projections::query::wait_until_applied(&pool, position, Duration::from_secs(10))
+                    .await
+                    .unwrap();
+            assert!(applied, "event {position} is applied within 10 s");
+        }
+        pool.close().await;
     }
 
     /// `/budget/state` reading this test's own writes: with `min_position` set to the
