@@ -143,22 +143,14 @@ async fn commands_over_http_and_nats_arrive_as_events_in_commit_order() {
     assert_eq!(next_frame(&mut ws).await["type"], "pong");
 }
 
-#[tokio::test]
-async fn reconnecting_with_since_misses_nothing_and_repeats_nothing() {
-    let env = std::sync::Arc::new(TestEnv::start().await);
-    env.set_limit("orgA", "p", 1_000_000).await;
-    env.set_limit("orgB", "p", 1_000_000).await;
-    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
-    subscribe(
-        &mut ws,
-        json!({"type": "subscribe", "topics": ["budget"], "since": 0}),
-    )
-    .await;
+/// Writers of the reconnect tests, and the reservations each makes.
+const WRITERS: usize = 4;
+const PER_WRITER: usize = 40;
 
-    // Commands keep coming over HTTP and NATS from four writers while the client
-    // disconnects and reconnects.
-    const PER_WRITER: usize = 40;
-    let writers: Vec<_> = (0..4)
+/// Four writers reserving on orgA/p and orgB/p, two over HTTP and two over NATS, while a
+/// client reconnects.
+fn spawn_writers(env: &std::sync::Arc<TestEnv>) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..WRITERS)
         .map(|w| {
             let env = env.clone();
             tokio::spawn(async move {
@@ -174,25 +166,47 @@ async fn reconnecting_with_since_misses_nothing_and_repeats_nothing() {
                 }
             })
         })
-        .collect();
+        .collect()
+}
+
+/// Closes `ws` and opens a new connection subscribed to budget events after `since`.
+async fn resume(env: &TestEnv, mut ws: Ws, since: i64, batch: bool) -> Ws {
+    let _ = ws.close(None).await;
+    let mut ws = connect(env, Some(&env.admin_token)).await.unwrap();
+    let ack = subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget"], "since": since, "batch": batch}),
+    )
+    .await;
+    assert_eq!(ack["since"], since);
+    ws
+}
+
+#[tokio::test]
+async fn reconnecting_with_since_misses_nothing_and_repeats_nothing() {
+    let env = std::sync::Arc::new(TestEnv::start().await);
+    env.set_limit("orgA", "p", 1_000_000).await;
+    env.set_limit("orgB", "p", 1_000_000).await;
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget"], "since": 0}),
+    )
+    .await;
+
+    // Commands keep coming over HTTP and NATS from four writers while the client
+    // disconnects and reconnects.
+    let writers = spawn_writers(&env);
 
     let mut received: Vec<i64> = Vec::new();
     let mut reconnects = 0;
-    let total = 2 + 4 * PER_WRITER; // two limits, every reservation approved
+    let total = 2 + WRITERS * PER_WRITER; // two limits, every reservation approved
     while received.len() < total {
         let event = next_event(&mut ws).await;
         received.push(event["position"].as_i64().unwrap());
         if received.len().is_multiple_of(37) {
             // Drop the connection mid-stream and resume from the last event received.
-            let _ = ws.close(None).await;
-            ws = connect(&env, Some(&env.admin_token)).await.unwrap();
-            let since = *received.last().unwrap();
-            let ack = subscribe(
-                &mut ws,
-                json!({"type": "subscribe", "topics": ["budget"], "since": since}),
-            )
-            .await;
-            assert_eq!(ack["since"], since);
+            ws = resume(&env, ws, *received.last().unwrap(), false).await;
             reconnects += 1;
         }
     }
@@ -489,29 +503,12 @@ async fn a_batching_client_gets_every_event_once_in_order_across_since_reconnect
     )
     .await;
 
-    const PER_WRITER: usize = 40;
-    let writers: Vec<_> = (0..4)
-        .map(|w| {
-            let env = env.clone();
-            tokio::spawn(async move {
-                for i in 0..PER_WRITER {
-                    let tenant = if w % 2 == 0 { "orgA" } else { "orgB" };
-                    let body = reserve(tenant, "p", &format!("w{w}-{i}"), 1);
-                    if w < 2 {
-                        let (status, answer) = env.post("/budget/request", body).await;
-                        assert!(status.is_success(), "{answer}");
-                    } else {
-                        env.nats_request("request", &body).await.unwrap();
-                    }
-                }
-            })
-        })
-        .collect();
+    let writers = spawn_writers(&env);
 
     let mut received: Vec<i64> = Vec::new();
     let mut frames = 0;
     let mut reconnects = 0;
-    let total = 2 + 4 * PER_WRITER;
+    let total = 2 + WRITERS * PER_WRITER;
     while received.len() < total {
         let (kind, events) = next_events(&mut ws).await;
         assert_eq!(kind, "events", "a batching client gets only events frames");
@@ -520,15 +517,7 @@ async fn a_batching_client_gets_every_event_once_in_order_across_since_reconnect
         if frames % 5 == 0 {
             // Drop the connection mid-stream and resume after the last event received,
             // batching again.
-            let _ = ws.close(None).await;
-            ws = connect(&env, Some(&env.admin_token)).await.unwrap();
-            let since = *received.last().unwrap();
-            let ack = subscribe(
-                &mut ws,
-                json!({"type": "subscribe", "topics": ["budget"], "since": since, "batch": true}),
-            )
-            .await;
-            assert_eq!(ack["since"], since);
+            ws = resume(&env, ws, *received.last().unwrap(), true).await;
             reconnects += 1;
         }
     }

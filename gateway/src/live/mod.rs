@@ -86,8 +86,7 @@ async fn upgrade(
         .max_message_size(protocol::MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(protocol::MAX_CLIENT_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
-            let serving = hub.clone();
-            serving.spawn_connection(connection::serve(socket, hub, pool, keys, claims));
+            hub.spawn_connection(connection::serve(socket, hub.clone(), pool, keys, claims));
         })
         .into_response())
 }
