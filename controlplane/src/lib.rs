@@ -17,7 +17,9 @@ use commands::budget::{BudgetService, SystemClock};
 use commands::store::{self, EventStore};
 use gateway::AppState;
 use projections::ProjectorStats;
-use streams::{EventsStream, PublisherConfig, PublisherStats};
+use streams::{
+    ensure_events_stream, EventsStream, PublisherConfig, PublisherStats, StreamSetupError,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -62,7 +64,13 @@ pub enum StartError {
     Admin(#[from] gateway::users::UserError),
     #[error("NATS: {0}")]
     Nats(String),
+    #[error("{0}")]
+    ForeignStream(StreamSetupError),
 }
+
+/// How long `start` waits for JetStream to show whose the events stream is (NATS away:
+/// requests wait for the connection).
+const STREAM_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Connects, migrates, and starts every part on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
@@ -89,11 +97,19 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         pool: pool.clone(),
         wait: config.read_wait,
     });
-    let events = EventsStream {
-        name: config.events_stream.clone(),
-        prefix: config.nats_prefix.clone(),
-    };
+    let events = EventsStream::new(
+        config.events_stream.clone(),
+        config.nats_prefix.clone(),
+        streams::load_deployment_id(&pool).await?,
+    );
     let js = async_nats::jetstream::new(nats.clone());
+    // Refuse at once to start on another database's stream. When NATS does not answer in
+    // time the readers check when they attach (and `/readyz` reports what they find).
+    if let Ok(Err(error @ StreamSetupError::Foreign { .. })) =
+        tokio::time::timeout(STREAM_CHECK_WAIT, ensure_events_stream(&js, &events)).await
+    {
+        return Err(StartError::ForeignStream(error));
+    }
     let publisher = Arc::new(PublisherStats::default());
     let projector = Arc::new(ProjectorStats::default());
 
@@ -150,7 +166,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     let live = gateway::live::LiveHub::new(config.live.clone());
     tasks.push(tokio::spawn(gateway::live::run_live_feed(
         js,
-        events,
+        events.clone(),
         live.clone(),
     )));
     tasks.push(tokio::spawn(commands::expiry::run_expiry_worker(
@@ -175,6 +191,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         stream: config.events_stream.clone(),
         publisher: publisher.clone(),
         projector: projector.clone(),
+        events: events.clone(),
     };
     tasks.push(tokio::spawn(
         gateway::pipeline_metrics::refresh_pipeline_gauges(

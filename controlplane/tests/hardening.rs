@@ -167,7 +167,7 @@ async fn readyz_reports_database_migrations_and_nats() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(
         body,
-        json!({"ready": true, "database": "ok", "migrations": "ok", "nats": "ok"})
+        json!({"ready": true, "database": "ok", "migrations": "ok", "nats": "ok", "events_stream": "ok"})
     );
 }
 

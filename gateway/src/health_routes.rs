@@ -1,5 +1,6 @@
 //! `GET /healthz` (the process is up) and `GET /readyz` (PostgreSQL answers, every
-//! migration is applied, NATS is connected). Unauthenticated and cheap.
+//! migration is applied, NATS is connected, the events stream is this deployment's).
+//! Unauthenticated and cheap.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -31,6 +32,9 @@ pub struct Readiness {
     pub migrations: String,
     /// `ok` or `disconnected`.
     pub nats: String,
+    /// `ok`, or `foreign` when the events stream belongs to another deployment (another
+    /// database): this process then neither publishes to it nor reads from it.
+    pub events_stream: String,
 }
 
 /// The process is up.
@@ -42,8 +46,8 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Ready when PostgreSQL answers, every embedded migration is applied and NATS is
-/// connected; 503 naming what is not.
+/// Ready when PostgreSQL answers, every embedded migration is applied, NATS is connected
+/// and the events stream is not another deployment's; 503 naming what is not.
 #[utoipa::path(get, path = "/readyz", tag = "system", responses(
     (status = 200, description = "Ready", body = Readiness),
     (status = 503, description = "Not ready; the body names what is not", body = Readiness)))]
@@ -64,7 +68,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         async_nats::connection::State::Connected => "ok",
         _ => "disconnected",
     };
-    let ready = database == "ok" && migrations == "ok" && nats == "ok";
+    let events_stream = match state.pipeline.events.foreign_owner() {
+        None => "ok",
+        Some(_) => "foreign",
+    };
+    let ready = database == "ok" && migrations == "ok" && nats == "ok" && events_stream == "ok";
     let status = if ready {
         StatusCode::OK
     } else {
@@ -77,6 +85,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             database: database.into(),
             migrations: migrations.into(),
             nats: nats.into(),
+            events_stream: events_stream.into(),
         }),
     )
 }

@@ -22,6 +22,9 @@ pub struct PipelineInfo {
     pub stream: String,
     pub publisher: Arc<PublisherStats>,
     pub projector: Arc<ProjectorStats>,
+    /// The events stream as this process's readers last found it (`/readyz` reports a
+    /// stream that belongs to another deployment).
+    pub events: streams::EventsStream,
 }
 
 pub fn router() -> Router<AppState> {

@@ -23,4 +23,6 @@ pub mod status;
 
 pub use envelope::{subject_for, EventEnvelope, LogPosition};
 pub use publisher::{run_publisher, PublisherConfig, PublisherState, PublisherStats};
-pub use setup::{ensure_events_stream, events_stream_config, EventsStream};
+pub use setup::{
+    ensure_events_stream, events_stream_config, load_deployment_id, EventsStream, StreamSetupError,
+};

@@ -13,7 +13,7 @@ use crate::audit::{chain_hash, GENESIS};
 use crate::envelope::{
     read_committed_after, subject_for, EventEnvelope, LogPosition, COMMIT_ORDER,
 };
-use crate::setup::{ensure_events_stream, EventsStream};
+use crate::setup::{check_owner, ensure_events_stream, EventsStream, OWNER_CHECK_INTERVAL};
 use crate::singleton::run_singleton;
 
 /// The channel writers notify after their commits (outside their transactions, coalesced:
@@ -259,7 +259,16 @@ async fn tail(
     let mut last_recorded = Instant::now();
     tracing::info!(%stream, from = ?state.position, hashed = state.hashed, "publishing events to JetStream");
     let mut held_back_wait = HELD_BACK_FIRST_WAIT;
+    let mut owner_checked = Instant::now();
     loop {
+        // Every second, and at once when another reader of this process found the stream
+        // another deployment's.
+        if owner_checked.elapsed() >= OWNER_CHECK_INTERVAL
+            || config.stream.foreign_owner().is_some()
+        {
+            check_owner(js, &config.stream).await.map_err(nats)?;
+            owner_checked = Instant::now();
+        }
         let batch = read_committed_after(pool, &state.position, config.batch).await?;
         let unrecorded = state.hashed - state.last_hash_checkpoint;
         if batch.is_empty() {

@@ -134,8 +134,16 @@ impl TestEnv {
 
     /// Starts on a listener the test prepared (e.g. with small socket buffers).
     pub async fn start_on(listener: tokio::net::TcpListener, extra: &[(&str, &str)]) -> TestEnv {
-        let database_url = fresh_database().await;
-        let prefix = unique_prefix();
+        Self::start_as(fresh_database().await, unique_prefix(), listener, extra).await
+    }
+
+    /// Starts on a database and subject prefix (and so events stream) the test chose.
+    pub async fn start_as(
+        database_url: String,
+        prefix: String,
+        listener: tokio::net::TcpListener,
+        extra: &[(&str, &str)],
+    ) -> TestEnv {
         let server = controlplane::start(config_with(&database_url, &prefix, extra), listener)
             .await
             .expect("the control plane starts");
