@@ -565,3 +565,76 @@ async fn every_projected_message_is_acknowledged_once_flushed_also_when_traffic_
         "the projector acknowledged every message once PostgreSQL flushed its batches"
     );
 }
+
+/// The projector applies two batches at once, yet they commit in stream order: the later
+/// batch writes only once the earlier one committed, even when it reaches PostgreSQL first.
+/// So a read that waited for position N sees every event published before N, of any
+/// aggregate. A batch whose predecessor failed (its turn dropped) goes on.
+#[tokio::test]
+async fn a_later_batch_commits_only_after_the_batch_before_it() {
+    use projections::apply::{apply_batch_in_turn, Stage, Turn};
+
+    let env = TestEnv::start().await;
+    env.set_limit("acme", "first", 1_000).await;
+    env.set_limit("acme", "second", 2_000).await;
+    env.set_limit("acme", "third", 3_000).await;
+    env.wait_for_own_writes().await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let events =
+        streams::envelope::read_committed_after(&pool, &streams::LogPosition::start(), 100)
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 3);
+    // Start again from empty read models; the live projector has nothing left to do.
+    sqlx::query("TRUNCATE read_budgets, read_reservations, projection_versions")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let stored = |id: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM read_budgets WHERE aggregate_id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+                == 1
+        }
+    };
+    // Applies one event in its own transaction, behind `turn`'s predecessor.
+    let apply = |event: streams::EventEnvelope, mut turn: Turn| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            let applied = apply_batch_in_turn(&mut tx, &[event], None, &mut turn)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            turn.reach(Stage::Committed);
+            applied
+        })
+    };
+
+    let (first, after_first) = Turn::after(None);
+    let (second, after_second) = Turn::after(Some(after_first));
+    let later = apply(events[1].clone(), second);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !later.is_finished(),
+        "the later batch went ahead of the one before it"
+    );
+    assert!(!stored("acme/second").await);
+    let earlier = apply(events[0].clone(), first);
+    assert_eq!(earlier.await.unwrap(), 1);
+    assert_eq!(later.await.unwrap(), 1);
+    assert!(stored("acme/first").await && stored("acme/second").await);
+
+    // A predecessor that failed (dropped before it committed) holds nobody up.
+    let (failed, after_failed) = Turn::after(Some(after_second));
+    let (third, _) = Turn::after(Some(after_failed));
+    drop(failed);
+    assert_eq!(apply(events[2].clone(), third).await.unwrap(), 1);
+    assert!(stored("acme/third").await);
+}

@@ -16,6 +16,7 @@ use domain::budget::BudgetEvent;
 use sqlx::{PgConnection, Row};
 use streams::envelope::SELECT_ENVELOPE;
 use streams::EventEnvelope;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::breakers::BreakerRows;
@@ -27,6 +28,50 @@ pub const PROJECTION: &str = "read_models";
 
 type Key = (String, String);
 
+/// How far a batch's transaction has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Begun,
+    /// It holds the version rows of its aggregates.
+    Locked,
+    /// It committed.
+    Committed,
+}
+
+/// A batch's place behind the batch before it. The live projector applies two batches at
+/// once; the later one locks its version rows only once the earlier one holds its own, and
+/// writes only once the earlier one committed. So batches commit in stream order: when a
+/// reader sees the event at position N applied, every event published before it is applied
+/// too, whatever its aggregate. The first round trips still overlap the earlier batch's
+/// last ones. No cycle: the earlier batch never waits for the later one (it locked its
+/// version rows first, and the later one touches no other shared row before it writes).
+#[derive(Debug)]
+pub struct Turn {
+    previous: Option<watch::Receiver<Stage>>,
+    stage: watch::Sender<Stage>,
+}
+
+impl Turn {
+    /// The turn after `previous` (`None`: the first batch, or one applied alone), and what
+    /// the batch after this one waits on. A previous batch that failed (its turn dropped)
+    /// holds nobody up.
+    pub fn after(previous: Option<watch::Receiver<Stage>>) -> (Turn, watch::Receiver<Stage>) {
+        let (stage, next) = watch::channel(Stage::Begun);
+        (Turn { previous, stage }, next)
+    }
+
+    async fn wait_for(&mut self, stage: Stage) {
+        if let Some(previous) = &mut self.previous {
+            let _ = previous.wait_for(|reached| *reached >= stage).await;
+        }
+    }
+
+    /// Tells the next batch how far this one got.
+    pub fn reach(&self, stage: Stage) {
+        self.stage.send_replace(stage);
+    }
+}
+
 /// Applies `events` (in any order; per aggregate they are put in sequence order, repeats
 /// are skipped and missing ones are read from the event table). Returns how many events
 /// changed the read models. The caller commits.
@@ -34,6 +79,17 @@ pub async fn apply_batch(
     conn: &mut PgConnection,
     events: &[EventEnvelope],
     stream_seq: Option<u64>,
+) -> Result<usize, ProjectionError> {
+    apply_batch_in_turn(conn, events, stream_seq, &mut Turn::after(None).0).await
+}
+
+/// [`apply_batch`] behind the batch before it ([`Turn`]); the caller commits and then
+/// reaches [`Stage::Committed`].
+pub async fn apply_batch_in_turn(
+    conn: &mut PgConnection,
+    events: &[EventEnvelope],
+    stream_seq: Option<u64>,
+    turn: &mut Turn,
 ) -> Result<usize, ProjectionError> {
     if events.is_empty() {
         return Ok(0);
@@ -48,6 +104,7 @@ pub async fn apply_batch(
     }
     let mut versions: BTreeMap<Key, i64> = BTreeMap::new();
     let (mut types, mut ids): (Vec<String>, Vec<String>) = groups.keys().cloned().unzip();
+    turn.wait_for(Stage::Locked).await;
     // A version row another transaction created after this statement's snapshot (the
     // other batch in flight, or a replay) comes back from neither part: a new statement,
     // with a new snapshot, locks it.
@@ -67,6 +124,7 @@ pub async fn apply_batch(
     if !types.is_empty() {
         return Err(ProjectionError::Concurrent);
     }
+    turn.reach(Stage::Locked);
 
     // Per aggregate: the events after its version, contiguous.
     let mut todo: BTreeMap<Key, Vec<EventEnvelope>> = BTreeMap::new();
@@ -116,6 +174,7 @@ pub async fn apply_batch(
     if todo.is_empty() {
         return Ok(0);
     }
+    turn.wait_for(Stage::Committed).await;
 
     // Budget and breaker events: folded in memory, from nothing (see the module's comment).
     let mut rows = BudgetRows::default();
