@@ -167,7 +167,11 @@ of two builds alternating on the same machine, \`ws_fanout latency\` against eac
   in every pair. Sockets have TCP_NODELAY (small frames no longer wait for the previous ACK).
 - Tried and dropped: giving the WebSocket threads a lower priority (nice 10) took the floor
   down further but starved the fan-out (client p50 over a second); 4 WebSocket threads in
-  place of 2 changed nothing measurable.
+  place of 2 changed nothing measurable. Counting clients that read every 100 ms instead of
+  at every frame (to take the bench clients' own wakeups off the shared cores; 2026-11-28,
+  two A/B pairs at 2,002/s): the clients still took 0.53 cores and the client p99 was
+  406–481 ms against 432–446 ms; the cost is in the reads and the kernel's loopback
+  delivery, not in the wakeups.
 
 What the fan-out costs now: at 50/s each event is its own frame, so one event is 1,000
 \`send\`s and 1,000 reads (a few microseconds each on both sides); that pass over the
@@ -178,7 +182,10 @@ loopback TCP on the two cores the pipeline uses.
 The target (client p99 < 50 ms at half the peak) is not met on this machine: at half the
 peak the pipeline and the fan-out together use the whole machine (table above), so queues
 form and the tail grows; even the JetStream floor, before any WebSocket work, is above
-50 ms p99 there. Lower loads show what the fan-out adds when the machine has room.
+50 ms p99 there. Without any WebSocket client that floor is already 38–45 ms p99 at half
+the peak (docs/benchmarks/pipeline.md), which leaves under 12 ms of the 50 for delivering
+each event to 1,000 clients, on the same two cores, of which that delivery needs about one
+(the CPU table). Lower loads show what the fan-out adds when the machine has room.
 
 ## Idle connections
 Measured right after the peak, before the latency runs (so the allocator does not hand their

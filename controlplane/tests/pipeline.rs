@@ -617,17 +617,30 @@ async fn a_later_batch_commits_only_after_the_batch_before_it() {
         })
     };
 
-    let (first, after_first) = Turn::after(None);
+    let (mut first, after_first) = Turn::after(None);
     let (second, after_second) = Turn::after(Some(after_first));
     let later = apply(events[1].clone(), second);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let wait = Duration::from_millis(500);
+    tokio::time::sleep(wait).await;
     assert!(
         !later.is_finished(),
         "the later batch went ahead of the one before it"
     );
+    // The earlier batch writes everything but does not commit yet: the later one still
+    // waits (on the checkpoint row).
+    let mut earlier = pool.begin().await.unwrap();
+    let applied = apply_batch_in_turn(&mut earlier, &events[..1], None, &mut first)
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+    tokio::time::sleep(wait).await;
+    assert!(
+        !later.is_finished(),
+        "the later batch committed before the one before it"
+    );
     assert!(!stored("acme/second").await);
-    let earlier = apply(events[0].clone(), first);
-    assert_eq!(earlier.await.unwrap(), 1);
+    earlier.commit().await.unwrap();
+    first.reach(Stage::Committed);
     assert_eq!(later.await.unwrap(), 1);
     assert!(stored("acme/first").await && stored("acme/second").await);
 

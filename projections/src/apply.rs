@@ -32,19 +32,21 @@ type Key = (String, String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stage {
     Begun,
-    /// It holds the version rows of its aggregates.
-    Locked,
+    /// It wrote its rows and the checkpoint, whose row it now holds until it ends.
+    Written,
     /// It committed.
     Committed,
 }
 
 /// A batch's place behind the batch before it. The live projector applies two batches at
-/// once; the later one locks its version rows only once the earlier one holds its own, and
-/// writes only once the earlier one committed. So batches commit in stream order: when a
-/// reader sees the event at position N applied, every event published before it is applied
-/// too, whatever its aggregate. The first round trips still overlap the earlier batch's
-/// last ones. No cycle: the earlier batch never waits for the later one (it locked its
-/// version rows first, and the later one touches no other shared row before it writes).
+/// once: the later one begins its transaction (and its messages are read and parsed) while
+/// the earlier one works, but it locks and writes only once the earlier one has written
+/// everything, checkpoint included; its own checkpoint update then waits on that row until
+/// the earlier one commits. So batches commit in stream order: when a reader sees the event
+/// at position N applied, every event published before it is applied too, whatever its
+/// aggregate. While it waits it holds no lock and no transaction id (which would hold back
+/// the publisher's snapshot horizon), and the earlier batch has nothing left but COMMIT, so
+/// there is no cycle.
 #[derive(Debug)]
 pub struct Turn {
     previous: Option<watch::Receiver<Stage>>,
@@ -104,7 +106,7 @@ pub async fn apply_batch_in_turn(
     }
     let mut versions: BTreeMap<Key, i64> = BTreeMap::new();
     let (mut types, mut ids): (Vec<String>, Vec<String>) = groups.keys().cloned().unzip();
-    turn.wait_for(Stage::Locked).await;
+    turn.wait_for(Stage::Written).await;
     // A version row another transaction created after this statement's snapshot (the
     // other batch in flight, or a replay) comes back from neither part: a new statement,
     // with a new snapshot, locks it.
@@ -124,7 +126,6 @@ pub async fn apply_batch_in_turn(
     if !types.is_empty() {
         return Err(ProjectionError::Concurrent);
     }
-    turn.reach(Stage::Locked);
 
     // Per aggregate: the events after its version, contiguous.
     let mut todo: BTreeMap<Key, Vec<EventEnvelope>> = BTreeMap::new();
@@ -174,7 +175,6 @@ pub async fn apply_batch_in_turn(
     if todo.is_empty() {
         return Ok(0);
     }
-    turn.wait_for(Stage::Committed).await;
 
     // Budget and breaker events: folded in memory, from nothing (see the module's comment).
     let mut rows = BudgetRows::default();
@@ -227,6 +227,7 @@ pub async fn apply_batch_in_turn(
         applied: applied as i64,
     };
     let closed = write_batch(conn, &rows, &versions, &checkpoint).await?;
+    turn.reach(Stage::Written);
     if closed < rows.closed_elsewhere.len() as i64 {
         tracing::warn!(
             expected = rows.closed_elsewhere.len(),

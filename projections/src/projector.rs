@@ -22,8 +22,8 @@ use crate::ProjectionError;
 pub const CONSUMER: &str = "projections";
 /// Largest batch applied in one transaction.
 const BATCH: usize = 1000;
-/// Batches applied at once: the next batch's first round trips overlap the previous one's
-/// last, and it commits after it ([`Turn`]); acknowledgements stay in batch order.
+/// Batches in flight at once: the next one is read, parsed and begun while the previous one
+/// works, and commits after it ([`Turn`]); acknowledgements stay in batch order.
 const IN_FLIGHT: usize = 2;
 /// While committed batches wait for their WAL flush and no new message comes, how often
 /// to look whether PostgreSQL has flushed them.
