@@ -16,7 +16,6 @@ use domain::budget::BudgetEvent;
 use sqlx::{PgConnection, Row};
 use streams::envelope::SELECT_ENVELOPE;
 use streams::EventEnvelope;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::breakers::BreakerRows;
@@ -28,52 +27,6 @@ pub const PROJECTION: &str = "read_models";
 
 type Key = (String, String);
 
-/// How far a batch's transaction has got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stage {
-    Begun,
-    /// It wrote its rows and the checkpoint, whose row it now holds until it ends.
-    Written,
-    /// It committed.
-    Committed,
-}
-
-/// A batch's place behind the batch before it. The live projector applies two batches at
-/// once: the later one begins its transaction (and its messages are read and parsed) while
-/// the earlier one works, but it locks and writes only once the earlier one has written
-/// everything, checkpoint included; its own checkpoint update then waits on that row until
-/// the earlier one commits. So batches commit in stream order: when a reader sees the event
-/// at position N applied, every event published before it is applied too, whatever its
-/// aggregate. While it waits it holds no lock and no transaction id (which would hold back
-/// the publisher's snapshot horizon), and the earlier batch has nothing left but COMMIT, so
-/// there is no cycle.
-#[derive(Debug)]
-pub struct Turn {
-    previous: Option<watch::Receiver<Stage>>,
-    stage: watch::Sender<Stage>,
-}
-
-impl Turn {
-    /// The turn after `previous` (`None`: the first batch, or one applied alone), and what
-    /// the batch after this one waits on. A previous batch that failed (its turn dropped)
-    /// holds nobody up.
-    pub fn after(previous: Option<watch::Receiver<Stage>>) -> (Turn, watch::Receiver<Stage>) {
-        let (stage, next) = watch::channel(Stage::Begun);
-        (Turn { previous, stage }, next)
-    }
-
-    async fn wait_for(&mut self, stage: Stage) {
-        if let Some(previous) = &mut self.previous {
-            let _ = previous.wait_for(|reached| *reached >= stage).await;
-        }
-    }
-
-    /// Tells the next batch how far this one got.
-    pub fn reach(&self, stage: Stage) {
-        self.stage.send_replace(stage);
-    }
-}
-
 /// Applies `events` (in any order; per aggregate they are put in sequence order, repeats
 /// are skipped and missing ones are read from the event table). Returns how many events
 /// changed the read models. The caller commits.
@@ -81,17 +34,6 @@ pub async fn apply_batch(
     conn: &mut PgConnection,
     events: &[EventEnvelope],
     stream_seq: Option<u64>,
-) -> Result<usize, ProjectionError> {
-    apply_batch_in_turn(conn, events, stream_seq, &mut Turn::after(None).0).await
-}
-
-/// [`apply_batch`] behind the batch before it ([`Turn`]); the caller commits and then
-/// reaches [`Stage::Committed`].
-pub async fn apply_batch_in_turn(
-    conn: &mut PgConnection,
-    events: &[EventEnvelope],
-    stream_seq: Option<u64>,
-    turn: &mut Turn,
 ) -> Result<usize, ProjectionError> {
     if events.is_empty() {
         return Ok(0);
@@ -106,7 +48,6 @@ pub async fn apply_batch_in_turn(
     }
     let mut versions: BTreeMap<Key, i64> = BTreeMap::new();
     let (mut types, mut ids): (Vec<String>, Vec<String>) = groups.keys().cloned().unzip();
-    turn.wait_for(Stage::Written).await;
     // A version row another transaction created after this statement's snapshot (the
     // other batch in flight, or a replay) comes back from neither part: a new statement,
     // with a new snapshot, locks it.
@@ -227,7 +168,6 @@ pub async fn apply_batch_in_turn(
         applied: applied as i64,
     };
     let closed = write_batch(conn, &rows, &versions, &checkpoint).await?;
-    turn.reach(Stage::Written);
     if closed < rows.closed_elsewhere.len() as i64 {
         tracing::warn!(
             expected = rows.closed_elsewhere.len(),

@@ -15,15 +15,16 @@ use streams::setup::{ensure_events_stream, projection_consumer_config, EventsStr
 use streams::singleton::run_singleton;
 use streams::EventEnvelope;
 
-use crate::apply::{apply_batch_in_turn, Stage, Turn};
+use crate::apply::apply_batch;
 use crate::ProjectionError;
 
 /// The durable consumer's name on the events stream.
 pub const CONSUMER: &str = "projections";
 /// Largest batch applied in one transaction.
 const BATCH: usize = 1000;
-/// Batches in flight at once: the next one is read, parsed and begun while the previous one
-/// works, and commits after it ([`Turn`]); acknowledgements stay in batch order.
+/// Batches applied at once: the next batch's first round trips overlap the previous one's
+/// last. They wait for each other only where they share aggregates (version rows, locked
+/// in key order) and at the checkpoint row; acknowledgements stay in batch order.
 const IN_FLIGHT: usize = 2;
 /// While committed batches wait for their WAL flush and no new message comes, how often
 /// to look whether PostgreSQL has flushed them.
@@ -102,8 +103,6 @@ async fn consume(
     // Batches being applied, oldest first; each yields its result, its messages and how
     // many batches had finished when it began (its WAL reading came after their commits).
     let mut in_flight: FuturesOrdered<BoxFuture<'static, Finished>> = FuturesOrdered::new();
-    // How far the newest batch got: the next one waits on it (commits stay in order).
-    let mut newest: Option<tokio::sync::watch::Receiver<Stage>> = None;
     loop {
         tokio::select! {
             Some((result, mut batch, finished_before)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -134,9 +133,7 @@ async fn consume(
                     batch.push(message.map_err(nats)?);
                 }
                 let (envelopes, stream_seq) = envelopes_of(&batch);
-                let (turn, stage) = Turn::after(newest.take());
-                newest = Some(stage);
-                let task = tokio::spawn(apply_envelopes(pool.clone(), envelopes, stream_seq, turn, stats.clone()));
+                let task = tokio::spawn(apply_envelopes(pool.clone(), envelopes, stream_seq, stats.clone()));
                 let finished_before = unflushed.finished;
                 in_flight.push_back(task.map(move |result| (result, batch, finished_before)).boxed());
             }
@@ -274,7 +271,6 @@ async fn apply_envelopes(
     pool: PgPool,
     envelopes: Vec<EventEnvelope>,
     stream_seq: Option<u64>,
-    mut turn: Turn,
     stats: Arc<ProjectorStats>,
 ) -> Result<WalPositions, ProjectionError> {
     let mut tx = pool.begin().await?;
@@ -286,9 +282,8 @@ async fn apply_envelopes(
     ))
     .fetch_one(&mut *tx)
     .await?;
-    let applied = apply_batch_in_turn(&mut tx, &envelopes, stream_seq, &mut turn).await?;
+    let applied = apply_batch(&mut tx, &envelopes, stream_seq).await?;
     tx.commit().await?;
-    turn.reach(Stage::Committed);
     stats.projected.fetch_add(applied as u64, Ordering::Relaxed);
     stats.skipped.fetch_add(
         envelopes.len().saturating_sub(applied) as u64,

@@ -197,9 +197,9 @@ impl TestEnv {
         }
     }
 
-    /// Waits until every event this test's commands wrote is in the read models. (Waiting
-    /// for the newest position covers the events committed before it, not those of
-    /// commands that ran at the same time: docs/pipeline.md.)
+    /// Waits until every event this test's commands wrote is in the read models. Waiting
+    /// for the newest position alone covers only its own aggregate: the projector applies
+    /// two batches at once, and the later one can commit first (docs/pipeline.md).
     pub async fn wait_for_own_writes(&self) {
         let positions = self.positions.lock().unwrap().clone();
         let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
