@@ -22,8 +22,10 @@ drop_test_databases() {
   psql "$DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'cp\_test\_%'" \
     | while read -r db; do psql "$DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"; done
 }
-step "dropping test databases of earlier runs"
+step "dropping test databases and NATS streams of earlier runs"
 drop_test_databases
+# Tests delete their streams when they end; a killed run leaves them (scripts/drop-test-streams.py).
+python3 scripts/drop-test-streams.py "$NATS_URL"
 
 step "Rust tests (unit + integration, real PostgreSQL and NATS)"
 cargo test --workspace --locked --exclude sandbox

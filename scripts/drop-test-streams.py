@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Deletes the JetStream streams that test runs left on a NATS server.
+
+Usage: drop-test-streams.py <nats_url>
+
+Each test makes its own streams (EV_t<uuid>, ADV_t<uuid>, WORK_t<uuid>, SBX_t<uuid>, and
+FUZZ_<id> for schemathesis) and deletes them when it ends; a run that was killed leaves
+them behind. Left there they pile up, and their advisory streams overlap the subjects of
+a control plane's catch-all advisory stream (`make run`'s dead-letter capture then fails
+with "subjects overlap"). Only names of that shape are touched. Plain NATS protocol over
+a socket: no client library needed.
+"""
+
+import json
+import re
+import socket
+import sys
+
+TEST_STREAM = re.compile(r"^((EV|ADV|WORK|SBX)_t[0-9a-f]{32}|FUZZ_[0-9a-f]{12})$")
+INBOX = "_INBOX.drop_test_streams"
+
+
+class Nats:
+    def __init__(self, url: str):
+        host, port = url.split("//", 1)[-1].rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.buffer = b""
+        self.line()  # INFO
+        self.sock.sendall(f'CONNECT {{"verbose":false}}\r\nSUB {INBOX} 1\r\n'.encode())
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("NATS closed the connection")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
+
+    def exact(self, n: int) -> bytes:
+        while len(self.buffer) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("NATS closed the connection")
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:n], self.buffer[n + 2 :]
+        return data
+
+    def request(self, subject: str, body: dict) -> dict:
+        payload = json.dumps(body).encode()
+        self.sock.sendall(f"PUB {subject} {INBOX} {len(payload)}\r\n".encode() + payload + b"\r\n")
+        while True:
+            line = self.line()
+            if line.startswith(b"PING"):
+                self.sock.sendall(b"PONG\r\n")
+            elif line.startswith(b"MSG"):
+                size = int(line.split()[-1])
+                return json.loads(self.exact(size))
+            elif line.startswith(b"-ERR"):
+                raise ConnectionError(line.decode())
+
+
+def main() -> None:
+    nats = Nats(sys.argv[1])
+    names, offset = [], 0
+    while True:
+        page = nats.request("$JS.API.STREAM.NAMES", {"offset": offset})
+        if "error" in page:
+            print(f"JetStream: {page['error']}", file=sys.stderr)
+            return
+        streams = page.get("streams") or []
+        names += streams
+        offset += len(streams)
+        if not streams or offset >= page.get("total", 0):
+            break
+    dropped = 0
+    for name in names:
+        if TEST_STREAM.match(name):
+            answer = nats.request(f"$JS.API.STREAM.DELETE.{name}", {})
+            dropped += 1 if answer.get("success") else 0
+    print(f"dropped {dropped} test streams of {len(names)} streams")
+
+
+if __name__ == "__main__":
+    main()
