@@ -100,6 +100,9 @@ async fn a_stream_made_before_deployment_ids_is_marked_as_this_ones_and_used() {
         .await
     );
     assert_eq!(readyz(&env).await.1["events_stream"], "ok");
+    let (_, pipeline) = env.get("/system/pipeline").await;
+    assert_eq!(pipeline["deployment"], ours.as_str());
+    assert_eq!(pipeline["stream_owner_when_foreign"], Value::Null);
 }
 
 #[tokio::test]
@@ -132,6 +135,14 @@ async fn a_running_process_stops_using_a_stream_another_deployment_took() {
     })
     .await;
     assert!(refused, "readyz: {:?}", readyz(&env).await);
+    // The operator's view names both deployments.
+    let (status, pipeline) = env.get("/system/pipeline").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        pipeline["deployment"],
+        deployment_of(&env.database_url).await
+    );
+    assert_eq!(pipeline["stream_owner_when_foreign"], theirs.as_str());
     // Commands still work (they need PostgreSQL only), and their events stay off the
     // other deployment's stream.
     env.set_limit("acme", "two", 2_000).await;

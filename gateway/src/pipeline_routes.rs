@@ -36,6 +36,11 @@ pub fn router() -> Router<AppState> {
 pub struct PipelineResponse {
     /// The JetStream stream the publisher feeds.
     pub stream: String,
+    /// This database's deployment id, which the stream's description carries.
+    pub deployment: String,
+    /// The deployment the stream belongs to when it is another one (then nothing of this
+    /// process publishes to it or reads from it; `/readyz` is 503).
+    pub stream_owner_when_foreign: Option<String>,
     /// The highest global position appended.
     pub last_position: i64,
     pub publisher: StageLag,
@@ -66,6 +71,8 @@ pub(crate) async fn status(
     let (publisher, projector) = (&info.publisher, &info.projector);
     Ok(Json(PipelineResponse {
         stream: info.stream.clone(),
+        deployment: info.events.deployment.clone(),
+        stream_owner_when_foreign: info.events.foreign_owner(),
         last_position: status.last_position,
         publisher: status.publisher,
         projector: status.projector,
