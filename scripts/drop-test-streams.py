@@ -28,21 +28,22 @@ class Nats:
         self.line()  # INFO
         self.sock.sendall(f'CONNECT {{"verbose":false}}\r\nSUB {INBOX} 1\r\n'.encode())
 
+    def receive(self) -> None:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("NATS closed the connection")
+        self.buffer += chunk
+
     def line(self) -> bytes:
         while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("NATS closed the connection")
-            self.buffer += chunk
+            self.receive()
         line, self.buffer = self.buffer.split(b"\r\n", 1)
         return line
 
-    def exact(self, n: int) -> bytes:
+    def payload(self, n: int) -> bytes:
+        """`n` bytes and the CRLF after them."""
         while len(self.buffer) < n + 2:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("NATS closed the connection")
-            self.buffer += chunk
+            self.receive()
         data, self.buffer = self.buffer[:n], self.buffer[n + 2 :]
         return data
 
@@ -55,7 +56,7 @@ class Nats:
                 self.sock.sendall(b"PONG\r\n")
             elif line.startswith(b"MSG"):
                 size = int(line.split()[-1])
-                return json.loads(self.exact(size))
+                return json.loads(self.payload(size))
             elif line.startswith(b"-ERR"):
                 raise ConnectionError(line.decode())
 

@@ -188,7 +188,6 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         config.metrics_refresh,
     )));
     let pipeline = gateway::pipeline_routes::PipelineInfo {
-        stream: config.events_stream.clone(),
         publisher: publisher.clone(),
         projector: projector.clone(),
         events: events.clone(),

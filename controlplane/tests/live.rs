@@ -169,30 +169,38 @@ fn spawn_writers(env: &std::sync::Arc<TestEnv>) -> Vec<tokio::task::JoinHandle<(
         .collect()
 }
 
-/// Closes `ws` and opens a new connection subscribed to budget events after `since`.
-async fn resume(env: &TestEnv, mut ws: Ws, since: i64, batch: bool) -> Ws {
-    let _ = ws.close(None).await;
+/// A new connection subscribed to budget events after `since`, and the server's answer.
+async fn subscribed_since(env: &TestEnv, since: i64, batch: bool) -> (Ws, Value) {
     let mut ws = connect(env, Some(&env.admin_token)).await.unwrap();
     let ack = subscribe(
         &mut ws,
         json!({"type": "subscribe", "topics": ["budget"], "since": since, "batch": batch}),
     )
     .await;
+    (ws, ack)
+}
+
+/// A control plane with the two budgets the writers reserve on, and an admin connection
+/// subscribed to budget events from the start of the log.
+async fn two_budgets_watched_from_the_start(batch: bool) -> (std::sync::Arc<TestEnv>, Ws) {
+    let env = std::sync::Arc::new(TestEnv::start().await);
+    env.set_limit("orgA", "p", 1_000_000).await;
+    env.set_limit("orgB", "p", 1_000_000).await;
+    let (ws, _) = subscribed_since(&env, 0, batch).await;
+    (env, ws)
+}
+
+/// Closes `ws` and opens a new connection subscribed to budget events after `since`.
+async fn resume(env: &TestEnv, mut ws: Ws, since: i64, batch: bool) -> Ws {
+    let _ = ws.close(None).await;
+    let (ws, ack) = subscribed_since(env, since, batch).await;
     assert_eq!(ack["since"], since);
     ws
 }
 
 #[tokio::test]
 async fn reconnecting_with_since_misses_nothing_and_repeats_nothing() {
-    let env = std::sync::Arc::new(TestEnv::start().await);
-    env.set_limit("orgA", "p", 1_000_000).await;
-    env.set_limit("orgB", "p", 1_000_000).await;
-    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
-    subscribe(
-        &mut ws,
-        json!({"type": "subscribe", "topics": ["budget"], "since": 0}),
-    )
-    .await;
+    let (env, mut ws) = two_budgets_watched_from_the_start(false).await;
 
     // Commands keep coming over HTTP and NATS from four writers while the client
     // disconnects and reconnects.
@@ -493,15 +501,7 @@ async fn next_events(ws: &mut Ws) -> (String, Vec<Value>) {
 
 #[tokio::test]
 async fn a_batching_client_gets_every_event_once_in_order_across_since_reconnects() {
-    let env = std::sync::Arc::new(TestEnv::start().await);
-    env.set_limit("orgA", "p", 1_000_000).await;
-    env.set_limit("orgB", "p", 1_000_000).await;
-    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
-    subscribe(
-        &mut ws,
-        json!({"type": "subscribe", "topics": ["budget"], "since": 0, "batch": true}),
-    )
-    .await;
+    let (env, mut ws) = two_budgets_watched_from_the_start(true).await;
 
     let writers = spawn_writers(&env);
 

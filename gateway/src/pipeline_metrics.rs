@@ -99,8 +99,12 @@ pub async fn refresh_pipeline_gauges(
         gauges
             .projector_active
             .set(info.projector.active.load(Ordering::Relaxed) as i64);
-        match streams::status::pipeline_counts(&pool, &info.stream, projections::apply::PROJECTION)
-            .await
+        match streams::status::pipeline_counts(
+            &pool,
+            &info.events.name,
+            projections::apply::PROJECTION,
+        )
+        .await
         {
             Ok(counts) => {
                 gauges.appended.set(counts.appended);

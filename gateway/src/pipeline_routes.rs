@@ -18,12 +18,10 @@ use crate::AppState;
 /// This process's pipeline parts, for the status endpoint.
 #[derive(Clone)]
 pub struct PipelineInfo {
-    /// The JetStream stream the publisher feeds.
-    pub stream: String,
     pub publisher: Arc<PublisherStats>,
     pub projector: Arc<ProjectorStats>,
-    /// The events stream as this process's readers last found it (`/readyz` reports a
-    /// stream that belongs to another deployment).
+    /// The JetStream stream the publisher feeds, as this process's readers last found it
+    /// (`/readyz` reports a stream that belongs to another deployment).
     pub events: streams::EventsStream,
 }
 
@@ -65,12 +63,15 @@ pub(crate) async fn status(
     State(state): State<AppState>,
 ) -> Result<Json<PipelineResponse>, ApiError> {
     let info = &state.pipeline;
-    let status =
-        streams::status::pipeline_status(&state.pool, &info.stream, projections::apply::PROJECTION)
-            .await?;
+    let status = streams::status::pipeline_status(
+        &state.pool,
+        &info.events.name,
+        projections::apply::PROJECTION,
+    )
+    .await?;
     let (publisher, projector) = (&info.publisher, &info.projector);
     Ok(Json(PipelineResponse {
-        stream: info.stream.clone(),
+        stream: info.events.name.clone(),
         deployment: info.events.deployment.clone(),
         stream_owner_when_foreign: info.events.foreign_owner(),
         last_position: status.last_position,

@@ -83,6 +83,11 @@ pub fn owner_of(description: &str) -> Option<&str> {
         .map(|(_, owner)| owner.trim())
 }
 
+/// The deployment id in a stream's description, as JetStream last reported it.
+fn owner_of_stream(stream: &stream::Stream) -> Option<&str> {
+    owner_of(stream.cached_info().config.description.as_deref()?)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StreamSetupError {
     #[error(
@@ -143,8 +148,7 @@ pub async fn ensure_events_stream(
     for _ in 0..2 {
         match js.get_stream(&events.name).await {
             Ok(existing) => {
-                let description = existing.cached_info().config.description.clone();
-                match owner_of(description.as_deref().unwrap_or_default()) {
+                match owner_of_stream(&existing) {
                     Some(owner) if owner != events.deployment => {
                         return Err(events.refuse(owner));
                     }
@@ -156,7 +160,9 @@ pub async fn ensure_events_stream(
                 }
                 js.update_stream(&config).await.map_err(nats)?;
                 events.set_foreign_owner(None);
-                return js.get_stream(&events.name).await.map_err(nats);
+                // Its cached info predates the update; callers read the state afresh
+                // (`info()`) or only make consumers on it.
+                return Ok(existing);
             }
             Err(error) if is_not_found(&error) => match js.create_stream(&config).await {
                 Ok(created) => {
@@ -181,8 +187,7 @@ pub async fn ensure_events_stream(
 /// the old stream) stops it within that time.
 pub async fn check_owner(js: &Context, events: &EventsStream) -> Result<(), StreamSetupError> {
     let stream = js.get_stream(&events.name).await.map_err(nats)?;
-    let description = stream.cached_info().config.description.clone();
-    match owner_of(description.as_deref().unwrap_or_default()) {
+    match owner_of_stream(&stream) {
         Some(owner) if owner == events.deployment => Ok(()),
         Some(owner) => Err(events.refuse(owner)),
         // Made again without an id: `ensure_events_stream` marks it (or refuses it).
