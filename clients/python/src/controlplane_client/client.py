@@ -1,0 +1,282 @@
+"""The asyncio client: one NATS connection, request/reply with typed errors and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import nats.errors
+from nats.aio.client import Client as NatsClient
+
+from .breaker import Breaker, Breakers
+from .budget import Budgets
+from .dlq import DeadLetters
+from .errors import ControlPlaneUnavailable, RetryableError, error_from_body
+
+log = logging.getLogger("controlplane_client")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How requests behave. Every field can be passed to :class:`ControlPlane`."""
+
+    prefix: str = "cp"
+    """First token of every subject (``NATS_SUBJECT_PREFIX`` of the control plane)."""
+    service: str | None = None
+    """Sent as the ``Cp-Service`` header: it names the caller in the events' actor."""
+    request_timeout: float = 5.0
+    """Seconds one request waits for its reply."""
+    retry_deadline: float = 30.0
+    """Seconds an idempotent request keeps being retried on retryable errors (no
+    responders, timeouts, ``busy``/``unavailable``). 0 disables retries."""
+    settle_deadline: float = 60.0
+    """Seconds the commit or release at the end of a ``reserve`` block keeps being retried:
+    longer than ``retry_deadline`` because a reservation left open holds budget until its
+    TTL."""
+    backoff_initial: float = 0.05
+    backoff_max: float = 2.0
+
+
+class ControlPlane:
+    """A connection to the control plane over NATS.
+
+    ::
+
+        async with ControlPlane("nats://127.0.0.1:4222", service="summariser") as cp:
+            async with cp.budget.reserve("acme", "chat", task_id, "gpt-4o", 2_000) as r:
+                async with cp.breaker("openai_api"):
+                    answer = await call_model(...)
+                r.record(answer.usage.total_tokens)
+
+    NATS options (credentials included) are passed through to ``nats.connect``:
+    ``user``/``password``, ``token``, ``nkeys_seed`` / ``nkeys_seed_str``,
+    ``user_credentials`` (a ``.creds`` file), ``tls``, plus the reconnect settings
+    (``max_reconnect_attempts``, default -1 = forever; ``reconnect_time_wait``;
+    ``connect_timeout``). Or hand over a connected client with ``nc=``.
+    """
+
+    def __init__(
+        self,
+        servers: str | Sequence[str] = "nats://127.0.0.1:4222",
+        *,
+        prefix: str = "cp",
+        service: str | None = None,
+        request_timeout: float = 5.0,
+        retry_deadline: float = 30.0,
+        settle_deadline: float = 60.0,
+        nc: NatsClient | None = None,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        nkeys_seed: str | None = None,
+        nkeys_seed_str: str | None = None,
+        user_credentials: str | None = None,
+        tls: ssl.SSLContext | None = None,
+        connect_timeout: float = 2.0,
+        reconnect_time_wait: float = 0.5,
+        max_reconnect_attempts: int = -1,
+        name: str | None = None,
+        **nats_options: Any,
+    ):
+        self.settings = Settings(
+            prefix=prefix,
+            service=service,
+            request_timeout=request_timeout,
+            retry_deadline=retry_deadline,
+            settle_deadline=settle_deadline,
+        )
+        self._servers = [servers] if isinstance(servers, str) else list(servers)
+        self._own_connection = nc is None
+        self._nc: NatsClient | None = nc
+        options: dict[str, Any] = {
+            "connect_timeout": connect_timeout,
+            "reconnect_time_wait": reconnect_time_wait,
+            "max_reconnect_attempts": max_reconnect_attempts,
+            "name": name or service or "controlplane-client",
+        }
+        for key, value in (
+            ("user", user),
+            ("password", password),
+            ("token", token),
+            ("nkeys_seed", nkeys_seed),
+            ("nkeys_seed_str", nkeys_seed_str),
+            ("user_credentials", user_credentials),
+            ("tls", tls),
+        ):
+            if value is not None:
+                options[key] = value
+        options.update(nats_options)
+        self._nats_options = options
+        self._headers: dict[str, str] | None = {"Cp-Service": service} if service else None
+        self.budget = Budgets(self)
+        self.breakers = Breakers(self)
+        self.dlq = DeadLetters(self)
+
+    # -- connection ----------------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls, servers: str | Sequence[str] = "nats://127.0.0.1:4222", **kwargs: Any
+    ) -> ControlPlane:
+        """Creates and connects a client (``await ControlPlane.connect(url, ...)``)."""
+        client = cls(servers, **kwargs)
+        await client.open()
+        return client
+
+    async def open(self) -> None:
+        if self._nc is None:
+            self._nc = await nats.connect(self._servers, **self._nats_options)
+
+    async def close(self) -> None:
+        """Drains the connection (pending replies arrive first) when this client opened it."""
+        if self._nc is not None and self._own_connection and not self._nc.is_closed:
+            try:
+                await self._nc.drain()
+            except Exception:  # already closing, or NATS is gone: nothing left to drain
+                await self._nc.close()
+
+    async def __aenter__(self) -> ControlPlane:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def nc(self) -> NatsClient:
+        """The underlying nats-py client (to subscribe to your own subjects, say)."""
+        if self._nc is None:
+            raise RuntimeError("not connected: use `async with ControlPlane(...)` or open()")
+        return self._nc
+
+    def subject(self, area: str, verb: str) -> str:
+        return f"{self.settings.prefix}.cmd.{area}.{verb}"
+
+    # -- breakers --------------------------------------------------------------------------
+
+    def breaker(
+        self,
+        name: str,
+        *,
+        failure_on: tuple[type[BaseException], ...] = (Exception,),
+        exclude: tuple[type[BaseException], ...] = (),
+        is_failure: Callable[[BaseException], bool] | None = None,
+        fail_open: bool = False,
+    ) -> Breaker:
+        """A guard for calls to the dependency ``name``: ``async with cp.breaker("x"):`` or
+        ``@cp.breaker("x")`` on an ``async def``. See :class:`Breaker`."""
+        return Breaker(
+            self,
+            name,
+            failure_on=failure_on,
+            exclude=exclude,
+            is_failure=is_failure,
+            fail_open=fail_open,
+        )
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def request_once(
+        self, subject: str, body: dict[str, Any], *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """One request; an error body raises its typed exception."""
+        nc = self.nc
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        try:
+            msg = await nc.request(
+                subject,
+                payload,
+                timeout=timeout if timeout is not None else self.settings.request_timeout,
+                headers=self._headers,
+            )
+        except nats.errors.NoRespondersError:
+            raise ControlPlaneUnavailable(
+                f"no control plane listens on {subject}",
+                subject=subject,
+                retry_after=0.2,
+                maybe_applied=False,
+            ) from None
+        except nats.errors.TimeoutError:
+            raise ControlPlaneUnavailable(
+                f"no answer on {subject} within the timeout", subject=subject, retry_after=0.1
+            ) from None
+        except (
+            nats.errors.ConnectionClosedError,
+            nats.errors.ConnectionReconnectingError,
+            nats.errors.ConnectionDrainingError,
+            nats.errors.OutboundBufferLimitError,
+            nats.errors.StaleConnectionError,
+        ) as error:
+            if nc.is_closed:
+                raise
+            raise ControlPlaneUnavailable(
+                f"NATS connection not usable ({type(error).__name__})",
+                subject=subject,
+                retry_after=0.5,
+            ) from None
+        answer = json.loads(msg.data)
+        if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
+            raise error_from_body(answer)
+        if not isinstance(answer, dict):
+            raise ControlPlaneUnavailable(
+                f"unexpected answer on {subject}: {msg.data[:200]!r}", subject=subject
+            )
+        return answer
+
+    async def request(
+        self,
+        subject: str,
+        body: dict[str, Any],
+        *,
+        idempotent: bool = True,
+        deadline: float | None = None,
+    ) -> dict[str, Any]:
+        """A request retried on retryable errors until ``deadline`` seconds have passed
+        (``retry_deadline`` by default). A request that is not idempotent is retried only
+        when the previous try surely changed nothing (no responders, ``busy``)."""
+        return await retrying(
+            lambda: self.request_once(subject, body),
+            deadline=self.settings.retry_deadline if deadline is None else deadline,
+            initial=self.settings.backoff_initial,
+            maximum=self.settings.backoff_max,
+            what=subject,
+            only_unapplied=not idempotent,
+        )
+
+
+async def retrying(
+    attempt: Callable[[], Awaitable[dict[str, Any]]],
+    *,
+    deadline: float,
+    initial: float,
+    maximum: float,
+    what: str,
+    only_unapplied: bool = False,
+) -> dict[str, Any]:
+    """Runs ``attempt`` until it succeeds, a non-retryable error, or ``deadline`` passes."""
+    give_up_at = time.monotonic() + deadline
+    delay = initial
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return await attempt()
+        except RetryableError as error:
+            if only_unapplied and error.maybe_applied:
+                raise
+            wait = max(delay, min(error.retry_after, maximum))
+            wait = wait * (0.5 + random.random())  # jitter: retries of many callers spread
+            if time.monotonic() + wait > give_up_at:
+                raise
+            if tries == 1 or tries % 10 == 0:
+                log.info("%s: %s; retrying in %.2f s (try %d)", what, error, wait, tries)
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, maximum)

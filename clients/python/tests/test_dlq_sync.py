@@ -1,0 +1,79 @@
+"""Dead-letter capture and the synchronous facade."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from controlplane_client import (
+    BreakerOpen,
+    BudgetDenied,
+    CommitResult,
+    ControlPlane,
+    SyncControlPlane,
+)
+
+from .conftest import Server
+
+
+async def test_dlq_capture_is_idempotent_per_id(cp: ControlPlane, ids: str) -> None:
+    raw = b"\x00\xffnot utf-8"
+    entry = await cp.dlq.capture(
+        "task.execute",
+        raw,
+        "schema mismatch",
+        4,
+        headers={"Trace-Id": "abc", "X-Many": ["1", "2"]},
+        id=f"py-{ids}",
+    )
+    assert entry.id == f"py-{ids}"
+    assert entry.changed
+    assert (entry.encoding, entry.attempts, entry.resolved) == ("base64", 4, False)
+    assert base64.b64decode(entry.payload) == raw
+    again = await cp.dlq.capture("task.execute", raw, "schema mismatch", 4, id=f"py-{ids}")
+    assert not again.changed
+
+    json_entry = await cp.dlq.capture("task.execute", {"task": "t1"}, "boom", 1)
+    assert json_entry.encoding == "json"
+    assert json_entry.payload == {"task": "t1"}
+
+
+def _sync_scenario(server: Server, ids: str) -> None:
+    server.set_limit(ids, "p", 1_000)
+    with SyncControlPlane(server.nats_url, prefix=server.prefix, service="pytest-sync") as cp:
+        with cp.budget.reserve(ids, "p", "task-1", "m", 200) as r:
+            r.record(150)
+        assert isinstance(r.result, CommitResult)
+        assert r.result.totals.used == 150
+
+        with pytest.raises(RuntimeError), cp.budget.reserve(ids, "p", "task-2", "m", 200):
+            raise RuntimeError("model failed")
+        with pytest.raises(BudgetDenied):
+            cp.budget.reserve(ids, "p", "task-3", "m", 5_000).__enter__()
+
+        name = f"sync_{ids}"
+        server.http("PUT", f"/circuit-breakers/{name}", {"failure_threshold": 2})
+
+        @cp.breaker(name)
+        def flaky() -> None:
+            raise ConnectionError("refused")
+
+        for _ in range(2):
+            with pytest.raises(ConnectionError):
+                flaky()
+        with pytest.raises(BreakerOpen):
+            flaky()
+        assert cp.breakers.status(name).state == "OPEN"
+        entry = cp.dlq.capture("orders.new", "plain text", "gave up", 3)
+        assert entry.encoding == "text"
+        state = cp.budget.state(ids, "p")
+        assert state.totals.total == 1_000
+    state_http = server.state(ids, "p", r.result.position)
+    assert state_http["used"] == 150
+
+
+async def test_sync_facade(server: Server, ids: str) -> None:
+    # The facade blocks: run it in a thread, as a script would run it in its own.
+    await asyncio.to_thread(_sync_scenario, server, ids)
