@@ -106,6 +106,7 @@ class Server:
             "LOGIN_RATE_PER_MINUTE": "100000",
             "RUST_LOG": "warn",
         }
+        offset = self.log.stat().st_size  # a restart appends: read only what follows
         log = self.log.open("ab")
         self.process = subprocess.Popen(
             [str(_binary()), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -113,7 +114,7 @@ class Server:
         log.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            text = self.log.read_text(errors="replace")
+            text = self.log.read_bytes()[offset:].decode(errors="replace")
             urls = re.findall(r"listening on (http://[0-9.:]+)", text)
             if urls:
                 self.url = urls[-1]
@@ -175,6 +176,17 @@ class Server:
         if min_position:
             query["min_position"] = str(min_position)
         return self.http("GET", "/budget/state?" + urllib.parse.urlencode(query))
+
+    async def settled(self, tenant: str, project: str, used: int | None = None) -> Any:
+        """The budget over HTTP once the read model shows nothing reserved (and ``used``
+        tokens, when given), or as it is after 10 s."""
+        state: Any = {}
+        for _ in range(100):
+            state = await asyncio.to_thread(self.state, tenant, project)
+            if state["reserved"] == 0 and (used is None or state["used"] == used):
+                break
+            await asyncio.sleep(0.1)
+        return state
 
     async def drop(self) -> None:
         self.stop()

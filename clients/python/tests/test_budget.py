@@ -132,7 +132,6 @@ async def test_200_concurrent_reserve_blocks_never_overspend(
 ) -> None:
     server.set_limit(ids, "p", 5_000)
     approved = denied = 0
-    last: dict[str, int] = {}
 
     async def one(i: int) -> None:
         nonlocal approved, denied
@@ -150,11 +149,7 @@ async def test_200_concurrent_reserve_blocks_never_overspend(
     assert approved * 100 <= 5_000
     assert approved >= 50  # every denial happened while the budget was really full
     # Settled: nothing stays reserved once the read model has caught up.
-    for _ in range(100):
-        last = await asyncio.to_thread(server.state, ids, "p")
-        if last["reserved"] == 0 and last["used"] == approved * 100:
-            break
-        await asyncio.sleep(0.1)
+    last = await server.settled(ids, "p", used=approved * 100)
     assert (last["used"], last["reserved"], last["open_reservations"]) == (approved * 100, 0, 0)
     assert last["used"] <= last["total"] == 5_000
 

@@ -113,6 +113,11 @@ class ControlPlane:
         ):
             if value is not None:
                 options[key] = value
+        # nats-py logs every failed reconnect attempt with a traceback by default; one
+        # line on this library's logger is enough (pass error_cb=... to replace it).
+        options["error_cb"] = _log_nats_error
+        options["disconnected_cb"] = _log_disconnected
+        options["reconnected_cb"] = _log_reconnected
         options.update(nats_options)
         self._nats_options = options
         self._headers: dict[str, str] | None = {"Cp-Service": service} if service else None
@@ -250,6 +255,18 @@ class ControlPlane:
             what=subject,
             only_unapplied=not idempotent,
         )
+
+
+async def _log_nats_error(error: Exception) -> None:
+    log.warning("NATS: %s", error or type(error).__name__)
+
+
+async def _log_disconnected() -> None:
+    log.warning("NATS: disconnected; reconnecting")
+
+
+async def _log_reconnected() -> None:
+    log.info("NATS: reconnected")
 
 
 async def retrying(
