@@ -27,7 +27,14 @@ stamp="$("$PYTHON" --version 2>&1) $(sha256sum "$CONSTRAINTS" clients/python/pyp
 if [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$stamp" ]; then
   echo "making $VENV ($stamp)"
   rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV" || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; }
+  if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+    # A fresh Debian has python3 without ensurepip.
+    rm -rf "$VENV"
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get install -y -qq python3-venv >/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+    fi
+    "$PYTHON" -m venv "$VENV" || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; }
+  fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -c "$CONSTRAINTS" \
     nats-py pytest pytest-asyncio pytest-timeout mypy ruff hatchling
   echo "$stamp" > "$VENV/.stamp"

@@ -32,8 +32,14 @@ cargo test --workspace --locked --exclude sandbox
 step "dropping this run's test databases"
 drop_test_databases
 
+step "web dashboard: lint, typecheck, vitest, build (JS budget), end-to-end in Chromium (scripts/frontend.sh)"
+scripts/frontend.sh test
+
 step "schemathesis: a live server fuzzed from its own /openapi.json (no 5xx, no answer off its schema)"
 scripts/schemathesis.sh
+
+step "Python client (clients/python): ruff, mypy --strict, pytest against a live server"
+scripts/python-client-tests.sh
 
 if [ -x scripts/sandbox-tests.sh ]; then
   step "sandbox tests (real container engine)"
