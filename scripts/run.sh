@@ -23,6 +23,9 @@ export HOST="${HOST:-127.0.0.1}" PORT="${PORT:-8000}"
 echo "==> building the control plane and the sandbox (release)"
 cargo build --release --locked -p controlplane -p sandbox
 
+echo "==> building the web dashboard (skipped when nothing changed)"
+scripts/frontend.sh build
+
 # The sandbox needs a container engine; the control plane runs without it.
 SANDBOX_PID=
 SANDBOX_LINE="  sandbox:        NOT STARTED - no container engine here (see the message above); the control plane runs without it"

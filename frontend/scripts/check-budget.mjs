@@ -1,0 +1,55 @@
+// Fails the build when the JavaScript a page needs grows past its budget (gzipped): the initial
+// load (the entry and what it imports statically) and each route's own lazy chunk on top of it.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+
+const INITIAL_KB = 250;
+const ROUTE_KB = 150;
+
+const dist = new URL('../dist/', import.meta.url);
+const manifest = JSON.parse(readFileSync(new URL('.vite/manifest.json', dist), 'utf8'));
+const gz = (file) => gzipSync(readFileSync(new URL(file, dist))).length;
+
+function closure(key, seen = new Set()) {
+  if (seen.has(key)) return seen;
+  seen.add(key);
+  for (const i of manifest[key]?.imports ?? []) closure(i, seen);
+  return seen;
+}
+const js = (keys) => [...keys].map((k) => manifest[k].file).filter((f) => f.endsWith('.js'));
+const size = (files) => files.reduce((n, f) => n + gz(f), 0);
+
+const entryKey = Object.keys(manifest).find((k) => manifest[k].isEntry);
+const initial = closure(entryKey);
+const initialBytes = size(js(initial));
+const report = {
+  initial_kb: +(initialBytes / 1024).toFixed(1),
+  initial_budget_kb: INITIAL_KB,
+  routes: {},
+};
+const failures = [];
+if (initialBytes > INITIAL_KB * 1024)
+  failures.push(`initial JS ${report.initial_kb} KB > ${INITIAL_KB} KB`);
+
+for (const dyn of manifest[entryKey].dynamicImports ?? []) {
+  const own = [...closure(dyn)].filter((k) => !initial.has(k));
+  // A route's lazy chunks (e.g. its charts) count too: what opening the page downloads.
+  const lazy = new Set(own);
+  for (const k of own)
+    for (const d of manifest[k].dynamicImports ?? [])
+      for (const c of closure(d)) if (!initial.has(c)) lazy.add(c);
+  const bytes = size(js(lazy));
+  const name = manifest[dyn].name ?? dyn;
+  report.routes[name] = +(bytes / 1024).toFixed(1);
+  if (bytes > ROUTE_KB * 1024)
+    failures.push(`route ${name} ${report.routes[name]} KB > ${ROUTE_KB} KB`);
+}
+writeFileSync(new URL('budget.json', dist), JSON.stringify(report, null, 2) + '\n');
+console.log(
+  `JS budget (gzipped): initial ${report.initial_kb} KB of ${INITIAL_KB}; per route (limit ${ROUTE_KB}):`,
+  report.routes,
+);
+if (failures.length) {
+  console.error('over budget:\n  ' + failures.join('\n  '));
+  process.exit(1);
+}

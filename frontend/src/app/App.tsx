@@ -1,0 +1,104 @@
+import { lazy, useMemo, type ReactNode } from 'react';
+import { BrowserRouter, Navigate, Route, Routes } from 'react-router-dom';
+import { CssBaseline, ThemeProvider, useMediaQuery } from '@mui/material';
+import { QueryClientProvider } from '@tanstack/react-query';
+import { paths } from '@/config/paths';
+import { Toasts } from '@/components/Toasts';
+import { LiveProvider } from '@/lib/live/LiveProvider';
+import { createQueryClient } from '@/lib/queryClient';
+import { useSession } from '@/lib/session';
+import { useUi } from '@/lib/ui';
+import { LoginPage } from '@/features/auth/components/LoginPage';
+import { AppShell } from './AppShell';
+import { ForbiddenPage } from './ForbiddenPage';
+import { LaterPage } from './LaterPage';
+import { RequireAuth, RequirePermission } from './guards';
+import { navItems } from './nav';
+import { useSessionBootstrap, useSessionExpiry } from './session';
+import { makeTheme } from './theme';
+
+// Each page is its own chunk: charts and tables load with the route that shows them.
+const DashboardPage = lazy(() => import('@/features/dashboard/components/DashboardPage'));
+const GovernancePage = lazy(() => import('@/features/governance/components/GovernancePage'));
+const BudgetPage = lazy(() => import('@/features/budget/components/BudgetPage'));
+
+const pages: Record<string, ReactNode> = {
+  [paths.dashboard]: <DashboardPage />,
+  [paths.governance]: <GovernancePage />,
+  [paths.budget]: <BudgetPage />,
+};
+
+const queryClient = createQueryClient();
+
+function Signed({ children }: { children: ReactNode }) {
+  useSessionExpiry();
+  return (
+    <RequireAuth>
+      <AppShell>{children}</AppShell>
+    </RequireAuth>
+  );
+}
+
+export function AppRoutes() {
+  return (
+    <Routes>
+      <Route path={paths.login} element={<LoginPage />} />
+      <Route
+        path={paths.forbidden}
+        element={
+          <Signed>
+            <ForbiddenPage />
+          </Signed>
+        }
+      />
+      {navItems.map((item) => (
+        <Route
+          key={item.path}
+          path={item.path === '/' ? '/' : `${item.path}/*`}
+          element={
+            <Signed>
+              <RequirePermission permission={item.permission}>
+                {pages[item.path] ?? <LaterPage title={item.label} />}
+              </RequirePermission>
+            </Signed>
+          }
+        />
+      ))}
+      <Route path="*" element={<Navigate to={paths.dashboard} replace />} />
+    </Routes>
+  );
+}
+
+function Themed({ children }: { children: ReactNode }) {
+  const mode = useUi((s) => s.mode);
+  const prefersDark = useMediaQuery('(prefers-color-scheme: dark)');
+  const resolved = mode === 'system' ? (prefersDark ? 'dark' : 'light') : mode;
+  const theme = useMemo(() => makeTheme(resolved), [resolved]);
+  return (
+    <ThemeProvider theme={theme}>
+      <CssBaseline enableColorScheme />
+      {children}
+    </ThemeProvider>
+  );
+}
+
+function Session({ children }: { children: ReactNode }) {
+  useSessionBootstrap();
+  const signedIn = useSession((s) => s.status === 'authenticated');
+  return <LiveProvider enabled={signedIn}>{children}</LiveProvider>;
+}
+
+export function App() {
+  return (
+    <QueryClientProvider client={queryClient}>
+      <Themed>
+        <BrowserRouter>
+          <Session>
+            <AppRoutes />
+            <Toasts />
+          </Session>
+        </BrowserRouter>
+      </Themed>
+    </QueryClientProvider>
+  );
+}

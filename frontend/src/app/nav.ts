@@ -1,0 +1,22 @@
+import { paths } from '@/config/paths';
+import { perm, type Permission } from '@/lib/permissions';
+
+export interface NavItem {
+  path: string;
+  label: string;
+  permission: Permission;
+  /** Pages of part 2 of the dashboard: routed, not built yet. */
+  later?: boolean;
+}
+
+/** Every page, the permission it needs to open (docs/permissions.md) and its label. */
+export const navItems: NavItem[] = [
+  { path: paths.dashboard, label: 'Dashboard', permission: perm.readSystem },
+  { path: paths.governance, label: 'Governance', permission: perm.readGovernance },
+  { path: paths.budget, label: 'Budget', permission: perm.readBudget },
+  { path: paths.dlq, label: 'Dead letters', permission: perm.readDlq, later: true },
+  { path: paths.breakers, label: 'Circuit breakers', permission: perm.readBreakers, later: true },
+  { path: paths.sandbox, label: 'Sandbox', permission: perm.executeCode, later: true },
+  { path: paths.audit, label: 'Audit log', permission: perm.readAudit, later: true },
+  { path: paths.users, label: 'Users', permission: perm.adminUsers, later: true },
+];

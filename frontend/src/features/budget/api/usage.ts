@@ -1,0 +1,18 @@
+import { queryOptions, useQuery } from '@tanstack/react-query';
+import { request } from '@/lib/http';
+import type { Schemas } from '@/lib/api/types';
+import { budgetKeys, type BudgetRef } from './keys';
+
+export type Usage = Schemas['UsageResponse'];
+
+/** `GET /budget/usage`: used and reserved over time, the burn rate and the projected exhaustion. */
+export const fetchUsage = (b: BudgetRef, minutes: number, signal?: AbortSignal) =>
+  request<Usage>('/budget/usage', { query: { ...b, minutes }, signal });
+
+export const usageQuery = (b: BudgetRef, minutes: number) =>
+  queryOptions({
+    queryKey: budgetKeys.usage(b, minutes),
+    queryFn: ({ signal }) => fetchUsage(b, minutes, signal),
+  });
+
+export const useUsage = (b: BudgetRef, minutes = 60) => useQuery(usageQuery(b, minutes));

@@ -1,0 +1,121 @@
+import { lazy, Suspense } from 'react';
+import { Link as RouterLink } from 'react-router-dom';
+import { Alert, Box, Button, Paper, Stack, Typography } from '@mui/material';
+import { EmptyState } from '@/components/EmptyState';
+import { ErrorAlert } from '@/components/ErrorAlert';
+import { Figure } from '@/components/Figure';
+import { CardSkeleton } from '@/components/Skeletons';
+import { fmtInt } from '@/lib/format';
+import { perm } from '@/lib/permissions';
+import { useCan } from '@/lib/session';
+import type { Topic } from '@/lib/live/client';
+import { useAlertsSource } from '../api/governance';
+import { useHealth } from '../api/health';
+import { useDashboardLive } from '../api/live';
+import { usePipeline } from '../api/pipeline';
+import { useStats } from '../api/stats';
+import { buildAlerts } from './alerts';
+import { HealthCard } from './HealthCard';
+
+const StatsCharts = lazy(() => import('./StatsCharts'));
+
+export default function DashboardPage() {
+  const canGovernance = useCan(perm.readGovernance);
+  const topics: Topic[] = ['stats', 'budget', 'breakers'];
+  if (useCan(perm.readDlq)) topics.push('dlq');
+  const frame = useDashboardLive(topics);
+  const stats = useStats();
+  const health = useHealth();
+  const pipeline = usePipeline();
+  const budgets = useAlertsSource(canGovernance);
+  const alerts = buildAlerts({
+    health: health.data,
+    stats: stats.data,
+    pipeline: pipeline.data,
+    budgets: budgets.data,
+  });
+  const s = stats.data;
+
+  return (
+    <Stack spacing={3}>
+      <Typography variant="h4" component="h1">
+        Dashboard
+      </Typography>
+      <HealthCard />
+      <Paper sx={{ p: { xs: 1.5, sm: 2 } }} aria-labelledby="alerts-heading">
+        <Typography id="alerts-heading" variant="h6" component="h2" gutterBottom>
+          Alerts
+        </Typography>
+        {budgets.isPending && canGovernance ? (
+          <CardSkeleton height={48} />
+        ) : alerts.length === 0 ? (
+          <EmptyState title="Nothing needs attention" />
+        ) : (
+          <Stack spacing={1} component="ul" sx={{ p: 0, m: 0, listStyle: 'none' }}>
+            {alerts.map((a) => (
+              <li key={a.id}>
+                <Alert
+                  severity={a.severity}
+                  action={
+                    <Button component={RouterLink} to={a.to} size="small" color="inherit">
+                      {a.action}
+                    </Button>
+                  }
+                >
+                  {a.text}
+                </Alert>
+              </li>
+            ))}
+          </Stack>
+        )}
+      </Paper>
+      <Paper sx={{ p: { xs: 1.5, sm: 2 } }} aria-labelledby="traffic-heading">
+        <Typography id="traffic-heading" variant="h6" component="h2" gutterBottom>
+          Traffic over the last hour
+        </Typography>
+        {stats.isPending ? (
+          <CardSkeleton height={200} />
+        ) : stats.isError ? (
+          <ErrorAlert error={stats.error} what="the stats" />
+        ) : s ? (
+          <Stack spacing={2}>
+            <Box
+              sx={{
+                display: 'grid',
+                gap: 2,
+                gridTemplateColumns: {
+                  xs: 'repeat(2, 1fr)',
+                  sm: 'repeat(3, 1fr)',
+                  lg: 'repeat(6, 1fr)',
+                },
+              }}
+            >
+              <Figure
+                label={`Requests/s (${s.requests.window_minutes} min)`}
+                value={s.requests.requests_per_second.toFixed(2)}
+              />
+              <Figure
+                label="Server errors"
+                value={`${(s.requests.error_rate * 100).toFixed(2)}%`}
+              />
+              <Figure
+                label="Latency p50 / p95 / p99"
+                value={
+                  [s.requests.latency_ms.p50, s.requests.latency_ms.p95, s.requests.latency_ms.p99]
+                    .map((v) => (v === undefined || v === null ? '–' : `${v}`))
+                    .join(' / ') + ' ms'
+                }
+              />
+              <Figure label="Events/s" value={s.events_per_second.toFixed(2)} />
+              <Figure label="Budgets" value={fmtInt(s.budgets.budgets)} />
+              <Figure label="Live connections" value={frame ? fmtInt(frame.connections) : '–'} />
+            </Box>
+            <Suspense fallback={<CardSkeleton height={400} />}>
+              <StatsCharts stats={s} />
+            </Suspense>
+          </Stack>
+        ) : null}
+      </Paper>
+    </Stack>
+  );
+}

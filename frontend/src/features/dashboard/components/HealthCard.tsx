@@ -1,0 +1,73 @@
+import { Box, Chip, Paper, Typography } from '@mui/material';
+import { ErrorAlert } from '@/components/ErrorAlert';
+import { CardSkeleton } from '@/components/Skeletons';
+import { useHealth, type SystemHealth } from '../api/health';
+
+const parts: { key: keyof SystemHealth; label: string }[] = [
+  { key: 'database', label: 'PostgreSQL' },
+  { key: 'migrations', label: 'Migrations' },
+  { key: 'nats', label: 'NATS' },
+  { key: 'events_stream', label: 'Events stream' },
+  { key: 'sandbox', label: 'Sandbox' },
+];
+
+function colour(v: string): 'success' | 'default' | 'error' | 'warning' {
+  if (v === 'ok') return 'success';
+  if (v === 'not_configured') return 'default';
+  if (v === 'pending' || v === 'unknown') return 'warning';
+  return 'error';
+}
+
+export function HealthCard() {
+  const health = useHealth();
+  return (
+    <Paper sx={{ p: { xs: 1.5, sm: 2 } }} id="health" aria-labelledby="health-heading">
+      <Box sx={{ display: 'flex', alignItems: 'center', gap: 1, mb: 1.5 }}>
+        <Typography id="health-heading" variant="h6" component="h2" sx={{ flexGrow: 1 }}>
+          Health
+        </Typography>
+        {health.data && (
+          <Chip
+            size="small"
+            color={health.data.ready ? 'success' : 'error'}
+            label={health.data.ready ? 'Ready' : 'Not ready'}
+          />
+        )}
+      </Box>
+      {health.isPending ? (
+        <CardSkeleton height={72} />
+      ) : health.isError ? (
+        <ErrorAlert error={health.error} what="the health" />
+      ) : (
+        <Box
+          component="dl"
+          sx={{
+            m: 0,
+            display: 'grid',
+            gap: 1,
+            gridTemplateColumns: { xs: '1fr 1fr', sm: 'repeat(5, 1fr)' },
+          }}
+        >
+          {parts.map(({ key, label }) => {
+            const v = String(health.data[key] ?? 'unknown');
+            return (
+              <Box key={key}>
+                <Typography component="dt" variant="body2" color="text.secondary">
+                  {label}
+                </Typography>
+                <Box component="dd" sx={{ m: 0 }}>
+                  <Chip
+                    size="small"
+                    variant="outlined"
+                    color={colour(v)}
+                    label={v.replace('_', ' ')}
+                  />
+                </Box>
+              </Box>
+            );
+          })}
+        </Box>
+      )}
+    </Paper>
+  );
+}

@@ -1,0 +1,116 @@
+import { queryOptions, useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query';
+import { useEffect, useMemo } from 'react';
+import { request } from '@/lib/http';
+import type { Schemas } from '@/lib/api/types';
+import { useLiveEvents, useLiveTopics } from '@/lib/live/LiveProvider';
+import { keyedThrottle } from '@/lib/throttle';
+
+export type GovernanceStatus = Schemas['GovernanceStatus'];
+export type BudgetRow = Schemas['BudgetRowBody'];
+export type BudgetStatus = BudgetRow['status'];
+export const statuses: BudgetStatus[] = ['ok', 'warning', 'exhausted', 'no_budget'];
+
+const PAGE = 1000;
+const PARALLEL = 4;
+
+export interface StatusFilter {
+  status?: BudgetStatus;
+}
+
+/** `GET /governance/status`, one page. */
+export function fetchStatusPage(filter: StatusFilter, offset: number, signal?: AbortSignal) {
+  return request<GovernanceStatus>('/governance/status', {
+    query: { status: filter.status, limit: PAGE, offset },
+    signal,
+  });
+}
+
+/**
+ * Every row of the filter: the server pages by 1,000, so the first page tells how many match
+ * and the rest are read at most `PARALLEL` at a time.
+ */
+export async function fetchAllStatus(
+  filter: StatusFilter,
+  signal?: AbortSignal,
+): Promise<GovernanceStatus> {
+  const first = await fetchStatusPage(filter, 0, signal);
+  const offsets: number[] = [];
+  for (let o = PAGE; o < first.matching; o += PAGE) offsets.push(o);
+  const pages: BudgetRow[][] = [first.rows];
+  for (let i = 0; i < offsets.length; i += PARALLEL) {
+    const batch = await Promise.all(
+      offsets.slice(i, i + PARALLEL).map((o) => fetchStatusPage(filter, o, signal)),
+    );
+    pages.push(...batch.map((b) => b.rows));
+  }
+  return { ...first, rows: pages.flat() };
+}
+
+export const statusKey = (filter: StatusFilter) =>
+  ['governance', 'status', filter.status ?? 'all'] as const;
+
+export const statusQuery = (filter: StatusFilter) =>
+  queryOptions({
+    queryKey: statusKey(filter),
+    queryFn: ({ signal }) => fetchAllStatus(filter, signal),
+  });
+
+export function useGovernanceStatus(filter: StatusFilter) {
+  return useQuery(statusQuery(filter));
+}
+
+/**
+ * Keeps the status table current from the socket's budget events: a change to a budget already
+ * listed re-reads only the page that holds it (rows are ordered by tenant and project); a new
+ * budget, or any change under a status filter (a row may enter or leave it), re-reads the list.
+ */
+export function useGovernanceLive(filter: StatusFilter) {
+  useLiveTopics(['budget']);
+  const qc = useQueryClient();
+  const throttle = useMemo(
+    () => keyedThrottle<string>(200, (ids) => void refresh(qc, filter, ids)),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [qc, filter.status],
+  );
+  useEffect(() => () => throttle.cancel(), [throttle]);
+  useLiveEvents((e) => {
+    if (e.aggregate_type === 'Budget') throttle.push(e.aggregate_id);
+  });
+}
+
+async function refresh(qc: QueryClient, filter: StatusFilter, ids: Set<string>) {
+  const key = statusKey(filter);
+  const data = qc.getQueryData<GovernanceStatus>(key);
+  if (!data || filter.status) {
+    await qc.invalidateQueries({ queryKey: ['governance', 'status'] });
+    return;
+  }
+  const index = new Map(data.rows.map((r, i) => [`${r.tenant_id}/${r.project_id}`, i]));
+  const offsets = new Set<number>();
+  for (const id of ids) {
+    const i = index.get(id);
+    if (i === undefined) {
+      await qc.invalidateQueries({ queryKey: ['governance', 'status'] });
+      return;
+    }
+    offsets.add(Math.floor(i / PAGE) * PAGE);
+  }
+  const pages = await Promise.all(
+    [...offsets].map((o) => fetchStatusPage(filter, o).then((p) => [o, p] as const)),
+  );
+  qc.setQueryData<GovernanceStatus>(key, (old) => {
+    if (!old) return old;
+    const rows = old.rows.slice();
+    let latest = old;
+    for (const [o, p] of pages) {
+      rows.splice(o, p.rows.length, ...p.rows);
+      latest = p;
+    }
+    return { ...latest, rows, matching: Math.max(latest.matching, rows.length) };
+  });
+  // Other status filters cached earlier are stale now.
+  await qc.invalidateQueries({
+    queryKey: ['governance', 'status'],
+    predicate: (q) => q.queryKey[2] !== 'all',
+  });
+}

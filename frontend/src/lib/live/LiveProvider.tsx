@@ -1,0 +1,77 @@
+import {
+  createContext,
+  useContext,
+  useEffect,
+  useRef,
+  useState,
+  useSyncExternalStore,
+  type ReactNode,
+} from 'react';
+import { useQueryClient } from '@tanstack/react-query';
+import { env } from '@/config/env';
+import { LiveClient, type LiveEvent, type LiveStatus, type StatsFrame, type Topic } from './client';
+
+const LiveContext = createContext<LiveClient | null>(null);
+
+/** One LiveClient per tab, started while a session exists. */
+export function LiveProvider({ enabled, children }: { enabled: boolean; children: ReactNode }) {
+  const [client] = useState(() => new LiveClient({ url: env.wsUrl(), backoff: env.wsBackoff }));
+  const queryClient = useQueryClient();
+  useEffect(() => {
+    if (!enabled) return;
+    client.start();
+    // Could not resume: everything on screen is read again.
+    const off = client.onResync(() => void queryClient.invalidateQueries());
+    return () => {
+      off();
+      client.stop();
+    };
+  }, [client, enabled, queryClient]);
+  return <LiveContext.Provider value={client}>{children}</LiveContext.Provider>;
+}
+
+export function useLiveClient(): LiveClient {
+  const c = useContext(LiveContext);
+  if (!c) throw new Error('useLiveClient outside LiveProvider');
+  return c;
+}
+
+/** Subscribes the tab's socket to these topics while the calling component is mounted. */
+export function useLiveTopics(topics: Topic[]): void {
+  const client = useLiveClient();
+  const key = [...topics].sort().join(',');
+  useEffect(() => {
+    if (!key) return;
+    return client.subscribe(key.split(',') as Topic[]);
+  }, [client, key]);
+}
+
+/** Keeps a listener registered with the client, always calling the latest handler. */
+function useListener<T>(
+  register: (client: LiveClient, l: (v: T) => void) => () => void,
+  handler: (v: T) => void,
+): void {
+  const client = useLiveClient();
+  const ref = useRef(handler);
+  useEffect(() => {
+    ref.current = handler;
+  });
+  // eslint-disable-next-line react-hooks/exhaustive-deps
+  useEffect(() => register(client, (v) => ref.current(v)), [client]);
+}
+
+/** Calls `handler` for each event received. */
+export const useLiveEvents = (handler: (e: LiveEvent) => void) =>
+  useListener<LiveEvent>((c, l) => c.onEvent(l), handler);
+
+/** Calls `handler` for each `stats` frame. */
+export const useLiveStats = (handler: (s: StatsFrame) => void) =>
+  useListener<StatsFrame>((c, l) => c.onStats(l), handler);
+
+export function useLiveStatus(): LiveStatus {
+  const client = useLiveClient();
+  return useSyncExternalStore(
+    (cb) => client.onStatus(cb),
+    () => client.getStatus(),
+  );
+}

@@ -1,0 +1,59 @@
+/// <reference types="vitest/config" />
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vite';
+import react from '@vitejs/plugin-react';
+
+// `npm run dev` proxies the API to a running `controlplane serve` (CP_API, default :8000).
+// The gateway refuses cookie-authenticated WebSocket upgrades from another origin, so the
+// proxy presents the API's own origin.
+const api = process.env.CP_API ?? 'http://127.0.0.1:8000';
+const apiPaths = [
+  '/auth',
+  '/budget',
+  '/governance',
+  '/stats',
+  '/system',
+  '/readyz',
+  '/openapi.json',
+];
+const proxy = Object.fromEntries(
+  apiPaths.map((p) => [
+    p,
+    {
+      target: api,
+      changeOrigin: true,
+      // A browser navigation to an app route (e.g. /budget) is the app's, not the API's.
+      bypass: (req: { headers: { accept?: string } }) =>
+        req.headers.accept?.includes('text/html') ? '/index.html' : undefined,
+    },
+  ]),
+);
+
+export default defineConfig({
+  plugins: [react()],
+  resolve: { alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) } },
+  server: {
+    proxy: {
+      ...proxy,
+      '/ws': {
+        target: api.replace(/^http/, 'ws'),
+        ws: true,
+        changeOrigin: true,
+        headers: { origin: api },
+      },
+    },
+  },
+  build: {
+    outDir: 'dist',
+    assetsDir: 'assets',
+    sourcemap: false,
+    manifest: true,
+    chunkSizeWarningLimit: 600,
+  },
+  test: {
+    environment: 'jsdom',
+    globals: true,
+    setupFiles: ['./test/setup.ts'],
+    include: ['src/**/*.test.{ts,tsx}', 'test/**/*.test.{ts,tsx}'],
+  },
+});
