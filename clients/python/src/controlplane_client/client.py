@@ -116,10 +116,11 @@ class ControlPlane:
         # nats-py logs every failed reconnect attempt with a traceback by default; one
         # line on this library's logger is enough (pass error_cb=... to replace it).
         options["error_cb"] = _log_nats_error
-        options["disconnected_cb"] = _log_disconnected
+        options["disconnected_cb"] = self._log_disconnected
         options["reconnected_cb"] = _log_reconnected
         options.update(nats_options)
         self._nats_options = options
+        self._closing = False
         self._headers: dict[str, str] | None = {"Cp-Service": service} if service else None
         self.budget = Budgets(self)
         self.breakers = Breakers(self)
@@ -143,6 +144,7 @@ class ControlPlane:
     async def close(self) -> None:
         """Drains the connection (pending replies arrive first) when this client opened it."""
         if self._nc is not None and self._own_connection and not self._nc.is_closed:
+            self._closing = True
             try:
                 await self._nc.drain()
             except Exception:  # already closing, or NATS is gone: nothing left to drain
@@ -154,6 +156,10 @@ class ControlPlane:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def _log_disconnected(self) -> None:
+        if not self._closing:
+            log.warning("NATS: disconnected; reconnecting")
 
     @property
     def nc(self) -> NatsClient:
@@ -259,10 +265,6 @@ class ControlPlane:
 
 async def _log_nats_error(error: Exception) -> None:
     log.warning("NATS: %s", error or type(error).__name__)
-
-
-async def _log_disconnected() -> None:
-    log.warning("NATS: disconnected; reconnecting")
 
 
 async def _log_reconnected() -> None:
