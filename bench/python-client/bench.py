@@ -20,9 +20,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import nats
-from nats.aio.client import Client as NatsClient
-
 from controlplane_client import ControlPlane
+from nats.aio.client import Client as NatsClient
 
 Op = Callable[[int, str], Awaitable[None]]
 
@@ -88,7 +87,9 @@ async def main() -> None:
     url, prefix, tenant = sys.argv[1], sys.argv[2], sys.argv[3]
     tasks, seconds, rounds = int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
     nc = await nats.connect(url)
-    cp = await ControlPlane.connect(url, prefix=prefix, service="bench", request_timeout=10)
+    cp = await ControlPlane.connect(
+        url, prefix=prefix, service="bench", request_timeout=10
+    )
     bare_op, client_op = bare(nc, prefix, tenant), client(cp, tenant)
     await run(bare_op, tasks, 1.0)  # warm-up: budgets cached, connections open
     await run(client_op, tasks, 1.0)
@@ -97,28 +98,39 @@ async def main() -> None:
     for _ in range(rounds):
         clients.append(await run(client_op, tasks, seconds))
         bares.append(await run(bare_op, tasks, seconds))
-        print(f"bare {bares[-2]['pairs_per_second']:.0f}/s  client "
-              f"{clients[-1]['pairs_per_second']:.0f}/s  bare {bares[-1]['pairs_per_second']:.0f}/s",
-              file=sys.stderr)
+        print(
+            f"bare {bares[-2]['pairs_per_second']:.0f}/s  client "
+            f"{clients[-1]['pairs_per_second']:.0f}/s  bare {bares[-1]['pairs_per_second']:.0f}/s",
+            file=sys.stderr,
+        )
     ratios = [
-        c["pairs_per_second"] / ((bares[k]["pairs_per_second"] + bares[k + 1]["pairs_per_second"]) / 2)
+        c["pairs_per_second"]
+        / ((bares[k]["pairs_per_second"] + bares[k + 1]["pairs_per_second"]) / 2)
         for k, c in enumerate(clients)
     ]
     await cp.close()
     await nc.close()
-    print(json.dumps({
-        "tasks": tasks,
-        "seconds_per_run": seconds,
-        "rounds": rounds,
-        "bare": bares,
-        "client": clients,
-        "ratios": ratios,
-        "ratio_median": statistics.median(ratios),
-        "bare_pairs_per_second_median": statistics.median(b["pairs_per_second"] for b in bares),
-        "client_pairs_per_second_median": statistics.median(c["pairs_per_second"] for c in clients),
-        "bare_median_ms": statistics.median(b["median_ms"] for b in bares),
-        "client_median_ms": statistics.median(c["median_ms"] for c in clients),
-    }))
+    print(
+        json.dumps(
+            {
+                "tasks": tasks,
+                "seconds_per_run": seconds,
+                "rounds": rounds,
+                "bare": bares,
+                "client": clients,
+                "ratios": ratios,
+                "ratio_median": statistics.median(ratios),
+                "bare_pairs_per_second_median": statistics.median(
+                    b["pairs_per_second"] for b in bares
+                ),
+                "client_pairs_per_second_median": statistics.median(
+                    c["pairs_per_second"] for c in clients
+                ),
+                "bare_median_ms": statistics.median(b["median_ms"] for b in bares),
+                "client_median_ms": statistics.median(c["median_ms"] for c in clients),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
