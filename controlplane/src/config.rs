@@ -47,6 +47,12 @@ pub struct Config {
     /// ...or after this long with events published since (`AUDIT_HASH_CHECKPOINT_MS`,
     /// default 60000).
     pub hash_checkpoint_interval: Duration,
+    /// The built dashboard (`UI_DIR`, default `frontend/dist`): served at `/` when it holds
+    /// an `index.html`.
+    pub ui_dir: std::path::PathBuf,
+    /// The sandbox service the health card probes (`SANDBOX_URL`, default
+    /// `http://127.0.0.1:8001`; `-`: none).
+    pub sandbox_url: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -306,7 +312,22 @@ impl Config {
                 "must be between 10 and 86400000",
             ));
         }
+        let sandbox_url = match get("SANDBOX_URL") {
+            None => Some("http://127.0.0.1:8001".to_string()),
+            Some(url) if url.trim() == "-" => None,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => Some(url),
+            Some(_) => {
+                return Err(error(
+                    "SANDBOX_URL",
+                    "must start with http:// or https:// (or be - for no sandbox)",
+                ))
+            }
+        };
         Ok(Config {
+            ui_dir: get("UI_DIR")
+                .unwrap_or_else(|| "frontend/dist".into())
+                .into(),
+            sandbox_url,
             hash_checkpoint_events: hash_checkpoint_events as i64,
             hash_checkpoint_interval: Duration::from_millis(hash_checkpoint_ms),
             warning_percent: warning_percent as u8,

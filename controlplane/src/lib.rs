@@ -214,6 +214,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
             config.token_ttl_seconds,
         )),
         secure_cookies: config.secure_cookies,
+        ui: gateway::ui::UiFiles::open(&config.ui_dir).map(Arc::new),
+        sandbox_url: config.sandbox_url.as_deref().map(Arc::from),
         live: live.clone(),
         insight: std::sync::Arc::new(insight),
     };

@@ -10,20 +10,6 @@ use common::{eventually, TestEnv};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Reserves `tokens` of tenant/project for a fresh task.
-async fn reserve(env: &TestEnv, tenant: &str, project: &str, tokens: u64) -> Value {
-    let (status, answer) = env
-        .post(
-            "/budget/request",
-            json!({"tenant_id": tenant, "project_id": project,
-                   "task_id": format!("t{}", uuid::Uuid::new_v4().simple()),
-                   "model": "gpt-4", "estimated_tokens": tokens}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{answer}");
-    answer
-}
-
 /// Reads `path` once the read models have applied every write of the test.
 async fn read_after_writes(env: &TestEnv, path: &str) -> Value {
     env.wait_for_own_writes().await;
@@ -56,11 +42,11 @@ async fn four_budgets(env: &TestEnv) {
     env.set_limit("org1", "ok", 1000).await;
     env.set_limit("org1", "warn", 1000).await;
     env.set_limit("org2", "full", 100).await;
-    reserve(env, "org1", "ok", 100).await;
-    reserve(env, "org1", "warn", 850).await;
-    reserve(env, "org2", "full", 100).await;
+    env.reserve("org1", "ok", 100).await;
+    env.reserve("org1", "warn", 850).await;
+    env.reserve("org2", "full", 100).await;
     // No limit: denied, and listed as no_budget.
-    let denied = reserve(env, "org3", "none", 10).await;
+    let denied = env.reserve("org3", "none", 10).await;
     assert_eq!(denied["approved"], false);
 }
 

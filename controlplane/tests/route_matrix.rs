@@ -83,6 +83,11 @@ async fn sample_for(env: &TestEnv, route: &RouteSpec) -> Sample {
             &[200],
         ),
         ("GET", "/budget/state") => sample(&env.state_path("org1", "proj1"), None, &[200]),
+        ("GET", "/budget/reservations" | "/budget/usage") => sample(
+            &format!("{}?tenant_id=org1&project_id=proj1", route.path),
+            None,
+            &[200],
+        ),
         ("GET", "/circuit-breakers/{name}") => {
             sample(&format!("/circuit-breakers/{b}"), None, &[200])
         }
@@ -97,9 +102,11 @@ async fn sample_for(env: &TestEnv, route: &RouteSpec) -> Sample {
         ("GET", "/circuit-breakers")
         | ("POST", "/circuit-breakers/reset_all")
         | ("GET", "/audit/events" | "/audit/export" | "/audit/verify")
-        | ("GET", "/system/pipeline" | "/stats" | "/governance/status" | "/governance/roles") => {
-            sample(route.path, None, &[200])
-        }
+        | (
+            "GET",
+            "/system/pipeline" | "/system/health" | "/stats" | "/governance/status"
+            | "/governance/roles",
+        ) => sample(route.path, None, &[200]),
         // A plain GET is not an upgrade: the handler answers 400 naming `upgrade`.
         ("GET", "/ws") => sample("/ws", None, &[400]),
         // Not known to this file: fill path parameters, send an empty object.

@@ -4,8 +4,6 @@
 //! Reads come from the `read_dlq` read model (eventually consistent: pass a command's
 //! `position` as `min_position` to read your own write); writes go to [`DlqService`].
 
-use std::time::Duration;
-
 use auth::Permission;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -20,13 +18,13 @@ use commands::dlq_api::{
 };
 use commands::dlq_redrive::{RedriveJob, RedriveRequest};
 use commands::store::Actor;
-use commands::CommandError;
 use domain::dlq::{validate_entry_id, Encoding, HistoryItem};
 use projections::dlq::{DlqFilter, DlqRow};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ValidJson, ValidQuery};
+use crate::read_after_write::wait_for;
 use crate::AppState;
 
 /// Most entries one page lists.
@@ -119,33 +117,6 @@ pub struct ListQuery {
     #[param(minimum = 1)]
     pub min_position: Option<i64>,
 }
-
-/// Waits for `min_position` (503 with Retry-After when it is not applied in time).
-async fn wait_for(state: &AppState, min_position: Option<i64>) -> Result<(), ApiError> {
-    let Some(position) = min_position else {
-        return Ok(());
-    };
-    if position < 1 {
-        return Err(ApiError::invalid("min_position", "must be at least 1"));
-    }
-    // A command's answer names a committed event: a position no event has would never be
-    // applied (a client error, not a 503).
-    if !projections::query::event_exists(&state.pool, position).await? {
-        return Err(ApiError::invalid(
-            "min_position",
-            "no event has this position; pass the position of a command's answer",
-        ));
-    }
-    let applied = projections::query::wait_until_applied(&state.pool, position, READ_WAIT).await?;
-    if applied {
-        Ok(())
-    } else {
-        Err(CommandError::NotYetApplied(position).into())
-    }
-}
-
-/// Longest wait of a `min_position` read.
-const READ_WAIT: Duration = Duration::from_secs(5);
 
 fn text_filter(field: &'static str, value: Option<String>) -> Result<Option<String>, ApiError> {
     match value {

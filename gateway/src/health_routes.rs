@@ -1,6 +1,7 @@
 //! `GET /healthz` (the process is up) and `GET /readyz` (PostgreSQL answers, every
 //! migration is applied, NATS is connected, the events stream is this deployment's).
-//! Unauthenticated and cheap.
+//! Unauthenticated and cheap. `GET /system/health` (`read:system`): the same, and whether
+//! the sandbox service answers (the dashboard's health card).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,6 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/system/health", get(system_health))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -88,4 +90,46 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             events_stream: events_stream.into(),
         }),
     )
+}
+
+/// Readiness of this process and of the services beside it.
+#[derive(Serialize, ToSchema)]
+pub struct SystemHealth {
+    #[serde(flatten)]
+    pub readiness: Readiness,
+    /// `ok`, `unreachable` (no healthy answer within a second) or `not_configured`
+    /// (`SANDBOX_URL=-`).
+    pub sandbox: String,
+}
+
+/// How long the health card waits for the sandbox.
+const SANDBOX_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+static PROBE: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+    reqwest::Client::builder()
+        .timeout(SANDBOX_PROBE_TIMEOUT)
+        .build()
+        .expect("a client without TLS settings builds")
+});
+
+/// [`readyz`] plus the sandbox service's `/healthz`. Always 200: the body says what is
+/// down.
+#[utoipa::path(get, path = "/system/health", tag = "system",
+    responses((status = 200, description = "What is up and what is not", body = SystemHealth)))]
+pub async fn system_health(State(state): State<AppState>) -> Json<SystemHealth> {
+    let sandbox = match state.sandbox_url.as_deref() {
+        None => "not_configured",
+        Some(base) => {
+            let url = format!("{}/healthz", base.trim_end_matches('/'));
+            match PROBE.get(url).send().await {
+                Ok(answer) if answer.status().is_success() => "ok",
+                _ => "unreachable",
+            }
+        }
+    };
+    let (_, Json(readiness)) = readyz(State(state)).await;
+    Json(SystemHealth {
+        readiness,
+        sandbox: sandbox.into(),
+    })
 }

@@ -18,9 +18,11 @@ pub mod live;
 pub mod openapi;
 pub mod pipeline_metrics;
 pub mod pipeline_routes;
+pub mod read_after_write;
 pub mod routes;
 pub mod state;
 pub mod stats_routes;
+pub mod ui;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -51,12 +53,13 @@ pub fn app(state: AppState) -> Router {
             state.keys.clone(),
             routes::enforce,
         ))
-        .fallback(not_found)
+        .fallback(ui::fallback)
+        // A browser navigation to an app route gets the dashboard, before any API route.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ui::navigations,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-async fn not_found() -> error::ApiError {
-    error::ApiError::NotFound("no such route".into())
 }

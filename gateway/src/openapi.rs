@@ -37,6 +37,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
     paths(
         crate::health_routes::healthz,
         crate::health_routes::readyz,
+        crate::health_routes::system_health,
         crate::hardening::export_metrics,
         openapi_json,
         docs_redirect,
@@ -50,6 +51,8 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         crate::budget_routes::commit,
         crate::budget_routes::release,
         crate::budget_routes::state,
+        crate::budget_routes::reservations,
+        crate::budget_routes::usage,
         crate::breaker_routes::list,
         crate::breaker_routes::reset_all,
         crate::breaker_routes::show,

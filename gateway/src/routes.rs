@@ -92,6 +92,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("POST", "/budget/commit", needs(Permission::WriteBudget)),
     route("POST", "/budget/release", needs(Permission::WriteBudget)),
     route("GET", "/budget/state", needs(Permission::ReadBudget)),
+    route("GET", "/budget/reservations", needs(Permission::ReadBudget)),
+    route("GET", "/budget/usage", needs(Permission::ReadBudget)),
     // Circuit breakers.
     route("GET", "/circuit-breakers", needs(Permission::ReadBreakers)),
     route(
@@ -142,6 +144,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/audit/verify", needs(Permission::ReadAudit)),
     // System.
     route("GET", "/system/pipeline", needs(Permission::ReadSystem)),
+    route("GET", "/system/health", needs(Permission::ReadSystem)),
     route("GET", "/stats", needs(Permission::ReadSystem)),
     // Governance (the dashboard's overview and role filters).
     route(

@@ -28,6 +28,10 @@ pub struct AppState {
     pub live: Arc<crate::live::LiveHub>,
     /// Governance settings and this process's request history (`/governance`, `/stats`).
     pub insight: Arc<crate::insight::Insight>,
+    /// The built dashboard, when there is one (`UI_DIR`).
+    pub ui: Option<Arc<crate::ui::UiFiles>>,
+    /// The sandbox service's base URL, for the health card (`SANDBOX_URL`).
+    pub sandbox_url: Option<Arc<str>>,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,
 }

@@ -256,11 +256,22 @@ async fn write_batch(
                     last_position = u.position, updated_at = u.at
                FROM budget_rows u
               WHERE r.aggregate_id = u.id
-          RETURNING r.aggregate_id),
+          RETURNING r.aggregate_id, r.total, r.used, r.reserved, r.last_position, r.updated_at),
          budget_inserts AS (
              INSERT INTO read_budgets (aggregate_id, tenant_id, project_id, total, used, reserved, last_position, updated_at)
              SELECT id, tenant, project, total, used, reserved, position, at FROM budget_rows
-              WHERE id NOT IN (SELECT aggregate_id FROM budget_updates)),
+              WHERE id NOT IN (SELECT aggregate_id FROM budget_updates)
+          RETURNING aggregate_id, total, used, reserved, last_position, updated_at),
+         -- Each budget as it stands after this batch, in the minute of its last event
+         -- (the usage chart's series, migrations/0011_budget_usage.sql).
+         usage AS (
+             INSERT INTO read_budget_usage (aggregate_id, minute, total, used, reserved, last_position)
+             SELECT aggregate_id, date_trunc('minute', updated_at), total, used, reserved, last_position
+               FROM (SELECT * FROM budget_updates UNION ALL SELECT * FROM budget_inserts) b
+             ON CONFLICT (aggregate_id, minute) DO UPDATE
+                SET total = EXCLUDED.total, used = EXCLUDED.used, reserved = EXCLUDED.reserved,
+                    last_position = EXCLUDED.last_position
+              WHERE read_budget_usage.last_position < EXCLUDED.last_position),
          opened AS (
              INSERT INTO read_reservations (reservation_id, aggregate_id, tenant_id, project_id, task_id, model,
                     allocated, expires_at, status, actual_tokens, overage, late, reserved_at, updated_at, last_position)

@@ -19,6 +19,7 @@ pub mod governance;
 pub mod projector;
 pub mod query;
 pub mod replay;
+pub mod usage;
 
 pub use projector::{run_projector, ProjectorStats};
 

@@ -99,3 +99,71 @@ pub async fn wait_until_applied(
         pause = (pause * 2).min(Duration::from_millis(25));
     }
 }
+
+/// An open reservation as `read_reservations` has it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OpenReservation {
+    pub reservation_id: uuid::Uuid,
+    pub task_id: String,
+    pub model: String,
+    pub allocated: i64,
+    pub reserved_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Up to `limit` open reservations of budget `aggregate_id`, the soonest to expire first,
+/// and how many are open in all.
+pub async fn open_reservations(
+    pool: &PgPool,
+    aggregate_id: &str,
+    limit: i64,
+) -> Result<(Vec<OpenReservation>, i64), sqlx::Error> {
+    let items = sqlx::query_as(
+        "SELECT reservation_id, task_id, model, allocated, reserved_at, expires_at
+           FROM read_reservations
+          WHERE aggregate_id = $1 AND status = 'open'
+          ORDER BY expires_at, reservation_id
+          LIMIT $2",
+    )
+    .bind(aggregate_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let open = sqlx::query_scalar(
+        "SELECT count(*) FROM read_reservations WHERE aggregate_id = $1 AND status = 'open'",
+    )
+    .bind(aggregate_id)
+    .fetch_one(pool)
+    .await?;
+    Ok((items, open))
+}
+
+/// A budget's totals at the end of a minute (`read_budget_usage`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct UsageRow {
+    pub minute: chrono::DateTime<chrono::Utc>,
+    pub total: Option<i64>,
+    pub used: i64,
+    pub reserved: i64,
+}
+
+/// The usage rows of budget `aggregate_id` from minute `from` on (oldest first), led by
+/// the last row before `from` when there is one (the state the window starts in).
+pub async fn budget_usage(
+    pool: &PgPool,
+    aggregate_id: &str,
+    from: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<UsageRow>, sqlx::Error> {
+    sqlx::query_as(
+        "(SELECT minute, total, used, reserved FROM read_budget_usage
+           WHERE aggregate_id = $1 AND minute < $2 ORDER BY minute DESC LIMIT 1)
+         UNION ALL
+         (SELECT minute, total, used, reserved FROM read_budget_usage
+           WHERE aggregate_id = $1 AND minute >= $2 ORDER BY minute)
+         ORDER BY minute",
+    )
+    .bind(aggregate_id)
+    .bind(from)
+    .fetch_all(pool)
+    .await
+}

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, DurationRound, Utc};
 use domain::breaker::BreakerEvent;
 use domain::budget::BudgetEvent;
 use domain::dlq::DlqEvent;
@@ -65,7 +66,8 @@ pub async fn replay(
     // LOCK takes no snapshot, so the snapshot comes after the lock (TRUNCATE would take
     // one before waiting for it).
     sqlx::query(
-        "LOCK TABLE read_budgets, read_reservations, read_dlq, read_breakers, projection_versions
+        "LOCK TABLE read_budgets, read_reservations, read_budget_usage, read_dlq, read_breakers,
+                    projection_versions
             IN ACCESS EXCLUSIVE MODE",
     )
     .execute(&mut *tx)
@@ -86,6 +88,7 @@ pub async fn replay(
         .reserve(usize::try_from(reservations).unwrap_or(0));
     let mut dead_letters = DlqRows::default();
     let mut breakers = BreakerRows::default();
+    let mut usage = UsageSeries::default();
     // aggregate type -> aggregate id -> (version, last position); looked up by `&str`, so
     // only an aggregate's first event allocates.
     let mut versions: HashMap<String, HashMap<String, (i64, i64)>> = HashMap::new();
@@ -125,6 +128,9 @@ pub async fn replay(
             let event: BudgetEvent =
                 serde_json::from_str(payload).map_err(|e| ProjectionError::Payload(position, e))?;
             rows.apply(aggregate_id, &event, at);
+            if let Some(budget) = rows.budgets.get(aggregate_id) {
+                usage.record(budget);
+            }
         } else if aggregate_type == crate::breakers::AGGREGATE_TYPE {
             let event: BreakerEvent =
                 serde_json::from_str(payload).map_err(|e| ProjectionError::Payload(position, e))?;
@@ -150,7 +156,8 @@ pub async fn replay(
     // an id to end. Reading the log takes none, so they wait for the writes alone. The
     // tables are locked since the start, so nobody saw them in between.
     sqlx::query(
-        "TRUNCATE read_budgets, read_reservations, read_dlq, read_breakers, projection_versions",
+        "TRUNCATE read_budgets, read_reservations, read_budget_usage, read_dlq, read_breakers,
+                  projection_versions",
     )
     .execute(&mut *tx)
     .await?;
@@ -161,6 +168,7 @@ pub async fn replay(
 
     copy_budgets(&mut tx, &rows.budgets).await?;
     copy_reservations(&mut tx, &rows.reservations).await?;
+    copy_usage(&mut tx, &usage).await?;
     let dead_letters: Vec<&DlqRow> = dead_letters.rows.values().collect();
     crate::dlq::write_rows(&mut tx, &dead_letters).await?;
     crate::breakers::write_rows(&mut tx, &breakers).await?;
@@ -266,6 +274,89 @@ async fn copy_reservations(
             .timestamptz(r.reserved_at)
             .timestamptz(r.updated_at)
             .int8(r.last_position);
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Each budget's totals at the end of every minute in which it changed
+/// (`read_budget_usage`), folded during the replay from the same rows the live projector
+/// writes.
+#[derive(Default)]
+struct UsageSeries {
+    /// aggregate id -> its minutes, oldest first.
+    by_budget: HashMap<String, Vec<MinuteTotals>>,
+}
+
+/// A budget's totals at the end of one minute: a row of `read_budget_usage`.
+#[derive(Clone, Copy)]
+struct MinuteTotals {
+    minute: DateTime<Utc>,
+    total: Option<i64>,
+    used: i64,
+    reserved: i64,
+    last_position: i64,
+}
+
+impl UsageSeries {
+    /// Records `budget` as it stands after its latest event.
+    fn record(&mut self, budget: &BudgetRow) {
+        let point = MinuteTotals {
+            minute: budget
+                .updated_at
+                .duration_trunc(chrono::TimeDelta::minutes(1))
+                .unwrap_or(budget.updated_at),
+            total: budget.total,
+            used: budget.used,
+            reserved: budget.reserved,
+            last_position: budget.last_position,
+        };
+        if !self.by_budget.contains_key(&budget.aggregate_id) {
+            self.by_budget
+                .insert(budget.aggregate_id.clone(), Vec::new());
+        }
+        let points = self
+            .by_budget
+            .get_mut(&budget.aggregate_id)
+            .expect("inserted when missing");
+        // Events of one budget come in sequence order, so minutes only grow; a clock that
+        // stepped back folds into the minute already open.
+        match points.last_mut() {
+            Some(last) if last.minute >= point.minute => {
+                *last = MinuteTotals {
+                    minute: last.minute,
+                    ..point
+                }
+            }
+            _ => points.push(point),
+        }
+    }
+}
+
+async fn copy_usage(conn: &mut PgConnection, usage: &UsageSeries) -> Result<(), sqlx::Error> {
+    let mut budgets: Vec<(&str, &Vec<MinuteTotals>)> = usage
+        .by_budget
+        .iter()
+        .map(|(id, points)| (id.as_str(), points))
+        .collect();
+    budgets.sort_unstable_by_key(|(id, _)| *id);
+    let mut copy = BinaryCopy::start(
+        conn,
+        "COPY read_budget_usage (aggregate_id, minute, total, used, reserved, last_position)
+           FROM STDIN (FORMAT binary)",
+    )
+    .await?;
+    for (id, points) in budgets {
+        for p in points {
+            copy.row(6)
+                .await?
+                .text(id)
+                .timestamptz(p.minute)
+                .opt_int8(p.total)
+                .int8(p.used)
+                .int8(p.reserved)
+                .int8(p.last_position);
+        }
     }
     copy.finish().await?;
     Ok(())

@@ -312,6 +312,20 @@ impl TestEnv {
         response.text().await.unwrap()
     }
 
+    /// Reserves `tokens` of tenant/project for a fresh task (as admin); the answer.
+    pub async fn reserve(&self, tenant: &str, project: &str, tokens: u64) -> Value {
+        let (status, answer) = self
+            .post(
+                "/budget/request",
+                json!({"tenant_id": tenant, "project_id": project,
+                       "task_id": format!("t{}", uuid::Uuid::new_v4().simple()),
+                       "model": "gpt-4", "estimated_tokens": tokens}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    }
+
     pub async fn set_limit(&self, tenant: &str, project: &str, total: u64) {
         let (status, body) = self
             .put(
