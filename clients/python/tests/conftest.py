@@ -165,11 +165,13 @@ class Server:
         return self._token
 
     def set_limit(self, tenant: str, project: str, total: int) -> None:
-        self.http(
+        """Sets a limit and waits until the read model has it (reads then find it)."""
+        answer = self.http(
             "PUT",
             "/budget/limit",
             {"tenant_id": tenant, "project_id": project, "total_tokens": total},
         )
+        self.state(tenant, project, answer.get("position"))
 
     def state(self, tenant: str, project: str, min_position: int | None = None) -> Any:
         query = {"tenant_id": tenant, "project_id": project}

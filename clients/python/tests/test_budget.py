@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import pytest
 
@@ -94,6 +95,30 @@ async def test_cancelled_block_is_released(server: Server, cp: ControlPlane, ids
     assert isinstance(getattr(r, "result", None), ReleaseResult)
     state = await cp.budget.state(ids, "p")
     assert state.totals.reserved in (0, 300)  # the read model may lag a moment
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="before 3.11 a cancellation racing the reply can be lost inside asyncio.wait_for",
+)
+async def test_cancelled_while_reserving_leaves_nothing_reserved(
+    server: Server, cp: ControlPlane, ids: str
+) -> None:
+    server.set_limit(ids, "p", 1_000_000)
+
+    async def work(i: int) -> None:
+        async with cp.budget.reserve(ids, "p", f"task-{i}", "m", 100):
+            await asyncio.sleep(60)
+
+    tasks = [asyncio.create_task(work(i)) for i in range(60)]
+    # Cancelled at times spread over a request's round trip: some before the request
+    # went out, some with it applied and its answer not read yet, some inside the block.
+    for task in tasks:
+        await asyncio.sleep(0.0005)
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    state = await server.settled(ids, "p")
+    assert (state["used"], state["reserved"], state["open_reservations"]) == (0, 0, 0)
 
 
 async def test_denied_raises_budget_denied(server: Server, cp: ControlPlane, ids: str) -> None:

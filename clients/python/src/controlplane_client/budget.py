@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,13 @@ log = logging.getLogger("controlplane_client")
 # Settle tasks shielded from a cancellation: kept here so they are not garbage-collected
 # before they finish.
 _settling: set[asyncio.Task[Any]] = set()
+
+
+def _background(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    task = asyncio.ensure_future(coro)
+    _settling.add(task)
+    task.add_done_callback(_settling.discard)
+    return task
 
 
 class Budgets:
@@ -140,14 +148,13 @@ class Reservation:
         if self._entered:
             raise RuntimeError("a Reservation is entered once; call reserve() again")
         self._entered = True
-        answer = await self._cp.budget.request(
-            self.tenant_id,
-            self.project_id,
-            self.task_id,
-            self.model,
-            self.estimated_tokens,
-            ttl_seconds=self.ttl_seconds,
-        )
+        try:
+            answer = await self._request()
+        except asyncio.CancelledError:
+            # The request may have been applied with its answer not read: release the
+            # task's reservation in the background instead of holding it until its TTL.
+            _background(self._release_after_cancel())
+            raise
         totals = Totals.from_body(answer)
         if not answer.get("approved"):
             raise BudgetDenied(
@@ -196,13 +203,32 @@ class Reservation:
             if hasattr(exc, "add_note"):
                 exc.add_note(f"controlplane_client: {error}")
 
+    async def _request(self) -> dict[str, Any]:
+        return await self._cp.budget.request(
+            self.tenant_id,
+            self.project_id,
+            self.task_id,
+            self.model,
+            self.estimated_tokens,
+            ttl_seconds=self.ttl_seconds,
+        )
+
+    async def _release_after_cancel(self) -> None:
+        """Asks again with the same task id — the task's open reservation comes back if the
+        cancelled request was applied — and releases what it gets."""
+        try:
+            answer = await self._request()
+            if answer.get("approved"):
+                await self._cp.budget.release(
+                    str(answer["reservation_id"]), deadline=self._cp.settings.settle_deadline
+                )
+        except ControlPlaneError as error:
+            log.warning("task %s: reservation after a cancel not released: %s", self.task_id, error)
+
     async def _settle_shielded(self, *, commit: bool) -> None:
         """Commits or releases, retrying within ``settle_deadline``; a cancellation of the
         caller does not stop it (the task goes on and finishes in the background)."""
-        task = asyncio.ensure_future(self._settle(commit=commit))
-        _settling.add(task)
-        task.add_done_callback(_settling.discard)
-        await asyncio.shield(task)
+        await asyncio.shield(_background(self._settle(commit=commit)))
 
     async def _settle(self, *, commit: bool) -> None:
         deadline = self._cp.settings.settle_deadline

@@ -201,6 +201,8 @@ class ControlPlane:
         """One request; an error body raises its typed exception."""
         nc = self.nc
         payload = json.dumps(body, separators=(",", ":")).encode()
+        task = asyncio.current_task()
+        cancels = _cancelling(task)
         try:
             msg = await nc.request(
                 subject,
@@ -233,6 +235,12 @@ class ControlPlane:
                 subject=subject,
                 retry_after=0.5,
             ) from None
+        if _cancelling(task) > cancels:
+            # nats-py waits with asyncio.wait_for, which before Python 3.12 returns the
+            # result when a cancellation and the reply arrive together, and the
+            # cancellation is lost. Raise it: the caller meant to stop (a reservation
+            # cancelled that way is released by Reservation, as any cancelled reserve).
+            raise asyncio.CancelledError
         answer = json.loads(msg.data)
         if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
             raise error_from_body(answer)
@@ -261,6 +269,13 @@ class ControlPlane:
             what=subject,
             only_unapplied=not idempotent,
         )
+
+
+def _cancelling(task: asyncio.Task[Any] | None) -> int:
+    """How many cancellations of ``task`` are pending (Python >= 3.11; 0 before)."""
+    if task is None or not hasattr(task, "cancelling"):
+        return 0
+    return int(task.cancelling())
 
 
 async def _log_nats_error(error: Exception) -> None:
