@@ -212,10 +212,13 @@ class Breaker:
                 )
             return
         text = f"{type(exc).__name__}: {exc}" if failure and exc is not None else None
+
+        async def send() -> None:
+            await self._cp.breakers.record(self.name, success=not failure, error=text)
+
         try:
-            await asyncio.shield(
-                self._cp.breakers.record(self.name, success=not failure, error=text)
-            )
+            # Shielded: a cancellation of the caller does not lose an outcome.
+            await asyncio.shield(self._cp.spawn(send()))
         except (ControlPlaneError, asyncio.CancelledError) as error:
             log.warning(
                 "breaker %s: could not report %s: %s",

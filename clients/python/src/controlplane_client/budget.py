@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -16,17 +15,6 @@ if TYPE_CHECKING:
     from .client import ControlPlane
 
 log = logging.getLogger("controlplane_client")
-
-# Settle tasks shielded from a cancellation: kept here so they are not garbage-collected
-# before they finish.
-_settling: set[asyncio.Task[Any]] = set()
-
-
-def _background(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    task = asyncio.ensure_future(coro)
-    _settling.add(task)
-    task.add_done_callback(_settling.discard)
-    return task
 
 
 class Budgets:
@@ -153,7 +141,7 @@ class Reservation:
         except asyncio.CancelledError:
             # The request may have been applied with its answer not read: release the
             # task's reservation in the background instead of holding it until its TTL.
-            _background(self._release_after_cancel())
+            self._cp.spawn(self._release_after_cancel())
             raise
         totals = Totals.from_body(answer)
         if not answer.get("approved"):
@@ -228,7 +216,7 @@ class Reservation:
     async def _settle_shielded(self, *, commit: bool) -> None:
         """Commits or releases, retrying within ``settle_deadline``; a cancellation of the
         caller does not stop it (the task goes on and finishes in the background)."""
-        await asyncio.shield(_background(self._settle(commit=commit)))
+        await asyncio.shield(self._cp.spawn(self._settle(commit=commit)))
 
     async def _settle(self, *, commit: bool) -> None:
         deadline = self._cp.settings.settle_deadline

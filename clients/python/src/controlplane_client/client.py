@@ -8,7 +8,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from nats.aio.client import Client as NatsClient
 from .breaker import Breaker, Breakers
 from .budget import Budgets
 from .dlq import DeadLetters
-from .errors import ControlPlaneUnavailable, RetryableError, error_from_body
+from .errors import ControlPlaneUnavailable, InternalError, RetryableError, error_from_body
 
 log = logging.getLogger("controlplane_client")
 
@@ -121,6 +121,9 @@ class ControlPlane:
         options.update(nats_options)
         self._nats_options = options
         self._closing = False
+        # Settles and clean-ups that outlive their caller (shielded from a cancellation):
+        # kept so they are not garbage-collected, and awaited by close().
+        self._background: set[asyncio.Task[None]] = set()
         self._headers: dict[str, str] | None = {"Cp-Service": service} if service else None
         self.budget = Budgets(self)
         self.breakers = Breakers(self)
@@ -141,8 +144,25 @@ class ControlPlane:
         if self._nc is None:
             self._nc = await nats.connect(self._servers, **self._nats_options)
 
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Runs ``coro`` as a task that :meth:`close` waits for."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        # Retrieved here, so a failure whose caller was cancelled meanwhile is logged
+        # rather than reported by asyncio as "never retrieved".
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("background step failed: %s", task.exception())
+
     async def close(self) -> None:
-        """Drains the connection (pending replies arrive first) when this client opened it."""
+        """Waits for settles still running (at most ``settle_deadline``), then drains the
+        connection (pending replies arrive first) when this client opened it."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=self.settings.settle_deadline)
         if self._nc is not None and self._own_connection and not self._nc.is_closed:
             self._closing = True
             try:
@@ -241,7 +261,12 @@ class ControlPlane:
             # cancellation is lost. Raise it: the caller meant to stop (a reservation
             # cancelled that way is released by Reservation, as any cancelled reserve).
             raise asyncio.CancelledError
-        answer = json.loads(msg.data)
+        try:
+            answer = json.loads(msg.data)
+        except ValueError:
+            raise InternalError(
+                f"not JSON on {subject}: {msg.data[:200]!r}", code="internal"
+            ) from None
         if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
             raise error_from_body(answer)
         if not isinstance(answer, dict):
