@@ -64,14 +64,16 @@ async def test_half_open_trial_permits_are_respected(
     server: Server, cp: ControlPlane, ids: str
 ) -> None:
     name = f"api_{ids}"
-    configure(server, name, failure_threshold=1, open_seconds=1, half_open_max_calls=1)
+    # open_seconds is also how long an unanswered permit is held before it is handed out
+    # again: 2 s leaves the refused check below room on a slow machine.
+    configure(server, name, failure_threshold=1, open_seconds=2, half_open_max_calls=1)
     with pytest.raises(Upstream5xx):
         async with cp.breaker(name):
             raise Upstream5xx("down")
     with pytest.raises(BreakerOpen):
         async with cp.breaker(name):
             pass
-    await asyncio.sleep(1.3)  # open_seconds: the next check may go half-open
+    await asyncio.sleep(2.3)  # open_seconds: the next check may go half-open
 
     trial_running = asyncio.Event()
     release_trial = asyncio.Event()
