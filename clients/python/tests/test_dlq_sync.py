@@ -40,6 +40,28 @@ async def test_dlq_capture_is_idempotent_per_id(cp: ControlPlane, ids: str) -> N
     assert json_entry.payload == {"task": "t1"}
 
 
+async def test_capture_msg_from_jetstream(server: Server, cp: ControlPlane) -> None:
+    """A JetStream message captured as it is: exact bytes, headers, and its stream
+    sequence, which makes the capture idempotent."""
+    js = cp.nc.jetstream()
+    stream = server.streams[2]  # WORK_<prefix>: deleted with the test server
+    subject = f"{server.prefix}.work.jobs"
+    await js.add_stream(name=stream, subjects=[subject])
+    await js.publish(subject, b'{"job": 7}', headers={"Trace-Id": "t-7"})
+    sub = await js.pull_subscribe(subject, durable="pyc-worker", stream=stream)
+    (msg,) = await sub.fetch(1, timeout=5)
+    entry = await cp.dlq.capture_msg(msg, "handler raised KeyError")
+    assert entry.id == f"js:{stream}:1"
+    assert entry.original_subject == subject
+    assert (entry.attempts, entry.error) == (1, "handler raised KeyError")
+    # Valid JSON is kept as its exact text and shown as the JSON value (docs/dlq.md).
+    assert (entry.encoding, entry.payload) == ("json", {"job": 7})
+    assert entry.raw["stream"] == stream
+    again = await cp.dlq.capture_msg(msg, "handler raised KeyError")
+    assert not again.changed
+    await msg.ack()
+
+
 def _sync_scenario(server: Server, ids: str) -> None:
     server.set_limit(ids, "p", 1_000)
     with SyncControlPlane(server.nats_url, prefix=server.prefix, service="pytest-sync") as cp:
