@@ -32,8 +32,13 @@ export default tseslint.config(
     },
   },
   {
+    files: ['**/*.test.{ts,tsx}'],
+    rules: { 'no-restricted-imports': 'off' },
+  },
+  {
     files: ['**/*.{js,mjs}'],
     extends: [js.configs.recommended],
-    languageOptions: { globals: { ...globals.node } },
+    // e2e and bench scripts run in Node and hand functions to the page.
+    languageOptions: { globals: { ...globals.node, ...globals.browser } },
   },
 );

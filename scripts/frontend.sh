@@ -86,6 +86,6 @@ case "${1:-test}" in
   build) build ;;
   check) check ;;
   e2e) e2e ;;
-  test) check; build ;;
+  test) check; build; e2e ;;
   *) echo "usage: $0 deps|build|check|e2e|test" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@ import {
   Drawer,
   IconButton,
   List,
+  ListItem,
   ListItemButton,
   ListItemText,
   Toolbar,
@@ -36,20 +37,21 @@ function Nav({ onNavigate }: { onNavigate?: () => void }) {
         {navItems
           .filter((i) => hasPermission(user, i.permission))
           .map((i) => (
-            <ListItemButton
-              key={i.path}
-              component={NavLink}
-              to={i.path}
-              end={i.path === '/'}
-              onClick={onNavigate}
-              sx={{ '&.active': { bgcolor: 'action.selected', fontWeight: 600 } }}
-            >
-              <ListItemText
-                primary={i.label}
-                secondary={i.later ? 'part 2' : undefined}
-                slotProps={{ secondary: { sx: { color: 'text.secondary' } } }}
-              />
-            </ListItemButton>
+            <ListItem key={i.path} disablePadding>
+              <ListItemButton
+                component={NavLink}
+                to={i.path}
+                end={i.path === '/'}
+                onClick={onNavigate}
+                sx={{ '&.active': { bgcolor: 'action.selected', fontWeight: 600 } }}
+              >
+                <ListItemText
+                  primary={i.label}
+                  secondary={i.later ? 'part 2' : undefined}
+                  slotProps={{ secondary: { sx: { color: 'text.secondary' } } }}
+                />
+              </ListItemButton>
+            </ListItem>
           ))}
       </List>
     </nav>

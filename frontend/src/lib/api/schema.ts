@@ -4410,7 +4410,7 @@ export interface components {
         SystemHealth: components["schemas"]["Readiness"] & {
             /**
              * @description `ok`, `unreachable` (no healthy answer within a second) or `not_configured`
-             *     (`SANDBOX_URL` is empty).
+             *     (`SANDBOX_URL=-`).
              */
             sandbox: string;
         };

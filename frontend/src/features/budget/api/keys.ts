@@ -15,7 +15,11 @@ export const budgetKeys = {
 
 const ownWrites = new Map<string, number>();
 
-/** The position of the last write this tab made to the budget: reads wait for it (min_position). */
+/**
+ * The position of the last write this tab made to the budget, or of the last event of it the
+ * socket delivered: reads wait for it (`min_position`), because the socket carries an event as
+ * soon as it is published, before the read model has applied it.
+ */
 export const ownPosition = (b: BudgetRef): number | undefined => ownWrites.get(budgetId(b));
 
 export function rememberWrite(b: BudgetRef, position: number | null | undefined): void {

@@ -12,6 +12,7 @@ export const statuses: BudgetStatus[] = ['ok', 'warning', 'exhausted', 'no_budge
 
 const PAGE = 1000;
 const PARALLEL = 4;
+const FOLLOW_UP_MS = 750;
 
 export interface StatusFilter {
   status?: BudgetStatus;
@@ -68,7 +69,13 @@ export function useGovernanceLive(filter: StatusFilter) {
   useLiveTopics(['budget']);
   const qc = useQueryClient();
   const throttle = useMemo(
-    () => keyedThrottle<string>(200, (ids) => void refresh(qc, filter, ids)),
+    () =>
+      keyedThrottle<string>(200, (ids) => {
+        void refresh(qc, filter, ids);
+        // /governance/status takes no min_position yet, and the socket can deliver an event
+        // before the read model has applied it: read the same pages once more a moment later.
+        setTimeout(() => void refresh(qc, filter, ids), FOLLOW_UP_MS);
+      }),
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [qc, filter.status],
   );

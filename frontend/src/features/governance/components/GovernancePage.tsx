@@ -52,6 +52,7 @@ export default function GovernancePage() {
   const set = (patch: Partial<ViewParams>) =>
     setParams(writeParams({ ...view, ...patch }), { replace: true });
   const { q, sort, dir } = view;
+  const filtered = !!(q || view.status);
   const rows = useMemo(
     () => (status.data ? applyView(status.data.rows, { q, sort, dir }) : []),
     [status.data, q, sort, dir],
@@ -173,10 +174,8 @@ export default function GovernancePage() {
           ) : status.isError ? (
             <ErrorAlert error={status.error} what="the budget status" />
           ) : rows.length === 0 ? (
-            <EmptyState
-              title={status.data.rows.length ? 'No budget matches this view' : 'No budgets yet'}
-            >
-              {status.data.rows.length ? (
+            <EmptyState title={filtered ? 'No budget matches this view' : 'No budgets yet'}>
+              {filtered ? (
                 <Link component={RouterLink} to={paths.governance}>
                   Clear the filters
                 </Link>

@@ -1,0 +1,191 @@
+// A real `controlplane serve` for browser tests and benchmarks: its own fresh database and its
+// own NATS subject prefix and events stream on the services of .data/services.env, serving the
+// built app from frontend/dist.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { connect } from 'nats';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+export const distDir = join(here, '..', 'dist');
+
+const need = (name) => {
+  const v = process.env[name];
+  if (!v)
+    throw new Error(`${name} is not set (source .data/services.env; scripts/frontend.sh e2e does)`);
+  return v;
+};
+
+export class Deployment {
+  constructor() {
+    this.id = randomBytes(5).toString('hex');
+    this.bin = need('CONTROLPLANE_BIN');
+    this.adminUrl = need('DATABASE_URL');
+    this.natsUrl = need('NATS_URL');
+    this.db = `cp_e2e_${this.id}`;
+    this.prefix = `e2e${this.id}`;
+    this.password = randomBytes(9).toString('hex');
+    this.secret = randomBytes(24).toString('hex');
+    this.processes = new Set();
+    this.logDir = mkdtempSync(join(tmpdir(), 'cp-e2e-'));
+  }
+
+  get databaseUrl() {
+    const u = new URL(this.adminUrl);
+    u.pathname = `/${this.db}`;
+    return u.toString();
+  }
+
+  env(extra = {}) {
+    return {
+      ...process.env,
+      APP_ENV: 'test',
+      DATABASE_URL: this.databaseUrl,
+      NATS_URL: this.natsUrl,
+      NATS_SUBJECT_PREFIX: this.prefix,
+      EVENTS_STREAM: `E2E_${this.id}`,
+      DLQ_ADVISORY_STREAM: `E2E_DLQ_${this.id}`,
+      JWT_SECRET: this.secret,
+      ADMIN_PASSWORD: this.password,
+      HOST: '127.0.0.1',
+      UI_DIR: distDir,
+      RUST_LOG: process.env.RUST_LOG ?? 'warn',
+      RATE_LIMITS: 'admin=1000000,operator=1000000,viewer=1000000',
+      LOGIN_RATE_PER_MINUTE: '100000',
+      WS_STATS_SECONDS: '1',
+      ...extra,
+    };
+  }
+
+  createDatabase() {
+    execFileSync('psql', [this.adminUrl, '-qc', `CREATE DATABASE ${this.db}`]);
+  }
+
+  dropDatabase() {
+    try {
+      execFileSync('psql', [
+        this.adminUrl,
+        '-qc',
+        `DROP DATABASE IF EXISTS ${this.db} WITH (FORCE)`,
+      ]);
+    } catch (e) {
+      console.error('could not drop', this.db, e.message);
+    }
+  }
+
+  addUser(username, role, password) {
+    execFileSync(this.bin, ['user', 'add', '--username', username, '--role', role], {
+      env: { ...this.env(), USER_PASSWORD: password },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  }
+
+  /** Starts one `serve` (port 0 = a free one) and resolves with its base URL once it listens. */
+  async serve(port = 0, name = 'serve') {
+    const log = join(this.logDir, `${name}-${Date.now()}.log`);
+    const child = spawn(this.bin, ['serve'], {
+      env: this.env({ PORT: String(port) }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.processes.add(child);
+    child.on('exit', () => this.processes.delete(child));
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const url = await new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${name} did not start:\n${out}`)), 60_000);
+      const check = () => {
+        const m = out.match(/http:\/\/[0-9.:]+/);
+        if (m) {
+          clearTimeout(t);
+          resolve(m[0]);
+        }
+      };
+      child.stdout.on('data', check);
+      child.on('exit', (code) => reject(new Error(`${name} exited (${code}):\n${out}`)));
+    });
+    // Ready: the events stream and the WebSocket consumer are up.
+    for (let i = 0; i < 300; i++) {
+      const r = await fetch(`${url}/readyz`).catch(() => null);
+      if (r?.ok) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.log = () => out;
+    return { url, child, log };
+  }
+
+  async stop(proc) {
+    if (proc.child.exitCode !== null) return;
+    const done = new Promise((r) => proc.child.once('exit', r));
+    proc.child.kill('SIGTERM');
+    const t = setTimeout(() => proc.child.kill('SIGKILL'), 10_000);
+    await done;
+    clearTimeout(t);
+  }
+
+  /** This deployment's JetStream streams (left behind they would pile up on the shared NATS). */
+  async dropStreams() {
+    let nc;
+    try {
+      nc = await connect({ servers: this.natsUrl });
+      const jsm = await nc.jetstreamManager();
+      for (const name of [`E2E_${this.id}`, `E2E_DLQ_${this.id}`]) {
+        await jsm.streams.delete(name).catch(() => {});
+      }
+    } catch (e) {
+      console.error('could not drop the streams of', this.id, e.message);
+    } finally {
+      await nc?.close();
+    }
+  }
+
+  async close() {
+    await Promise.all([...this.processes].map((child) => this.stop({ child })));
+    this.dropDatabase();
+    await this.dropStreams();
+  }
+}
+
+/** A logged-in API client with a bearer token (the tests' second user, not the browser). */
+export async function apiAs(url, username, password) {
+  const r = await fetch(`${url}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  if (!r.ok) throw new Error(`login ${username}: ${r.status} ${await r.text()}`);
+  const { token } = await r.json();
+  const call = async (method, path, body) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  return {
+    token,
+    call,
+    get: (p) => call('GET', p),
+    put: (p, b) => call('PUT', p, b),
+    post: (p, b) => call('POST', p, b),
+  };
+}
+
+export const chromiumArgs = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+export const readJson = (p) => JSON.parse(readFileSync(p, 'utf8'));
