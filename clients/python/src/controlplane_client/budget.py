@@ -104,9 +104,7 @@ class Reservation:
 
     reservation_id: str
     allocated: int
-    expires_at: datetime
     existing: bool
-    totals: Totals
 
     def __init__(
         self,
@@ -126,6 +124,8 @@ class Reservation:
         self.estimated_tokens = estimated_tokens
         self.ttl_seconds = ttl_seconds
         self._recorded: int | None = None
+        self._expires_raw: Any = None
+        self._expires_at: datetime | None = None  # parsed when first asked for
         self._entered = False
         self.result: CommitResult | ReleaseResult | None = None
         """The commit or release answer, once the reservation is settled."""
@@ -143,8 +143,8 @@ class Reservation:
             # task's reservation in the background instead of holding it until its TTL.
             self._cp.spawn(self._release_after_cancel())
             raise
-        totals = Totals.from_body(answer)
         if not answer.get("approved"):
+            totals = Totals.from_body(answer)
             raise BudgetDenied(
                 tenant_id=self.tenant_id,
                 project_id=self.project_id,
@@ -158,10 +158,9 @@ class Reservation:
             )
         self.reservation_id = str(answer["reservation_id"])
         self.allocated = int(answer["allocated"])
-        expires_at = parse_time(answer.get("expires_at"))
-        self.expires_at = expires_at or datetime.now(timezone.utc)
+        self._expires_raw = answer.get("expires_at")
         self.existing = bool(answer.get("existing", False))
-        self.totals = totals
+        self._answer = answer
         return self
 
     async def __aexit__(
@@ -214,9 +213,15 @@ class Reservation:
             log.warning("task %s: reservation after a cancel not released: %s", self.task_id, error)
 
     async def _settle_shielded(self, *, commit: bool) -> None:
-        """Commits or releases, retrying within ``settle_deadline``; a cancellation of the
-        caller does not stop it (the task goes on and finishes in the background)."""
-        await asyncio.shield(self._cp.spawn(self._settle(commit=commit)))
+        """Commits or releases, retrying within ``settle_deadline``. A cancellation of the
+        caller meanwhile does not stop it: the same commit or release is sent again in the
+        background (both are idempotent), and the cancellation goes on."""
+        try:
+            await self._settle(commit=commit)
+        except asyncio.CancelledError:
+            if self.result is None:
+                self._cp.spawn(self._settle(commit=commit))
+            raise
 
     async def _settle(self, *, commit: bool) -> None:
         deadline = self._cp.settings.settle_deadline
@@ -262,6 +267,18 @@ class Reservation:
         return self.result
 
     # -- time to live ------------------------------------------------------------------------
+
+    @property
+    def totals(self) -> Totals:
+        """The budget's numbers right after the reservation."""
+        return Totals.from_body(self._answer)
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the server's expiry worker releases the reservation if it is still open."""
+        if self._expires_at is None:
+            self._expires_at = parse_time(self._expires_raw) or datetime.now(timezone.utc)
+        return self._expires_at
 
     @property
     def seconds_left(self) -> float:

@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -156,7 +157,7 @@ class ControlPlane:
         # Retrieved here, so a failure whose caller was cancelled meanwhile is logged
         # rather than reported by asyncio as "never retrieved".
         if not task.cancelled() and task.exception() is not None:
-            log.debug("background step failed: %s", task.exception())
+            log.warning("background step failed: %s", task.exception())
 
     async def close(self) -> None:
         """Waits for settles still running (at most ``settle_deadline``), then drains the
@@ -220,7 +221,7 @@ class ControlPlane:
     ) -> dict[str, Any]:
         """One request; an error body raises its typed exception."""
         nc = self.nc
-        payload = json.dumps(body, separators=(",", ":")).encode()
+        payload = json.dumps(body).encode()
         task = asyncio.current_task()
         cancels = _cancelling(task)
         try:
@@ -286,8 +287,15 @@ class ControlPlane:
         """A request retried on retryable errors until ``deadline`` seconds have passed
         (``retry_deadline`` by default). A request that is not idempotent is retried only
         when the previous try surely changed nothing (no responders, ``busy``)."""
+        try:
+            return await self.request_once(subject, body)
+        except RetryableError as error:
+            if (not idempotent and error.maybe_applied) or deadline == 0:
+                raise
+            first = error
         return await retrying(
             lambda: self.request_once(subject, body),
+            first,
             deadline=self.settings.retry_deadline if deadline is None else deadline,
             initial=self.settings.backoff_initial,
             maximum=self.settings.backoff_max,
@@ -296,11 +304,16 @@ class ControlPlane:
         )
 
 
+# asyncio.wait_for (inside nats-py's request) loses a cancellation that races the reply
+# before Python 3.12; Task.cancelling(), which shows it, exists from 3.11.
+_CHECK_LOST_CANCEL = (3, 11) <= sys.version_info < (3, 12)
+
+
 def _cancelling(task: asyncio.Task[Any] | None) -> int:
-    """How many cancellations of ``task`` are pending (Python >= 3.11; 0 before)."""
-    if task is None or not hasattr(task, "cancelling"):
+    """How many cancellations of ``task`` are pending (0 where not checked)."""
+    if not _CHECK_LOST_CANCEL or task is None:
         return 0
-    return int(task.cancelling())
+    return int(task.cancelling())  # type: ignore[attr-defined,unused-ignore]
 
 
 async def _log_nats_error(error: Exception) -> None:
@@ -313,6 +326,7 @@ async def _log_reconnected() -> None:
 
 async def retrying(
     attempt: Callable[[], Awaitable[dict[str, Any]]],
+    first: RetryableError,
     *,
     deadline: float,
     initial: float,
@@ -320,22 +334,27 @@ async def retrying(
     what: str,
     only_unapplied: bool = False,
 ) -> dict[str, Any]:
-    """Runs ``attempt`` until it succeeds, a non-retryable error, or ``deadline`` passes."""
+    """After a first try failed with ``first``: runs ``attempt`` again, with jittered
+    backoff, until it succeeds, fails with an error that is not retryable (or, with
+    ``only_unapplied``, one after which the request may have been applied), or the next
+    wait would end past ``deadline`` seconds from now (the last error is raised then)."""
     give_up_at = time.monotonic() + deadline
+    last = first
     delay = initial
-    tries = 0
+    tries = 1
     while True:
+        wait = max(delay, min(last.retry_after, maximum))
+        wait *= 0.5 + random.random()  # jitter: the retries of many callers spread out
+        if time.monotonic() + wait > give_up_at:
+            raise last
+        if tries == 1 or tries % 10 == 0:
+            log.info("%s: %s; retrying in %.2f s (try %d)", what, last, wait, tries)
+        await asyncio.sleep(wait)
+        delay = min(delay * 2, maximum)
         tries += 1
         try:
             return await attempt()
         except RetryableError as error:
             if only_unapplied and error.maybe_applied:
                 raise
-            wait = max(delay, min(error.retry_after, maximum))
-            wait = wait * (0.5 + random.random())  # jitter: retries of many callers spread
-            if time.monotonic() + wait > give_up_at:
-                raise
-            if tries == 1 or tries % 10 == 0:
-                log.info("%s: %s; retrying in %.2f s (try %d)", what, error, wait, tries)
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, maximum)
+            last = error
