@@ -55,7 +55,7 @@ export class Deployment {
       RUST_LOG: process.env.RUST_LOG ?? 'warn',
       RATE_LIMITS: 'admin=1000000,operator=1000000,viewer=1000000',
       LOGIN_RATE_PER_MINUTE: '100000',
-      WS_STATS_SECONDS: '1',
+      WS_STATS_SECONDS: process.env.WS_STATS_SECONDS ?? '1',
       ...extra,
     };
   }

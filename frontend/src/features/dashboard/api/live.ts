@@ -1,4 +1,4 @@
-import { useMemo, useState, useEffect } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { useLiveEvents, useLiveStats, useLiveTopics } from '@/lib/live/LiveProvider';
 import type { StatsFrame, Topic } from '@/lib/live/client';
@@ -9,10 +9,9 @@ import { keyedThrottle } from '@/lib/throttle';
  * re-reads the figures, and budget, breaker and dead-letter events refresh the alerts. No timer
  * of its own polls anything.
  */
-export function useDashboardLive(topics: Topic[]): StatsFrame | null {
+export function useDashboardLive(topics: Topic[]): void {
   useLiveTopics(topics);
   const qc = useQueryClient();
-  const [frame, setFrame] = useState<StatsFrame | null>(null);
   const alerts = useMemo(
     () =>
       keyedThrottle<string>(
@@ -22,12 +21,17 @@ export function useDashboardLive(topics: Topic[]): StatsFrame | null {
     [qc],
   );
   useEffect(() => () => alerts.cancel(), [alerts]);
-  useLiveStats((s) => {
-    setFrame(s);
+  useLiveStats(() => {
     void qc.invalidateQueries({ queryKey: ['dashboard', 'stats'] });
     void qc.invalidateQueries({ queryKey: ['dashboard', 'pipeline'] });
     void qc.invalidateQueries({ queryKey: ['dashboard', 'health'] });
   });
   useLiveEvents(() => alerts.push('x'));
+}
+
+/** The latest `stats` frame (re-renders only its caller). */
+export function useLatestStatsFrame(): StatsFrame | null {
+  const [frame, setFrame] = useState<StatsFrame | null>(null);
+  useLiveStats(setFrame);
   return frame;
 }

@@ -11,7 +11,7 @@ import { useCan } from '@/lib/session';
 import type { Topic } from '@/lib/live/client';
 import { useAlertsSource } from '../api/governance';
 import { useHealth } from '../api/health';
-import { useDashboardLive } from '../api/live';
+import { useDashboardLive, useLatestStatsFrame } from '../api/live';
 import { usePipeline } from '../api/pipeline';
 import { useStats } from '../api/stats';
 import { buildAlerts } from './alerts';
@@ -19,11 +19,16 @@ import { HealthCard } from './HealthCard';
 
 const StatsCharts = lazy(() => import('./StatsCharts'));
 
+function LiveConnections() {
+  const frame = useLatestStatsFrame();
+  return <Figure label="Live connections" value={frame ? fmtInt(frame.connections) : '–'} />;
+}
+
 export default function DashboardPage() {
   const canGovernance = useCan(perm.readGovernance);
   const topics: Topic[] = ['stats', 'budget', 'breakers'];
   if (useCan(perm.readDlq)) topics.push('dlq');
-  const frame = useDashboardLive(topics);
+  useDashboardLive(topics);
   const stats = useStats();
   const health = useHealth();
   const pipeline = usePipeline();
@@ -108,7 +113,7 @@ export default function DashboardPage() {
               />
               <Figure label="Events/s" value={s.events_per_second.toFixed(2)} />
               <Figure label="Budgets" value={fmtInt(s.budgets.budgets)} />
-              <Figure label="Live connections" value={frame ? fmtInt(frame.connections) : '–'} />
+              <LiveConnections />
             </Box>
             <Suspense fallback={<CardSkeleton height={400} />}>
               <StatsCharts stats={s} />

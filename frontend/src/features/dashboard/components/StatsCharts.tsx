@@ -1,3 +1,4 @@
+import { memo } from 'react';
 import { Box, Typography, useTheme } from '@mui/material';
 import {
   CartesianGrid,
@@ -78,7 +79,7 @@ function Chart({
 }
 
 /** Request rate, error rate, latency percentiles and events per second over the last hour. */
-export default function StatsCharts({ stats }: { stats: Stats }) {
+function StatsCharts({ stats }: { stats: Stats }) {
   const t = useTheme();
   const data = toPoints(stats);
   return (
@@ -114,3 +115,9 @@ export default function StatsCharts({ stats }: { stats: Stats }) {
     </Box>
   );
 }
+
+// The figures are re-read on every stats frame; the charts redraw only when the series moved.
+export default memo(
+  StatsCharts,
+  (a, b) => JSON.stringify(a.stats.series) === JSON.stringify(b.stats.series),
+);

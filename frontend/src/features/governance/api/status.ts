@@ -12,7 +12,6 @@ export const statuses: BudgetStatus[] = ['ok', 'warning', 'exhausted', 'no_budge
 
 const PAGE = 1000;
 const PARALLEL = 4;
-const FOLLOW_UP_MS = 750;
 
 export interface StatusFilter {
   status?: BudgetStatus;
@@ -68,21 +67,38 @@ export function useGovernanceStatus(filter: StatusFilter) {
 export function useGovernanceLive(filter: StatusFilter) {
   useLiveTopics(['budget']);
   const qc = useQueryClient();
-  const throttle = useMemo(
-    () =>
-      keyedThrottle<string>(200, (ids) => {
-        void refresh(qc, filter, ids);
-        // /governance/status takes no min_position yet, and the socket can deliver an event
-        // before the read model has applied it: read the same pages once more a moment later.
-        setTimeout(() => void refresh(qc, filter, ids), FOLLOW_UP_MS);
+  const throttle = useMemo(() => {
+    const positions = new Map<string, number>();
+    return {
+      positions,
+      ...keyedThrottle<string>(200, (ids) => {
+        const latest = Math.max(...[...ids].map((id) => positions.get(id) ?? 0));
+        const barrierId = [...ids].find((id) => positions.get(id) === latest);
+        for (const id of ids) positions.delete(id);
+        void waitForPosition(barrierId, latest).then(() => refresh(qc, filter, ids));
       }),
+    };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-    [qc, filter.status],
-  );
+  }, [qc, filter.status]);
   useEffect(() => () => throttle.cancel(), [throttle]);
   useLiveEvents((e) => {
-    if (e.aggregate_type === 'Budget') throttle.push(e.aggregate_id);
+    if (e.aggregate_type !== 'Budget') return;
+    throttle.positions.set(e.aggregate_id, e.position);
+    throttle.push(e.aggregate_id);
   });
+}
+
+/**
+ * The socket can deliver an event before the read model has applied it, and
+ * /governance/status takes no `min_position`: a read of the budget's state with
+ * `min_position` (which waits until the read model has applied that position) goes first.
+ */
+async function waitForPosition(budgetId: string | undefined, position: number) {
+  if (!budgetId || position <= 0) return;
+  const [tenant_id, project_id] = budgetId.split('/');
+  await request('/budget/state', {
+    query: { tenant_id, project_id, min_position: position },
+  }).catch(() => {});
 }
 
 async function refresh(qc: QueryClient, filter: StatusFilter, ids: Set<string>) {
