@@ -31,6 +31,7 @@ NATS_LOG=$DATA_DIR/nats.log
 NATS_PID_FILE=$DATA_DIR/nats.pid
 NATS_PORT_FILE=$DATA_DIR/nats.port
 NATS_MPORT_FILE=$DATA_DIR/nats.mport
+NATS_CONF=$SCRIPT_DIR/nats.conf
 ENV_FILE=$DATA_DIR/services.env
 LOCK_FILE=$DATA_DIR/.services.lock
 
@@ -327,11 +328,16 @@ nats_up() {
     local pid port mport
     if pid=$(nats_running_pid); then
         port=$(read_file "$NATS_PORT_FILE")
-        if [ -n "$port" ] && tcp_open 127.0.0.1 "$port"; then
+        # A server started before scripts/nats.conf existed (or without it) lacks its
+        # settings (max_payload): restart it with them, on the same port.
+        if ! tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$NATS_CONF"; then
+            log "nats: pid $pid runs without $NATS_CONF; restarting it with it"
+        elif [ -n "$port" ] && tcp_open 127.0.0.1 "$port"; then
             log "nats: already running on 127.0.0.1:$port (pid $pid, monitor :$(read_file "$NATS_MPORT_FILE"))"
             NATS_PORT=$port; return 0
+        else
+            log "nats: pid $pid does not answer on ${port:-?}; restarting it"
         fi
-        log "nats: pid $pid does not answer on ${port:-?}; restarting it"
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
         kill -KILL "$pid" 2>/dev/null || true
@@ -347,7 +353,7 @@ nats_up() {
     printf -- '--- %s starting nats-server on %s (monitor %s)\n' "$(date -Is)" "$port" "$mport" >>"$NATS_LOG"
     # Detached: own session, no inherited stdio, and fd 9 (our lock) closed.
     (cd / && exec 9>&- && exec setsid nohup "$NATS_BIN" -a 127.0.0.1 -p "$port" -m "$mport" \
-        -js -sd "$NATS_DIR" -P "$NATS_PID_FILE" </dev/null >>"$NATS_LOG" 2>&1) &
+        -c "$NATS_CONF" -js -sd "$NATS_DIR" -P "$NATS_PID_FILE" </dev/null >>"$NATS_LOG" 2>&1) &
     local spawned=$! i ok=0
     for ((i = 0; i < 100; i++)); do
         if tcp_open 127.0.0.1 "$port"; then ok=1; break; fi

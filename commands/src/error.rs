@@ -11,6 +11,12 @@ pub enum CommandError {
     /// The command contradicts what already happened (e.g. committing a released reservation).
     #[error("{0}")]
     Conflict(String),
+    /// The event the command would append is larger than any event may be; nothing was
+    /// applied.
+    #[error(
+        "the event this command makes would take {bytes} bytes; events are at most {limit} bytes"
+    )]
+    TooLarge { bytes: usize, limit: usize },
     /// Too many concurrent writers kept winning; try again.
     #[error("the aggregate is busy, try again")]
     Busy,
@@ -32,6 +38,7 @@ impl CommandError {
             CommandError::Invalid { .. } => "invalid_request",
             CommandError::NotFound(_) => "not_found",
             CommandError::Conflict(_) => "conflict",
+            CommandError::TooLarge { .. } => "payload_too_large",
             CommandError::Busy => "busy",
             CommandError::NotYetApplied(_) => "not_yet_applied",
             CommandError::Unavailable(_) => "unavailable",

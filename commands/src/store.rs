@@ -307,10 +307,19 @@ impl EventRows {
             rows.sequences.push((version + i + 1) as i64);
             rows.event_types.push(event.event_type());
             rows.event_versions.push(event.event_version());
-            rows.payloads
-                .push(serde_json::to_string(event).map_err(internal)?);
-            rows.metadata
-                .push(serde_json::to_string(&actor.metadata()).map_err(internal)?);
+            let payload = serde_json::to_string(event).map_err(internal)?;
+            let metadata = serde_json::to_string(&actor.metadata()).map_err(internal)?;
+            // Every event in the log must be publishable (docs/adr/013-bounded-events.md):
+            // the aggregates' bounds keep events below this; this is the last guard.
+            let bytes = payload.len() + metadata.len();
+            if bytes > domain::MAX_EVENT_BYTES {
+                return Err(AppendError::Other(CommandError::TooLarge {
+                    bytes,
+                    limit: domain::MAX_EVENT_BYTES,
+                }));
+            }
+            rows.payloads.push(payload);
+            rows.metadata.push(metadata);
         }
         Ok(rows)
     }

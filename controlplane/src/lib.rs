@@ -66,6 +66,8 @@ pub enum StartError {
     Nats(String),
     #[error("{0}")]
     ForeignStream(StreamSetupError),
+    #[error("NATS_URL: {0}")]
+    NatsLimit(String),
 }
 
 /// How long `start` waits for JetStream to show whose the events stream is (NATS away:
@@ -109,6 +111,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         tokio::time::timeout(STREAM_CHECK_WAIT, ensure_events_stream(&js, &events)).await
     {
         return Err(StartError::ForeignStream(error));
+    }
+    // Every event the write side accepts must fit in a message this server takes.
+    if let Err(problem) = streams::check_max_payload(nats.server_info().max_payload) {
+        return Err(StartError::NatsLimit(problem));
     }
     let publisher = Arc::new(PublisherStats::default());
     let projector = Arc::new(ProjectorStats::default());

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::TestEnv;
 use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -805,4 +806,73 @@ async fn a_connection_is_closed_when_its_token_expires() {
             "{closed}"
         );
     }
+}
+
+/// The largest dead letter the API takes (1 MiB of binary payload, as base64, and 64 KiB
+/// of headers) makes an event as large as any the write side appends. It must not stall
+/// the read side: it reaches JetStream, the read model and a WebSocket client, and a
+/// command after it is readable with `min_position` within a second (the server's wait).
+#[tokio::test]
+async fn a_maximal_dead_letter_flows_through_and_does_not_hold_up_the_next_command() {
+    use base64::Engine;
+    let env = TestEnv::start_with(&[("MIN_POSITION_WAIT_MS", "1000")]).await;
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(&mut ws, json!({"type": "subscribe", "topics": ["dlq"]})).await;
+
+    let bytes: Vec<u8> = (0..domain::dlq::MAX_PAYLOAD_BYTES)
+        .map(|i| (i * 7 % 256) as u8)
+        .collect();
+    let headers: serde_json::Map<String, Value> = (0..15)
+        .map(|i| (format!("X-Big-{i}"), json!("v".repeat(4000))))
+        .collect();
+    let id = format!("big-{}", uuid::Uuid::new_v4().simple());
+    let (status, captured) = env
+        .post(
+            "/dlq",
+            json!({"id": id, "original_subject": "work.big",
+                   "payload": base64::engine::general_purpose::STANDARD.encode(&bytes),
+                   "encoding": "base64", "error": "too big to handle", "attempts": 5,
+                   "headers": headers}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{captured}");
+
+    env.set_limit("org1", "after-big", 1000).await;
+    let (status, reserved) = env
+        .post("/budget/request", reserve("org1", "after-big", "t1", 10))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reserved}");
+    let (status, state) = env
+        .get(&format!(
+            "/budget/state?tenant_id=org1&project_id=after-big&min_position={}",
+            reserved["position"]
+        ))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the command after the big dead letter is applied within the 1 s wait: {state}"
+    );
+
+    // The read model keeps it byte-exact...
+    let (status, entry) = env
+        .get(&format!("/dlq/{id}?min_position={}", captured["position"]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    let kept = domain::dlq::decode_payload(
+        serde_json::from_value(entry["encoding"].clone()).unwrap(),
+        entry["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert!(kept == bytes, "the read model holds the payload byte-exact");
+    // ...a WebSocket client receives it...
+    let event = next_event(&mut ws).await;
+    assert_eq!(event["aggregate_id"], id);
+    assert_eq!(event["event_type"], "DlqEntryCaptured");
+    assert_eq!(event["payload"]["payload"], entry["payload"]);
+    // ...and JetStream holds it.
+    let on_stream = common::stream_messages(&env.stream()).await;
+    assert!(on_stream
+        .iter()
+        .any(|m| m.envelope.aggregate_id == id && m.envelope.event_type == "DlqEntryCaptured"));
 }

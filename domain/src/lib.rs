@@ -12,3 +12,10 @@ pub mod ids;
 pub mod sandbox_run;
 
 pub use ids::{validate_id, IdError};
+
+/// The largest event (payload and metadata, as JSON text) the write side appends. Every
+/// aggregate's input bounds keep its events below it (the largest is a dead letter's, see
+/// [`dlq::MAX_PAYLOAD_BYTES`]); the event store refuses anything above it, so that every
+/// event in the log can be published: the NATS server's `max_payload` must hold this plus
+/// the envelope (docs/adr/013-bounded-events.md).
+pub const MAX_EVENT_BYTES: usize = 2 * 1024 * 1024;

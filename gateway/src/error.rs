@@ -126,6 +126,7 @@ impl IntoResponse for ApiError {
                     CommandError::Invalid { .. } => (StatusCode::BAD_REQUEST, None),
                     CommandError::NotFound(_) => (StatusCode::NOT_FOUND, None),
                     CommandError::Conflict(_) => (StatusCode::CONFLICT, None),
+                    CommandError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, None),
                     CommandError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some("1")),
                     CommandError::NotYetApplied(_) => (StatusCode::SERVICE_UNAVAILABLE, Some("1")),
                     CommandError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Some("2")),

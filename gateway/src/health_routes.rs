@@ -37,6 +37,11 @@ pub struct Readiness {
     /// `ok`, or `foreign` when the events stream belongs to another deployment (another
     /// database): this process then neither publishes to it nor reads from it.
     pub events_stream: String,
+    /// Set when this process's publisher meets an event it cannot publish (larger than the
+    /// NATS server's `max_payload`): every later event waits behind it until the server
+    /// takes it. The process still serves commands, so it stays ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher_stuck: Option<streams::Stuck>,
 }
 
 /// The process is up.
@@ -88,6 +93,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             migrations: migrations.into(),
             nats: nats.into(),
             events_stream: events_stream.into(),
+            publisher_stuck: state.pipeline.publisher.stuck(),
         }),
     )
 }

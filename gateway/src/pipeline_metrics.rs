@@ -21,6 +21,7 @@ pub struct PipelineGauges {
     pub projection_lag_events: IntGauge,
     pub projection_lag_seconds: Gauge,
     pub publisher_active: IntGauge,
+    pub publisher_stuck_position: IntGauge,
     pub projector_active: IntGauge,
 }
 
@@ -73,6 +74,10 @@ impl PipelineGauges {
                 "pipeline_publisher_active",
                 "1 when this process holds the publisher lock",
             ),
+            publisher_stuck_position: int(
+                "pipeline_publisher_stuck_position",
+                "The position of an event this process's publisher cannot publish (0 when none)",
+            ),
             projector_active: int(
                 "pipeline_projector_active",
                 "1 when this process holds the projector lock",
@@ -99,6 +104,9 @@ pub async fn refresh_pipeline_gauges(
         gauges
             .projector_active
             .set(info.projector.active.load(Ordering::Relaxed) as i64);
+        gauges
+            .publisher_stuck_position
+            .set(info.publisher.stuck().map_or(0, |s| s.position));
         match streams::status::pipeline_counts(
             &pool,
             &info.events.name,

@@ -50,6 +50,10 @@ pub struct PipelineResponse {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ThisProcess {
     pub publisher_active: bool,
+    /// The event this process's publisher cannot publish, and why (every later event
+    /// waits behind it); absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher_stuck: Option<streams::Stuck>,
     pub published: u64,
     pub duplicates: u64,
     pub projector_active: bool,
@@ -79,6 +83,7 @@ pub(crate) async fn status(
         projector: status.projector,
         this_process: ThisProcess {
             publisher_active: publisher.active.load(Ordering::Relaxed),
+            publisher_stuck: publisher.stuck(),
             published: publisher.published.load(Ordering::Relaxed),
             duplicates: publisher.duplicates.load(Ordering::Relaxed),
             projector_active: projector.active.load(Ordering::Relaxed),

@@ -86,10 +86,7 @@ async fn consume(
     stats: &Arc<ProjectorStats>,
 ) -> Result<(), ProjectionError> {
     let events = ensure_events_stream(js, stream).await.map_err(nats)?;
-    let consumer: PullConsumer = events
-        .get_or_create_consumer(CONSUMER, projection_consumer_config(CONSUMER))
-        .await
-        .map_err(nats)?;
+    let consumer = consumer_from_ack_floor(&events).await?;
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(BATCH)
@@ -146,6 +143,39 @@ async fn consume(
     Err(ProjectionError::Nats(
         "the consumer's message stream ended".into(),
     ))
+}
+
+/// The durable consumer, made afresh from its acknowledgement floor each time this process
+/// starts consuming (it holds the projector lock, so nobody else uses the consumer).
+///
+/// Messages a previous holder had fetched but not acknowledged (it was killed, or stopped)
+/// stay pending with the consumer until their ack wait (30 s) runs out: the last events
+/// before a fail-over reached the read models only then. Acknowledgements are cumulative
+/// and sent only after a batch is committed and flushed, so everything at or below the
+/// floor is applied; starting right after it redelivers the rest at once (what was applied
+/// is skipped by the per-aggregate versions).
+async fn consumer_from_ack_floor(
+    events: &async_nats::jetstream::stream::Stream,
+) -> Result<PullConsumer, ProjectionError> {
+    let config = projection_consumer_config(CONSUMER);
+    let config = match events.consumer_info(CONSUMER).await {
+        Ok(info) => {
+            events.delete_consumer(CONSUMER).await.map_err(nats)?;
+            async_nats::jetstream::consumer::pull::Config {
+                deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: info.ack_floor.stream_sequence + 1,
+                },
+                ..config
+            }
+        }
+        Err(error)
+            if error.kind() == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound =>
+        {
+            config
+        }
+        Err(error) => return Err(nats(error)),
+    };
+    events.create_consumer(config).await.map_err(nats)
 }
 
 /// A batch's task ended: its result, its messages, and how many batches had finished when

@@ -22,7 +22,10 @@ pub mod singleton;
 pub mod status;
 
 pub use envelope::{subject_for, EventEnvelope, LogPosition};
-pub use publisher::{run_publisher, PublisherConfig, PublisherState, PublisherStats};
+pub use publisher::{
+    check_max_payload, run_publisher, PublisherConfig, PublisherState, PublisherStats, Stuck,
+    MAX_MESSAGE_BYTES,
+};
 pub use setup::{
     ensure_events_stream, events_stream_config, load_deployment_id, EventsStream, StreamSetupError,
 };

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::Context;
 use sqlx::postgres::PgListener;
@@ -84,6 +85,49 @@ pub struct PublisherStats {
     pub duplicates: AtomicU64,
     /// The global position of the last event published by this process.
     pub last_position: AtomicI64,
+    /// Set while an event cannot be published at all (it is larger than the NATS server
+    /// takes): every later event waits behind it, so `/readyz`, `/system/pipeline` and
+    /// `pipeline_publisher_stuck_position` say which one and why.
+    pub stuck: std::sync::Mutex<Option<Stuck>>,
+}
+
+/// An event the publisher cannot publish, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Stuck {
+    pub position: i64,
+    pub reason: String,
+}
+
+impl PublisherStats {
+    /// The event the publisher is stuck on, if any.
+    pub fn stuck(&self) -> Option<Stuck> {
+        self.stuck.lock().map(|s| s.clone()).unwrap_or(None)
+    }
+
+    fn set_stuck(&self, stuck: Option<Stuck>) {
+        if let Ok(mut slot) = self.stuck.lock() {
+            *slot = stuck;
+        }
+    }
+}
+
+/// The largest message the publisher sends: an event of at most
+/// [`domain::MAX_EVENT_BYTES`] and its envelope (positions, ids, hash, time).
+pub const MAX_MESSAGE_BYTES: usize = domain::MAX_EVENT_BYTES + 64 * 1024;
+
+/// Refuses a NATS server whose `max_payload` is below [`MAX_MESSAGE_BYTES`]: some event
+/// the write side accepts could then never be published, and every later one would wait
+/// behind it. `None` while the server's limit is not known yet (not connected).
+pub fn check_max_payload(server_max_payload: usize) -> Result<(), String> {
+    if server_max_payload == 0 || server_max_payload >= MAX_MESSAGE_BYTES {
+        return Ok(());
+    }
+    Err(format!(
+        "the NATS server takes messages of at most {server_max_payload} bytes (max_payload), \
+         but events are published in messages of up to {MAX_MESSAGE_BYTES} bytes: set \
+         max_payload to at least that in the server's configuration (the project's \
+         scripts/nats.conf sets 4 MiB; docs/adr/013-bounded-events.md)"
+    ))
 }
 
 /// Publishes forever: stands by until this process holds the publisher lock, then tails
@@ -112,6 +156,17 @@ async fn publish_while_active(
     loop {
         match tail(pool, js, config, stats).await {
             Ok(()) => backoff = Duration::from_millis(200),
+            Err(TailError::TooLarge { position, reason }) => {
+                tracing::error!(
+                    position,
+                    %reason,
+                    "publisher STUCK: the event at this position cannot be published, and \
+                     every later event waits behind it; raise the NATS server's max_payload"
+                );
+                stats.set_stuck(Some(Stuck { position, reason }));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "publisher paused");
                 tokio::time::sleep(backoff).await;
@@ -236,6 +291,8 @@ enum TailError {
     Nats(String),
     #[error("another publisher moved the checkpoint; reloading it")]
     Deposed,
+    #[error("the event at position {position} cannot be published: {reason}")]
+    TooLarge { position: i64, reason: String },
 }
 
 fn nats<E: std::fmt::Display>(error: E) -> TailError {
@@ -297,6 +354,7 @@ async fn tail(
         held_back_wait = HELD_BACK_FIRST_WAIT;
         let (published, result) = publish_batch(js, &config.stream, &batch, stats).await;
         if published > 0 {
+            stats.set_stuck(None);
             let mut next = state.clone();
             next.fold(&batch[..published]);
             let record = unrecorded + published as i64 >= config.hash_checkpoint_events
@@ -364,11 +422,27 @@ async fn publish_batch(
             Err(error) => return (0, Err(nats(error))),
         };
         let subject = subject_for(&stream.prefix, &event.aggregate_type, &event.aggregate_id);
+        let body_len = body.len();
         let publish = PublishMessage::build()
             .payload(body.into())
             .message_id(event.message_id());
         match js.send_publish(subject, publish).await {
             Ok(ack) => acks.push(ack),
+            Err(error) if error.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                let reason = format!(
+                    "{error} (the message takes {} bytes; the server takes at most {})",
+                    body_len,
+                    js.client().server_info().max_payload
+                );
+                let confirmed = confirm(acks, stats).await.0;
+                return (
+                    confirmed,
+                    Err(TailError::TooLarge {
+                        position: event.global_position,
+                        reason,
+                    }),
+                );
+            }
             Err(error) => {
                 // Only the events already sent can be confirmed.
                 return (confirm(acks, stats).await.0, Err(nats(error)));

@@ -705,3 +705,62 @@ pub async fn assert_exactly_once(database_url: &str, nats_url: &str, stream: &st
     assert_eq!(ids, expected, "every event is on the stream, exactly once");
     assert_read_model_matches_the_log(database_url).await;
 }
+
+/// The project's nats-server settings (max_payload), as scripts/services.sh uses them.
+pub const NATS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/nats.conf");
+
+/// A nats-server of this test's own (JetStream, file store), so it can be stopped.
+pub struct OwnNats {
+    child: std::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl OwnNats {
+    pub fn start(port: u16, dir: std::path::PathBuf) -> OwnNats {
+        Self::start_with(port, dir, NATS_CONF)
+    }
+
+    /// Started with the configuration file `conf` (e.g. a smaller `max_payload`).
+    pub fn start_with(port: u16, dir: std::path::PathBuf, conf: &str) -> OwnNats {
+        let child = std::process::Command::new("nats-server")
+            .args(["-c", conf])
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server is installed (scripts/services.sh installs it)");
+        OwnNats { child, port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server and starts it again on the same port and store with `conf`.
+    pub fn restart_with(&mut self, conf: &str) {
+        self.stop();
+        *self = Self::start_with(self.port, std::mem::take(&mut self.dir), conf);
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub async fn nats_answers(url: &str) -> bool {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_millis(500))
+        .connect(url)
+        .await
+        .is_ok()
+}

@@ -6,9 +6,9 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    decode_payload, validate_entry_id, validate_subject, DeadLetter, DlqCommand, DlqEvent,
-    Encoding, Requeue, Source, MAX_ATTEMPTS, MAX_ERROR_CHARS, MAX_HEADERS, MAX_HEADER_NAME,
-    MAX_HEADER_VALUE, MAX_NOTE_CHARS, MAX_PAYLOAD_BYTES,
+    compact_payload, decode_payload, validate_entry_id, validate_subject, DeadLetter, DlqCommand,
+    DlqEvent, Encoding, Requeue, Source, MAX_ATTEMPTS, MAX_ERROR_CHARS, MAX_HEADERS,
+    MAX_HEADER_BYTES, MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_NOTE_CHARS, MAX_PAYLOAD_BYTES,
 };
 
 /// One step of an entry's life, as `GET /dlq/{id}` shows it.
@@ -133,6 +133,17 @@ fn check_letter(letter: &DeadLetter) -> Result<(), DlqError> {
     if letter.headers.len() > MAX_HEADERS {
         return Err(invalid("headers", format!("at most {MAX_HEADERS} names")));
     }
+    let header_bytes: usize = letter
+        .headers
+        .iter()
+        .map(|(name, values)| name.len() + values.iter().map(String::len).sum::<usize>())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(invalid(
+            "headers",
+            format!("names and values must be at most {MAX_HEADER_BYTES} bytes together"),
+        ));
+    }
     for (name, values) in &letter.headers {
         let bad_name = name.is_empty()
             || name.len() > MAX_HEADER_NAME
@@ -206,11 +217,12 @@ impl DlqEntry {
                 check_letter(&letter)?;
                 let error = cut(letter.error, MAX_ERROR_CHARS);
                 if !self.exists() {
+                    let (encoding, payload) = compact_payload(letter.encoding, letter.payload);
                     let event = DlqEvent::DlqEntryCaptured {
                         id,
                         original_subject: letter.original_subject,
-                        payload: letter.payload,
-                        encoding: letter.encoding,
+                        payload,
+                        encoding,
                         headers: letter.headers,
                         error,
                         attempts: letter.attempts,

@@ -28,12 +28,16 @@ use base64::Engine;
 pub const MAX_ERROR_CHARS: usize = 4096;
 /// Longest resolution note.
 pub const MAX_NOTE_CHARS: usize = 2048;
-/// Largest payload kept: the NATS server's default maximum message size.
+/// Largest payload kept: the NATS server's default maximum message size. Kept in its most
+/// compact exact form ([`compact_payload`]), it takes at most 4/3 of this in an event.
 pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
-/// Most header names per entry, longest name and value.
+/// Most header names per entry, longest name and value, and most bytes of names and
+/// values together: with the payload, a dead letter's event stays below
+/// [`crate::MAX_EVENT_BYTES`] however its text escapes.
 pub const MAX_HEADERS: usize = 64;
 pub const MAX_HEADER_NAME: usize = 256;
 pub const MAX_HEADER_VALUE: usize = 4096;
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Longest subject accepted.
 pub const MAX_SUBJECT: usize = 512;
 /// Largest attempt count accepted.
@@ -100,7 +104,7 @@ pub fn validate_subject(subject: &str) -> Result<(), String> {
 
 /// How payload bytes are kept: exactly, in the most readable form that is exact.
 pub fn encode_payload(bytes: &[u8]) -> (Encoding, String) {
-    match std::str::from_utf8(bytes) {
+    let (encoding, payload) = match std::str::from_utf8(bytes) {
         Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
             (Encoding::Json, text.to_string())
         }
@@ -110,6 +114,37 @@ pub fn encode_payload(bytes: &[u8]) -> (Encoding, String) {
             Encoding::Base64,
             base64::engine::general_purpose::STANDARD.encode(bytes),
         ),
+    };
+    compact_payload(encoding, payload)
+}
+
+/// The length of `text` as a JSON string's contents (what it takes inside an event).
+fn json_escaped_len(text: &str) -> usize {
+    text.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0x00..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// The payload in the form that takes the least room in an event, exactly: text whose
+/// escapes (quotes, backslashes, control characters: up to six bytes each) would make it
+/// longer than base64 is kept as base64. The bytes are the same either way, so a requeue
+/// sends exactly what was captured.
+pub fn compact_payload(encoding: Encoding, payload: String) -> (Encoding, String) {
+    if encoding == Encoding::Base64 {
+        return (encoding, payload);
+    }
+    let base64_len = payload.len().div_ceil(3) * 4;
+    if json_escaped_len(&payload) > base64_len {
+        (
+            Encoding::Base64,
+            base64::engine::general_purpose::STANDARD.encode(payload.as_bytes()),
+        )
+    } else {
+        (encoding, payload)
     }
 }
 

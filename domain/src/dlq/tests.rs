@@ -377,3 +377,104 @@ fn events_are_flat_and_tagged() {
     let back: DlqEvent = serde_json::from_value(value).unwrap();
     assert_eq!(back, captured());
 }
+
+/// The largest dead letters the rules let through, each with text that escapes badly.
+fn maximal_letters() -> Vec<(&'static str, DeadLetter)> {
+    let control = "\u{1}".repeat(MAX_HEADER_VALUE);
+    let mut headers = BTreeMap::new();
+    let mut header_bytes = 0;
+    for i in 0..MAX_HEADERS {
+        let name = format!("X-{i:0>250}");
+        if header_bytes + name.len() + control.len() > MAX_HEADER_BYTES {
+            break;
+        }
+        header_bytes += name.len() + control.len();
+        headers.insert(name, vec![control.clone()]);
+    }
+    let letter = |payload: String, encoding: Encoding| DeadLetter {
+        original_subject: format!("{}.x", "a".repeat(crate::dlq::MAX_SUBJECT - 2)),
+        payload,
+        encoding,
+        headers: headers.clone(),
+        error: "\u{1}".repeat(MAX_ERROR_CHARS),
+        attempts: MAX_ATTEMPTS,
+        source: Some(source(1)),
+    };
+    let binary: Vec<u8> = (0..MAX_PAYLOAD_BYTES).map(|i| (i % 251) as u8).collect();
+    let quotes_json = format!("\"{}\"", "\\\"".repeat((MAX_PAYLOAD_BYTES - 2) / 2));
+    vec![
+        (
+            "control characters as text",
+            letter("\u{1}".repeat(MAX_PAYLOAD_BYTES), Encoding::Text),
+        ),
+        (
+            "escaped quotes as JSON",
+            letter(quotes_json, Encoding::Json),
+        ),
+        ("binary", {
+            let (encoding, payload) = encode_payload(&binary);
+            letter(payload, encoding)
+        }),
+    ]
+}
+
+#[test]
+fn a_maximal_dead_letter_fits_in_an_event() {
+    for (what, letter) in maximal_letters() {
+        let bytes = decode_payload(letter.encoding, &letter.payload).unwrap();
+        let (events, _) = DlqEntry::default()
+            .decide(DlqCommand::Capture {
+                id: id(),
+                letter,
+                actor: "worker:dlq-capture".into(),
+                now: t0(),
+            })
+            .unwrap_or_else(|e| panic!("{what} is accepted: {e}"));
+        let size = serde_json::to_vec(&events[0]).unwrap().len();
+        assert!(
+            size <= crate::MAX_EVENT_BYTES,
+            "{what}: the event takes {size} bytes, more than {}",
+            crate::MAX_EVENT_BYTES
+        );
+        let DlqEvent::DlqEntryCaptured {
+            payload, encoding, ..
+        } = &events[0]
+        else {
+            panic!("captured")
+        };
+        assert_eq!(
+            decode_payload(*encoding, payload).unwrap(),
+            bytes,
+            "{what}: kept byte-exact"
+        );
+    }
+}
+
+#[test]
+fn text_that_escapes_to_more_than_base64_is_kept_as_base64() {
+    let (encoding, _) = encode_payload("\u{1}\u{2}\u{3}".as_bytes());
+    assert_eq!(encoding, Encoding::Base64);
+    let (encoding, payload) = encode_payload(br#"{"task":"t1"}"#);
+    assert_eq!(
+        (encoding, payload.as_str()),
+        (Encoding::Json, r#"{"task":"t1"}"#)
+    );
+}
+
+#[test]
+fn headers_are_refused_past_their_total_size() {
+    let mut letter = letter(1);
+    letter.headers = (0..20)
+        .map(|i| (format!("H{i}"), vec!["v".repeat(MAX_HEADER_VALUE)]))
+        .collect();
+    let refused = DlqEntry::default().decide(DlqCommand::Capture {
+        id: id(),
+        letter,
+        actor: "svc".into(),
+        now: t0(),
+    });
+    assert!(
+        matches!(&refused, Err(DlqError::Invalid { field, .. }) if *field == "headers"),
+        "{refused:?}"
+    );
+}

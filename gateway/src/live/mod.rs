@@ -82,7 +82,11 @@ async fn upgrade(
         // The buffer grows only on connections that receive that much at once.
         .write_buffer_size(128 * 1024)
         // Bounded: a client that stops reading is cut off, never buffered without end.
-        .max_write_buffer_size(256 * 1024)
+        // It holds what one pass queues plus one frame of the largest event
+        // (docs/adr/013-bounded-events.md): a frame larger than this bound would close
+        // the connection (this bound was 256 KiB, and a 1 MiB dead letter cut off every
+        // dead-letter subscriber). Memory only grows on a connection while it is sent one.
+        .max_write_buffer_size(128 * 1024 + streams::MAX_MESSAGE_BYTES + 64 * 1024)
         .max_message_size(protocol::MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(protocol::MAX_CLIENT_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
