@@ -1,4 +1,4 @@
-import { queryOptions, useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query';
+import { useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query';
 import { useEffect, useMemo } from 'react';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
@@ -32,6 +32,7 @@ export function fetchStatusPage(filter: StatusFilter, offset: number, signal?: A
 export async function fetchAllStatus(
   filter: StatusFilter,
   signal?: AbortSignal,
+  onPartial?: (partial: GovernanceStatus) => void,
 ): Promise<GovernanceStatus> {
   const first = await fetchStatusPage(filter, 0, signal);
   const offsets: number[] = [];
@@ -41,6 +42,7 @@ export async function fetchAllStatus(
     const batch = await Promise.all(
       offsets.slice(i, i + PARALLEL).map((o) => fetchStatusPage(filter, o, signal)),
     );
+    onPartial?.({ ...first, rows: pages.flat() });
     pages.push(...batch.map((b) => b.rows));
   }
   return { ...first, rows: pages.flat() };
@@ -49,15 +51,24 @@ export async function fetchAllStatus(
 export const statusKey = (filter: StatusFilter) =>
   ['governance', 'status', filter.status ?? 'all'] as const;
 
-export const statusQuery = (filter: StatusFilter) =>
-  queryOptions({
-    queryKey: statusKey(filter),
-    queryFn: ({ signal }) => fetchAllStatus(filter, signal),
-  });
-
+/**
+ * The first load shows each 1,000 rows as they arrive (the first page in one request's time);
+ * a re-read replaces the list only when complete, so the table never shrinks under the reader.
+ */
 export function useGovernanceStatus(filter: StatusFilter) {
-  return useQuery(statusQuery(filter));
+  const qc = useQueryClient();
+  const key = statusKey(filter);
+  return useQuery({
+    queryKey: key,
+    queryFn: ({ signal }) =>
+      fetchAllStatus(filter, signal, (partial) => {
+        const current = qc.getQueryData<GovernanceStatus>(key);
+        if (!current || isPartial(current)) qc.setQueryData(key, partial);
+      }),
+  });
 }
+
+const isPartial = (d: GovernanceStatus | undefined) => !!d && d.rows.length < d.matching;
 
 /**
  * Keeps the status table current from the socket's budget events: a change to a budget already

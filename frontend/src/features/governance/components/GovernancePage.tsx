@@ -201,7 +201,10 @@ export default function GovernancePage() {
         <RoleMatrix />
       </Paper>
       {status.data && status.data.matching > status.data.rows.length && (
-        <Alert severity="warning">Only part of the list could be read.</Alert>
+        <Alert severity="info" role="status">
+          Reading the list: {fmtInt(status.data.rows.length)} of {fmtInt(status.data.matching)}{' '}
+          budgets so far.
+        </Alert>
       )}
     </Stack>
   );
