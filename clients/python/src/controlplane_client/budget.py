@@ -220,8 +220,14 @@ class Reservation:
             await self._settle(commit=commit)
         except asyncio.CancelledError:
             if self.result is None:
-                self._cp.spawn(self._settle(commit=commit))
+                self._cp.spawn(self._settle_in_background(commit=commit))
             raise
+
+    async def _settle_in_background(self, *, commit: bool) -> None:
+        try:
+            await self._settle(commit=commit)
+        except SettleFailed as error:
+            log.error("%s; its TTL will release it", error)
 
     async def _settle(self, *, commit: bool) -> None:
         deadline = self._cp.settings.settle_deadline

@@ -154,10 +154,10 @@ class ControlPlane:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
-        # Retrieved here, so a failure whose caller was cancelled meanwhile is logged
-        # rather than reported by asyncio as "never retrieved".
+        # Retrieved here, so a failure whose caller is gone is not reported by asyncio as
+        # "never retrieved" (the steps log their own failures).
         if not task.cancelled() and task.exception() is not None:
-            log.warning("background step failed: %s", task.exception())
+            log.debug("background step failed: %s", task.exception())
 
     async def close(self) -> None:
         """Waits for settles still running (at most ``settle_deadline``), then drains the
