@@ -3,7 +3,7 @@
 //   1. Lighthouse 12 (Debian's Chromium) on Dashboard and Governance, desktop and mobile presets;
 //   2. an event committed -> visible on an open Governance page (wall clock, same machine);
 //   3. the longest main-thread task while scrolling the 10,000-row Governance table.
-// Usage: bench/frontend/run.sh   (builds what it needs; prints a Markdown section)
+// Usage: bench/frontend/run.sh   (builds what it needs; prints the figures as JSON)
 import { writeFileSync, mkdirSync } from 'node:fs';
 import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';

@@ -140,6 +140,10 @@ test('admin logs in and sees every page, in light and dark mode, accessible', as
     await withPage(
       `admin-${colorScheme}`,
       async (page) => {
+        await page.goto('/login');
+        await page.getByRole('button', { name: 'Sign in' }).waitFor();
+        await page.screenshot({ path: `${artifacts}login-${colorScheme}.png` });
+        await axe(page, `/login (${colorScheme})`);
         await login(page, { username: 'admin', password: dep.password });
         const nav = page.getByRole('navigation', { name: 'Pages' });
         for (const p of pages) {
