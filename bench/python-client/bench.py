@@ -40,14 +40,19 @@ async def run(op: Op, tasks: int, seconds: float) -> dict[str, float]:
             latencies.append(time.perf_counter() - started)
 
     started = time.monotonic()
+    cpu_started = time.process_time()
     await asyncio.gather(*(worker(i) for i in range(tasks)))
     elapsed = time.monotonic() - started
+    cpu = time.process_time() - cpu_started
     latencies.sort()
     return {
         "pairs_per_second": len(latencies) / elapsed,
         "median_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
         "pairs": len(latencies),
+        # This process's CPU time per pair: the client's own cost, steadier than the rate
+        # on a shared machine.
+        "cpu_us_per_pair": cpu / max(len(latencies), 1) * 1e6,
     }
 
 
