@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import nats.errors
 import pytest
@@ -23,6 +24,8 @@ def _free_port() -> int:
 
 def _nats_server(*auth: str) -> Iterator[str]:
     binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    if not Path(binary).exists():  # NATS_URL names a server of the user's own
+        pytest.skip("no nats-server binary here to start a private server with")
     port = _free_port()
     process = subprocess.Popen(
         [binary, "-a", "127.0.0.1", "-p", str(port), *auth],
