@@ -4176,6 +4176,7 @@ export interface components {
             migrations: string;
             /** @description `ok` or `disconnected`. */
             nats: string;
+            publisher_stuck?: components["schemas"]["Stuck"] | null;
             ready: boolean;
         };
         /** @description Which open entries a job moves. */
@@ -4406,6 +4407,12 @@ export interface components {
             /** Format: int64 */
             warning: number;
         };
+        /** @description An event the publisher cannot publish, and why. */
+        Stuck: {
+            /** Format: int64 */
+            position: number;
+            reason: string;
+        };
         /** @description Readiness of this process and of the services beside it. */
         SystemHealth: components["schemas"]["Readiness"] & {
             /**
@@ -4424,6 +4431,7 @@ export interface components {
             /** Format: int64 */
             published: number;
             publisher_active: boolean;
+            publisher_stuck?: components["schemas"]["Stuck"] | null;
             /** Format: int64 */
             skipped: number;
         };

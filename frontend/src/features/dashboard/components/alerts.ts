@@ -87,6 +87,16 @@ export function buildAlerts(input: {
       action: 'Dead letters',
     });
   }
+  const stuck = health?.publisher_stuck ?? pipeline?.this_process.publisher_stuck;
+  if (stuck) {
+    out.push({
+      id: 'stuck',
+      severity: 'error',
+      text: `The publisher cannot publish the event at position ${stuck.position}: ${stuck.reason}`,
+      to: `${paths.dashboard}#health`,
+      action: 'Health',
+    });
+  }
   if (pipeline) {
     for (const [name, stage] of [
       ['Publisher', pipeline.publisher],
