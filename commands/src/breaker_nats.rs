@@ -13,60 +13,41 @@ use async_nats::{Client, Message};
 use domain::breaker::{validate_breaker_name, BreakerState};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{parse, MAX_COMMAND_BYTES};
 use crate::breaker::{BreakerService, CheckAnswer};
 use crate::breaker_api::NameRequest;
-use crate::nats::{expects_reply, send_reply, QUEUE_GROUP};
+use crate::request_server::{serve_requests, Requests};
 use crate::store::Actor;
 use crate::CommandError;
 
 /// Requests handled at once per process; more wait in the subscription buffer.
 const MAX_IN_FLIGHT: usize = 512;
 
-/// Subscribes and serves breaker commands until the subscription ends.
+struct BreakerRequests(Arc<BreakerService>);
+
+impl Requests for BreakerRequests {
+    /// Most checks are answered from the cache right where they arrive: no task, no wait.
+    fn quick(&self, message: &Message) -> Option<Vec<u8>> {
+        quick_check(&self.0, message).map(|answer| check_reply(answer).to_vec())
+    }
+
+    async fn answer(&self, message: &Message) -> Result<Vec<u8>, CommandError> {
+        dispatch(&self.0, message).await
+    }
+}
+
+/// Serves breaker commands until `shutdown` (then answers what it took, and returns).
 pub async fn serve_breaker_commands(
     client: Client,
     prefix: String,
     service: Arc<BreakerService>,
+    shutdown: CancellationToken,
 ) -> Result<(), async_nats::SubscribeError> {
     let subject = format!("{prefix}.cmd.breaker.*");
-    let mut subscription = client
-        .queue_subscribe(subject.clone(), QUEUE_GROUP.to_string())
-        .await?;
-    tracing::info!(%subject, "listening for NATS breaker commands");
-    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(message) = subscription.next().await {
-        // Most checks are answered from the cache right here: no task, no lock wait.
-        if let (Some(answer), Some(reply_to)) = (quick_check(&service, &message), &message.reply) {
-            if let Err(error) = client
-                .publish(reply_to.clone(), check_reply(answer).into())
-                .await
-            {
-                tracing::warn!(%error, "could not send a NATS reply");
-            }
-            continue;
-        }
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
-        let client = client.clone();
-        let service = service.clone();
-        tokio::spawn(async move {
-            handle(&client, &service, message).await;
-            drop(permit);
-        });
-    }
-    Ok(())
-}
-
-async fn handle(client: &Client, service: &BreakerService, message: Message) {
-    if !expects_reply(&message) {
-        return;
-    }
-    let outcome = dispatch(service, &message).await;
-    send_reply(client, &message, outcome).await;
+    let area = Arc::new(BreakerRequests(service));
+    serve_requests(client, subject, MAX_IN_FLIGHT, area, shutdown).await
 }
 
 /// A well-formed check whose answer is cached and fresh; anything else (bad input

@@ -6,51 +6,38 @@
 use std::sync::Arc;
 
 use async_nats::{Client, Message};
-use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::parse_limited;
 use crate::dlq::DlqService;
 use crate::dlq_api::MAX_CAPTURE_BYTES;
-use crate::nats::{expects_reply, json_bytes, send_reply, QUEUE_GROUP};
+use crate::request_server::{json_bytes, serve_requests, Requests};
 use crate::store::Actor;
 use crate::CommandError;
 
 /// Requests handled at once per process (captures can be large).
 const MAX_IN_FLIGHT: usize = 64;
 
-/// Subscribes and serves dead-letter commands until the subscription ends.
+struct DlqRequests(Arc<DlqService>);
+
+impl Requests for DlqRequests {
+    async fn answer(&self, message: &Message) -> Result<Vec<u8>, CommandError> {
+        dispatch(&self.0, message)
+            .await
+            .map(|body| json_bytes(&body))
+    }
+}
+
+/// Serves dead-letter commands until `shutdown` (then answers what it took, and returns).
 pub async fn serve_dlq_commands(
     client: Client,
     prefix: String,
     service: Arc<DlqService>,
+    shutdown: CancellationToken,
 ) -> Result<(), async_nats::SubscribeError> {
     let subject = format!("{prefix}.cmd.dlq.*");
-    let mut subscription = client
-        .queue_subscribe(subject.clone(), QUEUE_GROUP.to_string())
-        .await?;
-    tracing::info!(%subject, "listening for NATS dead-letter commands");
-    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(message) = subscription.next().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            break;
-        };
-        let client = client.clone();
-        let service = service.clone();
-        tokio::spawn(async move {
-            handle(&client, &service, message).await;
-            drop(permit);
-        });
-    }
-    Ok(())
-}
-
-async fn handle(client: &Client, service: &DlqService, message: Message) {
-    if !expects_reply(&message) {
-        return;
-    }
-    let outcome = dispatch(service, &message).await;
-    send_reply(client, &message, outcome.map(|body| json_bytes(&body))).await;
+    let area = Arc::new(DlqRequests(service));
+    serve_requests(client, subject, MAX_IN_FLIGHT, area, shutdown).await
 }
 
 async fn dispatch(

@@ -1,6 +1,6 @@
 //! The write side of the control plane.
 //!
-//! A command arrives (over HTTP through the gateway, or over NATS through [`nats`]), is
+//! A command arrives (over HTTP through the gateway, or over NATS through [`budget_nats`] and the other `*_nats` files, served by [`request_server`]), is
 //! parsed and validated ([`api`]), and is executed by an aggregate service
 //! ([`budget::BudgetService`]): the aggregate decides, its events are appended to the
 //! PostgreSQL event store with optimistic concurrency, and the answer goes back.
@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod breaker_api;
 pub mod breaker_nats;
 pub mod budget;
+pub mod budget_nats;
 pub mod dlq;
 pub mod dlq_api;
 pub mod dlq_capture;
@@ -22,7 +23,7 @@ pub mod dlq_redrive;
 pub mod error;
 pub mod executor;
 pub mod expiry;
-pub mod nats;
+pub mod request_server;
 pub mod sandbox_audit;
 pub mod store;
 

@@ -53,6 +53,9 @@ pub struct Config {
     /// The sandbox service the health card probes (`SANDBOX_URL`, default
     /// `http://127.0.0.1:8001`; `-`: none).
     pub sandbox_url: Option<String>,
+    /// On SIGTERM/SIGINT, how long `serve` may take to answer what it took and close its
+    /// WebSockets before it stops the rest (`SHUTDOWN_GRACE_SECONDS`, default 20).
+    pub shutdown_grace: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -312,6 +315,13 @@ impl Config {
                 "must be between 10 and 86400000",
             ));
         }
+        let shutdown_grace_seconds = parse_num("SHUTDOWN_GRACE_SECONDS", 20)?;
+        if !(1..=3600).contains(&shutdown_grace_seconds) {
+            return Err(error(
+                "SHUTDOWN_GRACE_SECONDS",
+                "must be between 1 and 3600",
+            ));
+        }
         let sandbox_url = match get("SANDBOX_URL") {
             None => Some("http://127.0.0.1:8001".to_string()),
             Some(url) if url.trim() == "-" => None,
@@ -328,6 +338,7 @@ impl Config {
                 .unwrap_or_else(|| "frontend/dist".into())
                 .into(),
             sandbox_url,
+            shutdown_grace: Duration::from_secs(shutdown_grace_seconds),
             hash_checkpoint_events: hash_checkpoint_events as i64,
             hash_checkpoint_interval: Duration::from_millis(hash_checkpoint_ms),
             warning_percent: warning_percent as u8,

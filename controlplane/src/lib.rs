@@ -9,6 +9,7 @@ pub mod reads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use auth::{Role, TokenKeys};
 use axum::serve::ListenerExt;
@@ -22,6 +23,7 @@ use streams::{
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
@@ -35,22 +37,76 @@ pub struct Server {
     pub projector: Arc<ProjectorStats>,
     /// The WebSocket fan-out of this process.
     pub live: Arc<gateway::live::LiveHub>,
+    /// Cancelled to stop taking HTTP requests and NATS commands.
+    stop_taking: CancellationToken,
+    /// The NATS connection: flushed before the process ends, or the last replies are lost.
+    nats: async_nats::Client,
+    /// The HTTP server: ends once every request it took is answered.
+    http: JoinHandle<()>,
+    /// The NATS command listeners: each ends once every command it took is answered.
+    listeners: Vec<JoinHandle<()>>,
+    /// Everything else: workers and the two singletons (whose locks go with their tasks).
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Stops every task of this server (tests use it; `serve` runs until killed).
+    /// Stops every task of this server at once (tests use it; `serve` stops gracefully).
     pub fn shutdown(self) {
-        for task in self.tasks {
+        self.http.abort();
+        for task in self.listeners.into_iter().chain(self.tasks) {
             task.abort();
         }
     }
 
-    /// Waits until the HTTP server stops.
-    pub async fn wait(mut self) {
-        if let Some(http) = self.tasks.pop() {
-            let _ = http.await;
+    /// Serves until `signal` completes, then stops gracefully within `grace`
+    /// ([`Server::stop_gracefully`]); or until the HTTP server stops by itself.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+        grace: Duration,
+    ) {
+        tokio::select! {
+            _ = signal => self.stop_gracefully(grace).await,
+            _ = &mut self.http => tracing::error!("the HTTP server stopped"),
         }
+    }
+
+    /// A rolling deploy's stop: take no new HTTP requests or NATS commands, answer every one
+    /// already taken, close WebSockets with 1001 "going away" (clients resume with `since`
+    /// on another replica), then release the publisher and projector locks at once so a
+    /// standby takes them over within its next try (a second), not after a lock timeout.
+    /// Whatever is still running after `grace` is stopped.
+    pub async fn stop_gracefully(self, grace: Duration) {
+        tracing::info!(
+            ?grace,
+            "shutting down: taking no new requests, answering those taken"
+        );
+        self.stop_taking.cancel();
+        self.live.close_all();
+        let live = self.live.clone();
+        let answered = async {
+            for listener in self.listeners {
+                let _ = listener.await;
+            }
+            // The replies sent so far sit in the client's buffer until it writes them.
+            if let Err(error) = self.nats.flush().await {
+                tracing::warn!(%error, "could not flush the last NATS replies");
+            }
+            let _ = self.http.await;
+            live.wait_closed(grace).await;
+        };
+        if tokio::time::timeout(grace, answered).await.is_err() {
+            tracing::warn!(?grace, "grace period over; stopping what is left");
+        }
+        // Dropping a singleton's task closes the connection that holds its advisory lock:
+        // PostgreSQL releases the lock as the session ends.
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        tracing::info!("shut down");
     }
 }
 
@@ -120,12 +176,18 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     let projector = Arc::new(ProjectorStats::default());
 
     let mut tasks = Vec::new();
+    let stop_taking = CancellationToken::new();
+    let mut listeners = Vec::new();
     let breakers = Arc::new(BreakerService::new(
         EventStore::new(pool.clone()),
         Arc::new(SystemClock),
     ));
-    tasks.extend(spawn_breakers(&nats, &config, &breakers));
-    let (dlq, redrive, dlq_tasks) = start_dlq(&pool, &nats, &config).await;
+    let (breaker_listener, breaker_tasks) = spawn_breakers(&nats, &config, &breakers, &stop_taking);
+    listeners.push(breaker_listener);
+    tasks.extend(breaker_tasks);
+    let (dlq, redrive, dlq_listener, dlq_tasks) =
+        start_dlq(&pool, &nats, &config, &stop_taking).await;
+    listeners.push(dlq_listener);
     tasks.extend(dlq_tasks);
     // The sandbox's run reports become `SandboxRun` events.
     tasks.push(tokio::spawn(commands::sandbox_audit::run_sandbox_audit(
@@ -142,9 +204,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         let prefix = config.nats_prefix.clone();
         let reads = budget_reads.clone();
         let nats = nats.clone();
-        tasks.push(tokio::spawn(async move {
+        let stop = stop_taking.clone();
+        listeners.push(tokio::spawn(async move {
             if let Err(error) =
-                commands::nats::serve_budget_commands(nats, prefix, budgets, reads).await
+                commands::budget_nats::serve_budget_commands(nats, prefix, budgets, reads, stop)
+                    .await
             {
                 tracing::error!(%error, "NATS command listener stopped");
             }
@@ -239,7 +303,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     )
     // Peer addresses feed the per-IP login limit.
     .into_make_service_with_connect_info::<SocketAddr>();
-    tasks.push(tokio::spawn(async move {
+    let stopped = stop_taking.clone().cancelled_owned();
+    let http = tokio::spawn(async move {
         // Without TCP_NODELAY a small write waits, behind Nagle's algorithm, for the ACK
         // of the one before: a WebSocket event frame sent while the client delays its ACK
         // sat there for up to 40 ms, and so did small HTTP answers.
@@ -248,16 +313,24 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
                 tracing::debug!(%error, "TCP_NODELAY not set on a connection");
             }
         });
-        if let Err(error) = axum::serve(listener, app).await {
+        // On shutdown: no new connections or requests; those in progress are answered.
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
             tracing::error!(%error, "HTTP server stopped");
         }
-    }));
+    });
     Ok(Server {
         addr,
         budgets,
         publisher,
         projector,
         live,
+        stop_taking,
+        nats: nats.clone(),
+        http,
+        listeners,
         tasks,
     })
 }
@@ -268,12 +341,13 @@ fn spawn_breakers(
     nats: &async_nats::Client,
     config: &Config,
     breakers: &Arc<BreakerService>,
-) -> Vec<JoinHandle<()>> {
+    stop_taking: &CancellationToken,
+) -> (JoinHandle<()>, Vec<JoinHandle<()>>) {
     let prefix = config.nats_prefix.clone();
-    let (client, service) = (nats.clone(), breakers.clone());
+    let (client, service, stop) = (nats.clone(), breakers.clone(), stop_taking.clone());
     let commands = tokio::spawn(async move {
         if let Err(error) =
-            commands::breaker_nats::serve_breaker_commands(client, prefix, service).await
+            commands::breaker_nats::serve_breaker_commands(client, prefix, service, stop).await
         {
             tracing::error!(%error, "NATS breaker listener stopped");
         }
@@ -291,7 +365,7 @@ fn spawn_breakers(
         breakers.clone(),
         config.expiry_interval,
     ));
-    vec![commands, sync, retry]
+    (commands, vec![sync, retry])
 }
 
 /// The dead-letter queue: its services, the NATS capture command, the advisory capture
@@ -301,9 +375,11 @@ async fn start_dlq(
     pool: &sqlx::PgPool,
     nats: &async_nats::Client,
     config: &Config,
+    stop_taking: &CancellationToken,
 ) -> (
     Arc<commands::dlq::DlqService>,
     Arc<commands::dlq_redrive::RedriveService>,
+    JoinHandle<()>,
     Vec<JoinHandle<()>>,
 ) {
     let dlq = Arc::new(
@@ -327,9 +403,11 @@ async fn start_dlq(
         );
     }
     let prefix = config.nats_prefix.clone();
-    let (client, service) = (nats.clone(), dlq.clone());
+    let (client, service, stop) = (nats.clone(), dlq.clone(), stop_taking.clone());
     let commands = tokio::spawn(async move {
-        if let Err(error) = commands::dlq_nats::serve_dlq_commands(client, prefix, service).await {
+        if let Err(error) =
+            commands::dlq_nats::serve_dlq_commands(client, prefix, service, stop).await
+        {
             tracing::error!(%error, "NATS dead-letter listener stopped");
         }
     });
@@ -343,7 +421,7 @@ async fn start_dlq(
         dlq.clone(),
         config.expiry_interval,
     ));
-    (dlq, redrive, vec![commands, capture, worker])
+    (dlq, redrive, commands, vec![capture, worker])
 }
 
 /// The registry `/metrics` exports. A fresh one per server, so in-process test servers

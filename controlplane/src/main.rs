@@ -95,10 +95,11 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let config_grace = config.shutdown_grace;
             let server = controlplane::start(config, listener).await?;
             tracing::info!(addr = %server.addr, "control plane listening");
             println!("control plane listening on http://{}", server.addr);
-            server.wait().await;
+            server.run_until(shutdown_signal(), config_grace).await;
             Ok(())
         }
         Command::Migrate => {
@@ -168,5 +169,16 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             println!("user {username} saved with role {}", role.as_str());
             Ok(())
         }
+    }
+}
+
+/// SIGTERM (a rolling deploy, `docker stop`, Kubernetes) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
     }
 }

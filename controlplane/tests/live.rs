@@ -876,3 +876,25 @@ async fn a_maximal_dead_letter_flows_through_and_does_not_hold_up_the_next_comma
         .iter()
         .any(|m| m.envelope.aggregate_id == id && m.envelope.event_type == "DlqEntryCaptured"));
 }
+
+/// A graceful stop (SIGTERM) closes every WebSocket with 1001 "going away", so dashboards
+/// resume with `since` on another replica instead of seeing the connection cut.
+#[tokio::test]
+async fn a_graceful_stop_closes_websockets_with_going_away() {
+    let mut env = TestEnv::start().await;
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(&mut ws, json!({"type": "subscribe", "topics": ["budget"]})).await;
+    let server = env.server.take().unwrap();
+    let stopping = tokio::spawn(server.stop_gracefully(Duration::from_secs(10)));
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(frame["type"], "closed", "{frame}");
+    let close = frame["frame"].as_str().unwrap();
+    assert!(
+        close.contains("Away") && close.contains("server shutting down"),
+        "{close}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the stop ends within its grace period")
+        .unwrap();
+}

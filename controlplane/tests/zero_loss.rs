@@ -1,10 +1,11 @@
-//! Zero loss with real processes: `kill -9` of the serving process mid-stream, NATS going
-//! away while commands keep arriving, and publisher fail-over between two processes.
+//! Zero loss with real processes: `kill -9` of the serving process mid-stream, SIGTERM under
+//! load (a rolling deploy), NATS going away while commands keep arriving, and publisher
+//! fail-over between two processes.
 //! Each test has its own database, subject prefix and stream.
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ fn load(
     workers: usize,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<(String, i64)>>>,
-    failed: Arc<AtomicUsize>,
+    failed: Arc<Mutex<Vec<Failure>>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..workers)
         .map(|w| {
@@ -48,8 +49,14 @@ fn load(
                             let position = answer["position"].as_i64().unwrap();
                             acked.lock().unwrap().push((id, position));
                         }
-                        _ => {
-                            failed.fetch_add(1, Ordering::SeqCst);
+                        Ok(response) => {
+                            let status = response.status();
+                            let body = response.text().await.unwrap_or_default();
+                            failed.lock().unwrap().push(Failure::Answered(format!("{status}: {body}")));
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        Err(error) => {
+                            failed.lock().unwrap().push(Failure::NotAnswered(error.to_string()));
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     }
@@ -57,6 +64,16 @@ fn load(
             })
         })
         .collect()
+}
+
+/// A request of the load that did not succeed (the text shows in assertion messages).
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+enum Failure {
+    /// The server answered with an error.
+    Answered(String),
+    /// No answer: no listener, a reset, a time-out.
+    NotAnswered(String),
 }
 
 /// Budgets the load spreads over: many, so that the last events before a crash are the
@@ -111,7 +128,7 @@ async fn kill_9_mid_stream_loses_nothing_and_doubles_nothing() {
     let (stop, acked, failed) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(Mutex::new(Vec::new())),
-        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
     );
     let workers = load(
         http.clone(),
@@ -193,7 +210,7 @@ async fn commands_keep_working_while_nats_is_down_and_the_publisher_catches_up()
     let (stop, acked, failed) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(Mutex::new(Vec::new())),
-        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
     );
     let workers = load(
         http.clone(),
@@ -214,7 +231,7 @@ async fn commands_keep_working_while_nats_is_down_and_the_publisher_catches_up()
 
     nats.stop();
     let during_outage_from = acked.lock().unwrap().len();
-    let failures_before = failed.load(Ordering::SeqCst);
+    let failures_before = failed.lock().unwrap().len();
     assert!(
         common::eventually(Duration::from_secs(30), || async {
             acked.lock().unwrap().len() >= during_outage_from + 100
@@ -223,7 +240,7 @@ async fn commands_keep_working_while_nats_is_down_and_the_publisher_catches_up()
         "commands over HTTP keep succeeding while NATS is down"
     );
     assert_eq!(
-        failed.load(Ordering::SeqCst),
+        failed.lock().unwrap().len(),
         failures_before,
         "no command failed during the outage"
     );
@@ -297,7 +314,7 @@ async fn with_two_processes_one_publishes_and_the_other_takes_over_when_it_dies(
     let (stop, acked, failed) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(Mutex::new(Vec::new())),
-        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
     );
     let workers = load(
         http.clone(),
@@ -371,7 +388,7 @@ async fn after_a_kill_9_the_read_models_are_current_within_2_s_of_the_takeover()
     let (stop, acked, failed) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(Mutex::new(Vec::new())),
-        Arc::new(AtomicUsize::new(0)),
+        Arc::new(Mutex::new(Vec::new())),
     );
     let workers = load(
         http.clone(),
@@ -423,5 +440,155 @@ async fn after_a_kill_9_the_read_models_are_current_within_2_s_of_the_takeover()
     common::assert_exactly_once(&database_url, &nats, &stream).await;
     pool.close().await;
     drop(survivor);
+    common::delete_stream(stream);
+}
+
+/// Reservations over NATS (queue group: whichever process takes them) by `workers`
+/// clients until `stop`; acknowledged ones are recorded, and every other outcome (an error
+/// reply, no reply in time) is kept with its text.
+fn nats_load(
+    nats: async_nats::Client,
+    prefix: String,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<(String, i64)>>>,
+    failures: Arc<Mutex<Vec<String>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..workers)
+        .map(|w| {
+            let (nats, prefix) = (nats.clone(), prefix.clone());
+            let (stop, acked, failures) = (stop.clone(), acked.clone(), failures.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let body = json!({"tenant_id": "org1", "project_id": format!("p{}", (w + i * workers) % BUDGETS), "task_id": format!("nats-{w}-{i}"), "model": "m", "estimated_tokens": 1});
+                    let request = nats.request(
+                        format!("{prefix}.cmd.budget.request"),
+                        serde_json::to_vec(&body).unwrap().into(),
+                    );
+                    match tokio::time::timeout(Duration::from_secs(10), request).await {
+                        Ok(Ok(reply)) => {
+                            let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
+                            match (answer["reservation_id"].as_str(), answer["position"].as_i64()) {
+                                (Some(id), Some(position)) => {
+                                    acked.lock().unwrap().push((id.to_string(), position))
+                                }
+                                _ => failures.lock().unwrap().push(answer.to_string()),
+                            }
+                        }
+                        other => failures.lock().unwrap().push(format!("{other:?}")),
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// SIGTERM to the process that publishes, under a steady load over HTTP (to it) and NATS
+/// (to the queue group): it answers every command it took and exits in time; every
+/// acknowledged command is stored and published once; no command gets an error it did
+/// not deserve (over HTTP, requests after the stop find no listener — not an answer); and
+/// the other process takes the publisher over within 2 s of the exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_load_answers_what_it_took_and_hands_the_publisher_over() {
+    let database_url = common::fresh_database().await;
+    let prefix = common::unique_prefix();
+    let stream = common::stream_name(&prefix);
+    let nats_url = common::nats_url();
+    let http = reqwest::Client::new();
+    let pool = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let mut stopping = ServeProcess::start(&database_url, &prefix, &nats_url).await;
+    assert!(
+        common::eventually(Duration::from_secs(20), || async {
+            active_publisher(&pool, &stream).await == Some(stopping.pid())
+        })
+        .await
+    );
+    let staying = ServeProcess::start(&database_url, &prefix, &nats_url).await;
+    let token = common::admin_token_at(&http, &stopping.url).await;
+    set_limits(&http, &stopping.url, &token).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acked, failed) = (
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let mut workers = load(
+        http.clone(),
+        stopping.url.clone(),
+        token,
+        "term",
+        4,
+        stop.clone(),
+        acked.clone(),
+        failed.clone(),
+    );
+    let nats_failures = Arc::new(Mutex::new(Vec::new()));
+    let client = async_nats::connect(&nats_url).await.unwrap();
+    workers.extend(nats_load(
+        client,
+        prefix.clone(),
+        4,
+        stop.clone(),
+        acked.clone(),
+        nats_failures.clone(),
+    ));
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            acked.lock().unwrap().len() >= 200
+        })
+        .await,
+        "the load is flowing"
+    );
+    assert!(
+        failed.lock().unwrap().is_empty(),
+        "no HTTP command failed before the signal: {:?}",
+        failed.lock().unwrap()
+    );
+
+    let signalled = std::time::Instant::now();
+    let status = stopping.sigterm().await;
+    let exited = signalled.elapsed();
+    assert!(status.success(), "exits cleanly: {status}");
+    assert!(
+        common::eventually(Duration::from_secs(2), || async {
+            active_publisher(&pool, &stream).await == Some(staying.pid())
+        })
+        .await,
+        "the other process publishes within 2 s of the exit"
+    );
+    let took_over = signalled.elapsed();
+    // The load goes on against the process that stays (NATS), then stops.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let failed = failed.lock().unwrap().clone();
+    eprintln!(
+        "SIGTERM: exited after {exited:?}, publisher taken over {took_over:?} after the signal; \
+         {} commands acknowledged, {} HTTP requests found no listener after it",
+        acked.lock().unwrap().len(),
+        failed.len()
+    );
+    let answered_errors: Vec<&Failure> = failed
+        .iter()
+        .filter(|f| matches!(f, Failure::Answered(_)))
+        .collect();
+    assert!(
+        answered_errors.is_empty(),
+        "no HTTP command was answered with an error: {answered_errors:?}"
+    );
+    let nats_failures = nats_failures.lock().unwrap().clone();
+    assert!(
+        nats_failures.is_empty(),
+        "every NATS command was answered, none with an error: {nats_failures:?}"
+    );
+    let acked = acked.lock().unwrap().clone();
+    assert_acknowledged_are_stored(&database_url, &acked).await;
+    common::assert_exactly_once(&database_url, &nats_url, &stream).await;
+    pool.close().await;
+    drop(staying);
     common::delete_stream(stream);
 }

@@ -614,6 +614,16 @@ impl ServeProcess {
         self.child.id().expect("running")
     }
 
+    /// `kill -TERM`, and the exit status once the process has stopped.
+    pub async fn sigterm(&mut self) -> std::process::ExitStatus {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM sent");
+        self.child.wait().await.unwrap()
+    }
+
     /// `kill -9`.
     pub async fn kill9(&mut self) {
         self.child.start_kill().unwrap();

@@ -202,6 +202,9 @@ impl Connection {
                 _ = &mut expiry, if self.claims.is_some() => {
                     return Err(Stop::Close(POLICY, "token expired: reconnect with a fresh token"));
                 }
+                _ = self.hub.closing() => {
+                    return Err(Stop::Close(GOING_AWAY, "server shutting down"));
+                }
             }
         }
     }

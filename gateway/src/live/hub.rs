@@ -201,6 +201,9 @@ pub struct LiveHub {
     /// the commands.
     pub catch_up_permits: tokio::sync::Semaphore,
     runtime: FanoutRuntime,
+    /// Cancelled when the process shuts down: every connection closes with 1001 `server
+    /// shutting down`, and its client resumes with `since` on another replica.
+    closing: tokio_util::sync::CancellationToken,
 }
 
 /// Catch-up reads in flight per process (see [`LiveHub::catch_up_permits`]).
@@ -226,7 +229,26 @@ impl LiveHub {
             slow_closed: AtomicU64::new(0),
             connections,
             catch_up_permits: tokio::sync::Semaphore::new(CATCH_UP_READERS),
+            closing: tokio_util::sync::CancellationToken::new(),
         })
+    }
+
+    /// Closes every connection ("going away"), and refuses new ones.
+    pub fn close_all(&self) {
+        self.closing.cancel();
+    }
+
+    /// Completes when the process shuts down (see [`LiveHub::close_all`]).
+    pub fn closing(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.closing.cancelled()
+    }
+
+    /// Waits until every connection has closed, up to `within`.
+    pub async fn wait_closed(&self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.connections.get() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// A receiver of every event after the returned key. Subscribing first and reading
@@ -251,7 +273,7 @@ impl LiveHub {
     /// True once the JetStream consumer is reading: before that a connection could miss
     /// events published in between, so `/ws` answers 503.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && !self.closing.is_cancelled()
     }
 
     /// The last event handed out (for `stats` frames).
