@@ -85,12 +85,29 @@ impl From<BudgetError> for CommandError {
 
 impl From<sqlx::Error> for CommandError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed => CommandError::Unavailable(Box::new(error)),
-            other => CommandError::Internal(Box::new(other)),
+        if storage_unavailable(&error) {
+            CommandError::Unavailable(Box::new(error))
+        } else {
+            CommandError::Internal(Box::new(error))
         }
+    }
+}
+
+/// Whether PostgreSQL could not be reached or is going away, rather than refusing what was
+/// asked: a 503 "try again", not a 500. Seen while it restarts: the connection cut
+/// (`57P01` terminating connection due to administrator command), `57P03` the database
+/// system is starting up or shutting down, `08xxx` connection failures, `53xxx` too many
+/// connections or out of resources.
+pub fn storage_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+        }),
+        _ => false,
     }
 }

@@ -476,8 +476,13 @@ fn persistence_error(error: PersistenceError) -> CommandError {
         PersistenceError::ConnectionError(e) => CommandError::Unavailable(e),
         PersistenceError::OptimisticLockError => CommandError::Busy,
         PersistenceError::DeserializationError(e) | PersistenceError::UnknownError(e) => {
-            // A pool time-out surfaces here too; it is an availability problem.
-            if e.to_string().contains("pool timed out") {
+            // PostgreSQL going away (a pool time-out, a cut connection) surfaces here too;
+            // it is an availability problem.
+            let unavailable = e
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(crate::error::storage_unavailable)
+                || e.to_string().contains("pool timed out");
+            if unavailable {
                 CommandError::Unavailable(e)
             } else {
                 CommandError::Internal(e)

@@ -592,3 +592,78 @@ async fn sigterm_under_load_answers_what_it_took_and_hands_the_publisher_over() 
     drop(staying);
     common::delete_stream(stream);
 }
+
+/// PostgreSQL restarted (`pg_ctl restart -m fast`) under load: commands during the outage
+/// get a clear error answer (503 with Retry-After), never a hang past their time-out and
+/// never a success that was not stored; the service recovers by itself; everything
+/// acknowledged is stored, published once and in the read models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgresql_restart_under_load_gives_clear_errors_and_loses_nothing() {
+    let postgres = common::OwnPostgres::start();
+    let database_url = postgres.url();
+    let prefix = common::unique_prefix();
+    let stream = common::stream_name(&prefix);
+    let nats = common::nats_url();
+    let http = reqwest::Client::new();
+    let serve = ServeProcess::start(&database_url, &prefix, &nats).await;
+    let token = common::admin_token_at(&http, &serve.url).await;
+    set_limits(&http, &serve.url, &token).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acked, failed) = (
+        Arc::new(Mutex::new(Vec::new())),
+        Arc::new(Mutex::new(Vec::new())),
+    );
+    let workers = load(
+        http.clone(),
+        serve.url.clone(),
+        token,
+        "pg",
+        4,
+        stop.clone(),
+        acked.clone(),
+        failed.clone(),
+    );
+    assert!(
+        common::eventually(Duration::from_secs(30), || async {
+            acked.lock().unwrap().len() >= 100
+        })
+        .await,
+        "the load is flowing"
+    );
+    postgres.restart();
+    let after_restart = acked.lock().unwrap().len();
+    assert!(
+        common::eventually(Duration::from_secs(60), || async {
+            acked.lock().unwrap().len() >= after_restart + 100
+        })
+        .await,
+        "commands succeed again without anyone's help"
+    );
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let failed = failed.lock().unwrap().clone();
+    eprintln!(
+        "PostgreSQL restart: {} commands acknowledged, {} failed: {:?}",
+        acked.lock().unwrap().len(),
+        failed.len(),
+        failed.iter().take(5).collect::<Vec<_>>()
+    );
+    for failure in &failed {
+        match failure {
+            Failure::Answered(answer) => assert!(
+                answer.starts_with("503"),
+                "an outage is a 503 (retry later), not {answer}"
+            ),
+            Failure::NotAnswered(error) => panic!("a command got no answer: {error}"),
+        }
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert_acknowledged_are_stored(&database_url, &acked).await;
+    common::wait_for_pipeline(&database_url, &stream, Duration::from_secs(30)).await;
+    common::assert_exactly_once(&database_url, &nats, &stream).await;
+    drop(serve);
+    common::delete_stream(stream);
+}

@@ -774,3 +774,108 @@ pub async fn nats_answers(url: &str) -> bool {
         .await
         .is_ok()
 }
+
+/// A PostgreSQL server of this test's own (Debian's binaries, a cluster in a temporary
+/// directory, a free port), so it can be restarted without touching other tests.
+pub struct OwnPostgres {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    pub port: u16,
+}
+
+impl OwnPostgres {
+    pub fn start() -> OwnPostgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Debian's PostgreSQL is installed (scripts/services.sh installs it)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .find(|bin| bin.join("initdb").exists())
+            .expect("an initdb under /usr/lib/postgresql");
+        let dir = std::env::temp_dir().join(format!("cp-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = OwnPostgres { dir, bin, port };
+        // initdb and pg_ctl refuse to run as root: run them as `postgres`, owning the dir.
+        pg.as_postgres_user("chown", &["-R", "postgres", pg.dir.to_str().unwrap()], true);
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "--auth=trust", "-U", "postgres", "-N"],
+        );
+        pg.pg_ctl(&["start", "-w"]);
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").to_str().unwrap().to_string()
+    }
+
+    fn as_postgres_user(&self, program: &str, args: &[&str], plain: bool) {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let status = if plain {
+            if !root {
+                return; // not root: the files are already the runner's
+            }
+            std::process::Command::new(program).args(args).status()
+        } else if root {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--", program])
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+        } else {
+            std::process::Command::new(program)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+        };
+        assert!(status.unwrap().success(), "{program} {args:?}");
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let program = self.bin.join(tool);
+        self.as_postgres_user(program.to_str().unwrap(), args, false);
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let data = self.data();
+        let log = self.dir.join("log").to_str().unwrap().to_string();
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        let mut all = vec!["-D", &data, "-l", &log, "-o", &options];
+        all.extend_from_slice(args);
+        self.run("pg_ctl", &all);
+    }
+
+    /// `pg_ctl restart -m fast`: every session is cut, the server comes back.
+    pub fn restart(&self) {
+        self.pg_ctl(&["restart", "-m", "fast", "-w"]);
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let program = self.bin.join("pg_ctl");
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", program.to_str().unwrap()])
+            .args(["-D", &data, "stop", "-m", "immediate"])
+            .stdout(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
