@@ -71,6 +71,14 @@ type Slot = Arc<SlotInner>;
 
 /// Commands decided together and appended in one statement, at most.
 const MAX_BATCH: usize = 256;
+/// Commands waiting for one aggregate, at most. While PostgreSQL is slow (a lock on the
+/// events table, an overloaded disk) the queue would otherwise grow with every caller;
+/// past this bound a command is refused at once (503 `busy`, Retry-After).
+const MAX_QUEUED: usize = 4 * MAX_BATCH;
+/// How long a caller waits for its command's answer. Past it the caller gets 503
+/// `unavailable` (Retry-After): a command not started yet is then dropped, one already
+/// sent to PostgreSQL may still be applied, which a retry (same task id) finds.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The answer to a command and where its events landed in the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +147,9 @@ impl BudgetService {
         let (reply, answer) = oneshot::channel();
         let start_writer = {
             let mut queue = slot.queue.lock().expect("queue poisoned");
+            if queue.items.len() >= MAX_QUEUED {
+                return Err(CommandError::Busy);
+            }
             queue.items.push(Pending {
                 command,
                 actor: actor.clone(),
@@ -150,11 +161,20 @@ impl BudgetService {
             let (writer, id) = (self.writer.clone(), aggregate_id.to_string());
             tokio::spawn(async move { writer.drain(&id, &slot).await });
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(CommandError::Internal(
-                "the aggregate's writer stopped".into(),
-            ))
-        })
+        match tokio::time::timeout(ANSWER_DEADLINE, answer).await {
+            Ok(answer) => answer.unwrap_or_else(|_| {
+                Err(CommandError::Internal(
+                    "the aggregate's writer stopped".into(),
+                ))
+            }),
+            Err(_) => Err(CommandError::Unavailable(
+                format!(
+                    "no answer from the event store within {} s",
+                    ANSWER_DEADLINE.as_secs()
+                )
+                .into(),
+            )),
+        }
     }
 
     pub async fn set_limit(
@@ -369,7 +389,13 @@ impl Writer {
                     return;
                 }
                 let take = queue.items.len().min(MAX_BATCH);
-                queue.items.drain(..take).collect::<Vec<_>>()
+                // A caller that stopped waiting (its deadline passed, or it went away)
+                // gets no effect it cannot see.
+                queue
+                    .items
+                    .drain(..take)
+                    .filter(|pending| !pending.reply.is_closed())
+                    .collect::<Vec<_>>()
             };
             self.run_batch(aggregate_id, &mut guard, batch).await;
         }
