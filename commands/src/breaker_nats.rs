@@ -18,8 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{parse, MAX_COMMAND_BYTES};
 use crate::breaker::{BreakerService, CheckAnswer};
 use crate::breaker_api::NameRequest;
-use crate::request_server::{serve_requests, Requests};
-use crate::store::Actor;
+use crate::request_server::{serve_requests, verb_and_actor, Requests};
 use crate::CommandError;
 
 /// Requests handled at once per process; more wait in the subscription buffer.
@@ -81,20 +80,7 @@ fn to_bytes<T: Serialize>(value: T) -> Result<Vec<u8>, CommandError> {
 }
 
 async fn dispatch(service: &BreakerService, message: &Message) -> Result<Vec<u8>, CommandError> {
-    if message.payload.len() > MAX_COMMAND_BYTES {
-        return Err(CommandError::invalid(
-            "body",
-            format!("must be at most {MAX_COMMAND_BYTES} bytes"),
-        ));
-    }
-    let verb = message.subject.rsplit('.').next().unwrap_or_default();
-    let service_name = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Cp-Service"))
-        .map(|v| v.as_str().to_string())
-        .unwrap_or_else(|| "nats".to_string());
-    let actor = Actor::new(service_name, "nats");
+    let (verb, actor) = verb_and_actor(message, MAX_COMMAND_BYTES)?;
     let payload = &message.payload;
     match verb {
         "check" => to_bytes(service.api_check(parse(payload)?, &actor).await?),

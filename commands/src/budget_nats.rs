@@ -10,8 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{parse, BudgetReads, MAX_COMMAND_BYTES};
 use crate::budget::BudgetService;
-use crate::request_server::{json_bytes, serve_requests, Requests};
-use crate::store::Actor;
+use crate::request_server::{json_bytes, serve_requests, verb_and_actor, Requests};
 use crate::CommandError;
 
 /// Requests handled at once per process; more wait in the subscription buffer.
@@ -52,20 +51,7 @@ async fn dispatch(
     reads: &dyn BudgetReads,
     message: &Message,
 ) -> Result<serde_json::Value, CommandError> {
-    if message.payload.len() > MAX_COMMAND_BYTES {
-        return Err(CommandError::invalid(
-            "body",
-            format!("must be at most {MAX_COMMAND_BYTES} bytes"),
-        ));
-    }
-    let verb = message.subject.rsplit('.').next().unwrap_or_default();
-    let service_name = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Cp-Service"))
-        .map(|v| v.as_str().to_string())
-        .unwrap_or_else(|| "nats".to_string());
-    let actor = Actor::new(service_name, "nats");
+    let (verb, actor) = verb_and_actor(message, MAX_COMMAND_BYTES)?;
     let payload = &message.payload;
     match verb {
         "request" => to_value(service.api_reserve(parse(payload)?, &actor).await?),

@@ -11,8 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::parse_limited;
 use crate::dlq::DlqService;
 use crate::dlq_api::MAX_CAPTURE_BYTES;
-use crate::request_server::{json_bytes, serve_requests, Requests};
-use crate::store::Actor;
+use crate::request_server::{json_bytes, serve_requests, verb_and_actor, Requests};
 use crate::CommandError;
 
 /// Requests handled at once per process (captures can be large).
@@ -44,14 +43,8 @@ async fn dispatch(
     service: &DlqService,
     message: &Message,
 ) -> Result<serde_json::Value, CommandError> {
-    let verb = message.subject.rsplit('.').next().unwrap_or_default();
-    let service_name = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Cp-Service"))
-        .map(|v| v.as_str().to_string())
-        .unwrap_or_else(|| "nats".to_string());
-    let actor = Actor::new(service_name, "nats");
+    // The capture's own limit applies to its body (parse_limited below names it).
+    let (verb, actor) = verb_and_actor(message, usize::MAX)?;
     match verb {
         "capture" => {
             let request = parse_limited(&message.payload, MAX_CAPTURE_BYTES)?;

@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::Actor;
 use crate::CommandError;
 
 /// The queue group every control-plane process joins.
@@ -134,4 +135,24 @@ pub async fn serve_requests<R: Requests>(
     let _ = permits.acquire_many(max_in_flight as u32).await;
     tracing::info!(%subject, "NATS command listener stopped");
     Ok(())
+}
+
+/// The verb of a command (`request` of `cp.cmd.budget.request`) and who sent it (the
+/// `Cp-Service` header, `nats` without one), for the areas' dispatchers. A body larger
+/// than `max_bytes` is refused, naming the limit.
+pub fn verb_and_actor(message: &Message, max_bytes: usize) -> Result<(&str, Actor), CommandError> {
+    if message.payload.len() > max_bytes {
+        return Err(CommandError::invalid(
+            "body",
+            format!("must be at most {max_bytes} bytes"),
+        ));
+    }
+    let verb = message.subject.rsplit('.').next().unwrap_or_default();
+    let service_name = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Cp-Service"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_else(|| "nats".to_string());
+    Ok((verb, Actor::new(service_name, "nats")))
 }
