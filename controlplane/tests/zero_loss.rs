@@ -12,20 +12,41 @@ use std::time::Duration;
 use common::ServeProcess;
 use serde_json::{json, Value};
 
-/// Reservations sent by `workers` concurrent clients to `url` until `stop`, spread over
-/// the budgets `p0`..`p{BUDGETS - 1}`; every acknowledged one is recorded with the position
-/// it was written at.
-#[allow(clippy::too_many_arguments)]
+/// What a load records, and its stop switch: shared by the load's workers and the test.
+#[derive(Clone, Default)]
+struct Tally {
+    stop: Arc<AtomicBool>,
+    /// Acknowledged commands and the positions they were written at.
+    acked: Arc<Mutex<Vec<(String, i64)>>>,
+    failed: Arc<Mutex<Vec<Failure>>>,
+}
+
+impl Tally {
+    /// Stops the load and waits for its workers.
+    async fn finish(&self, workers: Vec<tokio::task::JoinHandle<()>>) {
+        self.stop.store(true, Ordering::SeqCst);
+        for worker in workers {
+            worker.await.unwrap();
+        }
+    }
+}
+
+/// Reservations sent by `workers` concurrent clients to `url` until the tally's `stop`,
+/// spread over the budgets `p0`..`p{BUDGETS - 1}`; every acknowledged one is recorded with
+/// the position it was written at.
 fn load(
     http: reqwest::Client,
     url: String,
     token: String,
     tag: &'static str,
     workers: usize,
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<(String, i64)>>>,
-    failed: Arc<Mutex<Vec<Failure>>>,
+    tally: &Tally,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let Tally {
+        stop,
+        acked,
+        failed,
+    } = tally.clone();
     (0..workers)
         .map(|w| {
             let (http, url, token) = (http.clone(), url.clone(), token.clone());
@@ -125,20 +146,15 @@ async fn kill_9_mid_stream_loses_nothing_and_doubles_nothing() {
     let token = common::admin_token_at(&http, &first.url).await;
     set_limits(&http, &first.url, &token).await;
 
-    let (stop, acked, failed) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Mutex::new(Vec::new())),
-        Arc::new(Mutex::new(Vec::new())),
-    );
+    let tally = Tally::default();
+    let acked = &tally.acked;
     let workers = load(
         http.clone(),
         first.url.clone(),
         token.clone(),
         "a",
         8,
-        stop.clone(),
-        acked.clone(),
-        failed.clone(),
+        &tally,
     );
     // Let it publish and project under load, then kill it in the middle of the stream.
     assert!(
@@ -150,36 +166,21 @@ async fn kill_9_mid_stream_loses_nothing_and_doubles_nothing() {
     );
     first.kill9().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    tally.finish(workers).await;
     let before_restart = acked.lock().unwrap().len();
 
     // Start again (same database, prefix and stream) and keep going.
     let second = ServeProcess::start(&database_url, &prefix, &nats).await;
     let token = common::admin_token_at(&http, &second.url).await;
-    stop.store(false, Ordering::SeqCst);
-    let workers = load(
-        http.clone(),
-        second.url.clone(),
-        token,
-        "b",
-        4,
-        stop.clone(),
-        acked.clone(),
-        failed.clone(),
-    );
+    tally.stop.store(false, Ordering::SeqCst);
+    let workers = load(http.clone(), second.url.clone(), token, "b", 4, &tally);
     assert!(
         common::eventually(Duration::from_secs(30), || async {
             acked.lock().unwrap().len() >= before_restart + 50
         })
         .await
     );
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    tally.finish(workers).await;
 
     let acked = acked.lock().unwrap().clone();
     assert_acknowledged_are_stored(&database_url, &acked).await;
@@ -207,21 +208,9 @@ async fn commands_keep_working_while_nats_is_down_and_the_publisher_catches_up()
     let serve = ServeProcess::start(&database_url, &prefix, &url).await;
     let token = common::admin_token_at(&http, &serve.url).await;
     set_limits(&http, &serve.url, &token).await;
-    let (stop, acked, failed) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Mutex::new(Vec::new())),
-        Arc::new(Mutex::new(Vec::new())),
-    );
-    let workers = load(
-        http.clone(),
-        serve.url.clone(),
-        token,
-        "n",
-        4,
-        stop.clone(),
-        acked.clone(),
-        failed.clone(),
-    );
+    let tally = Tally::default();
+    let acked = &tally.acked;
+    let workers = load(http.clone(), serve.url.clone(), token, "n", 4, &tally);
     assert!(
         common::eventually(Duration::from_secs(30), || async {
             acked.lock().unwrap().len() >= 50
@@ -231,7 +220,7 @@ async fn commands_keep_working_while_nats_is_down_and_the_publisher_catches_up()
 
     nats.stop();
     let during_outage_from = acked.lock().unwrap().len();
-    let failures_before = failed.lock().unwrap().len();
+    let failures_before = tally.failed.lock().unwrap().len();
     assert!(
         common::eventually(Duration::from_secs(30), || async {
             acked.lock().unwrap().len() >= during_outage_from + 100
@@ -240,7 +229,7 @@ async fn commands_keep_working_while_nats_is_down_and_the_publisher_catches_up()
         "commands over HTTP keep succeeding while NATS is down"
     );
     assert_eq!(
-        failed.lock().unwrap().len(),
+        tally.failed.lock().unwrap().len(),
         failures_before,
         "no command failed during the outage"
     );
@@ -248,10 +237,7 @@ async fn commands_keep_working_while_nats_is_down_and_the_publisher_catches_up()
     let mut nats = common::OwnNats::start(port, dir);
     assert!(common::eventually(Duration::from_secs(10), || common::nats_answers(&url)).await);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    tally.finish(workers).await;
     let acked = acked.lock().unwrap().clone();
     assert_acknowledged_are_stored(&database_url, &acked).await;
     common::assert_exactly_once(&database_url, &url, &stream).await;
@@ -311,21 +297,9 @@ async fn with_two_processes_one_publishes_and_the_other_takes_over_when_it_dies(
     let survivor_pid = survivor.pid();
     let survivor_url = survivor.url.clone();
 
-    let (stop, acked, failed) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Mutex::new(Vec::new())),
-        Arc::new(Mutex::new(Vec::new())),
-    );
-    let workers = load(
-        http.clone(),
-        survivor_url,
-        token,
-        "f",
-        4,
-        stop.clone(),
-        acked.clone(),
-        failed.clone(),
-    );
+    let tally = Tally::default();
+    let acked = &tally.acked;
+    let workers = load(http.clone(), survivor_url, token, "f", 4, &tally);
     assert!(
         common::eventually(Duration::from_secs(30), || async {
             acked.lock().unwrap().len() >= 50
@@ -348,10 +322,7 @@ async fn with_two_processes_one_publishes_and_the_other_takes_over_when_it_dies(
         })
         .await
     );
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    tally.finish(workers).await;
     eprintln!("publisher fail-over took {took:?}");
     let acked = acked.lock().unwrap().clone();
     assert_acknowledged_are_stored(&database_url, &acked).await;
@@ -385,21 +356,9 @@ async fn after_a_kill_9_the_read_models_are_current_within_2_s_of_the_takeover()
     let token = common::admin_token_at(&http, &survivor.url).await;
     set_limits(&http, &survivor.url, &token).await;
 
-    let (stop, acked, failed) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(Mutex::new(Vec::new())),
-        Arc::new(Mutex::new(Vec::new())),
-    );
-    let workers = load(
-        http.clone(),
-        survivor.url.clone(),
-        token,
-        "k",
-        8,
-        stop.clone(),
-        acked.clone(),
-        failed.clone(),
-    );
+    let tally = Tally::default();
+    let acked = &tally.acked;
+    let workers = load(http.clone(), survivor.url.clone(), token, "k", 8, &tally);
     assert!(
         common::eventually(Duration::from_secs(30), || async {
             acked.lock().unwrap().len() >= 200
@@ -408,10 +367,7 @@ async fn after_a_kill_9_the_read_models_are_current_within_2_s_of_the_takeover()
         "the burst is flowing"
     );
     victim.kill9().await;
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
+    tally.finish(workers).await;
     assert!(
         common::eventually(Duration::from_secs(15), || async {
             active_singleton(&pool, "projector", &stream).await == Some(survivor.pid())
@@ -509,28 +465,16 @@ async fn sigterm_under_load_answers_what_it_took_and_hands_the_publisher_over() 
     let token = common::admin_token_at(&http, &stopping.url).await;
     set_limits(&http, &stopping.url, &token).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (acked, failed) = (
-        Arc::new(Mutex::new(Vec::new())),
-        Arc::new(Mutex::new(Vec::new())),
-    );
-    let mut workers = load(
-        http.clone(),
-        stopping.url.clone(),
-        token,
-        "term",
-        4,
-        stop.clone(),
-        acked.clone(),
-        failed.clone(),
-    );
+    let tally = Tally::default();
+    let acked = &tally.acked;
+    let mut workers = load(http.clone(), stopping.url.clone(), token, "term", 4, &tally);
     let nats_failures = Arc::new(Mutex::new(Vec::new()));
     let client = async_nats::connect(&nats_url).await.unwrap();
     workers.extend(nats_load(
         client,
         prefix.clone(),
         4,
-        stop.clone(),
+        tally.stop.clone(),
         acked.clone(),
         nats_failures.clone(),
     ));
@@ -542,9 +486,9 @@ async fn sigterm_under_load_answers_what_it_took_and_hands_the_publisher_over() 
         "the load is flowing"
     );
     assert!(
-        failed.lock().unwrap().is_empty(),
+        tally.failed.lock().unwrap().is_empty(),
         "no HTTP command failed before the signal: {:?}",
-        failed.lock().unwrap()
+        tally.failed.lock().unwrap()
     );
 
     let signalled = std::time::Instant::now();
@@ -561,11 +505,8 @@ async fn sigterm_under_load_answers_what_it_took_and_hands_the_publisher_over() 
     let took_over = signalled.elapsed();
     // The load goes on against the process that stays (NATS), then stops.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let failed = failed.lock().unwrap().clone();
+    tally.finish(workers).await;
+    let failed = tally.failed.lock().unwrap().clone();
     eprintln!(
         "SIGTERM: exited after {exited:?}, publisher taken over {took_over:?} after the signal; \
          {} commands acknowledged, {} HTTP requests found no listener after it",
@@ -609,21 +550,9 @@ async fn a_postgresql_restart_under_load_gives_clear_errors_and_loses_nothing() 
     let token = common::admin_token_at(&http, &serve.url).await;
     set_limits(&http, &serve.url, &token).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (acked, failed) = (
-        Arc::new(Mutex::new(Vec::new())),
-        Arc::new(Mutex::new(Vec::new())),
-    );
-    let workers = load(
-        http.clone(),
-        serve.url.clone(),
-        token,
-        "pg",
-        4,
-        stop.clone(),
-        acked.clone(),
-        failed.clone(),
-    );
+    let tally = Tally::default();
+    let acked = &tally.acked;
+    let workers = load(http.clone(), serve.url.clone(), token, "pg", 4, &tally);
     assert!(
         common::eventually(Duration::from_secs(30), || async {
             acked.lock().unwrap().len() >= 100
@@ -640,11 +569,8 @@ async fn a_postgresql_restart_under_load_gives_clear_errors_and_loses_nothing() 
         .await,
         "commands succeed again without anyone's help"
     );
-    stop.store(true, Ordering::SeqCst);
-    for worker in workers {
-        worker.await.unwrap();
-    }
-    let failed = failed.lock().unwrap().clone();
+    tally.finish(workers).await;
+    let failed = tally.failed.lock().unwrap().clone();
     eprintln!(
         "PostgreSQL restart: {} commands acknowledged, {} failed: {:?}",
         acked.lock().unwrap().len(),
