@@ -117,7 +117,7 @@ pub const MAX_MESSAGE_BYTES: usize = domain::MAX_EVENT_BYTES + 64 * 1024;
 
 /// Refuses a NATS server whose `max_payload` is below [`MAX_MESSAGE_BYTES`]: some event
 /// the write side accepts could then never be published, and every later one would wait
-/// behind it. `None` while the server's limit is not known yet (not connected).
+/// behind it. A limit of 0 means not known yet (not connected) and passes.
 pub fn check_max_payload(server_max_payload: usize) -> Result<(), String> {
     if server_max_payload == 0 || server_max_payload >= MAX_MESSAGE_BYTES {
         return Ok(());
