@@ -15,6 +15,11 @@ const apiPaths = [
   '/system',
   '/readyz',
   '/openapi.json',
+  '/dlq',
+  '/circuit-breakers',
+  '/audit',
+  '/sandbox',
+  '/users',
 ];
 const proxy = Object.fromEntries(
   apiPaths.map((p) => [

@@ -50,8 +50,8 @@ pub struct Config {
     /// The built dashboard (`UI_DIR`, default `frontend/dist`): served at `/` when it holds
     /// an `index.html`.
     pub ui_dir: std::path::PathBuf,
-    /// The sandbox service the health card probes (`SANDBOX_URL`, default
-    /// `http://127.0.0.1:8001`; `-`: none).
+    /// The sandbox service the health card probes and `/sandbox/*` forwards to
+    /// (`SANDBOX_URL`, default `http://127.0.0.1:8001`; `-`: none).
     pub sandbox_url: Option<String>,
     /// On SIGTERM/SIGINT, how long `serve` may take to answer what it took and close its
     /// WebSockets before it stops the rest (`SHUTDOWN_GRACE_SECONDS`, default 20).

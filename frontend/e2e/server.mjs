@@ -27,6 +27,7 @@ export class Deployment {
     this.natsUrl = need('NATS_URL');
     this.db = `cp_e2e_${this.id}`;
     this.prefix = `e2e${this.id}`;
+    this.workStream = `E2E_WORK_${this.id}`;
     this.password = randomBytes(9).toString('hex');
     this.secret = randomBytes(24).toString('hex');
     this.processes = new Set();
@@ -48,6 +49,8 @@ export class Deployment {
       NATS_SUBJECT_PREFIX: this.prefix,
       EVENTS_STREAM: `E2E_${this.id}`,
       DLQ_ADVISORY_STREAM: `E2E_DLQ_${this.id}`,
+      // Dead letters are captured from this run's own work stream only (docs/dlq.md).
+      DLQ_WATCH_STREAMS: this.workStream,
       JWT_SECRET: this.secret,
       ADMIN_PASSWORD: this.password,
       HOST: '127.0.0.1',
@@ -132,7 +135,7 @@ export class Deployment {
     try {
       nc = await connect({ servers: this.natsUrl });
       const jsm = await nc.jetstreamManager();
-      for (const name of [`E2E_${this.id}`, `E2E_DLQ_${this.id}`]) {
+      for (const name of [`E2E_${this.id}`, `E2E_DLQ_${this.id}`, this.workStream]) {
         await jsm.streams.delete(name).catch(() => {});
       }
     } catch (e) {

@@ -14,9 +14,9 @@ export const navItems: NavItem[] = [
   { path: paths.dashboard, label: 'Dashboard', permission: perm.readSystem },
   { path: paths.governance, label: 'Governance', permission: perm.readGovernance },
   { path: paths.budget, label: 'Budget', permission: perm.readBudget },
-  { path: paths.dlq, label: 'Dead letters', permission: perm.readDlq, later: true },
-  { path: paths.breakers, label: 'Circuit breakers', permission: perm.readBreakers, later: true },
+  { path: paths.dlq, label: 'Dead letters', permission: perm.readDlq },
+  { path: paths.breakers, label: 'Circuit breakers', permission: perm.readBreakers },
   { path: paths.sandbox, label: 'Sandbox', permission: perm.executeCode, later: true },
-  { path: paths.audit, label: 'Audit log', permission: perm.readAudit, later: true },
+  { path: paths.audit, label: 'Audit log', permission: perm.readAudit },
   { path: paths.users, label: 'Users', permission: perm.adminUsers, later: true },
 ];
