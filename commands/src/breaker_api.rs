@@ -30,6 +30,34 @@ pub struct RecordRequest {
     pub error: Option<String>,
 }
 
+/// One change of a breaker's state, as `GET /circuit-breakers/{name}/transitions` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct TransitionBody {
+    /// The event's global position (its place in the audit log).
+    pub position: i64,
+    /// `BreakerOpened`, `BreakerHalfOpened`, `BreakerClosed`, `BreakerReset`,
+    /// `BreakerForcedOpen` or `BreakerDisabled`.
+    pub event_type: String,
+    /// The state after it.
+    pub state: String,
+    /// The state before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Who or what caused it (`via:user`, e.g. `http:alice`, `worker:breaker-retry`).
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    /// The failure that opened it (`BreakerOpened`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `GET /circuit-breakers/{name}/transitions`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct TransitionsResponse {
+    /// Newest first.
+    pub transitions: Vec<TransitionBody>,
+}
+
 /// `cp.cmd.breaker.check` and `cp.cmd.breaker.status`: `{"name"}`.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -25,6 +25,7 @@ const OPERATOR = { username: 'ops1', password: 'operator-password-1' };
 
 before(async () => {
   dep.createDatabase();
+  await dep.startSandbox();
   server = await dep.serve(0, 'serve-a');
   dep.addUser(VIEWER.username, 'viewer', VIEWER.password);
   dep.addUser(OPERATOR.username, 'operator', OPERATOR.password);
@@ -580,5 +581,42 @@ test('audit: a search by aggregate, the event with its hashes, a verify and an e
       'the export is exactly the filtered set',
     );
     await page.screenshot({ path: `${artifacts}audit-search.png`, fullPage: true });
+  });
+});
+
+test('sandbox: code runs from the editor with Ctrl+Enter through the control plane; a viewer cannot open the page', async (t) => {
+  if (!dep.sandboxUrl) {
+    t.skip(`no sandbox: ${dep.sandboxSkip}`);
+    return;
+  }
+  await withPage('sandbox', async (page) => {
+    const csp = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy|web worker/i.test(m.text())) csp.push(m.text());
+    });
+    await login(page, { username: 'admin', password: dep.password });
+    await page.goto('/sandbox');
+    await page
+      .getByTestId('limits')
+      .getByText(/network off/)
+      .waitFor();
+    await page.locator('.monaco-editor').waitFor({ timeout: 30_000 });
+    await page.locator('.monaco-editor .view-lines').click();
+    await page.keyboard.press('Control+A');
+    // Inserted as one input (typed key by key, a suggestion popup can swallow a letter).
+    await page.keyboard.insertText('import sys\nprint(6*7)\nsys.exit(3)');
+    await page.keyboard.press('Control+Enter');
+    const result = page.getByTestId('run-result');
+    await result.waitFor({ timeout: 60_000 });
+    assert.equal((await page.getByTestId('stdout').textContent()).trim(), '42');
+    assert.equal(await page.getByTestId('exit-code').textContent(), 'exit 3');
+    await page.screenshot({ path: `${artifacts}sandbox-run.png`, fullPage: true });
+    assert.deepEqual(csp, [], 'Monaco and its worker load under the CSP');
+  });
+  await withPage('sandbox-viewer', async (page) => {
+    await login(page, VIEWER);
+    await page.goto('/sandbox');
+    await page.getByRole('heading', { name: /403/ }).waitFor();
+    assert.match(await page.textContent('main'), /execute:code/);
   });
 });

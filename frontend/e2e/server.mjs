@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +60,8 @@ export class Deployment {
       RATE_LIMITS: 'admin=1000000,operator=1000000,viewer=1000000',
       LOGIN_RATE_PER_MINUTE: '100000',
       WS_STATS_SECONDS: process.env.WS_STATS_SECONDS ?? '1',
+      // The sandbox service of this run (startSandbox), or none.
+      SANDBOX_URL: this.sandboxUrl ?? '-',
       ...extra,
     };
   }
@@ -84,6 +87,56 @@ export class Deployment {
       env: { ...this.env(), USER_PASSWORD: password },
       stdio: ['ignore', 'ignore', 'inherit'],
     });
+  }
+
+  /**
+   * A real sandbox service (SANDBOX_BIN) on the container engine at DOCKER_HOST, sharing this
+   * run's JWT secret, for the control plane to forward runs to; call before `serve`. Resolves
+   * false (and says why) when either is missing.
+   */
+  async startSandbox() {
+    const bin = process.env.SANDBOX_BIN;
+    if (!bin || !process.env.DOCKER_HOST) {
+      this.sandboxSkip = 'SANDBOX_BIN and DOCKER_HOST are not set (scripts/sandbox-engine.sh up)';
+      return false;
+    }
+    const port = await new Promise((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = srv.address().port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const child = spawn(bin, [], {
+      env: {
+        ...process.env,
+        APP_ENV: 'test',
+        JWT_SECRET: this.secret,
+        HOST: '127.0.0.1',
+        SANDBOX_PORT: String(port),
+        SANDBOX_INSTANCE: `e2e-${this.id}`,
+        NATS_URL: this.natsUrl,
+        NATS_SUBJECT_PREFIX: this.prefix,
+        RUST_LOG: process.env.RUST_LOG ?? 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.processes.add(child);
+    child.on('exit', () => this.processes.delete(child));
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 300; i++) {
+      const r = await fetch(`${url}/healthz`).catch(() => null);
+      if (r?.ok) {
+        this.sandboxUrl = url;
+        return true;
+      }
+      if (child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill('SIGKILL');
+    throw new Error(`the sandbox did not become healthy:\n${out}`);
   }
 
   /** Starts one `serve` (port 0 = a free one) and resolves with its base URL once it listens. */

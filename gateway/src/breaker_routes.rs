@@ -7,12 +7,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use commands::breaker_api::{
     AdminAction, BreakerBody, ChangeResponse, ConfigRequest, ListResponse, NameRequest,
-    ResetAllResponse,
+    ResetAllResponse, TransitionsResponse,
 };
 use commands::store::Actor;
+use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, ValidJson};
+use crate::extract::{Caller, ValidJson, ValidQuery};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -24,6 +25,35 @@ pub fn router() -> Router<AppState> {
         .route("/circuit-breakers/{name}/reset", post(reset))
         .route("/circuit-breakers/{name}/force_open", post(force_open))
         .route("/circuit-breakers/{name}/disable", post(disable))
+        .route("/circuit-breakers/{name}/transitions", get(transitions))
+}
+
+/// `GET /circuit-breakers/{name}/transitions` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionsQuery {
+    /// Transitions in the answer, newest first, 1-100 (default 10).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/circuit-breakers/{name}/transitions", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$"), TransitionsQuery),
+    responses((status = 200, description = "The breaker's latest state changes, newest first (none for a name without events)", body = TransitionsResponse)))]
+pub(crate) async fn transitions(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    ValidQuery(query): ValidQuery<TransitionsQuery>,
+) -> Result<Json<TransitionsResponse>, ApiError> {
+    let name = name_of(path)?;
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
+    }
+    Ok(Json(TransitionsResponse {
+        transitions: state.breakers.transitions(&name, limit).await?,
+    }))
 }
 
 fn actor(caller: &Caller) -> Actor {

@@ -60,6 +60,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         crate::breaker_routes::reset,
         crate::breaker_routes::force_open,
         crate::breaker_routes::disable,
+        crate::breaker_routes::transitions,
         crate::audit_routes::events,
         crate::audit_routes::export,
         crate::audit_routes::verify,

@@ -107,6 +107,11 @@ pub const ROUTES: &[RouteSpec] = &[
         needs(Permission::ReadBreakers),
     ),
     route(
+        "GET",
+        "/circuit-breakers/{name}/transitions",
+        needs(Permission::ReadBreakers),
+    ),
+    route(
         "PUT",
         "/circuit-breakers/{name}",
         needs(Permission::WriteBreakers),

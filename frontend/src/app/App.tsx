@@ -24,6 +24,7 @@ const BudgetPage = lazy(() => import('@/features/budget/components/BudgetPage'))
 const DlqPage = lazy(() => import('@/features/dlq/components/DlqPage'));
 const BreakersPage = lazy(() => import('@/features/breakers/components/BreakersPage'));
 const AuditPage = lazy(() => import('@/features/audit/components/AuditPage'));
+const SandboxPage = lazy(() => import('@/features/sandbox/components/SandboxPage'));
 
 const pages: Record<string, ReactNode> = {
   [paths.dashboard]: <DashboardPage />,
@@ -32,6 +33,7 @@ const pages: Record<string, ReactNode> = {
   [paths.dlq]: <DlqPage />,
   [paths.breakers]: <BreakersPage />,
   [paths.audit]: <AuditPage />,
+  [paths.sandbox]: <SandboxPage />,
 };
 
 const queryClient = createQueryClient();

@@ -16,7 +16,7 @@ export const navItems: NavItem[] = [
   { path: paths.budget, label: 'Budget', permission: perm.readBudget },
   { path: paths.dlq, label: 'Dead letters', permission: perm.readDlq },
   { path: paths.breakers, label: 'Circuit breakers', permission: perm.readBreakers },
-  { path: paths.sandbox, label: 'Sandbox', permission: perm.executeCode, later: true },
+  { path: paths.sandbox, label: 'Sandbox', permission: perm.executeCode },
   { path: paths.audit, label: 'Audit log', permission: perm.readAudit },
   { path: paths.users, label: 'Users', permission: perm.adminUsers, later: true },
 ];

@@ -1875,6 +1875,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/circuit-breakers/{name}/transitions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Access: a token with the `read:breakers` permission. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Transitions in the answer, newest first, 1-100 (default 10). */
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description Breaker name */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The breaker's latest state changes, newest first (none for a name without events) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TransitionsResponse"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/circuit-breakers/reset_all": {
         parameters: {
             query?: never;
@@ -4851,6 +4947,34 @@ export interface components {
             total: number;
             /** Format: int64 */
             used: number;
+        };
+        /** @description One change of a breaker's state, as `GET /circuit-breakers/{name}/transitions` lists it. */
+        TransitionBody: {
+            /** @description Who or what caused it (`via:user`, e.g. `http:alice`, `worker:breaker-retry`). */
+            actor: string;
+            /** Format: date-time */
+            at: string;
+            /** @description The failure that opened it (`BreakerOpened`). */
+            error?: string | null;
+            /**
+             * @description `BreakerOpened`, `BreakerHalfOpened`, `BreakerClosed`, `BreakerReset`,
+             *     `BreakerForcedOpen` or `BreakerDisabled`.
+             */
+            event_type: string;
+            /** @description The state before it. */
+            from?: string | null;
+            /**
+             * Format: int64
+             * @description The event's global position (its place in the audit log).
+             */
+            position: number;
+            /** @description The state after it. */
+            state: string;
+        };
+        /** @description `GET /circuit-breakers/{name}/transitions`. */
+        TransitionsResponse: {
+            /** @description Newest first. */
+            transitions: components["schemas"]["TransitionBody"][];
         };
         /** @description The budget's totals at the end of one minute. */
         UsagePointBody: {

@@ -1,4 +1,4 @@
-import { memo } from 'react';
+import { memo, useState } from 'react';
 import {
   Box,
   Card,
@@ -14,6 +14,7 @@ import { fmtDuration, fmtInt, fmtTime } from '@/lib/format';
 import { perm } from '@/lib/permissions';
 import type { AdminAction } from '../api/admin';
 import type { Breaker, BreakerState } from '../api/breaker';
+import { Transitions } from './Transitions';
 
 const colour: Record<BreakerState, 'success' | 'error' | 'warning' | 'default'> = {
   CLOSED: 'success',
@@ -41,6 +42,7 @@ export const BreakerCard = memo(function BreakerCard({
   now: number;
   onAction: (name: string, action: AdminAction) => void;
 }) {
+  const [showTransitions, setShowTransitions] = useState(false);
   const threshold = b.config.failure_threshold;
   const pct = Math.min(100, (b.failures / threshold) * 100);
   const retryIn = b.next_retry ? new Date(b.next_retry).getTime() - now : null;
@@ -110,6 +112,16 @@ export const BreakerCard = memo(function BreakerCard({
           {b.changed_at ? `Changed ${fmtTime(b.changed_at)} by ${b.changed_by ?? '?'}` : ''} · opens
           after {fmtInt(threshold)} failures for {fmtDuration(b.config.open_seconds * 1000)}
         </Typography>
+        <Box
+          component="details"
+          sx={{ mt: 1, '& summary': { cursor: 'pointer' } }}
+          onToggle={(e) => setShowTransitions((e.currentTarget as HTMLDetailsElement).open)}
+        >
+          <Typography component="summary" variant="body2">
+            Last transitions
+          </Typography>
+          {showTransitions && <Transitions name={b.name} />}
+        </Box>
       </CardContent>
       <CardActions sx={{ flexWrap: 'wrap', gap: 1 }}>
         <PermissionButton
