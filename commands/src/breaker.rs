@@ -274,11 +274,13 @@ impl BreakerService {
         &self,
         name: &str,
         actor: &Actor,
+        reason: Option<String>,
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::ForceOpen {
             name: name.to_string(),
             actor: actor_text(actor),
             now: self.clock.now(),
+            reason,
         };
         self.change(command, actor).await
     }
@@ -287,11 +289,13 @@ impl BreakerService {
         &self,
         name: &str,
         actor: &Actor,
+        reason: Option<String>,
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::Disable {
             name: name.to_string(),
             actor: actor_text(actor),
             now: self.clock.now(),
+            reason,
         };
         self.change(command, actor).await
     }
@@ -408,7 +412,8 @@ impl BreakerService {
         let rows = sqlx::query(
             "SELECT global_position, event_type, payload ->> 'state' AS state,
                     payload ->> 'from' AS from_state, payload ->> 'actor' AS actor,
-                    (payload ->> 'at')::timestamptz AS at, payload ->> 'error' AS error
+                    (payload ->> 'at')::timestamptz AS at, payload ->> 'error' AS error,
+                    payload ->> 'reason' AS reason
                FROM events
               WHERE aggregate_type = 'CircuitBreaker' AND aggregate_id = $1
                 AND event_type = ANY($2)
@@ -430,6 +435,7 @@ impl BreakerService {
                     actor: row.try_get("actor")?,
                     at: row.try_get("at")?,
                     error: row.try_get("error")?,
+                    reason: row.try_get("reason")?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()

@@ -552,7 +552,7 @@ async fn a_change_nobody_announced_reaches_checks_with_the_next_sweep() {
     let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
     let silent = BreakerService::new(EventStore::new(pool), std::sync::Arc::new(SystemClock));
     silent
-        .force_open("quiet", &Actor::new("elsewhere", "test"))
+        .force_open("quiet", &Actor::new("elsewhere", "test"), None)
         .await
         .unwrap();
     // The sweep runs every 100 ms in tests; the cache age bound alone would take 2 s.
@@ -649,10 +649,39 @@ async fn transitions_list_openings_with_their_cause_and_overrides_with_who_newes
     assert_eq!(status, StatusCode::OK);
     record(&env, name, "failure").await;
     record(&env, name, "failure").await; // opens
+                                         // An override says why; a bad reason is a 400 naming it, and changes nothing.
+    for (body, field) in [
+        (json!({"reason": "x".repeat(513)}), "reason"),
+        (json!({"reason": "two\nlines"}), "reason"),
+        (json!({"why": "no"}), "why"),
+        (json!({"reason": 5}), "reason"),
+    ] {
+        let (status, answer) = env
+            .post(&format!("/circuit-breakers/{name}/force_open"), body)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
     let (status, _) = env
-        .post(&format!("/circuit-breakers/{name}/force_open"), json!({}))
+        .post(
+            &format!("/circuit-breakers/{name}/force_open"),
+            json!({"reason": " db maintenance "}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
+    let (status, _) = env
+        .post(&format!("/circuit-breakers/{name}/reset"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // No body at all is an override without a reason.
+    let response = env
+        .http
+        .post(env.url(&format!("/circuit-breakers/{name}/disable")))
+        .bearer_auth(&env.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
     let (status, _) = env
         .post(&format!("/circuit-breakers/{name}/reset"), json!({}))
         .await;
@@ -677,15 +706,19 @@ async fn transitions_list_openings_with_their_cause_and_overrides_with_who_newes
         summary,
         vec![
             ("BreakerReset", "CLOSED", "http:admin"),
+            ("BreakerDisabled", "DISABLED", "http:admin"),
+            ("BreakerReset", "CLOSED", "http:admin"),
             ("BreakerForcedOpen", "FORCED_OPEN", "http:admin"),
             ("BreakerOpened", "OPEN", "nats:checkout-svc"),
         ],
         "{body}"
     );
-    assert_eq!(transitions[2]["error"], "connection refused");
-    assert_eq!(transitions[2]["from"], "CLOSED");
+    assert_eq!(transitions[3]["reason"], "db maintenance");
+    assert!(transitions[1].get("reason").is_none(), "{body}");
+    assert_eq!(transitions[4]["error"], "connection refused");
+    assert_eq!(transitions[4]["from"], "CLOSED");
     assert!(
-        transitions[0]["position"].as_i64().unwrap() > transitions[2]["position"].as_i64().unwrap()
+        transitions[0]["position"].as_i64().unwrap() > transitions[4]["position"].as_i64().unwrap()
     );
 
     let (_, body) = env

@@ -517,6 +517,16 @@ test('breakers: one tripped over NATS turns OPEN on its card without a reload an
     await card.getByText(/Half-open in/).waitFor();
     await card.getByText('Last error: refused 4').waitFor();
     await page.screenshot({ path: `${artifacts}breakers-open.png`, fullPage: true });
+    // Forced open with a reason, which the card's transitions show.
+    await card.getByRole('button', { name: 'Force open e2e-db' }).click();
+    await page.getByRole('dialog').getByLabel('Reason').fill('e2e maintenance');
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await page.locator('[data-breaker="e2e-db"][data-state="FORCED_OPEN"]').waitFor();
+    await card.getByText('Last transitions').click();
+    await card
+      .getByTestId('transitions')
+      .getByText(/e2e maintenance/)
+      .waitFor();
     await card.getByRole('button', { name: 'Reset e2e-db' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
     await page.locator('[data-breaker="e2e-db"][data-state="CLOSED"]').waitFor({ timeout: 10_000 });

@@ -1,13 +1,14 @@
 //! `/circuit-breakers`: the list, one breaker, its configuration and the admin overrides.
 //! Who may call each route is declared in [`crate::routes::ROUTES`].
 
-use axum::extract::rejection::PathRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use commands::breaker_api::{
     AdminAction, BreakerBody, ChangeResponse, ConfigRequest, ListResponse, NameRequest,
-    ResetAllResponse, TransitionsResponse,
+    OverrideRequest, ResetAllResponse, TransitionsResponse,
 };
 use commands::store::Actor;
 use serde::Deserialize;
@@ -103,6 +104,17 @@ pub(crate) async fn configure(
     ))
 }
 
+/// The optional `{"reason"}` of an override: no body, `null`, or the object (400 naming
+/// the field).
+fn reason_of(body: Result<Bytes, BytesRejection>) -> Result<Option<String>, ApiError> {
+    let body = body.map_err(|rejection| ApiError::invalid("body", rejection.body_text()))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let request: Option<OverrideRequest> = commands::api::parse(&body)?;
+    Ok(request.unwrap_or_default().reason()?)
+}
+
 async fn admin(
     state: AppState,
     caller: Caller,
@@ -131,6 +143,7 @@ pub(crate) async fn reset(
 }
 
 #[utoipa::path(post, path = "/circuit-breakers/{name}/force_open", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
+    request_body(content = Option<OverrideRequest>, description = "Optional: why (kept in the event)"),
     responses(
         (status = 200, description = "Held open until a reset", body = ChangeResponse),
         (status = 404, description = "No such breaker", body = ErrorBody)))]
@@ -138,11 +151,14 @@ pub(crate) async fn force_open(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ChangeResponse>, ApiError> {
-    admin(state, caller, path, AdminAction::ForceOpen).await
+    let reason = reason_of(body)?;
+    admin(state, caller, path, AdminAction::ForceOpen { reason }).await
 }
 
 #[utoipa::path(post, path = "/circuit-breakers/{name}/disable", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
+    request_body(content = Option<OverrideRequest>, description = "Optional: why (kept in the event)"),
     responses(
         (status = 200, description = "Switched off until a reset", body = ChangeResponse),
         (status = 404, description = "No such breaker", body = ErrorBody)))]
@@ -150,8 +166,10 @@ pub(crate) async fn disable(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ChangeResponse>, ApiError> {
-    admin(state, caller, path, AdminAction::Disable).await
+    let reason = reason_of(body)?;
+    admin(state, caller, path, AdminAction::Disable { reason }).await
 }
 
 #[utoipa::path(post, path = "/circuit-breakers/reset_all", tag = "breakers",

@@ -1589,7 +1589,12 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            /** @description Optional: why (kept in the event) */
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["OverrideRequest"] | null;
+                };
+            };
             responses: {
                 /** @description Switched off until a reset */
                 200: {
@@ -1629,6 +1634,15 @@ export interface paths {
                 };
                 /** @description No such breaker */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over 64 KiB */
+                413: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1691,7 +1705,12 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            /** @description Optional: why (kept in the event) */
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["OverrideRequest"] | null;
+                };
+            };
             responses: {
                 /** @description Held open until a reset */
                 200: {
@@ -1731,6 +1750,15 @@ export interface paths {
                 };
                 /** @description No such breaker */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over 64 KiB */
+                413: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4578,6 +4606,11 @@ export interface components {
             reserved_at: string;
             task_id: string;
         };
+        /** @description `POST /circuit-breakers/{name}/force_open` and `/disable`: `{"reason"?}` (or no body). */
+        OverrideRequest: {
+            /** @description Why (kept in the event; at most 512 characters, no control characters). */
+            reason?: string | null;
+        };
         /**
          * @description How the `payload` of a capture request is to be read.
          * @enum {string}
@@ -4968,6 +5001,8 @@ export interface components {
              * @description The event's global position (its place in the audit log).
              */
             position: number;
+            /** @description The operator's reason (`BreakerForcedOpen`, `BreakerDisabled`). */
+            reason?: string | null;
             /** @description The state after it. */
             state: string;
         };

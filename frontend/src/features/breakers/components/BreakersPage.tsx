@@ -15,6 +15,7 @@ import {
 } from '@mui/material';
 import { EmptyState } from '@/components/EmptyState';
 import { ErrorAlert, errorText } from '@/components/ErrorAlert';
+import type { ApiError } from '@/lib/http';
 import { PermissionButton } from '@/components/PermissionButton';
 import { CardSkeleton } from '@/components/Skeletons';
 import { perm } from '@/lib/permissions';
@@ -47,12 +48,29 @@ function ConfirmAction({
   onClose: () => void;
 }) {
   const act = useBreakerAction();
+  const [reason, setReason] = useState('');
+  const bad = (act.error as ApiError | null)?.field === 'reason';
   return (
     <Dialog open onClose={onClose} aria-labelledby="breaker-action-title">
       <DialogTitle id="breaker-action-title">{ask.name}</DialogTitle>
       <DialogContent>
         <DialogContentText>{actionText[ask.action]}?</DialogContentText>
-        {act.isError && <DialogContentText color="error">{errorText(act.error)}</DialogContentText>}
+        {ask.action !== 'reset' && (
+          <TextField
+            label="Reason"
+            size="small"
+            fullWidth
+            sx={{ mt: 2 }}
+            value={reason}
+            onChange={(e) => setReason(e.target.value)}
+            error={bad}
+            helperText={bad ? errorText(act.error) : 'Kept in the event, for the audit log'}
+            slotProps={{ htmlInput: { maxLength: 512 } }}
+          />
+        )}
+        {act.isError && !bad && (
+          <DialogContentText color="error">{errorText(act.error)}</DialogContentText>
+        )}
       </DialogContent>
       <DialogActions>
         <Button onClick={onClose}>Cancel</Button>
@@ -61,12 +79,15 @@ function ConfirmAction({
           color={ask.action === 'force_open' ? 'error' : 'primary'}
           disabled={act.isPending}
           onClick={() =>
-            act.mutate(ask, {
-              onSuccess: () => {
-                toast(`${ask.name} ${done[ask.action]}`);
-                onClose();
+            act.mutate(
+              { ...ask, reason },
+              {
+                onSuccess: () => {
+                  toast(`${ask.name} ${done[ask.action]}`);
+                  onClose();
+                },
               },
-            })
+            )
           }
         >
           Confirm

@@ -20,6 +20,7 @@ export function Transitions({ name }: { name: string }) {
           {fmtTime(x.at)}: {x.from ? `${x.from} → ` : ''}
           <strong>{x.state}</strong> by {x.actor}
           {x.error ? ` (${x.error})` : ''}
+          {x.reason ? `: “${x.reason}”` : ''}
           {audit && (
             <>
               {' · '}
