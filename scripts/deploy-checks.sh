@@ -30,8 +30,9 @@ PYYAML_VERSION=6.0.4
 JSONSCHEMA_VERSION=4.26.0
 KUSTOMIZE_VERSION=4.5.4
 # The oldest Kubernetes the manifests are meant for (autoscaling/v2, policy/v1, RuntimeClass
-# scheduling): they are validated against its schemas.
-K8S_VERSION=1.30.0
+# scheduling) and the newest kubernetes-validate knows: validated against both, so an API
+# that a newer release removed fails too.
+K8S_VERSIONS=(1.30.0 1.37.0)
 
 TOOLS=.data/deploy-tools
 VENV=$TOOLS/venv
@@ -99,18 +100,20 @@ promtool check config --syntax-only "$work/prometheus.yml" >/dev/null
 echo "monitoring/prometheus/prometheus.yml: ok"
 "$PY" scripts/deploy-checks.py rule
 
-step "kustomize build (dev, prod), every manifest against the Kubernetes $K8S_VERSION schemas"
+step "kustomize build (dev, prod), every manifest against the Kubernetes ${K8S_VERSIONS[*]} schemas"
 for overlay in dev prod; do
   "$KUSTOMIZE" build "k8s/overlays/$overlay" > "$work/$overlay.yaml"
 done
 # The Secret example is applied by hand, not built: validated on its own.
 cp k8s/secret.example.yaml "$work/secret-example.yaml"
-"$PY" scripts/deploy-checks.py manifests "$K8S_VERSION" \
-  "dev=$work/dev.yaml" "prod=$work/prod.yaml"
-"$PY" - "$work/secret-example.yaml" "$K8S_VERSION" <<'PY'
+for version in "${K8S_VERSIONS[@]}"; do
+  "$PY" scripts/deploy-checks.py manifests "$version" "dev=$work/dev.yaml" "prod=$work/prod.yaml"
+done
+"$PY" - "$work/secret-example.yaml" "${K8S_VERSIONS[@]}" <<'PY'
 import sys, yaml, kubernetes_validate
 for doc in yaml.safe_load_all(open(sys.argv[1])):
-    kubernetes_validate.validate(doc, sys.argv[2], strict=True)
+    for version in sys.argv[2:]:
+        kubernetes_validate.validate(doc, version, strict=True)
     assert not any(doc["stringData"].values()), "k8s/secret.example.yaml must hold no values"
 for f in ("k8s/addons/nats-values.yaml", "k8s/addons/prometheus-adapter-values.yaml"):
     yaml.safe_load(open(f))
