@@ -106,25 +106,17 @@ export class Deployment {
         srv.close(() => resolve(p));
       });
     });
-    const child = spawn(bin, [], {
-      env: {
-        ...process.env,
-        APP_ENV: 'test',
-        JWT_SECRET: this.secret,
-        HOST: '127.0.0.1',
-        SANDBOX_PORT: String(port),
-        SANDBOX_INSTANCE: `e2e-${this.id}`,
-        NATS_URL: this.natsUrl,
-        NATS_SUBJECT_PREFIX: this.prefix,
-        RUST_LOG: process.env.RUST_LOG ?? 'warn',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const child = this.spawn(bin, [], {
+      ...process.env,
+      APP_ENV: 'test',
+      JWT_SECRET: this.secret,
+      HOST: '127.0.0.1',
+      SANDBOX_PORT: String(port),
+      SANDBOX_INSTANCE: `e2e-${this.id}`,
+      NATS_URL: this.natsUrl,
+      NATS_SUBJECT_PREFIX: this.prefix,
+      RUST_LOG: process.env.RUST_LOG ?? 'warn',
     });
-    this.processes.add(child);
-    child.on('exit', () => this.processes.delete(child));
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
     const url = `http://127.0.0.1:${port}`;
     for (let i = 0; i < 300; i++) {
       const r = await fetch(`${url}/healthz`).catch(() => null);
@@ -136,32 +128,39 @@ export class Deployment {
       await new Promise((r) => setTimeout(r, 100));
     }
     child.kill('SIGKILL');
-    throw new Error(`the sandbox did not become healthy:\n${out}`);
+    throw new Error(`the sandbox did not become healthy:\n${child.log()}`);
   }
 
-  /** Starts one `serve` (port 0 = a free one) and resolves with its base URL once it listens. */
-  async serve(port = 0, name = 'serve') {
-    const log = join(this.logDir, `${name}-${Date.now()}.log`);
-    const child = spawn(this.bin, ['serve'], {
-      env: this.env({ PORT: String(port) }),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  /** A child process of this deployment (stopped by close()); `child.log()` is its output. */
+  spawn(bin, args, env) {
+    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.processes.add(child);
     child.on('exit', () => this.processes.delete(child));
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
+    child.log = () => out;
+    return child;
+  }
+
+  /** Starts one `serve` (port 0 = a free one) and resolves with its base URL once it listens. */
+  async serve(port = 0, name = 'serve') {
+    const log = join(this.logDir, `${name}-${Date.now()}.log`);
+    const child = this.spawn(this.bin, ['serve'], this.env({ PORT: String(port) }));
     const url = await new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${name} did not start:\n${out}`)), 60_000);
+      const t = setTimeout(
+        () => reject(new Error(`${name} did not start:\n${child.log()}`)),
+        60_000,
+      );
       const check = () => {
-        const m = out.match(/http:\/\/[0-9.:]+/);
+        const m = child.log().match(/http:\/\/[0-9.:]+/);
         if (m) {
           clearTimeout(t);
           resolve(m[0]);
         }
       };
       child.stdout.on('data', check);
-      child.on('exit', (code) => reject(new Error(`${name} exited (${code}):\n${out}`)));
+      child.on('exit', (code) => reject(new Error(`${name} exited (${code}):\n${child.log()}`)));
     });
     // Ready: the events stream and the WebSocket consumer are up.
     for (let i = 0; i < 300; i++) {
@@ -169,7 +168,6 @@ export class Deployment {
       if (r?.ok) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    child.log = () => out;
     return { url, child, log };
   }
 

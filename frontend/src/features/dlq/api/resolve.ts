@@ -16,9 +16,11 @@ export function useResolveEntry(id: string) {
   const qc = useQueryClient();
   return useMutation({
     mutationFn: (body: ResolveRequest) => resolveEntry(id, body),
-    onSuccess: async (answer) => {
+    onSuccess: (answer) => {
       rememberDlqPosition(answer.position);
-      await qc.invalidateQueries({ queryKey: dlqKeys.all });
+      // Not awaited: the caller's own onSuccess (closing the dialog) runs at once, not after
+      // the re-reads, which would unmount the form first (and skip it).
+      void qc.invalidateQueries({ queryKey: dlqKeys.all });
     },
   });
 }

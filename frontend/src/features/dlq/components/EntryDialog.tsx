@@ -228,7 +228,7 @@ export function EntryDialog({ id, onClose }: { id: string; onClose: () => void }
             {tab === 1 && <Facts entry={e} />}
             {tab === 2 && <Headers entry={e} />}
             {tab === 3 && <History entry={e} />}
-            {!e.resolved && resolving && <ResolveForm entry={e} onDone={onClose} />}
+            {resolving && <ResolveForm entry={e} onDone={onClose} />}
           </Stack>
         ) : null}
       </DialogContent>
