@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth::TenantScope;
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
 use cqrs_es::{Aggregate, DomainEvent};
 use postgres_es::PostgresEventRepository;
@@ -39,13 +40,35 @@ pub struct Actor {
     pub user: String,
     /// `http` or `nats`.
     pub via: &'static str,
+    /// The tenants the caller may act on (not recorded: the user's grant says it).
+    pub scope: TenantScope,
 }
 
 impl Actor {
+    /// An actor allowed every tenant.
     pub fn new(user: impl Into<String>, via: &'static str) -> Self {
         Self {
             user: user.into(),
             via,
+            scope: TenantScope::all(),
+        }
+    }
+
+    /// The same actor, limited to `scope`.
+    pub fn scoped(mut self, scope: TenantScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Refuses a tenant outside the actor's scope, naming the field that carried it.
+    pub fn may_act_on(&self, field: &str, tenant: &str) -> Result<(), CommandError> {
+        if self.scope.allows(tenant) {
+            Ok(())
+        } else {
+            Err(CommandError::OutOfScope {
+                field: field.to_string(),
+                message: format!("tenant '{tenant}' is outside this caller's tenants"),
+            })
         }
     }
 
@@ -385,6 +408,7 @@ async fn insert_rows(
 static UNKNOWN_ACTOR: Actor = Actor {
     user: String::new(),
     via: "unknown",
+    scope: TenantScope::all(),
 };
 
 /// An open transaction holding the cross-process write lock of one aggregate.
@@ -416,6 +440,25 @@ impl EventStore {
 }
 
 impl LockedAggregate {
+    /// The transaction itself, for state kept beside the events (e.g. the `users` row an
+    /// account event records a change of), so both commit or neither does.
+    pub fn connection(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// How many events the aggregate has (its version), read under the lock.
+    pub async fn version<A: Aggregate>(&mut self) -> Result<usize, CommandError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(max(sequence), 0) FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(&self.aggregate_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(count as usize)
+    }
+
     /// Events after `after_sequence`, read under the lock (so nothing can follow them
     /// until this transaction ends, except a writer that does not take the lock).
     pub async fn load<A: Aggregate>(

@@ -10,7 +10,6 @@ use commands::breaker_api::{
     AdminAction, BreakerBody, ChangeResponse, ConfigRequest, ListResponse, NameRequest,
     OverrideRequest, ResetAllResponse, TransitionsResponse,
 };
-use commands::store::Actor;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorBody};
@@ -57,10 +56,6 @@ pub(crate) async fn transitions(
     }))
 }
 
-fn actor(caller: &Caller) -> Actor {
-    Actor::new(caller.username(), "http")
-}
-
 /// The `{name}` segment, validated like every breaker name (400 naming `name`).
 fn name_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(name) = path.map_err(|rejection| ApiError::invalid("name", rejection.body_text()))?;
@@ -99,7 +94,7 @@ pub(crate) async fn configure(
     Ok(Json(
         state
             .breakers
-            .api_configure(&name, request, &actor(&caller))
+            .api_configure(&name, request, &caller.actor())
             .await?,
     ))
 }
@@ -125,7 +120,7 @@ async fn admin(
     Ok(Json(
         state
             .breakers
-            .api_admin(&name, action, &actor(&caller))
+            .api_admin(&name, action, &caller.actor())
             .await?,
     ))
 }
@@ -178,5 +173,5 @@ pub(crate) async fn reset_all(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ResetAllResponse>, ApiError> {
-    Ok(Json(state.breakers.api_reset_all(&actor(&caller)).await?))
+    Ok(Json(state.breakers.api_reset_all(&caller.actor()).await?))
 }
