@@ -630,3 +630,31 @@ test('sandbox: code runs from the editor with Ctrl+Enter through the control pla
     assert.match(await page.textContent('main'), /execute:code/);
   });
 });
+
+test('users: an admin adds a viewer from the page, who then signs in and cannot reach the sandbox', async () => {
+  const viewer = { username: 'added-viewer', password: 'added-viewer-password-1' };
+  await withPage('users', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    await page.goto('/users');
+    const form = page.getByRole('form', { name: 'Add a user' });
+    await form.getByLabel('Username').fill(viewer.username);
+    await form.getByLabel('Password').fill(viewer.password);
+    await form.getByRole('button', { name: 'Add user' }).click();
+    await page.locator(`[data-user="${viewer.username}"]`).waitFor();
+    // The same name again: 409, said at the field.
+    await form.getByLabel('Username').fill(viewer.username);
+    await form.getByLabel('Password').fill(viewer.password);
+    await form.getByRole('button', { name: 'Add user' }).click();
+    await form.getByText('This name is taken').waitFor();
+    await page.screenshot({ path: `${artifacts}users.png`, fullPage: true });
+  });
+  await withPage('users-viewer', async (page) => {
+    await login(page, viewer);
+    const nav = page.getByRole('navigation', { name: 'Pages' });
+    await nav.getByRole('link', { name: 'Budget' }).waitFor();
+    assert.equal(await nav.getByRole('link', { name: 'Sandbox' }).count(), 0);
+    await page.goto('/sandbox');
+    await page.getByRole('heading', { name: /403/ }).waitFor();
+    assert.match(await page.textContent('main'), /execute:code/);
+  });
+});

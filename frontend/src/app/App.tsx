@@ -25,6 +25,7 @@ const DlqPage = lazy(() => import('@/features/dlq/components/DlqPage'));
 const BreakersPage = lazy(() => import('@/features/breakers/components/BreakersPage'));
 const AuditPage = lazy(() => import('@/features/audit/components/AuditPage'));
 const SandboxPage = lazy(() => import('@/features/sandbox/components/SandboxPage'));
+const UsersPage = lazy(() => import('@/features/users/components/UsersPage'));
 
 const pages: Record<string, ReactNode> = {
   [paths.dashboard]: <DashboardPage />,
@@ -34,6 +35,7 @@ const pages: Record<string, ReactNode> = {
   [paths.breakers]: <BreakersPage />,
   [paths.audit]: <AuditPage />,
   [paths.sandbox]: <SandboxPage />,
+  [paths.users]: <UsersPage />,
 };
 
 const queryClient = createQueryClient();

@@ -18,5 +18,5 @@ export const navItems: NavItem[] = [
   { path: paths.breakers, label: 'Circuit breakers', permission: perm.readBreakers },
   { path: paths.sandbox, label: 'Sandbox', permission: perm.executeCode },
   { path: paths.audit, label: 'Audit log', permission: perm.readAudit },
-  { path: paths.users, label: 'Users', permission: perm.adminUsers, later: true },
+  { path: paths.users, label: 'Users', permission: perm.adminUsers },
 ];
