@@ -31,6 +31,37 @@ import { useUsers, type User } from '../api/users';
 
 const roles = ['admin', 'operator', 'developer', 'auditor', 'viewer', 'service'];
 
+function RoleSelect({
+  id,
+  value,
+  disabled,
+  onChange,
+}: {
+  id: string;
+  value: string;
+  disabled?: boolean;
+  onChange: (role: string) => void;
+}) {
+  return (
+    <FormControl size="small">
+      <InputLabel id={id}>Role</InputLabel>
+      <Select
+        labelId={id}
+        label="Role"
+        value={value}
+        disabled={disabled}
+        onChange={(e) => onChange(e.target.value)}
+      >
+        {roles.map((r) => (
+          <MenuItem key={r} value={r}>
+            {r}
+          </MenuItem>
+        ))}
+      </Select>
+    </FormControl>
+  );
+}
+
 /** The API's 400/409 at the field it names, else undefined. */
 const fieldError = (error: unknown, field: string) =>
   error instanceof ApiError && error.field === field ? error.message : undefined;
@@ -93,16 +124,11 @@ function AddUser() {
         error={!!err('password')}
         helperText={err('password') ?? ' '}
       />
-      <FormControl size="small">
-        <InputLabel id="new-user-role">Role</InputLabel>
-        <Select labelId="new-user-role" label="Role" value={form.role} onChange={set('role')}>
-          {roles.map((r) => (
-            <MenuItem key={r} value={r}>
-              {r}
-            </MenuItem>
-          ))}
-        </Select>
-      </FormControl>
+      <RoleSelect
+        id="new-user-role"
+        value={form.role}
+        onChange={(r) => set('role')({ target: { value: r } })}
+      />
       <TextField
         label="Tenants (comma-separated; empty: all)"
         size="small"
@@ -201,24 +227,12 @@ function UserRow({ u, onPassword }: { u: User; onPassword: (u: User) => void }) 
           since {fmtTime(u.created_at)} · changed {fmtTime(u.updated_at)}
         </Typography>
       </Box>
-      <FormControl size="small">
-        <InputLabel id={`role-${u.username}`}>Role</InputLabel>
-        <Select
-          labelId={`role-${u.username}`}
-          label="Role"
-          value={u.role}
-          disabled={update.isPending}
-          onChange={(e) =>
-            patch({ role: e.target.value }, `${u.username} is now ${e.target.value}`)
-          }
-        >
-          {roles.map((r) => (
-            <MenuItem key={r} value={r}>
-              {r}
-            </MenuItem>
-          ))}
-        </Select>
-      </FormControl>
+      <RoleSelect
+        id={`role-${u.username}`}
+        value={u.role}
+        disabled={update.isPending}
+        onChange={(r) => patch({ role: r }, `${u.username} is now ${r}`)}
+      />
       <Typography variant="body2" sx={{ overflowWrap: 'anywhere' }}>
         Tenants: {u.tenants ? u.tenants.join(', ') : 'all'}
       </Typography>
