@@ -292,6 +292,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         nats: nats.clone(),
         auth: auth.clone(),
         failed_logins: Arc::default(),
+        read_wait: config.read_wait,
         secure_cookies: config.secure_cookies,
         ui: gateway::ui::UiFiles::open(&config.ui_dir).map(Arc::new),
         sandbox_url: config.sandbox_url.as_deref().map(Arc::from),

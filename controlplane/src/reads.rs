@@ -7,6 +7,7 @@ use commands::api::{BudgetReads, StateRequest, StateResponse, TotalsBody};
 use commands::CommandError;
 use domain::budget::budget_aggregate_id;
 use futures::future::BoxFuture;
+use projections::query::{await_min_position, MinPosition};
 use sqlx::PgPool;
 
 /// Reads from `read_budgets` / `read_reservations`, waiting for `min_position` first.
@@ -23,20 +24,13 @@ impl BudgetReads for ReadModelReads {
                 .map_err(|e| CommandError::invalid("tenant_id", e.to_string()))?;
             domain::validate_id(&request.project_id)
                 .map_err(|e| CommandError::invalid("project_id", e.to_string()))?;
-            if let Some(position) = request.min_position {
-                if position < 1 {
-                    return Err(CommandError::invalid("min_position", "must be at least 1"));
+            match await_min_position(&self.pool, request.min_position, self.wait).await? {
+                MinPosition::Ready => {}
+                MinPosition::Invalid(why) => {
+                    return Err(CommandError::invalid("min_position", why))
                 }
-                // A command's answer names an event that is committed: a position with no
-                // event is a client error, not something to wait for.
-                if !projections::query::event_exists(&self.pool, position).await? {
-                    return Err(CommandError::invalid(
-                        "min_position",
-                        "no event has this position; pass the position of a command's answer",
-                    ));
-                }
-                if !projections::query::wait_until_applied(&self.pool, position, self.wait).await? {
-                    return Err(CommandError::NotYetApplied(position));
+                MinPosition::NotYetApplied(position) => {
+                    return Err(CommandError::NotYetApplied(position))
                 }
             }
             let id = budget_aggregate_id(&request.tenant_id, &request.project_id);

@@ -59,6 +59,9 @@ export class Deployment {
       RUST_LOG: process.env.RUST_LOG ?? 'warn',
       RATE_LIMITS: 'admin=1000000,operator=1000000,viewer=1000000',
       LOGIN_RATE_PER_MINUTE: '100000',
+      // CI machines are shared and slow: reads after the page's own writes wait as in the
+      // Rust tests (the default is 2 s).
+      MIN_POSITION_WAIT_MS: '5000',
       WS_STATS_SECONDS: process.env.WS_STATS_SECONDS ?? '1',
       // The sandbox service of this run (startSandbox), or none.
       SANDBOX_URL: this.sandboxUrl ?? '-',

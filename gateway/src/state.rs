@@ -20,6 +20,8 @@ pub struct AppState {
     /// This process's publisher and projector (`GET /system/pipeline`).
     pub pipeline: crate::pipeline_routes::PipelineInfo,
     pub pool: PgPool,
+    /// Longest wait of a read that names `min_position` (`MIN_POSITION_WAIT_MS`).
+    pub read_wait: std::time::Duration,
     /// The process's NATS connection (`/readyz` reports its state).
     pub nats: async_nats::Client,
     /// Verifies tokens and checks that their sessions still stand (gateway/src/sessions.rs).

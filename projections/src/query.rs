@@ -100,6 +100,44 @@ pub async fn wait_until_applied(
     }
 }
 
+/// What a read that names `min_position` (read-your-writes) may do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinPosition {
+    /// No position named, or its event is applied: read.
+    Ready,
+    /// Not a position a command's answer could carry (a client error; the text says why).
+    Invalid(&'static str),
+    /// Its event exists but was not applied within the wait: try again shortly.
+    NotYetApplied(i64),
+}
+
+/// The one read-your-writes rule of every read (HTTP and NATS): waits up to `wait` for the
+/// event at `min_position` to be applied.
+pub async fn await_min_position(
+    pool: &PgPool,
+    min_position: Option<i64>,
+    wait: Duration,
+) -> Result<MinPosition, sqlx::Error> {
+    let Some(position) = min_position else {
+        return Ok(MinPosition::Ready);
+    };
+    if position < 1 {
+        return Ok(MinPosition::Invalid("must be at least 1"));
+    }
+    // A command's answer names a committed event: a position no event has would never be
+    // applied (a client error, not a 503).
+    if !event_exists(pool, position).await? {
+        return Ok(MinPosition::Invalid(
+            "no event has this position; pass the position of a command's answer",
+        ));
+    }
+    Ok(if wait_until_applied(pool, position, wait).await? {
+        MinPosition::Ready
+    } else {
+        MinPosition::NotYetApplied(position)
+    })
+}
+
 /// An open reservation as `read_reservations` has it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OpenReservation {
