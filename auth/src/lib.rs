@@ -252,6 +252,28 @@ impl TokenKeys {
     }
 }
 
+/// The tenants a user or a service may see and act on. Enforced where the tenant of a
+/// request becomes known (HTTP, NATS and the WebSocket share it), so one rule holds at
+/// every entrance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantScope(Option<std::sync::Arc<std::collections::BTreeSet<String>>>);
+
+impl TenantScope {
+    /// Every tenant (admins, auditors, unscoped users and services).
+    pub const fn all() -> Self {
+        Self(None)
+    }
+
+    /// Only these tenants (none at all when the list is empty).
+    pub fn only(tenants: impl IntoIterator<Item = String>) -> Self {
+        Self(Some(std::sync::Arc::new(tenants.into_iter().collect())))
+    }
+
+    pub fn allows(&self, tenant: &str) -> bool {
+        self.0.as_ref().is_none_or(|set| set.contains(tenant))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

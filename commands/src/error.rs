@@ -8,6 +8,9 @@ pub enum CommandError {
     Invalid { field: String, message: String },
     #[error("{0}")]
     NotFound(String),
+    /// The caller may not act on the tenant the field names.
+    #[error("{field}: {message}")]
+    OutOfScope { field: String, message: String },
     /// The command contradicts what already happened (e.g. committing a released reservation).
     #[error("{0}")]
     Conflict(String),
@@ -37,6 +40,7 @@ impl CommandError {
         match self {
             CommandError::Invalid { .. } => "invalid_request",
             CommandError::NotFound(_) => "not_found",
+            CommandError::OutOfScope { .. } => "forbidden",
             CommandError::Conflict(_) => "conflict",
             CommandError::TooLarge { .. } => "payload_too_large",
             CommandError::Busy => "busy",
@@ -49,7 +53,9 @@ impl CommandError {
     /// The field the error is about, if any.
     pub fn field(&self) -> Option<&str> {
         match self {
-            CommandError::Invalid { field, .. } => Some(field),
+            CommandError::Invalid { field, .. } | CommandError::OutOfScope { field, .. } => {
+                Some(field)
+            }
             _ => None,
         }
     }

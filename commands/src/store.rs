@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use auth::TenantScope;
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError};
 use cqrs_es::{Aggregate, DomainEvent};
 use postgres_es::PostgresEventRepository;
@@ -39,14 +40,24 @@ pub struct Actor {
     pub user: String,
     /// `http` or `nats`.
     pub via: &'static str,
+    /// The tenants the caller may act on (not recorded: the user's grant says it).
+    pub scope: TenantScope,
 }
 
 impl Actor {
+    /// An actor allowed every tenant.
     pub fn new(user: impl Into<String>, via: &'static str) -> Self {
         Self {
             user: user.into(),
             via,
+            scope: TenantScope::all(),
         }
+    }
+
+    /// The same actor, limited to `scope`.
+    pub fn scoped(mut self, scope: TenantScope) -> Self {
+        self.scope = scope;
+        self
     }
 
     fn metadata(&self) -> HashMap<String, String> {
@@ -385,6 +396,7 @@ async fn insert_rows(
 static UNKNOWN_ACTOR: Actor = Actor {
     user: String::new(),
     via: "unknown",
+    scope: TenantScope::all(),
 };
 
 /// An open transaction holding the cross-process write lock of one aggregate.

@@ -125,6 +125,7 @@ impl IntoResponse for ApiError {
                 let (status, retry) = match error {
                     CommandError::Invalid { .. } => (StatusCode::BAD_REQUEST, None),
                     CommandError::NotFound(_) => (StatusCode::NOT_FOUND, None),
+                    CommandError::OutOfScope { .. } => (StatusCode::FORBIDDEN, None),
                     CommandError::Conflict(_) => (StatusCode::CONFLICT, None),
                     CommandError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, None),
                     CommandError::Busy => (StatusCode::SERVICE_UNAVAILABLE, Some("1")),
