@@ -8,7 +8,7 @@ use async_nats::{Client, Message};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{parse, BudgetReads, MAX_COMMAND_BYTES};
+use crate::api::{parse, BudgetReads, StateRequest, MAX_COMMAND_BYTES};
 use crate::budget::BudgetService;
 use crate::request_server::{json_bytes, serve_requests, Requests, Senders};
 use crate::CommandError;
@@ -63,7 +63,11 @@ async fn dispatch(
         "request" => to_value(service.api_reserve(parse(payload)?, &actor).await?),
         "commit" => to_value(service.api_commit(parse(payload)?, &actor).await?),
         "release" => to_value(service.api_release(parse(payload)?, &actor).await?),
-        "state" => to_value(reads.state(parse(payload)?).await?),
+        "state" => {
+            let request: StateRequest = parse(payload)?;
+            actor.may_act_on("tenant_id", &request.tenant_id)?;
+            to_value(reads.state(request).await?)
+        }
         other => Err(CommandError::NotFound(format!(
             "unknown budget command '{other}' (expected request, commit, release or state)"
         ))),

@@ -152,7 +152,10 @@ impl Senders {
     }
 
     /// The verb and the sending service of a command subject.
-    fn sender_and_verb<'a>(&self, message: &'a Message) -> Result<(&'a str, &'a str), CommandError> {
+    fn sender_and_verb<'a>(
+        &self,
+        message: &'a Message,
+    ) -> Result<(&'a str, &'a str), CommandError> {
         natsauth::subjects::sender_and_verb(&self.prefix, &message.subject).ok_or_else(|| {
             CommandError::NotFound(format!(
                 "'{}' is not a command subject ({}.cmd.<service>.<area>.<verb>)",

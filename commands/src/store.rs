@@ -60,6 +60,18 @@ impl Actor {
         self
     }
 
+    /// Refuses a tenant outside the actor's scope, naming the field that carried it.
+    pub fn may_act_on(&self, field: &str, tenant: &str) -> Result<(), CommandError> {
+        if self.scope.allows(tenant) {
+            Ok(())
+        } else {
+            Err(CommandError::OutOfScope {
+                field: field.to_string(),
+                message: format!("tenant '{tenant}' is outside this caller's tenants"),
+            })
+        }
+    }
+
     fn metadata(&self) -> HashMap<String, String> {
         HashMap::from([
             ("user".to_string(), self.user.clone()),

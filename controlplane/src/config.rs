@@ -161,7 +161,9 @@ impl Config {
         let database_url =
             get("DATABASE_URL").ok_or_else(|| error("DATABASE_URL", "is required"))?;
         let nats_url = get("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
-        let nats_creds = get("NATS_CREDS").filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        let nats_creds = get("NATS_CREDS")
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
         let nats_account_seed = get("NATS_ACCOUNT_SEED_FILE")
             .filter(|p| !p.is_empty())
             .map(std::path::PathBuf::from);

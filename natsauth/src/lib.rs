@@ -51,7 +51,8 @@ pub fn validate_service_name(name: &str) -> Result<(), IdentityError> {
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if !first_ok || !rest_ok || name.len() > 63 {
         return Err(IdentityError::Invalid(format!(
             "service name '{name}' must be 1-63 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
@@ -223,8 +224,9 @@ pub fn read_account_seed(path: &Path) -> Result<KeyPair, IdentityError> {
         path: path.display().to_string(),
         source,
     })?;
-    let key = KeyPair::from_seed(text.trim())
-        .map_err(|e| IdentityError::Invalid(format!("{}: not an nkey seed ({e})", path.display())))?;
+    let key = KeyPair::from_seed(text.trim()).map_err(|e| {
+        IdentityError::Invalid(format!("{}: not an nkey seed ({e})", path.display()))
+    })?;
     if !key.public_key().starts_with('A') {
         return Err(IdentityError::Invalid(format!(
             "{}: not an account seed (it must start with SA)",
@@ -325,15 +327,34 @@ mod tests {
             subjects::sender_and_verb("cp", &subject),
             Some(("billing", "request"))
         );
-        assert_eq!(subjects::sender_and_verb("cp", "cp.cmd.budget.request"), None);
-        assert_eq!(subjects::sender_and_verb("cp", "cpx.cmd.a.budget.request"), None);
-        assert_eq!(subjects::sender_and_verb("cp", "cp.cmd.a.budget.request.x"), None);
+        assert_eq!(
+            subjects::sender_and_verb("cp", "cp.cmd.budget.request"),
+            None
+        );
+        assert_eq!(
+            subjects::sender_and_verb("cp", "cpx.cmd.a.budget.request"),
+            None
+        );
+        assert_eq!(
+            subjects::sender_and_verb("cp", "cp.cmd.a.budget.request.x"),
+            None
+        );
     }
 
     #[test]
     fn service_names_are_one_token_and_not_reserved() {
         assert!(validate_service_name("billing-v2").is_ok());
-        for bad in ["", "a.b", "a*", ">", "Billing", "-x", "sandbox", "controlplane", "admin"] {
+        for bad in [
+            "",
+            "a.b",
+            "a*",
+            ">",
+            "Billing",
+            "-x",
+            "sandbox",
+            "controlplane",
+            "admin",
+        ] {
             assert!(validate_service_name(bad).is_err(), "{bad}");
         }
         assert!(validate_service_name(&"a".repeat(64)).is_err());
