@@ -9,6 +9,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
   # shellcheck disable=SC1091
   source .data/services.env
 fi
+# shellcheck disable=SC1091
+source bench/lib.sh
 CLIENTS="${BENCH_CLIENTS:-64}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 NAMES=1000
@@ -39,6 +41,7 @@ server_pid=$!
 for _ in $(seq 1 100); do grep -q listening "$out" && break; sleep 0.1; done
 grep -q listening "$out" || { echo "the control plane did not start"; exit 1; }
 url=$(grep -Eo 'http://[0-9.:]+' "$out" | head -1)
+bench_service "$bench_url" "$prefix"
 
 echo_out=$(mktemp)
 "$load" echo-server "$NATS_URL" "$prefix.bench.echo" > "$echo_out" &
