@@ -42,6 +42,9 @@ scripts/schemathesis.sh
 step "Python client (clients/python): ruff, mypy --strict, pytest against a live server"
 scripts/python-client-tests.sh
 
+step "deployment: Dockerfile, compose, kustomize overlays, alert rules, Grafana dashboard against a live server (scripts/deploy-checks.sh)"
+scripts/deploy-checks.sh
+
 if [ -x scripts/sandbox-tests.sh ]; then
   step "sandbox tests (real container engine)"
   scripts/sandbox-tests.sh
