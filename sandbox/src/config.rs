@@ -383,9 +383,7 @@ impl Config {
             queue_size: ranged("SANDBOX_QUEUE_SIZE", 32, 0..=100_000)? as usize,
             queue_timeout: Duration::from_secs(ranged("SANDBOX_QUEUE_TIMEOUT_SECS", 30, 1..=3600)?),
             nats_url: get("NATS_URL"),
-            nats_creds: get("NATS_CREDS")
-                .filter(|p| !p.is_empty())
-                .map(Into::into),
+            nats_creds: get("NATS_CREDS").filter(|p| !p.is_empty()).map(Into::into),
             nats_prefix,
             audit_include_code,
         })
