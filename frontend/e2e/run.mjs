@@ -9,7 +9,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
-import { connect, StringCodec } from 'nats';
+import { StringCodec } from 'nats';
 import { apiAs, chromiumArgs, Deployment } from './server.mjs';
 
 const artifacts = fileURLToPath(new URL('../e2e-artifacts/', import.meta.url));
@@ -238,10 +238,10 @@ test('reservations from the form and over NATS both appear without a reload', as
     await form.getByRole('button', { name: 'Reserve', exact: true }).click();
     await page.getByText('At most 64 characters').waitFor();
 
-    const nc = await connect({ servers: dep.natsUrl });
+    const { nc, subject } = await dep.serviceNats('e2e-worker');
     const sc = StringCodec();
     const reply = await nc.request(
-      `${dep.prefix}.cmd.budget.request`,
+      subject('budget', 'request'),
       sc.encode(
         JSON.stringify({
           tenant_id: 'acme',
