@@ -37,7 +37,7 @@ class DeadLetters:
         consumer: str | None = None,
         stream_seq: int | None = None,
     ) -> DlqEntry:
-        """Records a dead letter (``<prefix>.cmd.dlq.capture``).
+        """Records a dead letter (``<prefix>.cmd.<service>.dlq.capture``).
 
         ``payload``: ``bytes`` are kept byte-exact (sent as base64); a ``str`` is kept as
         text; anything else as JSON (``encoding`` overrides). The entry id is ``id``, else
