@@ -549,6 +549,7 @@ mod tests {
             DB,
             ("JWT_SECRET", &"s3cr3t".repeat(8)),
             ("ADMIN_PASSWORD", "hunter2hunter2"),
+            ("NATS_CREDS", "/run/secrets/controlplane.creds"),
         ]))
         .unwrap();
         let shown = format!("{config:?}");
