@@ -474,6 +474,7 @@ cmd_up() {
     if external_reachable; then
         log "postgres: using DATABASE_URL from the environment (reachable)"
         log "nats: using NATS_URL from the environment (reachable)"
+        [ -n "${NATS_AUTH_DIR:-}" ] || log "nats: NATS_AUTH_DIR is not set: clients need the identities that server trusts (docs/nats-auth.md)"
         write_env "$DATABASE_URL" "$NATS_URL" "${NATS_AUTH_DIR:-}"
         return 0
     fi
