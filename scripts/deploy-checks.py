@@ -150,6 +150,19 @@ CRD_SCHEMAS = {
                             "honorLabels": {"type": "boolean"},
                             "relabelings": {"type": "array"},
                             "metricRelabelings": {"type": "array"},
+                            "authorization": {
+                                "type": "object",
+                                "properties": {
+                                    "type": STR,
+                                    "credentials": {
+                                        "type": "object",
+                                        "required": ["name", "key"],
+                                        "properties": {"name": STR, "key": STR},
+                                        "additionalProperties": False,
+                                    },
+                                },
+                                "additionalProperties": False,
+                            },
                         },
                         "additionalProperties": False,
                     },

@@ -133,6 +133,7 @@ BIN=${CONTROLPLANE_BIN:-${CARGO_TARGET_DIR:-target}/debug/controlplane}
 # The business gauges are read again every 200 ms instead of 5 s (the launcher passes the
 # environment on).
 CONTROLPLANE_BIN=$(realpath "$BIN") DATABASE_URL="$DATABASE_URL" NATS_URL="$NATS_URL" METRICS_REFRESH_MS=200 \
+  METRICS_TOKEN="deploy-checks-scrape-secret" \
   node --input-type=module - "$ROOT/frontend/e2e/server.mjs" "$work/metrics.txt" <<'JS'
 // One `serve` on a fresh database (the e2e tests' Deployment: own database, NATS prefix and
 // streams, all dropped at the end), given something to count: a budget, a reservation, a
@@ -153,7 +154,11 @@ try {
   await fetch(`${url}/no-such-route`);
   let text = '';
   for (let i = 0; i < 100; i++) {
-    text = await (await fetch(`${url}/metrics`)).text();
+    const scrape = await fetch(`${url}/metrics`, {
+      headers: { authorization: `Bearer ${process.env.METRICS_TOKEN}` },
+    });
+    if (!scrape.ok) throw new Error(`GET /metrics: ${scrape.status}`);
+    text = await scrape.text();
     if (/^budget_used_tokens\{/m.test(text) && /^breaker_state\{/m.test(text)) break;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -5,6 +5,8 @@
 
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// Issuer written into and required from every token.
 pub const ISSUER: &str = "golden-arch-controlplane";
@@ -175,11 +177,83 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// The tenants this user may see and act on; absent for all tenants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<Vec<String>>,
+    /// The login session this token belongs to (logout revokes it).
+    #[serde(default)]
+    pub sid: String,
+    /// The user's token version when the token was issued: a password, role, scope or
+    /// status change raises it, which ends every older session.
+    #[serde(default)]
+    pub ver: i64,
+}
+
+/// What a token grants: who, with which role, over which tenants, in which session.
+#[derive(Clone, Debug)]
+pub struct Grant<'a> {
+    pub username: &'a str,
+    pub role: Role,
+    pub tenants: Option<&'a [String]>,
+    pub session_id: &'a str,
+    pub version: i64,
+}
+
+impl<'a> Grant<'a> {
+    /// An unscoped grant outside any stored session (tests and tools).
+    pub fn unscoped(username: &'a str, role: Role) -> Self {
+        Self {
+            username,
+            role,
+            tenants: None,
+            session_id: "",
+            version: 0,
+        }
+    }
 }
 
 impl Claims {
     pub fn has(&self, permission: Permission) -> bool {
         self.permissions.contains(&permission)
+    }
+
+    pub fn scope(&self) -> TenantScope {
+        match &self.tenants {
+            None => TenantScope::all(),
+            Some(tenants) => TenantScope::only(tenants.iter().cloned()),
+        }
+    }
+}
+
+/// The tenants a user or a service may see and act on. Enforced where the tenant of a
+/// request becomes known (HTTP, NATS and the WebSocket share it), so one rule holds at
+/// every entrance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TenantScope(Option<Arc<BTreeSet<String>>>);
+
+impl TenantScope {
+    /// Every tenant (admins, auditors, unscoped users and services).
+    pub const fn all() -> Self {
+        Self(None)
+    }
+
+    /// Only these tenants (none at all when the list is empty).
+    pub fn only(tenants: impl IntoIterator<Item = String>) -> Self {
+        Self(Some(Arc::new(tenants.into_iter().collect())))
+    }
+
+    pub fn allows(&self, tenant: &str) -> bool {
+        self.0.as_ref().is_none_or(|set| set.contains(tenant))
+    }
+
+    /// The tenants, or `None` for all of them.
+    pub fn tenants(&self) -> Option<&BTreeSet<String>> {
+        self.0.as_deref()
+    }
+
+    /// The tenants as a sorted list (a SQL `text[]` parameter), or `None` for all.
+    pub fn to_list(&self) -> Option<Vec<String>> {
+        self.0.as_ref().map(|set| set.iter().cloned().collect())
     }
 }
 
@@ -229,16 +303,19 @@ impl TokenKeys {
         self.lifetime_seconds
     }
 
-    /// Issues a token for `username` with `role`'s permissions.
-    pub fn issue(&self, username: &str, role: Role, now_unix: i64) -> Result<String, AuthError> {
+    /// Issues a token for the grant, with its role's permissions.
+    pub fn issue(&self, grant: &Grant<'_>, now_unix: i64) -> Result<String, AuthError> {
         let claims = Claims {
-            sub: username.to_string(),
-            role,
-            permissions: role.permissions(),
+            sub: grant.username.to_string(),
+            role: grant.role,
+            permissions: grant.role.permissions(),
             iat: now_unix,
             exp: now_unix + self.lifetime_seconds,
             iss: ISSUER.to_string(),
             aud: AUDIENCE.to_string(),
+            tenants: grant.tenants.map(<[String]>::to_vec),
+            sid: grant.session_id.to_string(),
+            ver: grant.version,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::Signing(e.to_string()))
@@ -249,28 +326,6 @@ impl TokenKeys {
         decode::<Claims>(token, &self.decoding, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| AuthError::InvalidToken(e.to_string()))
-    }
-}
-
-/// The tenants a user or a service may see and act on. Enforced where the tenant of a
-/// request becomes known (HTTP, NATS and the WebSocket share it), so one rule holds at
-/// every entrance.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TenantScope(Option<std::sync::Arc<std::collections::BTreeSet<String>>>);
-
-impl TenantScope {
-    /// Every tenant (admins, auditors, unscoped users and services).
-    pub const fn all() -> Self {
-        Self(None)
-    }
-
-    /// Only these tenants (none at all when the list is empty).
-    pub fn only(tenants: impl IntoIterator<Item = String>) -> Self {
-        Self(Some(std::sync::Arc::new(tenants.into_iter().collect())))
-    }
-
-    pub fn allows(&self, tenant: &str) -> bool {
-        self.0.as_ref().is_none_or(|set| set.contains(tenant))
     }
 }
 
@@ -303,7 +358,9 @@ mod tests {
     #[test]
     fn issued_token_verifies_and_carries_role_permissions() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", 3600);
-        let token = keys.issue("alice", Role::Viewer, now()).unwrap();
+        let token = keys
+            .issue(&Grant::unscoped("alice", Role::Viewer), now())
+            .unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!(claims.sub, "alice");
         assert_eq!(claims.role, Role::Viewer);
@@ -315,14 +372,18 @@ mod tests {
     fn token_signed_with_another_secret_is_rejected() {
         let a = TokenKeys::new(b"secret-a-secret-a-secret-a-secret", 3600);
         let b = TokenKeys::new(b"secret-b-secret-b-secret-b-secret", 3600);
-        let token = a.issue("alice", Role::Admin, now()).unwrap();
+        let token = a
+            .issue(&Grant::unscoped("alice", Role::Admin), now())
+            .unwrap();
         assert!(b.verify(&token).is_err());
     }
 
     #[test]
     fn expired_token_is_rejected() {
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", 60);
-        let token = keys.issue("alice", Role::Admin, now() - 3600).unwrap();
+        let token = keys
+            .issue(&Grant::unscoped("alice", Role::Admin), now() - 3600)
+            .unwrap();
         assert!(keys.verify(&token).is_err());
     }
 
@@ -349,6 +410,9 @@ mod tests {
             exp: now() + 60,
             iss: ISSUER.into(),
             aud: "someone-else".into(),
+            tenants: None,
+            sid: String::new(),
+            ver: 0,
         };
         let token = encode(
             &Header::new(Algorithm::HS256),
@@ -357,6 +421,32 @@ mod tests {
         )
         .unwrap();
         assert!(keys.verify(&token).is_err());
+    }
+
+    #[test]
+    fn scoped_tokens_carry_their_tenants_and_session() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", 3600);
+        let tenants = vec!["org1".to_string()];
+        let grant = Grant {
+            username: "bob",
+            role: Role::Viewer,
+            tenants: Some(&tenants),
+            session_id: "s-1",
+            version: 7,
+        };
+        let claims = keys.verify(&keys.issue(&grant, now()).unwrap()).unwrap();
+        assert_eq!((claims.sid.as_str(), claims.ver), ("s-1", 7));
+        assert!(claims.scope().allows("org1"));
+        assert!(!claims.scope().allows("org2"));
+        let unscoped = keys
+            .verify(
+                &keys
+                    .issue(&Grant::unscoped("a", Role::Admin), now())
+                    .unwrap(),
+            )
+            .unwrap();
+        assert!(unscoped.scope().allows("anyone"));
+        assert!(!TenantScope::only([]).allows("org1"));
     }
 
     #[test]

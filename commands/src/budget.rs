@@ -188,6 +188,7 @@ impl BudgetService {
             .map_err(|e| CommandError::invalid("tenant_id", e.to_string()))?;
         domain::validate_id(&project_id)
             .map_err(|e| CommandError::invalid("project_id", e.to_string()))?;
+        actor.may_act_on("tenant_id", &tenant_id)?;
         let id = budget_aggregate_id(&tenant_id, &project_id);
         self.execute(
             &id,
@@ -216,6 +217,7 @@ impl BudgetService {
             .map_err(|e| CommandError::invalid("tenant_id", e.to_string()))?;
         domain::validate_id(&project_id)
             .map_err(|e| CommandError::invalid("project_id", e.to_string()))?;
+        actor.may_act_on("tenant_id", &tenant_id)?;
         let id = budget_aggregate_id(&tenant_id, &project_id);
         let command = BudgetCommand::ReserveTokens {
             tenant_id,
@@ -240,7 +242,7 @@ impl BudgetService {
         actual_tokens: u64,
         actor: &Actor,
     ) -> Result<Outcome, CommandError> {
-        let id = self.budget_of(reservation_id).await?;
+        let id = self.budget_of(reservation_id, actor).await?;
         self.execute(
             &id,
             BudgetCommand::CommitUsage {
@@ -257,7 +259,7 @@ impl BudgetService {
         reservation_id: Uuid,
         actor: &Actor,
     ) -> Result<Outcome, CommandError> {
-        let id = self.budget_of(reservation_id).await?;
+        let id = self.budget_of(reservation_id, actor).await?;
         self.execute(
             &id,
             BudgetCommand::ReleaseReservation { reservation_id },
@@ -340,8 +342,19 @@ impl BudgetService {
         index.insert(reservation_id, aggregate_id.to_string());
     }
 
-    /// The budget a reservation belongs to, from memory or from the event store.
-    async fn budget_of(&self, reservation_id: Uuid) -> Result<String, CommandError> {
+    /// The budget a reservation belongs to, from memory or from the event store. Another
+    /// tenant's reservation is as unknown to a scoped caller as one that never existed.
+    async fn budget_of(&self, reservation_id: Uuid, actor: &Actor) -> Result<String, CommandError> {
+        let id = self.find_budget_of(reservation_id).await?;
+        let tenant = id.split('/').next().unwrap_or_default();
+        if actor.scope.allows(tenant) {
+            Ok(id)
+        } else {
+            Err(unknown_reservation(reservation_id))
+        }
+    }
+
+    async fn find_budget_of(&self, reservation_id: Uuid) -> Result<String, CommandError> {
         if let Some(id) = self
             .reservations
             .lock()
@@ -364,11 +377,13 @@ impl BudgetService {
                 self.remember(reservation_id, &id);
                 Ok(id)
             }
-            None => Err(CommandError::NotFound(format!(
-                "reservation {reservation_id} does not exist"
-            ))),
+            None => Err(unknown_reservation(reservation_id)),
         }
     }
+}
+
+fn unknown_reservation(reservation_id: Uuid) -> CommandError {
+    CommandError::NotFound(format!("reservation {reservation_id} does not exist"))
 }
 
 /// The write machinery, cheap to clone into the task that drains an aggregate's queue.

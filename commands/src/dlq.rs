@@ -60,6 +60,22 @@ pub struct DlqService {
     executor: Executor<DlqEntry>,
     clock: Arc<dyn Clock>,
     nats: Option<async_nats::Client>,
+    /// The control plane's own subject prefix: a requeue never publishes under it.
+    own_prefix: Option<String>,
+}
+
+/// Whether a requeue may publish on `subject`: never NATS's own (`$JS.`, `$SYS.` and every
+/// other `$` subject), reply inboxes, or the control plane's own subjects
+/// (`<prefix>.cmd.>` commands, `<prefix>.events.>` events, `<prefix>.audit.>` sandbox
+/// reports): a dead letter's subject is whatever its capturer said, and a requeue publishes
+/// with the control plane's identity.
+pub fn requeue_target_allowed(subject: &str, own_prefix: Option<&str>) -> bool {
+    let mut tokens = subject.split('.');
+    let first = tokens.next().unwrap_or_default();
+    let own = own_prefix.is_some_and(|prefix| {
+        first == prefix && matches!(tokens.next(), Some("cmd" | "events" | "audit"))
+    });
+    !(first.starts_with('$') || first.starts_with("_INBOX") || own)
 }
 
 fn actor_text(actor: &Actor) -> String {
@@ -88,6 +104,7 @@ impl DlqService {
             executor: Executor::new(store),
             clock,
             nats: None,
+            own_prefix: None,
         }
     }
 
@@ -95,6 +112,12 @@ impl DlqService {
     /// unavailable).
     pub fn with_nats(mut self, client: async_nats::Client) -> Self {
         self.nats = Some(client);
+        self
+    }
+
+    /// The control plane's subject prefix, which requeues never publish under.
+    pub fn reserving(mut self, prefix: &str) -> Self {
+        self.own_prefix = Some(prefix.to_string());
         self
     }
 
@@ -178,6 +201,16 @@ impl DlqService {
                 }
                 .into());
             }
+            if !requeue_target_allowed(&entry.original_subject, self.own_prefix.as_deref()) {
+                return Err(CommandError::invalid(
+                    "requeue",
+                    format!(
+                        "'{}' is a subject of NATS or of the control plane itself; resolve \
+                         without requeue",
+                        entry.original_subject
+                    ),
+                ));
+            }
             Some(self.republish(&entry).await?)
         } else {
             None
@@ -258,6 +291,28 @@ impl DlqService {
                 })
             }
             Err(error) => Err(unavailable(error.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requeues_never_target_nats_or_control_plane_subjects() {
+        for subject in [
+            "$JS.API.STREAM.DELETE.X",
+            "$SYS.REQ.SERVER.PING",
+            "_INBOX.abc",
+            "cp.audit.sandbox",
+            "cp.events.budget",
+            "cp.cmd.budget.reserve",
+        ] {
+            assert!(!requeue_target_allowed(subject, Some("cp")), "{subject}");
+        }
+        for subject in ["task.execute", "cpx.cmd.x", "work.cp", "cp.work.jobs"] {
+            assert!(requeue_target_allowed(subject, Some("cp")), "{subject}");
         }
     }
 }

@@ -38,8 +38,9 @@ pub enum PayloadEncoding {
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
-    /// The entry's id; capturing the same id again changes nothing. Default: `js:<stream>:
-    /// <stream_seq>` when those are given, else a fresh UUID.
+    /// The entry's id; capturing the same id again changes nothing. Never `js:…` (the
+    /// automatic capture's). Default: `cap:<caller>:<stream>:<stream_seq>` when those are
+    /// given, else a fresh UUID.
     #[serde(default)]
     pub id: Option<String>,
     pub original_subject: String,
@@ -230,6 +231,42 @@ pub struct ListResponse {
     pub total: i64,
 }
 
+/// The id of a capture a caller asked for. `js:<stream>:<seq>` ids belong to the automatic
+/// capture (dlq_capture.rs): no caller may take one in advance, and a message's stream
+/// sequence names the caller's own entry, `cap:<caller>:<stream>:<seq>` (so a retried capture
+/// of the same message is still one entry, and one caller cannot claim another's).
+fn explicit_capture_id(
+    id: Option<String>,
+    letter: &DeadLetter,
+    actor: &Actor,
+) -> Result<String, CommandError> {
+    match (id, &letter.source) {
+        (Some(id), _) if id.starts_with("js:") => Err(CommandError::invalid(
+            "id",
+            "ids starting with 'js:' are kept for the automatic capture",
+        )),
+        (Some(id), _) => Ok(id),
+        (None, Some(source)) => {
+            let caller: String = actor
+                .user
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "_-.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Ok(format!(
+                "cap:{caller}:{}:{}",
+                source.stream, source.stream_seq
+            ))
+        }
+        (None, None) => Ok(uuid::Uuid::now_v7().to_string()),
+    }
+}
+
 /// The dead-letter operations, one function per endpoint / NATS subject.
 impl DlqService {
     pub async fn api_capture(
@@ -238,7 +275,8 @@ impl DlqService {
         actor: &Actor,
     ) -> Result<EntryResponse, CommandError> {
         let letter = request.letter()?;
-        Ok(self.capture(request.id, letter, actor).await?.into())
+        let id = explicit_capture_id(request.id, &letter, actor)?;
+        Ok(self.capture(Some(id), letter, actor).await?.into())
     }
 
     pub async fn api_resolve(

@@ -440,6 +440,25 @@ impl EventStore {
 }
 
 impl LockedAggregate {
+    /// The transaction itself, for state kept beside the events (e.g. the `users` row an
+    /// account event records a change of), so both commit or neither does.
+    pub fn connection(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// How many events the aggregate has (its version), read under the lock.
+    pub async fn version<A: Aggregate>(&mut self) -> Result<usize, CommandError> {
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(max(sequence), 0) FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2",
+        )
+        .bind(A::TYPE)
+        .bind(&self.aggregate_id)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(count as usize)
+    }
+
     /// Events after `after_sequence`, read under the lock (so nothing can follow them
     /// until this transaction ends, except a writer that does not take the lock).
     pub async fn load<A: Aggregate>(

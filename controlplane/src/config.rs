@@ -1,6 +1,7 @@
 //! Typed configuration from the environment (and `.env` when present).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Everything `serve` needs. Secrets are never printed (see the `Debug` impl).
@@ -265,6 +266,12 @@ impl Config {
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| error("LOGIN_RATE_PER_MINUTE", "must be between 1 and 4294967295"))?;
+        http_policy.metrics_token = match get("METRICS_TOKEN").filter(|t| !t.is_empty()) {
+            Some(token) if token.len() < 16 => {
+                return Err(error("METRICS_TOKEN", "must be at least 16 characters"))
+            }
+            other => other.map(Arc::from),
+        };
         http_policy.cors_origins = get("CORS_ORIGINS")
             .map(|v| {
                 v.split(',')

@@ -117,7 +117,7 @@ pub enum StartError {
     #[error("migrations failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the admin user: {0}")]
-    Admin(#[from] gateway::users::UserError),
+    Admin(#[from] commands::CommandError),
     #[error("NATS: {0}")]
     Nats(String),
     #[error("{0}")]
@@ -185,6 +185,15 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
 
     let mut tasks = Vec::new();
     let stop_taking = CancellationToken::new();
+    // Tokens are checked against the accounts in memory; load them before the first request.
+    let auth = Arc::new(gateway::sessions::Authenticator::new(Arc::new(
+        TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
+    )));
+    auth.reload(&pool).await?;
+    tasks.push(
+        auth.clone()
+            .spawn_refresher(pool.clone(), stop_taking.clone()),
+    );
     let mut listeners = Vec::new();
     let breakers = Arc::new(BreakerService::new(
         EventStore::new(pool.clone()),
@@ -288,10 +297,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         pipeline,
         pool,
         nats: nats.clone(),
-        keys: std::sync::Arc::new(TokenKeys::new(
-            config.jwt_secret.as_bytes(),
-            config.token_ttl_seconds,
-        )),
+        auth: auth.clone(),
+        failed_logins: Arc::default(),
         secure_cookies: config.secure_cookies,
         ui: gateway::ui::UiFiles::open(&config.ui_dir).map(Arc::new),
         sandbox_url: config.sandbox_url.as_deref().map(Arc::from),
@@ -304,14 +311,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Nats(e.to_string()))?;
-    let app = gateway::hardening::harden(
-        gateway::app(state),
-        &config.http_policy,
-        TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
-        metrics,
-    )
-    // Peer addresses feed the per-IP login limit.
-    .into_make_service_with_connect_info::<SocketAddr>();
+    let app = gateway::hardening::harden(gateway::app(state), &config.http_policy, auth, metrics)
+        // Peer addresses feed the per-IP login limit.
+        .into_make_service_with_connect_info::<SocketAddr>();
     let stopped = stop_taking.clone().cancelled_owned();
     let http = tokio::spawn(async move {
         // Without TCP_NODELAY a small write waits, behind Nagle's algorithm, for the ACK
@@ -405,7 +407,8 @@ async fn start_dlq(
 ) {
     let dlq = Arc::new(
         commands::dlq::DlqService::new(EventStore::new(pool.clone()), Arc::new(SystemClock))
-            .with_nats(nats.clone()),
+            .with_nats(nats.clone())
+            .reserving(&config.nats_prefix),
     );
     let reads = Arc::new(dlq_reads::ReadModelDlqReads { pool: pool.clone() });
     let redrive = Arc::new(commands::dlq_redrive::RedriveService::new(

@@ -177,7 +177,22 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             command: AuditCommand::Verify,
         } => {
             let pool = commands::store::connect(&config.database_url, 2).await?;
-            let report = streams::audit::verify(&pool).await?;
+            let mut report = streams::audit::verify(&pool).await?;
+            // The log's copy outside the database, when NATS answers (else "unreachable").
+            let anchor = match async_nats::connect(&config.nats_url).await {
+                Ok(nats) => {
+                    let js = async_nats::jetstream::new(nats);
+                    streams::audit::check_stream_anchor(&pool, &js, &config.events_stream).await?
+                }
+                Err(error) => streams::audit::StreamAnchor {
+                    stream: config.events_stream.clone(),
+                    result: "unreachable".into(),
+                    global_position: None,
+                    detail: error.to_string(),
+                },
+            };
+            report.ok &= !anchor.failed();
+            report.stream_anchor = Some(anchor);
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.ok {
                 Ok(())

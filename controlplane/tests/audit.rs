@@ -364,3 +364,39 @@ async fn verify_names_the_first_global_hash_checkpoint_after_an_edited_payload()
         expected_count
     );
 }
+
+/// The attack of issue 18: a database superuser switches the guard off, deletes the newest
+/// event and every global hash checkpoint. The chains and checkpoints left in the database
+/// then verify; the events stream, outside the database, still holds the deleted event.
+#[tokio::test]
+async fn verify_catches_the_newest_event_deleted_with_the_checkpoints_by_the_events_stream() {
+    let env = TestEnv::start_with(&[("AUDIT_HASH_CHECKPOINT_EVENTS", "1")]).await;
+    workload(&env).await;
+    let stream = env.stream();
+    common::wait_for_pipeline(&env.database_url, &stream, Duration::from_secs(30)).await;
+    let (_, report) = env.get("/audit/verify").await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["stream_anchor"]["result"], "ok", "{report}");
+
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for statement in [
+        "ALTER TABLE events DISABLE TRIGGER events_append_only",
+        "DELETE FROM events WHERE global_position = (SELECT max(global_position) FROM events)",
+        "DELETE FROM global_hash_checkpoints",
+        "ALTER TABLE events ENABLE TRIGGER events_append_only",
+    ] {
+        sqlx::query(statement).execute(&mut *conn).await.unwrap();
+    }
+    drop(conn);
+
+    let (_, report) = env.get("/audit/verify").await;
+    assert_eq!(
+        report["first_failure"],
+        Value::Null,
+        "the chains left verify: {report}"
+    );
+    assert_eq!(report["checkpoints_checked"], 0, "{report}");
+    assert_eq!(report["ok"], false, "{report}");
+    assert_eq!(report["stream_anchor"]["result"], "truncated", "{report}");
+}

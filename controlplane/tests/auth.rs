@@ -80,12 +80,18 @@ async fn routes_refuse_missing_bad_expired_and_alg_none_tokens() {
     let (status, _) = env.call(Method::GET, path, Some("not-a-jwt"), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let other_secret = auth::TokenKeys::new(b"another-secret-another-secret-another", 3600)
-        .issue("admin", Role::Admin, chrono::Utc::now().timestamp())
+        .issue(
+            &auth::Grant::unscoped("admin", Role::Admin),
+            chrono::Utc::now().timestamp(),
+        )
         .unwrap();
     let (status, _) = env.call(Method::GET, path, Some(&other_secret), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let expired = auth::TokenKeys::new(JWT_SECRET.as_bytes(), 60)
-        .issue("admin", Role::Admin, chrono::Utc::now().timestamp() - 3600)
+        .issue(
+            &auth::Grant::unscoped("admin", Role::Admin),
+            chrono::Utc::now().timestamp() - 3600,
+        )
         .unwrap();
     let (status, _) = env.call(Method::GET, path, Some(&expired), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

@@ -469,7 +469,9 @@ async fn bad_input_is_a_400_naming_the_field_and_permissions_hold() {
         .await
         .unwrap();
     let answer: Value = serde_json::from_slice(&reply.payload).unwrap();
-    assert_eq!(answer["id"], "js:S1:9", "{answer}");
+    // The caller's own entry for that stream sequence (js:S1:9 is the automatic capture's).
+    let id = answer["id"].as_str().unwrap_or_default();
+    assert!(id.starts_with("cap:") && id.ends_with(":S1:9"), "{answer}");
     assert_eq!(answer["changed"], true);
     for (bytes, field) in [
         (b"{not json".to_vec(), "body"),
@@ -684,4 +686,62 @@ async fn a_redrive_job_requeues_matching_entries_oldest_first_and_survives_a_res
         "only the entry outside the filter is still open: {open}"
     );
     server.shutdown();
+}
+
+#[tokio::test]
+async fn requeues_never_reach_control_plane_or_nats_subjects_and_automatic_ids_cannot_be_claimed() {
+    let env = TestEnv::start().await;
+    // A forged sandbox report, a command, and a JetStream API call, captured as dead letters:
+    // a requeue would publish them with the control plane's identity.
+    for (n, subject) in [
+        format!("{}.audit.sandbox", env.prefix),
+        format!("{}.cmd.budget.reserve", env.prefix),
+        "$JS.API.STREAM.DELETE.ANY".to_string(),
+        "_INBOX.someone".to_string(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("forged-{n}");
+        let (status, body) = env
+            .post(
+                "/dlq",
+                json!({"id": id, "original_subject": subject, "payload": {"x": 1}, "error": "e", "attempts": 1}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = env
+            .post(&format!("/dlq/{id}/resolve"), json!({"requeue": true}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["field"].clone()),
+            (StatusCode::BAD_REQUEST, json!("requeue")),
+            "{subject}: {body}"
+        );
+        // Nothing was resolved by the refused requeue; resolving without one works.
+        let (status, body) = env.post(&format!("/dlq/{id}/resolve"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    // The automatic capture's ids are its own: neither taken by name nor by a source.
+    let (status, body) = env
+        .post(
+            "/dlq",
+            json!({"id": "js:WORK:42", "original_subject": "task.execute", "payload": 1, "error": "e", "attempts": 1}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("id")),
+        "{body}"
+    );
+    let (status, body) = env
+        .post(
+            "/dlq",
+            json!({"original_subject": "task.execute", "payload": 1, "error": "e", "attempts": 1,
+                   "stream": "WORK", "stream_seq": 42}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["id"], "cap:admin:WORK:42", "{body}");
 }

@@ -197,16 +197,7 @@ async fn metrics_carry_budget_use_per_tenant_and_breaker_state_per_name() {
     four_budgets(&env).await;
     force_open(&env, "openai_api").await;
     let _ = read_after_writes(&env, "/healthz").await;
-    let scrape = || async {
-        env.http
-            .get(env.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let scrape = || env.metrics_text();
     let expected = [
         "budget_reserved_tokens{tenant=\"org1\"} 950",
         "budget_reserved_tokens{tenant=\"org2\"} 100",

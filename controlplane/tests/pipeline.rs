@@ -370,8 +370,7 @@ async fn metrics_count_appended_published_projected_and_the_lag_drains_to_zero()
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut last;
     let settled = loop {
-        let response = env.http.get(env.url("/metrics")).send().await.unwrap();
-        last = response.text().await.unwrap();
+        last = env.metrics_text().await;
         if caught_up(&last) {
             break true;
         }

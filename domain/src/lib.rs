@@ -10,6 +10,7 @@ pub mod budget;
 pub mod dlq;
 pub mod ids;
 pub mod sandbox_run;
+pub mod user_account;
 
 pub use ids::{validate_id, IdError};
 

@@ -23,7 +23,8 @@ pub fn router() -> Router<AppState> {
         .route("/audit/verify", get(verify))
 }
 
-/// A page of events; pass `next_after_position` as `after_position` for the next one.
+/// A page of events; pass `next_after_position` as `after_position` for the next one. A page
+/// holds at most `limit` events and ends early past 8 MiB of them (at least one event).
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct EventsPage {
     events: Vec<EventEnvelope>,
@@ -75,15 +76,15 @@ pub(crate) async fn events(
     ValidQuery(filter): ValidQuery<AuditFilter>,
 ) -> Result<Json<EventsPage>, ApiError> {
     check(&filter)?;
-    let events = audit::list_events(&state.pool, &filter).await?;
-    let full = events.len() as i64 == filter.limit.unwrap_or(100);
-    let next_after_position = if full {
-        events.last().map(|e| e.global_position)
+    let page = audit::list_events(&state.pool, &filter).await?;
+    // Full by count, or ended early by size (audit::MAX_PAGE_BYTES): more may follow.
+    let next_after_position = if page.more {
+        page.events.last().map(|e| e.global_position)
     } else {
         None
     };
     Ok(Json(EventsPage {
-        events,
+        events: page.events,
         next_after_position,
     }))
 }
@@ -108,11 +109,11 @@ pub(crate) async fn export(
         async move {
             let (mut filter, prefetched) = next?;
             let page = match prefetched {
-                Some(events) => Ok(events),
+                Some(page) => Ok(page),
                 None => audit::list_events(&pool, &filter).await,
             };
             match page {
-                Ok(events) => {
+                Ok(audit::EventPage { events, more }) => {
                     let mut lines = Vec::new();
                     for event in &events {
                         // Serialising an envelope cannot fail (strings, numbers, raw JSON).
@@ -121,7 +122,7 @@ pub(crate) async fn export(
                             lines.push(b'\n');
                         }
                     }
-                    let next = if events.len() as i64 == MAX_PAGE {
+                    let next = if more && !events.is_empty() {
                         filter.after_position = events.last().map(|e| e.global_position);
                         Some((filter, None))
                     } else {
@@ -147,5 +148,10 @@ pub(crate) async fn export(
 #[utoipa::path(get, path = "/audit/verify", tag = "audit",
     responses((status = 200, description = "The hash chains recomputed; the first bad event, if any", body = VerifyReport)))]
 pub(crate) async fn verify(State(state): State<AppState>) -> Result<Json<VerifyReport>, ApiError> {
-    Ok(Json(audit::verify(&state.pool).await?))
+    let mut report = audit::verify(&state.pool).await?;
+    let js = async_nats::jetstream::new(state.nats.clone());
+    let anchor = audit::check_stream_anchor(&state.pool, &js, &state.pipeline.events.name).await?;
+    report.ok &= !anchor.failed();
+    report.stream_anchor = Some(anchor);
+    Ok(Json(report))
 }

@@ -9,7 +9,6 @@ use commands::breaker_api::{
     AdminAction, BreakerBody, ChangeResponse, ConfigRequest, ListResponse, NameRequest,
     ResetAllResponse,
 };
-use commands::store::Actor;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ValidJson};
@@ -24,10 +23,6 @@ pub fn router() -> Router<AppState> {
         .route("/circuit-breakers/{name}/reset", post(reset))
         .route("/circuit-breakers/{name}/force_open", post(force_open))
         .route("/circuit-breakers/{name}/disable", post(disable))
-}
-
-fn actor(caller: &Caller) -> Actor {
-    Actor::new(caller.username(), "http")
 }
 
 /// The `{name}` segment, validated like every breaker name (400 naming `name`).
@@ -68,7 +63,7 @@ pub(crate) async fn configure(
     Ok(Json(
         state
             .breakers
-            .api_configure(&name, request, &actor(&caller))
+            .api_configure(&name, request, &caller.actor())
             .await?,
     ))
 }
@@ -83,7 +78,7 @@ async fn admin(
     Ok(Json(
         state
             .breakers
-            .api_admin(&name, action, &actor(&caller))
+            .api_admin(&name, action, &caller.actor())
             .await?,
     ))
 }
@@ -130,5 +125,5 @@ pub(crate) async fn reset_all(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<ResetAllResponse>, ApiError> {
-    Ok(Json(state.breakers.api_reset_all(&actor(&caller)).await?))
+    Ok(Json(state.breakers.api_reset_all(&caller.actor()).await?))
 }

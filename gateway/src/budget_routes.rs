@@ -9,7 +9,6 @@ use commands::api::{
     CommitRequest, CommitResponse, LimitResponse, ReleaseRequest, ReleaseResponse, ReserveRequest,
     ReserveResponse, SetLimitRequest, StateRequest, StateResponse,
 };
-use commands::store::Actor;
 use domain::budget::budget_aggregate_id;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -31,10 +30,6 @@ pub fn router() -> Router<AppState> {
         .route("/budget/usage", get(usage))
 }
 
-fn actor(caller: &Caller) -> Actor {
-    Actor::new(caller.username(), "http")
-}
-
 #[utoipa::path(put, path = "/budget/limit", tag = "budget", request_body = SetLimitRequest,
     responses((status = 200, description = "The budget's totals after the change", body = LimitResponse)))]
 pub(crate) async fn set_limit(
@@ -45,7 +40,7 @@ pub(crate) async fn set_limit(
     Ok(Json(
         state
             .budgets
-            .api_set_limit(request, &actor(&caller))
+            .api_set_limit(request, &caller.actor())
             .await?,
     ))
 }
@@ -58,7 +53,7 @@ pub(crate) async fn reserve(
     ValidJson(request): ValidJson<ReserveRequest>,
 ) -> Result<Json<ReserveResponse>, ApiError> {
     Ok(Json(
-        state.budgets.api_reserve(request, &actor(&caller)).await?,
+        state.budgets.api_reserve(request, &caller.actor()).await?,
     ))
 }
 
@@ -73,7 +68,7 @@ pub(crate) async fn commit(
     ValidJson(request): ValidJson<CommitRequest>,
 ) -> Result<Json<CommitResponse>, ApiError> {
     Ok(Json(
-        state.budgets.api_commit(request, &actor(&caller)).await?,
+        state.budgets.api_commit(request, &caller.actor()).await?,
     ))
 }
 
@@ -88,7 +83,7 @@ pub(crate) async fn release(
     ValidJson(request): ValidJson<ReleaseRequest>,
 ) -> Result<Json<ReleaseResponse>, ApiError> {
     Ok(Json(
-        state.budgets.api_release(request, &actor(&caller)).await?,
+        state.budgets.api_release(request, &caller.actor()).await?,
     ))
 }
 
@@ -98,8 +93,10 @@ pub(crate) async fn release(
         (status = 404, description = "No limit was ever set for this tenant/project", body = ErrorBody)))]
 pub(crate) async fn state(
     State(state): State<AppState>,
+    caller: Caller,
     ValidQuery(request): ValidQuery<StateRequest>,
 ) -> Result<Json<StateResponse>, ApiError> {
+    caller.may_see("tenant_id", &request.tenant_id)?;
     Ok(Json(state.budget_reads.state(request).await?))
 }
 
@@ -154,9 +151,11 @@ fn budget_id(tenant_id: &str, project_id: &str) -> Result<String, ApiError> {
     responses((status = 200, description = "Open reservations, the soonest to expire first", body = ReservationsResponse)))]
 pub(crate) async fn reservations(
     State(state): State<AppState>,
+    caller: Caller,
     ValidQuery(query): ValidQuery<ReservationsQuery>,
 ) -> Result<Json<ReservationsResponse>, ApiError> {
     let id = budget_id(&query.tenant_id, &query.project_id)?;
+    caller.may_see("tenant_id", &query.tenant_id)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
@@ -230,9 +229,11 @@ pub struct UsageResponse {
     responses((status = 200, description = "One point per minute of the window", body = UsageResponse)))]
 pub(crate) async fn usage(
     State(state): State<AppState>,
+    caller: Caller,
     ValidQuery(query): ValidQuery<UsageQuery>,
 ) -> Result<Json<UsageResponse>, ApiError> {
     let id = budget_id(&query.tenant_id, &query.project_id)?;
+    caller.may_see("tenant_id", &query.tenant_id)?;
     let minutes = query.minutes.unwrap_or(60);
     if !(1..=MAX_USAGE_MINUTES).contains(&minutes) {
         return Err(ApiError::invalid(

@@ -17,7 +17,6 @@ use commands::dlq_api::{
     MAX_CAPTURE_BYTES,
 };
 use commands::dlq_redrive::{RedriveJob, RedriveRequest};
-use commands::store::Actor;
 use domain::dlq::{validate_entry_id, Encoding, HistoryItem};
 use projections::dlq::{DlqFilter, DlqRow};
 use serde::Deserialize;
@@ -48,10 +47,6 @@ pub fn router() -> Router<AppState> {
         .route("/dlq/{id}/resolve", post(resolve))
 }
 
-fn actor(caller: &Caller) -> Actor {
-    Actor::new(caller.username(), "http")
-}
-
 /// The `{id}` segment, validated like every entry id (400 naming `id`).
 fn id_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
     let Path(id) = path.map_err(|rejection| ApiError::invalid("id", rejection.body_text()))?;
@@ -80,7 +75,7 @@ pub(crate) async fn capture(
         return Err(ApiError::invalid("body", "a JSON body is required"));
     }
     let request: CaptureRequest = commands::api::parse_limited(&bytes, MAX_CAPTURE_BYTES)?;
-    let answer = state.dlq.api_capture(request, &actor(&caller)).await?;
+    let answer = state.dlq.api_capture(request, &caller.actor()).await?;
     let status = if answer.changed {
         StatusCode::CREATED
     } else {
@@ -105,7 +100,8 @@ pub struct ListQuery {
     /// Entries created at or after this instant (RFC 3339).
     #[serde(default)]
     pub since: Option<DateTime<Utc>>,
-    /// Entries per page, 1-500 (default 50).
+    /// Entries per page, 1-500 (default 50); a page also ends early past 8 MiB of payloads
+    /// and headers (at least one entry): go on from `offset` + the entries received.
     #[serde(default)]
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -238,7 +234,7 @@ pub(crate) async fn resolve(
     caller.require(Permission::WriteDlq)?;
     let id = id_of(path)?;
     Ok(Json(
-        state.dlq.api_resolve(&id, request, &actor(&caller)).await?,
+        state.dlq.api_resolve(&id, request, &caller.actor()).await?,
     ))
 }
 
@@ -297,7 +293,7 @@ pub(crate) async fn start_redrive(
     ValidJson(request): ValidJson<RedriveRequest>,
 ) -> Result<(StatusCode, Json<RedriveJob>), ApiError> {
     caller.require(Permission::WriteDlq)?;
-    let job = state.redrive.start(request, &actor(&caller)).await?;
+    let job = state.redrive.start(request, &caller.actor()).await?;
     Ok((StatusCode::ACCEPTED, Json(job)))
 }
 

@@ -22,6 +22,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body too large (at most {0} bytes)")]
     TooLarge(usize),
+    /// Too many failed logins for this account: wait this many seconds.
+    #[error("too many failed logins for this account; retry after {0} s")]
+    TooManyAttempts(u64),
     /// Not now, but soon (503 with `Retry-After`).
     #[error("{0}")]
     Unavailable(String),
@@ -107,6 +110,13 @@ impl IntoResponse for ApiError {
             ),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), None, None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), None, None),
+            ApiError::TooManyAttempts(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                self.to_string(),
+                Some("username"),
+                None,
+            ),
             ApiError::TooLarge(_) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -159,6 +169,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static(seconds));
+        }
+        if let ApiError::TooManyAttempts(seconds) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

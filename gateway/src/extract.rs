@@ -81,6 +81,16 @@ impl Caller {
     pub fn username(&self) -> &str {
         &self.0.sub
     }
+
+    /// Refuses (403 naming `field`) a tenant outside the caller's tenants.
+    pub fn may_see(&self, field: &str, tenant: &str) -> Result<(), ApiError> {
+        Ok(self.actor().may_act_on(field, tenant)?)
+    }
+
+    /// The caller as the write side records it, limited to the caller's tenants.
+    pub fn actor(&self) -> commands::store::Actor {
+        commands::store::Actor::new(self.username(), "http").scoped(self.0.scope())
+    }
 }
 
 /// The claims of the request's token (bearer first, then the session cookie), verified by
@@ -127,10 +137,6 @@ where
         let token = bearer_token(&parts.headers)
             .or_else(|| session_token(&parts.headers))
             .ok_or(ApiError::Unauthenticated)?;
-        let claims = state
-            .keys
-            .verify(token)
-            .map_err(|_| ApiError::BadCredentials("invalid or expired token".into()))?;
-        Ok(Caller(claims))
+        Ok(Caller(state.auth.authenticate(token)?))
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::extract::ValidQuery;
+use crate::extract::{Caller, ValidQuery};
 use crate::AppState;
 
 /// Rows per page by default, and at most.
@@ -137,11 +137,14 @@ pub struct GovernanceStatus {
     responses((status = 200, description = "Budget use per tenant/project, open breakers and dead letters", body = GovernanceStatus)))]
 pub(crate) async fn status(
     State(state): State<AppState>,
+    caller: Caller,
     ValidQuery(query): ValidQuery<StatusQuery>,
 ) -> Result<Json<GovernanceStatus>, ApiError> {
     if let Some(tenant) = &query.tenant_id {
         domain::validate_id(tenant).map_err(|e| ApiError::invalid("tenant_id", e.to_string()))?;
+        caller.may_see("tenant_id", tenant)?;
     }
+    let scope = caller.0.scope().to_list();
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(ApiError::invalid(
@@ -157,13 +160,19 @@ pub(crate) async fn status(
     let filter = BudgetFilter {
         tenant_id: query.tenant_id.clone(),
         status: query.status.map(|s| s.as_str().to_string()),
+        scope: scope.clone(),
         limit,
         offset,
     };
     let (rows, matching) = governance::budget_rows(&state.pool, ratio, &filter).await?;
     let mut counts = StatusCounts::default();
-    for (status, n) in
-        governance::status_counts(&state.pool, ratio, query.tenant_id.as_deref()).await?
+    for (status, n) in governance::status_counts(
+        &state.pool,
+        ratio,
+        query.tenant_id.as_deref(),
+        scope.as_deref(),
+    )
+    .await?
     {
         match status.as_str() {
             "ok" => counts.ok = n,

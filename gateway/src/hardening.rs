@@ -8,7 +8,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
-use auth::{Role, TokenKeys};
+use auth::{Permission, Role};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -21,10 +21,13 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use serde_json::json;
+use subtle::ConstantTimeEq;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::error::ApiError;
 use crate::extract::{bearer_token, session_token, VerifiedClaims};
+use crate::sessions::Authenticator;
 
 /// The header a browser must send with cookie-authenticated writes. Cross-site pages cannot
 /// set it without a CORS preflight, which the allow-list refuses.
@@ -39,6 +42,9 @@ pub struct HttpPolicy {
     pub login_per_minute: u32,
     /// Origins allowed to call the API from a browser (empty: none).
     pub cors_origins: Vec<String>,
+    /// A bearer secret that may read `/metrics` (Prometheus's `authorization` setting);
+    /// without it only a token with `read:system` may.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 impl Default for HttpPolicy {
@@ -54,6 +60,7 @@ impl Default for HttpPolicy {
             ]),
             login_per_minute: 5,
             cors_origins: Vec::new(),
+            metrics_token: None,
         }
     }
 }
@@ -126,10 +133,13 @@ struct Limiters {
     /// Made once: building a clock per request ran CPUID, which a virtual machine traps
     /// (about an eighth of the CPU time of a `GET /healthz`).
     clock: DefaultClock,
-    keys: TokenKeys,
+    auth: Arc<Authenticator>,
     per_role: HashMap<Role, DefaultKeyedRateLimiter<String>>,
     login: DefaultKeyedRateLimiter<IpAddr>,
 }
+
+/// Past this many addresses in the login limiter, those idle long enough are dropped.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
 
 fn quota(per_minute: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(per_minute.max(1)).expect("at least 1"))
@@ -139,12 +149,12 @@ fn quota(per_minute: u32) -> Quota {
 pub fn harden(
     router: Router,
     policy: &HttpPolicy,
-    keys: TokenKeys,
+    auth: Arc<Authenticator>,
     metrics: HttpMetrics,
 ) -> Router {
     let limiters = Arc::new(Limiters {
         clock: DefaultClock::default(),
-        keys,
+        auth,
         per_role: Role::ALL
             .into_iter()
             .map(|role| {
@@ -155,6 +165,7 @@ pub fn harden(
         login: RateLimiter::keyed(quota(policy.login_per_minute)),
     });
     let registry = metrics.registry.clone();
+    let metrics_token = policy.metrics_token.clone();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(
             policy
@@ -162,7 +173,13 @@ pub fn harden(
                 .iter()
                 .filter_map(|o| HeaderValue::from_str(o).ok()),
         ))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([
             header::CONTENT_TYPE,
             header::AUTHORIZATION,
@@ -170,7 +187,10 @@ pub fn harden(
         ])
         .allow_credentials(true);
     router
-        .route("/metrics", get(move || export_metrics(registry.clone())))
+        .route(
+            "/metrics",
+            get(move |request: Request| scrape(registry.clone(), metrics_token.clone(), request)),
+        )
         .layer(middleware::from_fn_with_state(limiters, limit_and_check_csrf))
         .layer(middleware::from_fn_with_state(metrics, record_metrics))
         .layer(cors)
@@ -197,6 +217,7 @@ pub fn harden(
 /// Prometheus text format: `api_requests_total`, `api_request_duration_seconds` and the
 /// business gauges.
 #[utoipa::path(get, path = "/metrics", tag = "system",
+    description = "Also readable with `Authorization: Bearer <METRICS_TOKEN>` (Prometheus's scrape secret).",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub(crate) async fn export_metrics(registry: Registry) -> Response {
     let mut buffer = Vec::new();
@@ -211,6 +232,29 @@ pub(crate) async fn export_metrics(registry: Registry) -> Response {
         buffer,
     )
         .into_response()
+}
+
+/// `/metrics` for Prometheus (the scrape secret) or a person with `read:system`: the
+/// gauges name every tenant and breaker, which is not for anonymous callers.
+async fn scrape(registry: Registry, secret: Option<Arc<str>>, request: Request) -> Response {
+    let bearer = bearer_token(request.headers());
+    let by_secret = secret
+        .zip(bearer)
+        .is_some_and(|(secret, given)| bool::from(secret.as_bytes().ct_eq(given.as_bytes())));
+    let by_token = request
+        .extensions()
+        .get::<VerifiedClaims>()
+        .is_some_and(|VerifiedClaims(claims)| claims.has(Permission::ReadSystem));
+    if by_secret || by_token {
+        return export_metrics(registry).await;
+    }
+    if request.extensions().get::<VerifiedClaims>().is_some() {
+        ApiError::Forbidden(Permission::ReadSystem.as_str()).into_response()
+    } else if bearer.is_some() || session_token(request.headers()).is_some() {
+        ApiError::BadCredentials("invalid or expired token".into()).into_response()
+    } else {
+        ApiError::Unauthenticated.into_response()
+    }
 }
 
 async fn record_metrics(
@@ -269,6 +313,10 @@ async fn limit_and_check_csrf(
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        // Bounded: addresses that have not tried for a minute are forgotten.
+        if limiters.login.len() > MAX_TRACKED_ADDRESSES {
+            limiters.login.retain_recent();
+        }
         if let Err(not_until) = limiters.login.check_key(&ip) {
             return too_many(not_until.wait_time_from(clock.now()).as_secs() + 1);
         }
@@ -281,7 +329,7 @@ async fn limit_and_check_csrf(
         .map(str::to_string);
     // Unauthenticated requests are refused by the routes themselves; only callers with a
     // valid token count against their role's quota.
-    if let Some(claims) = token.and_then(|t| limiters.keys.verify(&t).ok()) {
+    if let Some(claims) = token.and_then(|t| limiters.auth.authenticate(&t).ok()) {
         if let Some(limiter) = limiters.per_role.get(&claims.role) {
             if let Err(not_until) = limiter.check_key(&claims.sub) {
                 return too_many(not_until.wait_time_from(clock.now()).as_secs() + 1);

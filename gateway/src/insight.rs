@@ -171,6 +171,7 @@ impl RequestHistory {
 pub struct BusinessGauges {
     pub budget_used: IntGaugeVec,
     pub budget_reserved: IntGaugeVec,
+    pub budget_limit: IntGaugeVec,
     pub breaker_state: IntGaugeVec,
     pub dlq_open: IntGauge,
 }
@@ -201,6 +202,11 @@ impl BusinessGauges {
             budget_reserved: vec(
                 "budget_reserved_tokens",
                 "Tokens reserved and not yet committed or released, per tenant",
+                "tenant",
+            ),
+            budget_limit: vec(
+                "budget_limit_tokens",
+                "Token limit per tenant (sum over its projects with a limit)",
                 "tenant",
             ),
             breaker_state: vec(
@@ -254,12 +260,14 @@ pub async fn refresh_gauges(
             Ok(rows) => {
                 gauges.budget_used.reset();
                 gauges.budget_reserved.reset();
-                for (tenant, used, reserved) in rows {
+                gauges.budget_limit.reset();
+                for (tenant, used, reserved, limit) in rows {
                     gauges.budget_used.with_label_values(&[&tenant]).set(used);
                     gauges
                         .budget_reserved
                         .with_label_values(&[&tenant])
                         .set(reserved);
+                    gauges.budget_limit.with_label_values(&[&tenant]).set(limit);
                 }
             }
             Err(error) => tracing::warn!(%error, "budget gauges not refreshed"),

@@ -20,9 +20,11 @@ pub mod pipeline_metrics;
 pub mod pipeline_routes;
 pub mod read_after_write;
 pub mod routes;
+pub mod sessions;
 pub mod state;
 pub mod stats_routes;
 pub mod ui;
+pub mod user_routes;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -47,10 +49,11 @@ pub fn app(state: AppState) -> Router {
         .merge(governance_routes::router())
         .merge(stats_routes::router())
         .merge(dlq_routes::router())
+        .merge(user_routes::router())
         .merge(live::router())
         // Every route's access, from the one table in routes.rs (mounted routes only).
         .route_layer(axum::middleware::from_fn_with_state(
-            state.keys.clone(),
+            state.auth.clone(),
             routes::enforce,
         ))
         .fallback(ui::fallback)

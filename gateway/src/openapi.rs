@@ -46,6 +46,10 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         crate::auth_routes::login,
         crate::auth_routes::logout,
         crate::auth_routes::me,
+        crate::user_routes::list,
+        crate::user_routes::add,
+        crate::user_routes::change,
+        crate::user_routes::reset_password,
         crate::budget_routes::set_limit,
         crate::budget_routes::reserve,
         crate::budget_routes::commit,
@@ -80,6 +84,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
     tags(
         (name = "system", description = "Health, readiness, metrics, pipeline and the API description"),
         (name = "auth", description = "Log in and out; who am I"),
+        (name = "users", description = "Accounts: roles, tenant scopes, disabling, password resets (admins)"),
         (name = "budget", description = "Token budgets per tenant and project"),
         (name = "breakers", description = "Circuit breakers per dependency"),
         (name = "audit", description = "The event log for auditors"),

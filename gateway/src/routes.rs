@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use auth::{Claims, Permission, TokenKeys};
+use auth::{Claims, Permission};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::extract::{bearer_token, session_token, VerifiedClaims};
+use crate::sessions::Authenticator;
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +78,8 @@ pub const ROUTES: &[RouteSpec] = &[
     // Probes, metrics and the API description: for load balancers, Prometheus and people.
     route("GET", "/healthz", Public),
     route("GET", "/readyz", Public),
-    route("GET", "/metrics", Public),
+    // Also the METRICS_TOKEN bearer secret, for Prometheus (hardening::scrape checks both).
+    route("GET", "/metrics", needs(Permission::ReadSystem)),
     route("GET", "/openapi.json", Public),
     route("GET", "/docs", Public),
     route("GET", "/docs/", Public),
@@ -125,6 +127,15 @@ pub const ROUTES: &[RouteSpec] = &[
         "POST",
         "/circuit-breakers/{name}/disable",
         needs(Permission::AdminResetBreakers),
+    ),
+    // Accounts (admins).
+    route("GET", "/users", needs(Permission::AdminUsers)),
+    route("POST", "/users", needs(Permission::AdminUsers)),
+    route("PATCH", "/users/{username}", needs(Permission::AdminUsers)),
+    route(
+        "POST",
+        "/users/{username}/password",
+        needs(Permission::AdminUsers),
     ),
     // Dead-letter queue (docs/dlq.md).
     route("GET", "/dlq", needs(Permission::ReadDlq)),
@@ -176,7 +187,7 @@ pub fn lookup(method: &Method, path: &str) -> Option<&'static RouteSpec> {
 /// method and path (unknown paths stay 404, wrong methods 405). The verified claims go
 /// into the request's extensions for the `Caller` extractor.
 pub async fn enforce(
-    State(keys): State<Arc<TokenKeys>>,
+    State(auth): State<Arc<Authenticator>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -204,10 +215,10 @@ pub async fn enforce(
             let Some(token) = bearer_token(headers).or_else(|| session_token(headers)) else {
                 return ApiError::Unauthenticated.into_response();
             };
-            let Ok(claims) = keys.verify(token) else {
-                return ApiError::BadCredentials("invalid or expired token".into()).into_response();
-            };
-            claims
+            match auth.authenticate(token) {
+                Ok(claims) => claims,
+                Err(error) => return error.into_response(),
+            }
         }
     };
     if let Access::Permission(permission) = spec.access {
@@ -239,10 +250,14 @@ mod tests {
 
     #[test]
     fn access_follows_the_permission() {
-        let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", 60);
+        let keys = auth::TokenKeys::new(b"0123456789abcdef0123456789abcdef", 60);
         let now = chrono::Utc::now().timestamp();
         let viewer = keys
-            .verify(&keys.issue("v", auth::Role::Viewer, now).unwrap())
+            .verify(
+                &keys
+                    .issue(&auth::Grant::unscoped("v", auth::Role::Viewer), now)
+                    .unwrap(),
+            )
             .unwrap();
         assert!(Public.allows(None));
         assert!(!Authenticated.allows(None));

@@ -1,6 +1,5 @@
 use std::sync::Arc;
 
-use auth::TokenKeys;
 use commands::api::BudgetReads;
 use commands::breaker::BreakerService;
 use commands::budget::BudgetService;
@@ -23,7 +22,10 @@ pub struct AppState {
     pub pool: PgPool,
     /// The process's NATS connection (`/readyz` reports its state).
     pub nats: async_nats::Client,
-    pub keys: Arc<TokenKeys>,
+    /// Verifies tokens and checks that their sessions still stand (gateway/src/sessions.rs).
+    pub auth: Arc<crate::sessions::Authenticator>,
+    /// Failed logins per account (`/auth/login`).
+    pub failed_logins: Arc<crate::auth_routes::FailedLogins>,
     /// The WebSocket fan-out of this process (`GET /ws`).
     pub live: Arc<crate::live::LiveHub>,
     /// Governance settings and this process's request history (`/governance`, `/stats`).

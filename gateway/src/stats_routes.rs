@@ -10,6 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::ApiError;
+use crate::extract::Caller;
 use crate::insight::{Minute, BREAKER_STATES, HISTORY_MINUTES};
 use crate::AppState;
 
@@ -105,7 +106,10 @@ pub struct StatsResponse {
 
 #[utoipa::path(get, path = "/stats", tag = "system",
     responses((status = 200, description = "Request rate, errors, latency, events, breakers, dead letters, budgets and per-minute series", body = StatsResponse)))]
-pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<StatsResponse>, ApiError> {
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<StatsResponse>, ApiError> {
     let now = chrono::Utc::now();
     let history = &state.insight.history;
     let series = history.series(now);
@@ -139,7 +143,9 @@ pub(crate) async fn stats(State(state): State<AppState>) -> Result<Json<StatsRes
             _ => breakers.DISABLED += 1,
         }
     }
-    let totals = projections::governance::budget_totals(&state.pool).await?;
+    // Budgets of the caller's tenants only; the rest is about the system, not a tenant.
+    let scope = caller.0.scope().to_list();
+    let totals = projections::governance::budget_totals(&state.pool, scope.as_deref()).await?;
     let series = series
         .iter()
         .map(|m| {

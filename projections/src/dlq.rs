@@ -268,13 +268,26 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<DlqRow>, i64), sqlx::Error> {
+    // The page's rows first (by count), then their sizes in order, then the rows that fit
+    // in MAX_PAGE_BYTES (at least one): the caller goes on from offset + the rows it got.
     let sql = format!(
-        "SELECT {COLUMNS}, count(*) OVER () AS total FROM read_dlq WHERE {WHERE}
-          ORDER BY created_at, id LIMIT $6 OFFSET $7"
+        "WITH limited AS (
+             SELECT id, created_at, pg_column_size(payload) + pg_column_size(headers) AS size,
+                    count(*) OVER () AS total
+               FROM read_dlq WHERE {WHERE}
+              ORDER BY created_at, id LIMIT $6 OFFSET $7),
+         sized AS (
+             SELECT id, total, sum(size) OVER (ORDER BY created_at, id) - size AS bytes_before
+               FROM limited)
+         SELECT {COLUMNS}, sized.total
+           FROM read_dlq JOIN sized USING (id)
+          WHERE sized.bytes_before < $8
+          ORDER BY created_at, id"
     );
     let rows = bind_filter(sqlx::query(&sql), filter)
         .bind(limit)
         .bind(offset)
+        .bind(MAX_PAGE_BYTES)
         .fetch_all(pool)
         .await?;
     let total = match rows.first() {
@@ -285,6 +298,10 @@ pub async fn list(
     let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
     Ok((items, total))
 }
+
+/// Largest list page in stored bytes of payloads and headers (a page of 500 one-MiB dead
+/// letters would otherwise be one 500 MiB answer).
+pub const MAX_PAGE_BYTES: i64 = 8 * 1024 * 1024;
 
 /// How many entries match.
 pub async fn count(pool: &PgPool, filter: &DlqFilter) -> Result<i64, sqlx::Error> {

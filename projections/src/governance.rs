@@ -25,6 +25,8 @@ pub struct BudgetRow {
 #[derive(Debug, Clone, Default)]
 pub struct BudgetFilter {
     pub tenant_id: Option<String>,
+    /// The caller's tenants (`None`: every tenant): rows outside are never shown or counted.
+    pub scope: Option<Vec<String>>,
     pub status: Option<String>,
     pub limit: i64,
     pub offset: i64,
@@ -48,6 +50,7 @@ pub async fn budget_rows(
          SELECT tenant_id, project_id, total, used, reserved, status, count(*) OVER () AS matching
            FROM b
           WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR status = $3)
+            AND ($6::text[] IS NULL OR tenant_id = ANY($6))
           ORDER BY tenant_id, project_id
           LIMIT $4 OFFSET $5"
     );
@@ -57,6 +60,7 @@ pub async fn budget_rows(
         .bind(filter.status.as_deref())
         .bind(filter.limit)
         .bind(filter.offset)
+        .bind(filter.scope.as_deref())
         .fetch_all(pool)
         .await?;
     let matching = match rows.first() {
@@ -65,12 +69,14 @@ pub async fn budget_rows(
         None if filter.offset > 0 => {
             let sql = format!(
                 "SELECT count(*) FROM (SELECT tenant_id, {STATUS_SQL} AS status FROM read_budgets) b
-                  WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR status = $3)"
+                  WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR status = $3)
+                    AND ($4::text[] IS NULL OR tenant_id = ANY($4))"
             );
             sqlx::query_scalar(&sql)
                 .bind(warning_ratio)
                 .bind(filter.tenant_id.as_deref())
                 .bind(filter.status.as_deref())
+                .bind(filter.scope.as_deref())
                 .fetch_one(pool)
                 .await?
         }
@@ -92,26 +98,28 @@ pub async fn budget_rows(
     Ok((rows, matching))
 }
 
-/// Budgets by status (for the summary), of one tenant or all.
+/// Budgets by status (for the summary), of one tenant or all, within the scope.
 pub async fn status_counts(
     pool: &PgPool,
     warning_ratio: f64,
     tenant_id: Option<&str>,
+    scope: Option<&[String]>,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let sql = format!(
         "SELECT status, count(*) FROM
            (SELECT tenant_id, {STATUS_SQL} AS status FROM read_budgets) b
-          WHERE ($2::text IS NULL OR tenant_id = $2)
+          WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::text[] IS NULL OR tenant_id = ANY($3))
           GROUP BY status"
     );
     sqlx::query_as(&sql)
         .bind(warning_ratio)
         .bind(tenant_id)
+        .bind(scope)
         .fetch_all(pool)
         .await
 }
 
-/// Sums over every budget with a limit.
+/// Sums over every budget with a limit (of the scope's tenants; `None`: all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BudgetTotals {
     pub budgets: i64,
@@ -120,12 +128,17 @@ pub struct BudgetTotals {
     pub reserved: i64,
 }
 
-pub async fn budget_totals(pool: &PgPool) -> Result<BudgetTotals, sqlx::Error> {
+pub async fn budget_totals(
+    pool: &PgPool,
+    scope: Option<&[String]>,
+) -> Result<BudgetTotals, sqlx::Error> {
     let row = sqlx::query(
         "SELECT count(*) AS budgets, COALESCE(sum(total), 0)::bigint AS total,
                 COALESCE(sum(used), 0)::bigint AS used, COALESCE(sum(reserved), 0)::bigint AS reserved
-           FROM read_budgets WHERE total IS NOT NULL",
+           FROM read_budgets
+          WHERE total IS NOT NULL AND ($1::text[] IS NULL OR tenant_id = ANY($1))",
     )
+    .bind(scope)
     .fetch_one(pool)
     .await?;
     Ok(BudgetTotals {
@@ -136,10 +149,12 @@ pub async fn budget_totals(pool: &PgPool) -> Result<BudgetTotals, sqlx::Error> {
     })
 }
 
-/// Used and reserved per tenant (summed over its projects), for the `/metrics` gauges.
-pub async fn tenant_use(pool: &PgPool) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
+/// Used, reserved and limit per tenant (summed over its projects; the limit over those that
+/// have one), for the `/metrics` gauges.
+pub async fn tenant_use(pool: &PgPool) -> Result<Vec<(String, i64, i64, i64)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT tenant_id, COALESCE(sum(used), 0)::bigint, COALESCE(sum(reserved), 0)::bigint
+        "SELECT tenant_id, COALESCE(sum(used), 0)::bigint, COALESCE(sum(reserved), 0)::bigint,
+                COALESCE(sum(total), 0)::bigint
            FROM read_budgets GROUP BY tenant_id ORDER BY tenant_id",
     )
     .fetch_all(pool)

@@ -438,15 +438,17 @@ async fn execute_needs_a_valid_token_with_execute_code() {
     let (st, _, _) = s.execute_with(Some("not-a-jwt"), body.clone()).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let other = auth::TokenKeys::new(b"another-secret-another-secret-another", 3600)
-        .issue("mallory", Role::Admin, chrono::Utc::now().timestamp())
+        .issue(
+            &auth::Grant::unscoped("mallory", Role::Admin),
+            chrono::Utc::now().timestamp(),
+        )
         .unwrap();
     let (st, _, _) = s.execute_with(Some(&other), body.clone()).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let expired = s
         .keys
         .issue(
-            "alice",
-            Role::Developer,
+            &auth::Grant::unscoped("alice", Role::Developer),
             chrono::Utc::now().timestamp() - 7200,
         )
         .unwrap();

@@ -12,6 +12,11 @@
 //! (`running_n = chain_hash(running_{n-1}, event n)`, from [`GENESIS`]) and records it in
 //! `global_hash_checkpoints` every so often (migration 0006); [`verify`] recomputes it from
 //! the table and compares it with every checkpoint.
+//!
+//! Everything above lives in the database an operator controls: a superuser can delete the
+//! newest events and the checkpoints, and the rest still verifies. [`check_stream_anchor`]
+//! compares the log with a copy outside it, the JetStream events stream: the newest event
+//! published there must still be in the log, with the same hash.
 
 use std::collections::BTreeMap;
 
@@ -73,24 +78,44 @@ pub struct AuditFilter {
     pub limit: Option<i64>,
 }
 
-/// Largest page.
+/// Largest page, in events.
 pub const MAX_PAGE: i64 = 1000;
+/// Largest page, in stored bytes of payload and metadata: a page ends early past it (with at
+/// least one event), so a thousand events of 2 MiB never make one 2 GiB answer.
+pub const MAX_PAGE_BYTES: i64 = 8 * 1024 * 1024;
+
+/// A page of events, and whether more may follow it.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub events: Vec<EventEnvelope>,
+    /// The page is full (by count or by bytes): ask again after its last event.
+    pub more: bool,
+}
 
 /// One page of events matching `filter`, by global position.
-pub async fn list_events(
-    pool: &PgPool,
-    filter: &AuditFilter,
-) -> Result<Vec<EventEnvelope>, sqlx::Error> {
+pub async fn list_events(pool: &PgPool, filter: &AuditFilter) -> Result<EventPage, sqlx::Error> {
+    let limit = filter.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    // The page's rows first (by count), then their sizes in order, then the rows that fit.
     let sql = format!(
-        "SELECT {SELECT_ENVELOPE} FROM events
-          WHERE ($1::text IS NULL OR aggregate_type = $1)
-            AND ($2::text IS NULL OR aggregate_id = $2)
-            AND ($3::text IS NULL OR event_type = $3)
-            AND ($4::timestamptz IS NULL OR recorded_at >= $4)
-            AND ($5::timestamptz IS NULL OR recorded_at < $5)
-            AND global_position > $6
-          ORDER BY global_position
-          LIMIT $7"
+        "WITH limited AS (
+             SELECT global_position, pg_column_size(payload) + pg_column_size(metadata) AS size
+               FROM events
+              WHERE ($1::text IS NULL OR aggregate_type = $1)
+                AND ($2::text IS NULL OR aggregate_id = $2)
+                AND ($3::text IS NULL OR event_type = $3)
+                AND ($4::timestamptz IS NULL OR recorded_at >= $4)
+                AND ($5::timestamptz IS NULL OR recorded_at < $5)
+                AND global_position > $6
+              ORDER BY global_position
+              LIMIT $7),
+         sized AS (
+             SELECT global_position, count(*) OVER () AS page_rows,
+                    sum(size) OVER (ORDER BY global_position) - size AS bytes_before
+               FROM limited)
+         SELECT {SELECT_ENVELOPE}, sized.page_rows
+           FROM events JOIN sized USING (global_position)
+          WHERE sized.bytes_before < $8
+          ORDER BY global_position"
     );
     let rows = sqlx::query(&sql)
         .bind(&filter.aggregate_type)
@@ -99,10 +124,20 @@ pub async fn list_events(
         .bind(filter.from)
         .bind(filter.to)
         .bind(filter.after_position.unwrap_or(0))
-        .bind(filter.limit.unwrap_or(100).clamp(1, MAX_PAGE))
+        .bind(limit)
+        .bind(MAX_PAGE_BYTES)
         .fetch_all(pool)
         .await?;
-    rows.iter().map(EventEnvelope::from_row).collect()
+    let page_rows: i64 = match rows.first() {
+        Some(row) => row.try_get("page_rows")?,
+        None => 0,
+    };
+    let events = rows
+        .iter()
+        .map(EventEnvelope::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = page_rows == limit || (events.len() as i64) < page_rows;
+    Ok(EventPage { events, more })
 }
 
 /// The first event that does not check out.
@@ -156,6 +191,108 @@ pub struct VerifyReport {
     /// The first of them (in log order) that does not match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_checkpoint_failure: Option<CheckpointFailure>,
+    /// The log against the newest event of the JetStream events stream (absent when not
+    /// checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_anchor: Option<StreamAnchor>,
+}
+
+/// The log compared with the newest event the publisher put on the events stream.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct StreamAnchor {
+    pub stream: String,
+    /// `ok`; `empty` (nothing published yet); `truncated` (the stream holds an event the log
+    /// no longer has: events were deleted); `rewritten` (the log's event at that position has
+    /// another hash); `unreachable` (NATS did not answer: not checked).
+    pub result: String,
+    /// The newest published event's global position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_position: Option<i64>,
+    pub detail: String,
+}
+
+impl StreamAnchor {
+    /// Whether the anchor shows the log was changed behind the application's back.
+    pub fn failed(&self) -> bool {
+        matches!(self.result.as_str(), "truncated" | "rewritten")
+    }
+}
+
+/// How long [`check_stream_anchor`] waits for JetStream.
+const ANCHOR_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Compares the log with the newest event on the events stream `stream`.
+pub async fn check_stream_anchor(
+    pool: &PgPool,
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+) -> Result<StreamAnchor, sqlx::Error> {
+    let anchor = |result: &str, global_position, detail: String| StreamAnchor {
+        stream: stream.to_string(),
+        result: result.to_string(),
+        global_position,
+        detail,
+    };
+    let newest = tokio::time::timeout(ANCHOR_WAIT, async {
+        let handle = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+        let info = handle.get_info().await.map_err(|e| e.to_string())?;
+        if info.state.messages == 0 {
+            return Ok(None);
+        }
+        let message = handle
+            .get_raw_message(info.state.last_sequence)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(Some(message.payload))
+    })
+    .await
+    .unwrap_or_else(|_| Err("JetStream did not answer in time".into()));
+    let payload = match newest {
+        Err(error) => return Ok(anchor("unreachable", None, error)),
+        Ok(None) => return Ok(anchor("empty", None, "no event published yet".into())),
+        Ok(Some(payload)) => payload,
+    };
+    #[derive(Deserialize)]
+    struct Published {
+        global_position: i64,
+        hash: Option<String>,
+    }
+    let Ok(published) = serde_json::from_slice::<Published>(&payload) else {
+        return Ok(anchor(
+            "unreachable",
+            None,
+            "the newest message on the stream is not an event envelope".into(),
+        ));
+    };
+    let position = Some(published.global_position);
+    let stored: Option<Option<String>> =
+        sqlx::query_scalar("SELECT encode(hash, 'hex') FROM events WHERE global_position = $1")
+            .bind(published.global_position)
+            .fetch_optional(pool)
+            .await?;
+    Ok(match stored {
+        None => anchor(
+            "truncated",
+            position,
+            format!(
+                "the events stream holds event {} but the log does not: events were deleted",
+                published.global_position
+            ),
+        ),
+        Some(hash) if hash != published.hash => anchor(
+            "rewritten",
+            position,
+            format!(
+                "event {} has another hash in the log than when it was published",
+                published.global_position
+            ),
+        ),
+        Some(_) => anchor(
+            "ok",
+            position,
+            "the newest published event is in the log, unchanged".into(),
+        ),
+    })
 }
 
 /// Recomputes every aggregate's chain from the stored rows (streamed, aggregate by
@@ -172,6 +309,7 @@ pub async fn verify(pool: &PgPool) -> Result<VerifyReport, sqlx::Error> {
         first_failure: None,
         checkpoints_checked: 0,
         first_checkpoint_failure: None,
+        stream_anchor: None,
     };
     let mut current: Option<(String, String)> = None;
     let mut prev = GENESIS.to_vec();

@@ -412,7 +412,14 @@ impl TestEnv {
 
     /// The Prometheus text of `/metrics`.
     pub async fn metrics_text(&self) -> String {
-        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        let response = self
+            .http
+            .get(self.url("/metrics"))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET /metrics");
         response.text().await.unwrap()
     }
 

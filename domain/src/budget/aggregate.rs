@@ -304,13 +304,25 @@ impl Budget {
                 } else {
                     self.reserved - allocated
                 };
+                // Overage is allowed (the tokens were spent), but the sum stays what the
+                // read models' bigint columns can hold: checked, never wrapped.
+                let used = self
+                    .used
+                    .checked_add(actual_tokens)
+                    .filter(|used| i64::try_from(*used).is_ok())
+                    .ok_or_else(|| {
+                        invalid(
+                            "actual_tokens",
+                            format!("would take this budget's used tokens past {}", i64::MAX),
+                        )
+                    })?;
                 let event = BudgetEvent::UsageCommitted {
                     reservation_id,
                     allocated,
                     actual_tokens,
                     overage: actual_tokens.saturating_sub(allocated),
                     late,
-                    used: self.used + actual_tokens,
+                    used,
                     reserved,
                 };
                 let open_delta = if late { 0 } else { -1 };
@@ -320,12 +332,7 @@ impl Budget {
                     actual_tokens,
                     overage: actual_tokens.saturating_sub(allocated),
                     late,
-                    totals: self.totals_with(
-                        self.total,
-                        self.used + actual_tokens,
-                        reserved,
-                        open_delta,
-                    ),
+                    totals: self.totals_with(self.total, used, reserved, open_delta),
                 };
                 Ok((vec![event], reply))
             }

@@ -635,3 +635,33 @@ fn folding_random_commands_never_approves_past_the_limit() {
         );
     }
 }
+
+#[test]
+fn a_commit_that_would_overflow_the_used_total_is_refused_not_wrapped() {
+    // Used can pass the limit (overage is real spend), but never what the read models hold.
+    let mut budget = Budget::default();
+    budget.apply(limit_set(1000));
+    budget.apply(reserved(1, "t1", 10, 0, 10));
+    budget.used = i64::MAX as u64 - 5;
+    let error = budget
+        .decide(BudgetCommand::CommitUsage {
+            reservation_id: rid(1),
+            actual_tokens: 6,
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            BudgetError::Invalid {
+                field: "actual_tokens",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let ok = budget.decide(BudgetCommand::CommitUsage {
+        reservation_id: rid(1),
+        actual_tokens: 5,
+    });
+    assert!(ok.is_ok());
+}

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use auth::{Claims, TokenKeys};
+use auth::{Claims, TenantScope};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
@@ -20,6 +20,7 @@ use super::hub::{Burst, LiveEvent, LiveHub, BATCH_HEAD, BATCH_TAIL};
 use super::protocol::{
     parse_client_frame, permitted, ClientFrame, FrameError, LogKey, Matcher, Subscription, Topic,
 };
+use crate::sessions::Authenticator;
 
 /// Events read from PostgreSQL per round trip while catching up.
 const CATCH_UP_BATCH: i64 = 500;
@@ -90,7 +91,7 @@ struct Feed {
 pub(super) struct Connection {
     hub: Arc<LiveHub>,
     pool: PgPool,
-    keys: Arc<TokenKeys>,
+    auth: Arc<Authenticator>,
     claims: Option<Claims>,
     sink: SplitSink<WebSocket, Message>,
     subscription: Subscription,
@@ -117,7 +118,7 @@ pub(super) async fn serve(
     socket: WebSocket,
     hub: Arc<LiveHub>,
     pool: PgPool,
-    keys: Arc<TokenKeys>,
+    auth: Arc<Authenticator>,
     claims: Option<Claims>,
 ) {
     hub.connections.inc();
@@ -126,7 +127,7 @@ pub(super) async fn serve(
     let mut connection = Connection {
         hub,
         pool,
-        keys,
+        auth,
         claims,
         sink,
         subscription: Subscription::default(),
@@ -171,6 +172,11 @@ impl Connection {
         let expiry = sleep_until(self.token_expiry());
         tokio::pin!(auth_deadline, expiry);
         let mut authenticated = self.claims.is_some();
+        // A logout, a disabled account or a changed role or scope ends the socket too.
+        // Checked once at the start too: the account may have changed between the upgrade
+        // and this task's first poll.
+        let mut standings = self.auth.changes();
+        standings.mark_changed();
         loop {
             if !authenticated && self.claims.is_some() {
                 // Authenticated by an `auth` frame: the token's own expiry applies now.
@@ -199,6 +205,11 @@ impl Connection {
                 _ = &mut auth_deadline, if self.claims.is_none() => {
                     return Err(Stop::Close(POLICY, "authentication required"));
                 }
+                Ok(()) = standings.changed(), if self.claims.is_some() => {
+                    if !self.claims.as_ref().is_some_and(|c| self.auth.stands(c)) {
+                        return Err(Stop::Close(POLICY, "session ended: log in again"));
+                    }
+                }
                 _ = &mut expiry, if self.claims.is_some() => {
                     return Err(Stop::Close(POLICY, "token expired: reconnect with a fresh token"));
                 }
@@ -207,6 +218,13 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// The tenants the caller may see (none before authentication).
+    fn scope(&self) -> TenantScope {
+        self.claims
+            .as_ref()
+            .map_or_else(|| TenantScope::only([]), Claims::scope)
     }
 
     /// When the token stops being valid (far away before authentication).
@@ -240,7 +258,7 @@ impl Connection {
             }
         };
         match (frame, self.claims.is_some()) {
-            (ClientFrame::Auth { token }, false) => match self.keys.verify(&token) {
+            (ClientFrame::Auth { token }, false) => match self.auth.authenticate(&token) {
                 Ok(claims) => {
                     let answer = json!({"type": "authenticated", "role": claims.role});
                     self.claims = Some(claims);
@@ -267,7 +285,7 @@ impl Connection {
                 for topic in &topics {
                     self.subscription.topics.remove(topic);
                 }
-                self.matcher = self.subscription.matcher();
+                self.matcher = self.subscription.matcher().within(self.scope());
                 if !self.subscription.wants_events() {
                     self.feed = None;
                 }
@@ -305,7 +323,7 @@ impl Connection {
                     topics: allowed.into_iter().collect::<BTreeSet<_>>(),
                     filter,
                 };
-                self.matcher = self.subscription.matcher();
+                self.matcher = self.subscription.matcher().within(self.scope());
                 self.batch = batch.unwrap_or(self.batch);
                 // Receive live events from now on, then send what came before.
                 let (receiver, _) = self.hub.subscribe();
@@ -316,7 +334,7 @@ impl Connection {
             None => {
                 self.subscription.topics.extend(allowed);
                 self.subscription.filter = filter;
-                self.matcher = self.subscription.matcher();
+                self.matcher = self.subscription.matcher().within(self.scope());
                 self.batch = batch.unwrap_or(self.batch);
                 if self.feed.is_none() && self.subscription.wants_events() {
                     let (receiver, cursor) = self.hub.subscribe();

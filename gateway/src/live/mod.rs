@@ -47,12 +47,7 @@ async fn upgrade(
         .or(params.token.as_deref())
         .or_else(|| session_token(&headers));
     let claims = match token {
-        Some(token) => Some(
-            state
-                .keys
-                .verify(token)
-                .map_err(|_| ApiError::BadCredentials("invalid or expired token".into()))?,
-        ),
+        Some(token) => Some(state.auth.authenticate(token)?),
         None => None,
     };
     // A cookie rides along on cross-site requests too: only pages of this origin (or an
@@ -71,7 +66,7 @@ async fn upgrade(
             "too many WebSocket connections on this replica".into(),
         ));
     }
-    let (pool, keys) = (state.pool.clone(), state.keys.clone());
+    let (pool, auth) = (state.pool.clone(), state.auth.clone());
     Ok(ws
         // Small: tungstenite zeroes the free part of its read buffer each time the
         // connection is polled for input, which is every time events arrive for it.
@@ -90,7 +85,7 @@ async fn upgrade(
         .max_message_size(protocol::MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(protocol::MAX_CLIENT_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
-            hub.spawn_connection(connection::serve(socket, hub.clone(), pool, keys, claims));
+            hub.spawn_connection(connection::serve(socket, hub.clone(), pool, auth, claims));
         })
         .into_response())
 }

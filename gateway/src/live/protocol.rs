@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use auth::{Claims, Permission};
+use auth::{Claims, Permission, TenantScope};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -271,6 +271,7 @@ impl Subscription {
         Matcher {
             mask: self.topics.iter().fold(0, |mask, t| mask | t.bit()),
             filter: (!self.filter.is_empty()).then(|| self.filter.clone()),
+            scope: TenantScope::all(),
         }
     }
 }
@@ -282,22 +283,42 @@ impl Subscription {
 pub struct Matcher {
     mask: u8,
     filter: Option<Filter>,
+    /// The caller's tenants: another tenant's budget events never go out, whatever the
+    /// topic (`audit` carries every event).
+    scope: TenantScope,
 }
 
 impl Matcher {
+    /// The same check, limited to the caller's tenants.
+    pub fn within(mut self, scope: TenantScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
     pub fn matches(&self, carriers: u8, topic: Option<Topic>, aggregate_id: &str) -> bool {
         self.mask & carriers != 0
+            && (topic != Some(Topic::Budget) || self.scope.allows(tenant_of(aggregate_id)))
             && self
                 .filter
                 .as_ref()
                 .is_none_or(|f| f.accepts(topic, aggregate_id))
     }
 
-    /// Every event with these carrier masks matches: there is no filter, and each event
-    /// carries a subscribed topic. Such a connection can take a whole burst's shared frame.
+    /// Every event with these carrier masks matches: there is no filter or tenant scope,
+    /// and each event carries a subscribed topic. Such a connection can take a whole
+    /// burst's shared frame.
     pub fn takes_all(&self, mut carriers: impl Iterator<Item = u8>) -> bool {
-        self.filter.is_none() && carriers.all(|c| self.mask & c != 0)
+        self.filter.is_none()
+            && self.scope.tenants().is_none()
+            && carriers.all(|c| self.mask & c != 0)
     }
+}
+
+/// The tenant of a budget's aggregate id (`tenant/project`).
+fn tenant_of(aggregate_id: &str) -> &str {
+    aggregate_id
+        .split_once('/')
+        .map_or(aggregate_id, |(t, _)| t)
 }
 
 /// Splits requested topics into those `claims` may receive and those it may not.
@@ -352,6 +373,9 @@ mod tests {
             iat: 0,
             iss: String::new(),
             aud: String::new(),
+            tenants: None,
+            sid: String::new(),
+            ver: 0,
         }
     }
 

@@ -109,7 +109,10 @@ impl TestService {
 
     pub fn token(&self, role: Role) -> String {
         self.keys
-            .issue("alice", role, chrono::Utc::now().timestamp())
+            .issue(
+                &auth::Grant::unscoped("alice", role),
+                chrono::Utc::now().timestamp(),
+            )
             .unwrap()
     }
 

@@ -403,7 +403,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description The session cookie is cleared */
+                /** @description The session ends on the server (its token is refused from now on) and the cookie is cleared */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -1955,7 +1955,10 @@ export interface paths {
                 query?: {
                     /** @description A case-insensitive part of the error text. */
                     error_contains?: string;
-                    /** @description Entries per page, 1-500 (default 50). */
+                    /**
+                     * @description Entries per page, 1-500 (default 50); a page also ends early past 8 MiB of payloads
+                     *     and headers (at least one entry): go on from `offset` + the entries received.
+                     */
                     limit?: number;
                     /** @description Answer once the read model has applied the event at this position. */
                     min_position?: number;
@@ -3159,7 +3162,9 @@ export interface paths {
         /**
          * Prometheus text format: `api_requests_total`, `api_request_duration_seconds` and the
          *     business gauges.
-         * @description Access: public (no token).
+         * @description Also readable with `Authorization: Bearer <METRICS_TOKEN>` (Prometheus's scrape secret).
+         *
+         *     Access: a token with the `read:system` permission.
          */
         get: {
             parameters: {
@@ -3177,6 +3182,24 @@ export interface paths {
                     };
                     content: {
                         "text/plain": string;
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
                     };
                 };
                 /** @description Over the role's or the login rate limit; see Retry-After */
@@ -3596,6 +3619,413 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Access: a token with the `admin:users` permission. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Every account, by name */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UserList"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** @description Access: a token with the `admin:users` permission. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewUser"];
+                };
+            };
+            responses: {
+                /** @description The account, created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UserView"];
+                    };
+                };
+                /** @description A field is wrong */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The name is taken */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{username}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** @description Access: a token with the `admin:users` permission. */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Account name */
+                    username: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["UserPatch"];
+                };
+            };
+            responses: {
+                /** @description The account after the change (its sessions ended if anything changed) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UserView"];
+                    };
+                };
+                /** @description A field is wrong, or an admin tried to demote or disable themselves */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such account */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        trace?: never;
+    };
+    "/users/{username}/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Access: a token with the `admin:users` permission. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Account name */
+                    username: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PasswordReset"];
+                };
+            };
+            responses: {
+                /** @description The account; its sessions ended */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UserView"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such account */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/ws": {
         parameters: {
             query?: never;
@@ -3828,8 +4258,9 @@ export interface components {
                 [key: string]: components["schemas"]["HeaderValues"];
             } | null;
             /**
-             * @description The entry's id; capturing the same id again changes nothing. Default: `js:<stream>:
-             *     <stream_seq>` when those are given, else a fresh UUID.
+             * @description The entry's id; capturing the same id again changes nothing. Never `js:…` (the
+             *     automatic capture's). Default: `cap:<caller>:<stream>:<stream_seq>` when those are
+             *     given, else a fresh UUID.
              */
             id?: string | null;
             original_subject: string;
@@ -4002,7 +4433,10 @@ export interface components {
              */
             transaction_id: string;
         };
-        /** @description A page of events; pass `next_after_position` as `after_position` for the next one. */
+        /**
+         * @description A page of events; pass `next_after_position` as `after_position` for the next one. A page
+         *     holds at most `limit` events and ends early past 8 MiB of them (at least one event).
+         */
         EventsPage: {
             events: components["schemas"]["EventEnvelope"][];
             /** Format: int64 */
@@ -4096,6 +4530,8 @@ export interface components {
             expires_at: number;
             permissions: string[];
             role: string;
+            /** @description The tenants the caller may see and act on; `null` for every tenant. */
+            tenants?: string[] | null;
             username: string;
         };
         /** @description One minute of the chart series. */
@@ -4114,6 +4550,15 @@ export interface components {
             requests: number;
             /** Format: int64 */
             server_errors: number;
+        };
+        /** @description `POST /users`. */
+        NewUser: {
+            password: string;
+            /** @description admin, operator, developer, auditor, viewer or service. */
+            role: string;
+            /** @description Absent or `null`: every tenant. */
+            tenants?: string[] | null;
+            username: string;
         };
         /** @description A breaker that is not letting every call through. */
         OpenBreaker: {
@@ -4138,6 +4583,10 @@ export interface components {
             /** Format: date-time */
             reserved_at: string;
             task_id: string;
+        };
+        /** @description `POST /users/{username}/password`. */
+        PasswordReset: {
+            password: string;
         };
         /**
          * @description How the `payload` of a capture request is to be read.
@@ -4407,6 +4856,22 @@ export interface components {
             /** Format: int64 */
             warning: number;
         };
+        /** @description The log compared with the newest event the publisher put on the events stream. */
+        StreamAnchor: {
+            detail: string;
+            /**
+             * Format: int64
+             * @description The newest published event's global position.
+             */
+            global_position?: number | null;
+            /**
+             * @description `ok`; `empty` (nothing published yet); `truncated` (the stream holds an event the log
+             *     no longer has: events were deleted); `rewritten` (the log's event at that position has
+             *     another hash); `unreachable` (NATS did not answer: not checked).
+             */
+            result: string;
+            stream: string;
+        };
         /** @description An event the publisher cannot publish, and why. */
         Stuck: {
             /** Format: int64 */
@@ -4487,6 +4952,31 @@ export interface components {
             projected_exhaustion_at?: string | null;
             tenant_id: string;
         };
+        /** @description `GET /users`. */
+        UserList: {
+            users: components["schemas"]["UserView"][];
+        };
+        /**
+         * @description `PATCH /users/{username}`: only the fields present change. `tenants: null` lifts the
+         *     scope (every tenant).
+         */
+        UserPatch: {
+            disabled?: boolean | null;
+            role?: string | null;
+            tenants?: string[] | null;
+        };
+        /** @description An account as the API shows it (never its hash). */
+        UserView: {
+            /** Format: date-time */
+            created_at: string;
+            disabled: boolean;
+            role: string;
+            /** @description The tenants the account may see and act on; `null` for every tenant. */
+            tenants?: string[] | null;
+            /** Format: date-time */
+            updated_at: string;
+            username: string;
+        };
         /** @description The first event that does not check out. */
         VerifyFailure: {
             aggregate_id: string;
@@ -4518,6 +5008,7 @@ export interface components {
             first_checkpoint_failure?: components["schemas"]["CheckpointFailure"] | null;
             first_failure?: components["schemas"]["VerifyFailure"] | null;
             ok: boolean;
+            stream_anchor?: components["schemas"]["StreamAnchor"] | null;
         };
     };
     responses: never;
