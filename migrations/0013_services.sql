@@ -1,5 +1,5 @@
 -- The services that may send commands over NATS, and the tenants each may act on
--- (docs/adr/015-nats-identities.md). A service's NATS identity (its user JWT, made by
+-- (docs/adr/016-nats-identities.md). A service's NATS identity (its user JWT, made by
 -- `controlplane service add`) lets it publish on `<prefix>.cmd.<name>.>`; the control plane
 -- reads <name> from the subject and looks its scope up here. A service without a row may
 -- not act at all, so deleting the row revokes its commands (within the cache's few seconds).
