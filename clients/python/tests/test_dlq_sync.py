@@ -55,7 +55,8 @@ async def test_capture_msg_from_jetstream(server: Server, cp: ControlPlane) -> N
     entry = await cp.dlq.capture_msg(msg, "handler raised KeyError")
     # The caller's own id for that stream sequence; js:<stream>:<seq> is the automatic
     # capture's, which no caller may take in advance.
-    assert entry.id.startswith("cap:") and entry.id.endswith(f":{stream}:1"), entry.id
+    assert entry.id.startswith("cap:"), entry.id
+    assert entry.id.endswith(f":{stream}:1"), entry.id
     assert entry.original_subject == subject
     assert (entry.attempts, entry.error) == (1, "handler raised KeyError")
     # Valid JSON is kept as its exact text and shown as the JSON value (docs/dlq.md).
