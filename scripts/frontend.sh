@@ -78,6 +78,15 @@ e2e() {
   # shellcheck disable=SC1091
   [ -f .data/services.env ] && source .data/services.env
   export CONTROLPLANE_BIN DATABASE_URL NATS_URL
+  # The sandbox test runs code through a real sandbox service when the container engine is up
+  # (scripts/sandbox-engine.sh up; `make test` starts it before this step); else it is skipped.
+  if [ -z "${SANDBOX_BIN:-}" ] && [ -f .data/sandbox.env ] && scripts/sandbox-engine.sh status >/dev/null 2>&1; then
+    # shellcheck disable=SC1091
+    source .data/sandbox.env
+    cargo build --locked -p sandbox
+    SANDBOX_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/sandbox"
+    export SANDBOX_BIN DOCKER_HOST
+  fi
   (cd "$FE" && node e2e/run.mjs)
 }
 

@@ -33,6 +33,12 @@ cargo test --workspace --locked --exclude sandbox
 step "dropping this run's test databases"
 drop_test_databases
 
+# The dashboard's Sandbox test runs code in the real engine (scripts/sandbox-tests.sh needs it too).
+if [ -x scripts/sandbox-engine.sh ]; then
+  step "sandbox engine (podman) for the dashboard's and the sandbox's tests"
+  scripts/sandbox-engine.sh up
+fi
+
 step "web dashboard: lint, typecheck, vitest, build (JS budget), end-to-end in Chromium (scripts/frontend.sh)"
 scripts/frontend.sh test
 

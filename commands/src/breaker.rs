@@ -83,6 +83,16 @@ fn actor_text(actor: &Actor) -> String {
     format!("{}:{}", actor.via, actor.user)
 }
 
+/// The events that change a breaker's state (the others count failures, trials, successes).
+const TRANSITION_EVENTS: [&str; 6] = [
+    "BreakerOpened",
+    "BreakerHalfOpened",
+    "BreakerClosed",
+    "BreakerReset",
+    "BreakerForcedOpen",
+    "BreakerDisabled",
+];
+
 fn check_name(name: &str) -> Result<(), CommandError> {
     validate_breaker_name(name).map_err(|e| CommandError::invalid("name", e.to_string()))
 }
@@ -264,11 +274,13 @@ impl BreakerService {
         &self,
         name: &str,
         actor: &Actor,
+        reason: Option<String>,
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::ForceOpen {
             name: name.to_string(),
             actor: actor_text(actor),
             now: self.clock.now(),
+            reason,
         };
         self.change(command, actor).await
     }
@@ -277,11 +289,13 @@ impl BreakerService {
         &self,
         name: &str,
         actor: &Actor,
+        reason: Option<String>,
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::Disable {
             name: name.to_string(),
             actor: actor_text(actor),
             now: self.clock.now(),
+            reason,
         };
         self.change(command, actor).await
     }
@@ -381,6 +395,48 @@ impl BreakerService {
                     failures: u32::try_from(failures).unwrap_or(u32::MAX),
                 };
                 Ok((summary, sequence as usize))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(CommandError::from)
+    }
+
+    /// The breaker's latest transitions (openings with their cause, half-openings, closings,
+    /// and operators' resets, forced openings and disablings with who did them), newest first:
+    /// at most `limit`, read from the log by the primary key, newest first.
+    pub async fn transitions(
+        &self,
+        name: &str,
+        limit: i64,
+    ) -> Result<Vec<crate::breaker_api::TransitionBody>, CommandError> {
+        check_name(name)?;
+        let rows = sqlx::query(
+            "SELECT global_position, event_type, payload ->> 'state' AS state,
+                    payload ->> 'from' AS from_state, payload ->> 'actor' AS actor,
+                    (payload ->> 'at')::timestamptz AS at, payload ->> 'error' AS error,
+                    payload ->> 'reason' AS reason
+               FROM events
+              WHERE aggregate_type = 'CircuitBreaker' AND aggregate_id = $1
+                AND event_type = ANY($2)
+              ORDER BY sequence DESC
+              LIMIT $3",
+        )
+        .bind(name)
+        .bind(&TRANSITION_EVENTS[..])
+        .bind(limit)
+        .fetch_all(self.executor.store().pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(crate::breaker_api::TransitionBody {
+                    position: row.try_get("global_position")?,
+                    event_type: row.try_get("event_type")?,
+                    state: row.try_get("state")?,
+                    from: row.try_get("from_state")?,
+                    actor: row.try_get("actor")?,
+                    at: row.try_get("at")?,
+                    error: row.try_get("error")?,
+                    reason: row.try_get("reason")?,
+                })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(CommandError::from)

@@ -30,6 +30,37 @@ pub struct RecordRequest {
     pub error: Option<String>,
 }
 
+/// One change of a breaker's state, as `GET /circuit-breakers/{name}/transitions` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct TransitionBody {
+    /// The event's global position (its place in the audit log).
+    pub position: i64,
+    /// `BreakerOpened`, `BreakerHalfOpened`, `BreakerClosed`, `BreakerReset`,
+    /// `BreakerForcedOpen` or `BreakerDisabled`.
+    pub event_type: String,
+    /// The state after it.
+    pub state: String,
+    /// The state before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Who or what caused it (`via:user`, e.g. `http:alice`, `worker:breaker-retry`).
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    /// The failure that opened it (`BreakerOpened`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The operator's reason (`BreakerForcedOpen`, `BreakerDisabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `GET /circuit-breakers/{name}/transitions`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct TransitionsResponse {
+    /// Newest first.
+    pub transitions: Vec<TransitionBody>,
+}
+
 /// `cp.cmd.breaker.check` and `cp.cmd.breaker.status`: `{"name"}`.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -154,12 +185,43 @@ pub struct ResetAllResponse {
     pub reset: Vec<String>,
 }
 
-/// An admin action on one breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An admin action on one breaker; forcing open and disabling say why (optional).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminAction {
     Reset,
-    ForceOpen,
-    Disable,
+    ForceOpen { reason: Option<String> },
+    Disable { reason: Option<String> },
+}
+
+/// Longest reason an operator may give, in characters.
+pub const MAX_REASON_CHARS: usize = 512;
+
+/// `POST /circuit-breakers/{name}/force_open` and `/disable`: `{"reason"?}` (or no body).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideRequest {
+    /// Why (kept in the event; at most 512 characters, no control characters).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl OverrideRequest {
+    /// The reason, trimmed; empty is none.
+    pub fn reason(self) -> Result<Option<String>, CommandError> {
+        let Some(reason) = self.reason.map(|r| r.trim().to_string()) else {
+            return Ok(None);
+        };
+        if reason.is_empty() {
+            return Ok(None);
+        }
+        if reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control) {
+            return Err(CommandError::invalid(
+                "reason",
+                format!("must be at most {MAX_REASON_CHARS} characters without control characters"),
+            ));
+        }
+        Ok(Some(reason))
+    }
 }
 
 /// The breaker operations, one function per endpoint / NATS subject.
@@ -220,8 +282,8 @@ impl BreakerService {
     ) -> Result<ChangeResponse, CommandError> {
         let (changed, status) = match action {
             AdminAction::Reset => self.reset(name, actor).await?,
-            AdminAction::ForceOpen => self.force_open(name, actor).await?,
-            AdminAction::Disable => self.disable(name, actor).await?,
+            AdminAction::ForceOpen { reason } => self.force_open(name, actor, reason).await?,
+            AdminAction::Disable { reason } => self.disable(name, actor, reason).await?,
         };
         Ok(ChangeResponse {
             changed,

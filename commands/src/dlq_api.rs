@@ -164,6 +164,10 @@ pub struct EntryBody {
     pub headers: Option<BTreeMap<String, Vec<String>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryItem>>,
+    /// The payload's exact bytes, base64-encoded (`GET /dlq/{id}` only): what a requeue
+    /// publishes, whatever the encoding (a JSON payload's `payload` is its parsed value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
 }
 
 /// The payload as the API shows it: JSON payloads as their value (the exact text is
@@ -196,6 +200,7 @@ impl From<&DlqEntry> for EntryBody {
             stream_seq: e.source.as_ref().map(|s| s.stream_seq),
             headers: Some(e.headers.clone()),
             history: Some(e.history.clone()),
+            payload_base64: None,
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct CaptureConfig {
     /// Streams whose consumers' dead messages are captured: `Some(empty)` every stream,
     /// `None` none (automatic capture off; explicit captures still work).
     pub watch: Option<Vec<String>>,
+    /// Replicas of the advisory stream (`JETSTREAM_REPLICAS`).
+    pub replicas: usize,
 }
 
 impl CaptureConfig {
@@ -73,7 +75,7 @@ impl CaptureConfig {
             retention: RetentionPolicy::Limits,
             discard: DiscardPolicy::Old,
             max_age: KEEP_ADVISORIES,
-            num_replicas: 1,
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }

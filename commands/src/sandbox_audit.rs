@@ -53,6 +53,8 @@ pub struct SandboxAuditConfig {
     pub subject: String,
     /// The stream keeping them (`SANDBOX_AUDIT_STREAM`, default `CP_SANDBOX_AUDIT`).
     pub stream: String,
+    /// Replicas of that stream (`JETSTREAM_REPLICAS`).
+    pub replicas: usize,
 }
 
 /// What this process recorded (for tests and logs).
@@ -112,6 +114,7 @@ pub async fn ensure_audit_stream(
         discard: DiscardPolicy::Old,
         max_age: KEEP_REPORTS,
         duplicate_window: Duration::from_secs(300),
+        num_replicas: config.replicas,
         ..Default::default()
     })
     .await?;

@@ -20,6 +20,9 @@ pub struct Config {
     pub nats_prefix: String,
     /// The JetStream stream events are published to (`CP_EVENTS`); tests use their own.
     pub events_stream: String,
+    /// Replicas of every stream the control plane makes (`JETSTREAM_REPLICAS`, 1: one
+    /// server; 3 on a three-node JetStream cluster).
+    pub jetstream_replicas: usize,
     /// Longest wait of a read with `min_position` before it answers 503.
     pub read_wait: Duration,
     pub jwt_secret: String,
@@ -58,8 +61,8 @@ pub struct Config {
     /// The built dashboard (`UI_DIR`, default `frontend/dist`): served at `/` when it holds
     /// an `index.html`.
     pub ui_dir: std::path::PathBuf,
-    /// The sandbox service the health card probes (`SANDBOX_URL`, default
-    /// `http://127.0.0.1:8001`; `-`: none).
+    /// The sandbox service the health card probes and `/sandbox/*` forwards to
+    /// (`SANDBOX_URL`, default `http://127.0.0.1:8001`; `-`: none).
     pub sandbox_url: Option<String>,
     /// On SIGTERM/SIGINT, how long `serve` may take to answer what it took and close its
     /// WebSockets before it stops the rest (`SHUTDOWN_GRACE_SECONDS`, default 20).
@@ -136,7 +139,11 @@ fn dlq_capture_config(
             Some(list)
         }
     };
-    Ok(commands::dlq_capture::CaptureConfig { stream, watch })
+    Ok(commands::dlq_capture::CaptureConfig {
+        stream,
+        watch,
+        replicas: 1,
+    })
 }
 
 /// Values that must never reach production (they are in `.env.example` and docs).
@@ -335,6 +342,10 @@ impl Config {
                 "must be between 10 and 86400000",
             ));
         }
+        let jetstream_replicas = parse_num("JETSTREAM_REPLICAS", 1)?;
+        if !(1..=5).contains(&jetstream_replicas) {
+            return Err(error("JETSTREAM_REPLICAS", "must be between 1 and 5"));
+        }
         let shutdown_grace_seconds = parse_num("SHUTDOWN_GRACE_SECONDS", 20)?;
         if !(1..=3600).contains(&shutdown_grace_seconds) {
             return Err(error(
@@ -387,7 +398,11 @@ impl Config {
             development,
             db_max_connections: db_max_connections as u32,
             expiry_interval: Duration::from_millis(expiry_ms),
-            dlq_capture: dlq_capture_config(&get, development)?,
+            dlq_capture: commands::dlq_capture::CaptureConfig {
+                replicas: jetstream_replicas as usize,
+                ..dlq_capture_config(&get, development)?
+            },
+            jetstream_replicas: jetstream_replicas as usize,
             sandbox_audit_stream,
             secure_cookies,
         })
@@ -486,6 +501,21 @@ mod tests {
         assert_eq!(config.live.threads, 3);
         let err = Config::from_lookup(lookup(&[DB, dev, ("WS_THREADS", "0")])).unwrap_err();
         assert_eq!(err.variable, "WS_THREADS");
+    }
+
+    #[test]
+    fn stream_replicas_reach_every_stream_config_and_are_bounded() {
+        let dev = ("APP_ENV", "development");
+        let config = Config::from_lookup(lookup(&[DB, dev, ("JETSTREAM_REPLICAS", "3")])).unwrap();
+        assert_eq!(config.jetstream_replicas, 3);
+        assert_eq!(config.dlq_capture.stream_config().num_replicas, 3);
+        let defaults = Config::from_lookup(lookup(&[DB, dev])).unwrap();
+        assert_eq!(defaults.jetstream_replicas, 1);
+        for bad in ["0", "6", "three"] {
+            let err =
+                Config::from_lookup(lookup(&[DB, dev, ("JETSTREAM_REPLICAS", bad)])).unwrap_err();
+            assert_eq!(err.variable, "JETSTREAM_REPLICAS");
+        }
     }
 
     #[test]

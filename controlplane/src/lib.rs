@@ -167,7 +167,8 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         config.events_stream.clone(),
         config.nats_prefix.clone(),
         streams::load_deployment_id(&pool).await?,
-    );
+    )
+    .with_replicas(config.jetstream_replicas);
     let js = async_nats::jetstream::new(nats.clone());
     // Refuse at once to start on another database's stream. When NATS does not answer in
     // time the readers check when they attach (and `/readyz` reports what they find).
@@ -214,6 +215,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         commands::sandbox_audit::SandboxAuditConfig {
             subject: natsauth::subjects::sandbox_reports(&config.nats_prefix),
             stream: config.sandbox_audit_stream.clone(),
+            replicas: config.jetstream_replicas,
         },
         Arc::new(commands::sandbox_audit::SandboxAuditStats::default()),
     )));

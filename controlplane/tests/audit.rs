@@ -365,6 +365,75 @@ async fn verify_names_the_first_global_hash_checkpoint_after_an_edited_payload()
     );
 }
 
+#[tokio::test]
+async fn audit_events_and_export_filter_by_actor() {
+    let env = TestEnv::start().await;
+    workload(&env).await; // as admin
+    let ops = env.user_token("audit-ops", Role::Operator).await;
+    for total in [50, 60] {
+        let (status, answer) = env
+            .call(
+                Method::PUT,
+                "/budget/limit",
+                Some(&ops),
+                Some(json!({"tenant_id": "org2", "project_id": "p9", "total_tokens": total})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    // The operator's write is in the log (the append is synchronous).
+    let (status, page) = env.get("/audit/events?actor=audit-ops").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert!(!events.is_empty(), "{page}");
+    for event in events {
+        assert_eq!(event["metadata"]["user"], "audit-ops", "{event}");
+        assert_eq!(event["aggregate_id"], "org2/p9", "{event}");
+    }
+    let (_, admin_page) = env
+        .get("/audit/events?actor=admin&aggregate_id=org2/p9")
+        .await;
+    assert_eq!(admin_page["events"], json!([]), "{admin_page}");
+
+    // The export takes the same filter: exactly the listed events.
+    let export = env
+        .http
+        .get(env.url("/audit/export?actor=audit-ops"))
+        .bearer_auth(&env.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exported: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(&exported, events);
+
+    let (status, body) = env.get("/audit/events?actor=a%01b").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "actor");
+
+    // One event of an aggregate by its sequence: the previous link of a chain.
+    let last = events.last().unwrap();
+    let sequence = last["sequence"].as_i64().unwrap();
+    assert!(sequence > 1, "{last}");
+    let (_, previous) = env
+        .get(&format!(
+            "/audit/events?aggregate_type=Budget&aggregate_id=org2/p9&sequence={}",
+            sequence - 1
+        ))
+        .await;
+    let previous = previous["events"].as_array().unwrap();
+    assert_eq!(previous.len(), 1, "{previous:?}");
+    assert_eq!(previous[0]["sequence"], sequence - 1);
+    let (status, body) = env.get("/audit/events?sequence=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "sequence");
+}
+
 /// The attack of issue 18: a database superuser switches the guard off, deletes the newest
 /// event and every global hash checkpoint. The chains and checkpoints left in the database
 /// then verify; the events stream, outside the database, still holds the deleted event.

@@ -554,7 +554,7 @@ async fn a_change_nobody_announced_reaches_checks_with_the_next_sweep() {
     let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
     let silent = BreakerService::new(EventStore::new(pool), std::sync::Arc::new(SystemClock));
     silent
-        .force_open("quiet", &Actor::new("elsewhere", "test"))
+        .force_open("quiet", &Actor::new("elsewhere", "test"), None)
         .await
         .unwrap();
     // The sweep runs every 100 ms in tests; the cache age bound alone would take 2 s.
@@ -636,4 +636,119 @@ async fn the_breakers_read_model_follows_the_log_and_a_replay_rebuilds_it() {
 
     projections::replay::replay(&pool, |_, _| {}).await.unwrap();
     assert_eq!(rows().await, live, "the replay rebuilds the same rows");
+}
+
+#[tokio::test]
+async fn transitions_list_openings_with_their_cause_and_overrides_with_who_newest_first() {
+    let env = TestEnv::start().await;
+    let name = "transitions-db";
+    let (status, _) = env
+        .put(
+            &format!("/circuit-breakers/{name}"),
+            json!({"failure_threshold": 2, "open_seconds": 60}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    record(&env, name, "failure").await;
+    record(&env, name, "failure").await; // opens
+                                         // An override says why; a bad reason is a 400 naming it, and changes nothing.
+    for (body, field) in [
+        (json!({"reason": "x".repeat(513)}), "reason"),
+        (json!({"reason": "two\nlines"}), "reason"),
+        (json!({"why": "no"}), "why"),
+        (json!({"reason": 5}), "reason"),
+    ] {
+        let (status, answer) = env
+            .post(&format!("/circuit-breakers/{name}/force_open"), body)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let (status, _) = env
+        .post(
+            &format!("/circuit-breakers/{name}/force_open"),
+            json!({"reason": " db maintenance "}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = env
+        .post(&format!("/circuit-breakers/{name}/reset"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // No body at all is an override without a reason.
+    let response = env
+        .http
+        .post(env.url(&format!("/circuit-breakers/{name}/disable")))
+        .bearer_auth(&env.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, _) = env
+        .post(&format!("/circuit-breakers/{name}/reset"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = env
+        .get(&format!("/circuit-breakers/{name}/transitions"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let transitions = body["transitions"].as_array().unwrap();
+    let summary: Vec<(&str, &str, &str)> = transitions
+        .iter()
+        .map(|t| {
+            (
+                t["event_type"].as_str().unwrap(),
+                t["state"].as_str().unwrap(),
+                t["actor"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("BreakerReset", "CLOSED", "http:admin"),
+            ("BreakerDisabled", "DISABLED", "http:admin"),
+            ("BreakerReset", "CLOSED", "http:admin"),
+            ("BreakerForcedOpen", "FORCED_OPEN", "http:admin"),
+            ("BreakerOpened", "OPEN", "nats:checkout-svc"),
+        ],
+        "{body}"
+    );
+    assert_eq!(transitions[3]["reason"], "db maintenance");
+    assert!(transitions[1].get("reason").is_none(), "{body}");
+    assert_eq!(transitions[4]["error"], "connection refused");
+    assert_eq!(transitions[4]["from"], "CLOSED");
+    assert!(
+        transitions[0]["position"].as_i64().unwrap() > transitions[4]["position"].as_i64().unwrap()
+    );
+
+    let (_, body) = env
+        .get(&format!("/circuit-breakers/{name}/transitions?limit=1"))
+        .await;
+    assert_eq!(body["transitions"].as_array().unwrap().len(), 1);
+    let (_, body) = env.get("/circuit-breakers/never-seen/transitions").await;
+    assert_eq!(body, json!({"transitions": []}));
+    for (path, field) in [
+        (
+            format!("/circuit-breakers/{name}/transitions?limit=0"),
+            "limit",
+        ),
+        (
+            format!("/circuit-breakers/{name}/transitions?limit=101"),
+            "limit",
+        ),
+        (
+            format!("/circuit-breakers/{name}/transitions?since=1"),
+            "since",
+        ),
+        (
+            "/circuit-breakers/bad%20name/transitions".to_string(),
+            "name",
+        ),
+    ] {
+        let (status, body) = env.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
+    }
 }

@@ -688,6 +688,112 @@ async fn a_redrive_job_requeues_matching_entries_oldest_first_and_survives_a_res
     server.shutdown();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_entries_are_grouped_by_subject_and_error_with_counts_and_first_last_seen() {
+    let env = TestEnv::start().await;
+    let capture = |id: &str, subject: &str, error: &str| {
+        json!({"id": id, "original_subject": subject, "payload": {"n": id},
+               "error": error, "attempts": 3})
+    };
+    for (id, subject, error) in [
+        ("a1", "orders.create", "schema mismatch"),
+        ("a2", "orders.create", "schema mismatch"),
+        ("a3", "orders.create", "schema mismatch"),
+        ("b1", "orders.create", "timeout"),
+        ("c1", "mail.send", "schema mismatch"),
+        ("c2", "mail.send", "schema mismatch"),
+    ] {
+        let (status, answer) = env.post("/dlq", capture(id, subject, error)).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    // A resolved entry leaves its group.
+    let (status, answer) = env.post("/dlq/c2/resolve", json!({"note": "done"})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let position = env.last_position.load(Ordering::SeqCst);
+
+    let (status, body) = env
+        .get(&format!("/dlq/groups?min_position={position}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 3);
+    let groups = body["groups"].as_array().unwrap();
+    let summary: Vec<(&str, &str, i64)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g["original_subject"].as_str().unwrap(),
+                g["error"].as_str().unwrap(),
+                g["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("orders.create", "schema mismatch", 3),
+            ("mail.send", "schema mismatch", 1),
+            ("orders.create", "timeout", 1),
+        ],
+        "largest group first, then by subject and error"
+    );
+    let first: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(groups[0]["first_seen"].clone()).unwrap();
+    let last: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(groups[0]["last_seen"].clone()).unwrap();
+    assert!(first <= last, "{first} <= {last}");
+
+    // The list's filters narrow the groups; limit bounds them and total still counts all.
+    let (_, body) = env
+        .get("/dlq/groups?subject=orders.create&error_contains=SCHEMA")
+        .await;
+    assert_eq!(body["total"], 1, "{body}");
+    assert_eq!(body["groups"][0]["count"], 3);
+    let (_, body) = env.get("/dlq/groups?limit=1").await;
+    assert_eq!(body["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(body["total"], 3);
+    let (_, body) = env.get("/dlq/groups?until=2000-01-01T00:00:00Z").await;
+    assert_eq!(body, json!({"groups": [], "total": 0}));
+
+    // `until` on the list too: nothing was captured before 2000, everything before 3000.
+    let (_, body) = env.get("/dlq?until=2000-01-01T00:00:00Z").await;
+    assert_eq!(body["total"], 0, "{body}");
+    let (_, body) = env.get("/dlq?until=3000-01-01T00:00:00Z").await;
+    assert_eq!(body["total"], 6, "{body}");
+
+    // The detail carries the payload's exact bytes; lists do not.
+    let (_, entry) = env.get("/dlq/a1").await;
+    assert_eq!(
+        entry["payload_base64"],
+        base64::engine::general_purpose::STANDARD.encode(br#"{"n":"a1"}"#)
+    );
+    let (_, list) = env.get("/dlq?limit=1").await;
+    assert!(list["items"][0].get("payload_base64").is_none(), "{list}");
+
+    // Bad input: 400 naming the field.
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("subject=", "subject"),
+        ("since=yesterday", "since"),
+        (
+            "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            "until",
+        ),
+        ("resolved=true", "resolved"),
+    ] {
+        let (status, body) = env.get(&format!("/dlq/groups?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["field"], field, "{query}: {body}");
+    }
+
+    // Viewers may not read dead letters.
+    let viewer = env.user_token("groups-viewer", auth::Role::Viewer).await;
+    let (status, _) = env
+        .call(Method::GET, "/dlq/groups", Some(&viewer), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
 #[tokio::test]
 async fn requeues_never_reach_control_plane_or_nats_subjects_and_automatic_ids_cannot_be_claimed() {
     let env = TestEnv::start().await;

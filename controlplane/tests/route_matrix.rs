@@ -107,6 +107,14 @@ async fn sample_for(env: &TestEnv, route: &RouteSpec) -> Sample {
             "/system/pipeline" | "/system/health" | "/stats" | "/governance/status"
             | "/governance/roles",
         ) => sample(route.path, None, &[200]),
+        // No sandbox behind the proxy (SANDBOX_URL=-, below): past the permission, a 503.
+        // tests/sandbox_proxy.rs covers the forwarding.
+        ("GET", "/sandbox/languages") => sample(route.path, None, &[503]),
+        ("POST", "/sandbox/execute") => sample(
+            route.path,
+            Some(json!({"language": "python", "code": "print(1)"})),
+            &[503],
+        ),
         // A plain GET is not an upgrade: the handler answers 400 naming `upgrade`.
         ("GET", "/ws") => sample("/ws", None, &[400]),
         // Not known to this file: fill path parameters, send an empty object.
@@ -140,7 +148,7 @@ fn permitted(access: Access, role: Option<Role>) -> bool {
 
 #[tokio::test]
 async fn every_route_answers_every_role_as_the_matrix_says() {
-    let env = TestEnv::start().await;
+    let env = TestEnv::start_with(&[("SANDBOX_URL", "-")]).await;
     env.set_limit("org1", "proj1", 1_000_000).await;
     let (status, body) = env
         .put(&format!("/circuit-breakers/{BREAKER}"), json!({}))

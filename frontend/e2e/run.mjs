@@ -25,6 +25,7 @@ const OPERATOR = { username: 'ops1', password: 'operator-password-1' };
 
 before(async () => {
   dep.createDatabase();
+  await dep.startSandbox();
   server = await dep.serve(0, 'serve-a');
   dep.addUser(VIEWER.username, 'viewer', VIEWER.password);
   dep.addUser(OPERATOR.username, 'operator', OPERATOR.password);
@@ -365,5 +366,295 @@ test('the server restarts under an open page: it reconnects and shows what happe
     await page.getByText(/caught up \d+ event/).waitFor({ timeout: 10_000 });
     await page.screenshot({ path: `${artifacts}after-restart.png` });
     await dep.stop(other);
+  });
+});
+
+// ---- Part 2: dead letters, breakers, audit -------------------------------------------------
+
+/**
+ * This run's work stream (the one its control plane watches for dead letters) and a worker
+ * that NAKs every first-time message, so each dies after `max_deliver`, and acknowledges
+ * requeued ones (they carry `Cp-Dlq-Entry`), counting them.
+ */
+async function deadLetterWorker() {
+  const nc = await connect({ servers: dep.natsUrl });
+  const jsm = await nc.jetstreamManager();
+  await jsm.streams.add({ name: dep.workStream, subjects: [`${dep.prefix}.task.>`] });
+  await jsm.consumers.add(dep.workStream, {
+    durable_name: 'worker',
+    ack_policy: 'explicit',
+    ack_wait: 1_000_000_000,
+    max_deliver: 2,
+  });
+  const js = nc.jetstream();
+  const consumer = await js.consumers.get(dep.workStream, 'worker');
+  const requeued = [];
+  const messages = await consumer.consume();
+  (async () => {
+    for await (const m of messages) {
+      if (m.headers?.get('Cp-Dlq-Entry')) {
+        requeued.push({ subject: m.subject, data: StringCodec().decode(m.data) });
+        m.ack();
+      } else {
+        m.nak();
+      }
+    }
+  })();
+  const sc = StringCodec();
+  return {
+    requeued,
+    publish: (suffix, body) => js.publish(`${dep.prefix}.task.${suffix}`, sc.encode(body)),
+    close: async () => {
+      messages.stop();
+      await nc.close();
+    },
+  };
+}
+
+const until = async (what, fn, ms = 15_000) => {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+test('dead letters: one dies and appears live, is requeued from its dialog, then a bulk redrive runs to the end', async () => {
+  const worker = await deadLetterWorker();
+  try {
+    await withPage('dlq', async (page) => {
+      await login(page, { username: 'admin', password: dep.password });
+      await page.goto('/dlq');
+      await page.getByRole('heading', { level: 1, name: 'Dead letters' }).waitFor();
+      await page.getByText('No dead letters').waitFor();
+      await page.locator('[data-live-state="live"]').waitFor();
+      await page.evaluate(() => (window.__marker = 'no reload'));
+
+      // A message that exceeds its max deliveries appears without a reload.
+      const body = '{"order": 17,  "note": "spaces kept"}';
+      await worker.publish('orders', body);
+      const row = page.locator('[data-entry]').first();
+      await row.waitFor({ timeout: 20_000 });
+      assert.match(await row.textContent(), /max deliveries/);
+
+      // The detail: the payload byte for byte (text and hex), then resolve with requeue.
+      await row.getByRole('button').click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByRole('button', { name: 'Text' }).click();
+      assert.equal(await dialog.getByTestId('payload').textContent(), body);
+      await dialog.getByRole('button', { name: 'Hex' }).click();
+      assert.match(await dialog.getByTestId('payload').textContent(), /^00000000 {2}7b 22 6f 72/);
+      await dialog.getByRole('tab', { name: /History/ }).click();
+      await dialog.getByText('captured').waitFor();
+      await page.screenshot({ path: `${artifacts}dlq-entry.png` });
+      await dialog.getByRole('button', { name: 'Resolve…' }).click();
+      await dialog.getByLabel('Note').fill('fixed the schema');
+      await dialog.getByRole('button', { name: 'Resolve and requeue' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await until('the requeued message', () => worker.requeued.length === 1);
+      assert.deepEqual(worker.requeued[0], { subject: `${dep.prefix}.task.orders`, data: body });
+      await page.getByText('No dead letters').waitFor();
+
+      // Five more die; the group view counts them; one bulk redrive moves them all.
+      for (let i = 0; i < 5; i++) await worker.publish('mail', `{"mail":${i}}`);
+      await until(
+        'five open entries',
+        async () => (await page.locator('[data-entry]').count()) === 5,
+      );
+      await page.getByRole('tab', { name: 'Grouped by failure' }).click();
+      await page.waitForURL(/view=groups/);
+      const group = page.locator(`[data-group="${dep.prefix}.task.mail"]`);
+      await page.locator(`[data-group="${dep.prefix}.task.mail"][data-count="5"]`).waitFor();
+      await page.screenshot({ path: `${artifacts}dlq-groups.png`, fullPage: true });
+      await group.getByRole('button', { name: `Redrive ${dep.prefix}.task.mail` }).click();
+      await page.getByLabel('Rate (messages per second)').fill('10');
+      await page.getByRole('button', { name: 'Start redrive' }).click();
+      const progress = page.getByTestId('redrive-progress');
+      await progress.waitFor();
+      await page.waitForURL(/job=/);
+      await page.locator('[data-testid="redrive-progress"][data-state="completed"]').waitFor({
+        timeout: 20_000,
+      });
+      assert.match(await progress.textContent(), /5 requeued, 0 skipped, 0 failed, 0 to go/);
+      assert.equal(await page.getByLabel('Redrive progress').getAttribute('aria-valuenow'), '100');
+      await until('five more requeued messages', () => worker.requeued.length === 6);
+      await page.getByText('No open dead letters').waitFor();
+      await page.screenshot({ path: `${artifacts}dlq-redrive.png`, fullPage: true });
+      assert.equal(await page.evaluate(() => window.__marker), 'no reload');
+
+      // Filters live in the URL: the resolved ones, by subject.
+      await page.goto(`/dlq?status=resolved&subject=${dep.prefix}.task.mail`);
+      await until(
+        'five resolved rows',
+        async () => (await page.locator('[data-entry]').count()) === 5,
+      );
+    });
+  } finally {
+    await worker.close();
+  }
+});
+
+test('breakers: one tripped over NATS turns OPEN on its card without a reload and is reset from the page', async () => {
+  await withPage('breakers', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    await page.goto('/breakers');
+    await page.getByRole('heading', { level: 1, name: 'Circuit breakers' }).waitFor();
+    await page.locator('[data-live-state="live"]').waitFor();
+    await page.evaluate(() => (window.__marker = 'no reload'));
+    const nc = await connect({ servers: dep.natsUrl });
+    const sc = StringCodec();
+    for (let i = 0; i < 5; i++) {
+      await nc.request(
+        `${dep.prefix}.cmd.breaker.record`,
+        sc.encode(JSON.stringify({ name: 'e2e-db', outcome: 'failure', error: `refused ${i}` })),
+        { timeout: 5000 },
+      );
+    }
+    await nc.close();
+    const card = page.locator('[data-breaker="e2e-db"]');
+    await page.locator('[data-breaker="e2e-db"][data-state="OPEN"]').waitFor({ timeout: 10_000 });
+    await card.getByText(/Half-open in/).waitFor();
+    await card.getByText('Last error: refused 4').waitFor();
+    await page.screenshot({ path: `${artifacts}breakers-open.png`, fullPage: true });
+    // Forced open with a reason, which the card's transitions show.
+    await card.getByRole('button', { name: 'Force open e2e-db' }).click();
+    await page.getByRole('dialog').getByLabel('Reason').fill('e2e maintenance');
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await page.locator('[data-breaker="e2e-db"][data-state="FORCED_OPEN"]').waitFor();
+    await card.getByText('Last transitions').click();
+    await card
+      .getByTestId('transitions')
+      .getByText(/e2e maintenance/)
+      .waitFor();
+    await card.getByRole('button', { name: 'Reset e2e-db' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
+    await page.locator('[data-breaker="e2e-db"][data-state="CLOSED"]').waitFor({ timeout: 10_000 });
+    assert.equal(await page.evaluate(() => window.__marker), 'no reload');
+  });
+  // A viewer sees the card, with every action disabled and the permission named.
+  await withPage('breakers-viewer', async (page) => {
+    await login(page, VIEWER);
+    await page.goto('/breakers');
+    await page.locator('[data-breaker="e2e-db"]').waitFor();
+    for (const name of ['Reset all…', 'Force open e2e-db', 'Disable e2e-db']) {
+      assert.equal(await page.getByRole('button', { name, exact: true }).isDisabled(), true, name);
+    }
+    assert.ok(await page.locator('[data-missing-permission="admin:reset_breakers"]').count());
+  });
+});
+
+test('audit: a search by aggregate, the event with its hashes, a verify and an export of exactly the filtered set', async () => {
+  await withPage('audit', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    await page.goto('/audit');
+    await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+    await page.getByLabel('Aggregate type').fill('CircuitBreaker');
+    await page.getByLabel('Aggregate id').fill('e2e-db');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.waitForURL(/aggregate_type=CircuitBreaker&aggregate_id=e2e-db/);
+    const expected = await admin.get(
+      '/audit/events?aggregate_type=CircuitBreaker&aggregate_id=e2e-db&limit=1000',
+    );
+    assert.ok(expected.events.length >= 6, `${expected.events.length} breaker events`);
+    await until(
+      'every breaker event listed',
+      async () => (await page.locator('[data-position]').count()) === expected.events.length,
+    );
+    // The second event of the chain: its previous hash is the first event's hash.
+    const second = expected.events[1];
+    await page.locator(`[data-position="${second.global_position}"]`).getByRole('button').click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText(second.hash).waitFor();
+    await dialog.getByText(expected.events[0].hash).waitFor();
+    await page.screenshot({ path: `${artifacts}audit-event.png` });
+    await dialog.getByRole('button', { name: 'Close' }).click();
+
+    await page.getByRole('button', { name: 'Verify the log' }).click();
+    await page
+      .getByTestId('verify-result')
+      .getByText(/The log verifies/)
+      .waitFor({ timeout: 30_000 });
+
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Export NDJSON' }).click(),
+    ]);
+    const { readFileSync } = await import('node:fs');
+    const lines = readFileSync(await download.path(), 'utf8')
+      .trim()
+      .split('\n')
+      .map(JSON.parse);
+    assert.deepEqual(
+      lines.map((e) => e.global_position),
+      expected.events.map((e) => e.global_position),
+      'the export is exactly the filtered set',
+    );
+    await page.screenshot({ path: `${artifacts}audit-search.png`, fullPage: true });
+  });
+});
+
+test('sandbox: code runs from the editor with Ctrl+Enter through the control plane; a viewer cannot open the page', async (t) => {
+  if (!dep.sandboxUrl) {
+    t.skip(`no sandbox: ${dep.sandboxSkip}`);
+    return;
+  }
+  await withPage('sandbox', async (page) => {
+    const csp = [];
+    page.on('console', (m) => {
+      if (/Content Security Policy|web worker/i.test(m.text())) csp.push(m.text());
+    });
+    await login(page, { username: 'admin', password: dep.password });
+    await page.goto('/sandbox');
+    await page
+      .getByTestId('limits')
+      .getByText(/network off/)
+      .waitFor();
+    await page.locator('.monaco-editor').waitFor({ timeout: 30_000 });
+    await page.locator('.monaco-editor .view-lines').click();
+    await page.keyboard.press('Control+A');
+    // Inserted as one input (typed key by key, a suggestion popup can swallow a letter).
+    await page.keyboard.insertText('import sys\nprint(6*7)\nsys.exit(3)');
+    await page.keyboard.press('Control+Enter');
+    const result = page.getByTestId('run-result');
+    await result.waitFor({ timeout: 60_000 });
+    assert.equal((await page.getByTestId('stdout').textContent()).trim(), '42');
+    assert.equal(await page.getByTestId('exit-code').textContent(), 'exit 3');
+    await page.screenshot({ path: `${artifacts}sandbox-run.png`, fullPage: true });
+    assert.deepEqual(csp, [], 'Monaco and its worker load under the CSP');
+  });
+  await withPage('sandbox-viewer', async (page) => {
+    await login(page, VIEWER);
+    await page.goto('/sandbox');
+    await page.getByRole('heading', { name: /403/ }).waitFor();
+    assert.match(await page.textContent('main'), /execute:code/);
+  });
+});
+
+test('users: an admin adds a viewer from the page, who then signs in and cannot reach the sandbox', async () => {
+  const viewer = { username: 'added-viewer', password: 'added-viewer-password-1' };
+  await withPage('users', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    await page.goto('/users');
+    const form = page.getByRole('form', { name: 'Add a user' });
+    await form.getByLabel('Username').fill(viewer.username);
+    await form.getByLabel('Password').fill(viewer.password);
+    await form.getByRole('button', { name: 'Add user' }).click();
+    await page.locator(`[data-user="${viewer.username}"]`).waitFor();
+    // The same name again: 409, said at the field.
+    await form.getByLabel('Username').fill(viewer.username);
+    await form.getByLabel('Password').fill(viewer.password);
+    await form.getByRole('button', { name: 'Add user' }).click();
+    await form.getByText('This name is taken').waitFor();
+    await page.screenshot({ path: `${artifacts}users.png`, fullPage: true });
+  });
+  await withPage('users-viewer', async (page) => {
+    await login(page, viewer);
+    const nav = page.getByRole('navigation', { name: 'Pages' });
+    await nav.getByRole('link', { name: 'Budget' }).waitFor();
+    assert.equal(await nav.getByRole('link', { name: 'Sandbox' }).count(), 0);
+    await page.goto('/sandbox');
+    await page.getByRole('heading', { name: /403/ }).waitFor();
+    assert.match(await page.textContent('main'), /execute:code/);
   });
 });

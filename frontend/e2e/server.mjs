@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +28,7 @@ export class Deployment {
     this.natsUrl = need('NATS_URL');
     this.db = `cp_e2e_${this.id}`;
     this.prefix = `e2e${this.id}`;
+    this.workStream = `E2E_WORK_${this.id}`;
     this.password = randomBytes(9).toString('hex');
     this.secret = randomBytes(24).toString('hex');
     this.processes = new Set();
@@ -48,6 +50,8 @@ export class Deployment {
       NATS_SUBJECT_PREFIX: this.prefix,
       EVENTS_STREAM: `E2E_${this.id}`,
       DLQ_ADVISORY_STREAM: `E2E_DLQ_${this.id}`,
+      // Dead letters are captured from this run's own work stream only (docs/dlq.md).
+      DLQ_WATCH_STREAMS: this.workStream,
       JWT_SECRET: this.secret,
       ADMIN_PASSWORD: this.password,
       HOST: '127.0.0.1',
@@ -56,6 +60,8 @@ export class Deployment {
       RATE_LIMITS: 'admin=1000000,operator=1000000,viewer=1000000',
       LOGIN_RATE_PER_MINUTE: '100000',
       WS_STATS_SECONDS: process.env.WS_STATS_SECONDS ?? '1',
+      // The sandbox service of this run (startSandbox), or none.
+      SANDBOX_URL: this.sandboxUrl ?? '-',
       ...extra,
     };
   }
@@ -83,29 +89,78 @@ export class Deployment {
     });
   }
 
-  /** Starts one `serve` (port 0 = a free one) and resolves with its base URL once it listens. */
-  async serve(port = 0, name = 'serve') {
-    const log = join(this.logDir, `${name}-${Date.now()}.log`);
-    const child = spawn(this.bin, ['serve'], {
-      env: this.env({ PORT: String(port) }),
-      stdio: ['ignore', 'pipe', 'pipe'],
+  /**
+   * A real sandbox service (SANDBOX_BIN) on the container engine at DOCKER_HOST, sharing this
+   * run's JWT secret, for the control plane to forward runs to; call before `serve`. Resolves
+   * false (and says why) when either is missing.
+   */
+  async startSandbox() {
+    const bin = process.env.SANDBOX_BIN;
+    if (!bin || !process.env.DOCKER_HOST) {
+      this.sandboxSkip = 'SANDBOX_BIN and DOCKER_HOST are not set (scripts/sandbox-engine.sh up)';
+      return false;
+    }
+    const port = await new Promise((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = srv.address().port;
+        srv.close(() => resolve(p));
+      });
     });
+    const child = this.spawn(bin, [], {
+      ...process.env,
+      APP_ENV: 'test',
+      JWT_SECRET: this.secret,
+      HOST: '127.0.0.1',
+      SANDBOX_PORT: String(port),
+      SANDBOX_INSTANCE: `e2e-${this.id}`,
+      NATS_URL: this.natsUrl,
+      NATS_SUBJECT_PREFIX: this.prefix,
+      RUST_LOG: process.env.RUST_LOG ?? 'warn',
+    });
+    const url = `http://127.0.0.1:${port}`;
+    for (let i = 0; i < 300; i++) {
+      const r = await fetch(`${url}/healthz`).catch(() => null);
+      if (r?.ok) {
+        this.sandboxUrl = url;
+        return true;
+      }
+      if (child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    child.kill('SIGKILL');
+    throw new Error(`the sandbox did not become healthy:\n${child.log()}`);
+  }
+
+  /** A child process of this deployment (stopped by close()); `child.log()` is its output. */
+  spawn(bin, args, env) {
+    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.processes.add(child);
     child.on('exit', () => this.processes.delete(child));
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
+    child.log = () => out;
+    return child;
+  }
+
+  /** Starts one `serve` (port 0 = a free one) and resolves with its base URL once it listens. */
+  async serve(port = 0, name = 'serve') {
+    const log = join(this.logDir, `${name}-${Date.now()}.log`);
+    const child = this.spawn(this.bin, ['serve'], this.env({ PORT: String(port) }));
     const url = await new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${name} did not start:\n${out}`)), 60_000);
+      const t = setTimeout(
+        () => reject(new Error(`${name} did not start:\n${child.log()}`)),
+        60_000,
+      );
       const check = () => {
-        const m = out.match(/http:\/\/[0-9.:]+/);
+        const m = child.log().match(/http:\/\/[0-9.:]+/);
         if (m) {
           clearTimeout(t);
           resolve(m[0]);
         }
       };
       child.stdout.on('data', check);
-      child.on('exit', (code) => reject(new Error(`${name} exited (${code}):\n${out}`)));
+      child.on('exit', (code) => reject(new Error(`${name} exited (${code}):\n${child.log()}`)));
     });
     // Ready: the events stream and the WebSocket consumer are up.
     for (let i = 0; i < 300; i++) {
@@ -113,7 +168,6 @@ export class Deployment {
       if (r?.ok) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    child.log = () => out;
     return { url, child, log };
   }
 
@@ -163,7 +217,7 @@ export class Deployment {
     try {
       nc = await this.adminNats();
       const jsm = await nc.jetstreamManager();
-      for (const name of [`E2E_${this.id}`, `E2E_DLQ_${this.id}`]) {
+      for (const name of [`E2E_${this.id}`, `E2E_DLQ_${this.id}`, this.workStream]) {
         await jsm.streams.delete(name).catch(() => {});
       }
     } catch (e) {

@@ -5,6 +5,12 @@ import { gzipSync } from 'node:zlib';
 
 const INITIAL_KB = 250;
 const ROUTE_KB = 150;
+// Routes allowed more, and why. The initial budget is the same for every route.
+const ROUTE_KB_OVERRIDE = {
+  // Monaco (the editor, its features and tokenizers: ~950 KB gzipped in monaco-editor 0.55)
+  // loads with the Sandbox page only, after the page itself has rendered.
+  SandboxPage: 1100,
+};
 
 const dist = new URL('../dist/', import.meta.url);
 const manifest = JSON.parse(readFileSync(new URL('.vite/manifest.json', dist), 'utf8'));
@@ -41,12 +47,12 @@ for (const dyn of manifest[entryKey].dynamicImports ?? []) {
   const bytes = size(js(lazy));
   const name = manifest[dyn].name ?? dyn;
   report.routes[name] = +(bytes / 1024).toFixed(1);
-  if (bytes > ROUTE_KB * 1024)
-    failures.push(`route ${name} ${report.routes[name]} KB > ${ROUTE_KB} KB`);
+  const limit = ROUTE_KB_OVERRIDE[name] ?? ROUTE_KB;
+  if (bytes > limit * 1024) failures.push(`route ${name} ${report.routes[name]} KB > ${limit} KB`);
 }
 writeFileSync(new URL('budget.json', dist), JSON.stringify(report, null, 2) + '\n');
 console.log(
-  `JS budget (gzipped): initial ${report.initial_kb} KB of ${INITIAL_KB}; per route (limit ${ROUTE_KB}):`,
+  `JS budget (gzipped): initial ${report.initial_kb} KB of ${INITIAL_KB}; per route (limit ${ROUTE_KB}, ${JSON.stringify(ROUTE_KB_OVERRIDE)}):`,
   report.routes,
 );
 if (failures.length) {

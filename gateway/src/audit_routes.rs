@@ -41,6 +41,9 @@ fn check(filter: &AuditFilter) -> Result<(), ApiError> {
             ));
         }
     }
+    if filter.sequence.is_some_and(|s| s < 1) {
+        return Err(ApiError::invalid("sequence", "must be at least 1"));
+    }
     if filter.after_position.is_some_and(|p| p < 0) {
         return Err(ApiError::invalid("after_position", "must not be negative"));
     }
@@ -49,6 +52,7 @@ fn check(filter: &AuditFilter) -> Result<(), ApiError> {
         ("aggregate_type", &filter.aggregate_type),
         ("aggregate_id", &filter.aggregate_id),
         ("event_type", &filter.event_type),
+        ("actor", &filter.actor),
     ] {
         if value
             .as_deref()

@@ -1,17 +1,19 @@
 //! `/circuit-breakers`: the list, one breaker, its configuration and the admin overrides.
 //! Who may call each route is declared in [`crate::routes::ROUTES`].
 
-use axum::extract::rejection::PathRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use commands::breaker_api::{
     AdminAction, BreakerBody, ChangeResponse, ConfigRequest, ListResponse, NameRequest,
-    ResetAllResponse,
+    OverrideRequest, ResetAllResponse, TransitionsResponse,
 };
+use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Caller, ValidJson};
+use crate::extract::{Caller, ValidJson, ValidQuery};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -23,6 +25,35 @@ pub fn router() -> Router<AppState> {
         .route("/circuit-breakers/{name}/reset", post(reset))
         .route("/circuit-breakers/{name}/force_open", post(force_open))
         .route("/circuit-breakers/{name}/disable", post(disable))
+        .route("/circuit-breakers/{name}/transitions", get(transitions))
+}
+
+/// `GET /circuit-breakers/{name}/transitions` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionsQuery {
+    /// Transitions in the answer, newest first, 1-100 (default 10).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/circuit-breakers/{name}/transitions", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$"), TransitionsQuery),
+    responses((status = 200, description = "The breaker's latest state changes, newest first (none for a name without events)", body = TransitionsResponse)))]
+pub(crate) async fn transitions(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    ValidQuery(query): ValidQuery<TransitionsQuery>,
+) -> Result<Json<TransitionsResponse>, ApiError> {
+    let name = name_of(path)?;
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
+    }
+    Ok(Json(TransitionsResponse {
+        transitions: state.breakers.transitions(&name, limit).await?,
+    }))
 }
 
 /// The `{name}` segment, validated like every breaker name (400 naming `name`).
@@ -68,6 +99,17 @@ pub(crate) async fn configure(
     ))
 }
 
+/// The optional `{"reason"}` of an override: no body, `null`, or the object (400 naming
+/// the field).
+fn reason_of(body: Result<Bytes, BytesRejection>) -> Result<Option<String>, ApiError> {
+    let body = body.map_err(|rejection| ApiError::invalid("body", rejection.body_text()))?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let request: Option<OverrideRequest> = commands::api::parse(&body)?;
+    Ok(request.unwrap_or_default().reason()?)
+}
+
 async fn admin(
     state: AppState,
     caller: Caller,
@@ -96,6 +138,7 @@ pub(crate) async fn reset(
 }
 
 #[utoipa::path(post, path = "/circuit-breakers/{name}/force_open", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
+    request_body(content = Option<OverrideRequest>, description = "Optional: why (kept in the event)"),
     responses(
         (status = 200, description = "Held open until a reset", body = ChangeResponse),
         (status = 404, description = "No such breaker", body = ErrorBody)))]
@@ -103,11 +146,14 @@ pub(crate) async fn force_open(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ChangeResponse>, ApiError> {
-    admin(state, caller, path, AdminAction::ForceOpen).await
+    let reason = reason_of(body)?;
+    admin(state, caller, path, AdminAction::ForceOpen { reason }).await
 }
 
 #[utoipa::path(post, path = "/circuit-breakers/{name}/disable", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$")),
+    request_body(content = Option<OverrideRequest>, description = "Optional: why (kept in the event)"),
     responses(
         (status = 200, description = "Switched off until a reset", body = ChangeResponse),
         (status = 404, description = "No such breaker", body = ErrorBody)))]
@@ -115,8 +161,10 @@ pub(crate) async fn disable(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ChangeResponse>, ApiError> {
-    admin(state, caller, path, AdminAction::Disable).await
+    let reason = reason_of(body)?;
+    admin(state, caller, path, AdminAction::Disable { reason }).await
 }
 
 #[utoipa::path(post, path = "/circuit-breakers/reset_all", tag = "breakers",

@@ -17,9 +17,9 @@ use commands::dlq_api::{
     MAX_CAPTURE_BYTES,
 };
 use commands::dlq_redrive::{RedriveJob, RedriveRequest};
-use domain::dlq::{validate_entry_id, Encoding, HistoryItem};
+use domain::dlq::{payload_base64, validate_entry_id, Encoding, HistoryItem};
 use projections::dlq::{DlqFilter, DlqRow};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ValidJson, ValidQuery};
@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(MAX_CAPTURE_BYTES)),
         )
         // Static segments win over `{id}`: no entry can be shown as `redrive`.
+        .route("/dlq/groups", get(groups))
         .route("/dlq/redrive", post(start_redrive))
         .route("/dlq/redrive/{job}", get(show_redrive))
         .route("/dlq/redrive/{job}/cancel", post(cancel_redrive))
@@ -100,6 +101,9 @@ pub struct ListQuery {
     /// Entries created at or after this instant (RFC 3339).
     #[serde(default)]
     pub since: Option<DateTime<Utc>>,
+    /// Entries created at or before this instant (RFC 3339).
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
     /// Entries per page, 1-500 (default 50); a page also ends early past 8 MiB of payloads
     /// and headers (at least one entry): go on from `offset` + the entries received.
     #[serde(default)]
@@ -141,20 +145,40 @@ fn instant_filter(
     }
 }
 
-/// The filter of a list or a redrive, validated (400 naming the field).
+/// The filter of a list or of groups, validated (400 naming the field).
 pub fn filter_of(
     resolved: Option<bool>,
     subject: Option<String>,
     error_contains: Option<String>,
     since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
 ) -> Result<DlqFilter, ApiError> {
+    let since = instant_filter("since", since)?;
+    let until = instant_filter("until", until)?;
+    if let (Some(since), Some(until)) = (since, until) {
+        if until < since {
+            return Err(ApiError::invalid("until", "must not be before since"));
+        }
+    }
     Ok(DlqFilter {
         resolved,
         subject: text_filter("subject", subject)?,
         error_contains: text_filter("error_contains", error_contains)?,
-        since: instant_filter("since", since)?,
-        until: None,
+        since,
+        until,
     })
+}
+
+/// The `limit` of a list, 1 to `MAX_LIMIT` (400 naming `limit`).
+fn limit_of(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    Ok(limit)
 }
 
 #[utoipa::path(get, path = "/dlq", tag = "dlq", params(ListQuery),
@@ -165,13 +189,7 @@ pub(crate) async fn list(
     ValidQuery(query): ValidQuery<ListQuery>,
 ) -> Result<Json<ListResponse>, ApiError> {
     caller.require(Permission::ReadDlq)?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = limit_of(query.limit, DEFAULT_LIMIT)?;
     let offset = query.offset.unwrap_or(0);
     if offset < 0 {
         return Err(ApiError::invalid("offset", "must not be negative"));
@@ -181,11 +199,92 @@ pub(crate) async fn list(
         query.subject,
         query.error_contains,
         query.since,
+        query.until,
     )?;
     wait_for(&state, query.min_position).await?;
     let (rows, total) = projections::dlq::list(&state.pool, &filter, limit, offset).await?;
     Ok(Json(ListResponse {
         items: rows.into_iter().map(|row| body_of(row, false)).collect(),
+        total,
+    }))
+}
+
+/// `GET /dlq/groups` query: the list's filters (open entries only), every one optional.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsQuery {
+    /// The exact original subject.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// A case-insensitive part of the error text.
+    #[serde(default)]
+    pub error_contains: Option<String>,
+    /// Entries created at or after this instant (RFC 3339).
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+    /// Entries created at or before this instant (RFC 3339).
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    /// Groups in the answer, 1-500 (default 100), largest first.
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// Answer once the read model has applied the event at this position.
+    #[serde(default)]
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// Open entries that failed the same way.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DlqGroupBody {
+    pub original_subject: String,
+    pub error: String,
+    /// Open entries in the group.
+    pub count: i64,
+    /// When its oldest entry was captured.
+    pub first_seen: DateTime<Utc>,
+    /// When its newest entry was captured or recaptured.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// `GET /dlq/groups`: the groups, largest first, and how many groups match in all.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DlqGroupsResponse {
+    pub groups: Vec<DlqGroupBody>,
+    pub total: i64,
+}
+
+#[utoipa::path(get, path = "/dlq/groups", tag = "dlq", params(GroupsQuery),
+    responses((status = 200, description = "Open entries grouped by original subject and error text, largest group first", body = DlqGroupsResponse)))]
+pub(crate) async fn groups(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidQuery(query): ValidQuery<GroupsQuery>,
+) -> Result<Json<DlqGroupsResponse>, ApiError> {
+    caller.require(Permission::ReadDlq)?;
+    let limit = limit_of(query.limit, 100)?;
+    let filter = filter_of(
+        Some(false),
+        query.subject,
+        query.error_contains,
+        query.since,
+        query.until,
+    )?;
+    wait_for(&state, query.min_position).await?;
+    let (groups, total) = projections::dlq::groups(&state.pool, &filter, limit).await?;
+    Ok(Json(DlqGroupsResponse {
+        groups: groups
+            .into_iter()
+            .map(|g| DlqGroupBody {
+                original_subject: g.original_subject,
+                error: g.error,
+                count: g.count,
+                first_seen: g.first_seen,
+                last_seen: g.last_seen,
+            })
+            .collect(),
         total,
     }))
 }
@@ -258,6 +357,7 @@ pub fn body_of(row: DlqRow, full: bool) -> EntryBody {
         (None, None)
     };
     EntryBody {
+        payload_base64: full.then(|| payload_base64(encoding, &row.payload)),
         payload: payload_value(encoding, &row.payload),
         id: row.id,
         original_subject: row.original_subject,

@@ -20,6 +20,7 @@ pub mod pipeline_metrics;
 pub mod pipeline_routes;
 pub mod read_after_write;
 pub mod routes;
+pub mod sandbox_routes;
 pub mod sessions;
 pub mod state;
 pub mod stats_routes;
@@ -49,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .merge(governance_routes::router())
         .merge(stats_routes::router())
         .merge(dlq_routes::router())
+        .merge(sandbox_routes::router())
         .merge(user_routes::router())
         .merge(live::router())
         // Every route's access, from the one table in routes.rs (mounted routes only).

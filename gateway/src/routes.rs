@@ -109,6 +109,11 @@ pub const ROUTES: &[RouteSpec] = &[
         needs(Permission::ReadBreakers),
     ),
     route(
+        "GET",
+        "/circuit-breakers/{name}/transitions",
+        needs(Permission::ReadBreakers),
+    ),
+    route(
         "PUT",
         "/circuit-breakers/{name}",
         needs(Permission::WriteBreakers),
@@ -140,6 +145,7 @@ pub const ROUTES: &[RouteSpec] = &[
     // Dead-letter queue (docs/dlq.md).
     route("GET", "/dlq", needs(Permission::ReadDlq)),
     route("POST", "/dlq", needs(Permission::WriteDlq)),
+    route("GET", "/dlq/groups", needs(Permission::ReadDlq)),
     route("GET", "/dlq/{id}", needs(Permission::ReadDlq)),
     route("POST", "/dlq/{id}/resolve", needs(Permission::WriteDlq)),
     route("POST", "/dlq/redrive", needs(Permission::WriteDlq)),
@@ -149,6 +155,9 @@ pub const ROUTES: &[RouteSpec] = &[
         "/dlq/redrive/{job}/cancel",
         needs(Permission::WriteDlq),
     ),
+    // The sandbox service through the gateway (docs/sandbox.md).
+    route("GET", "/sandbox/languages", needs(Permission::ExecuteCode)),
+    route("POST", "/sandbox/execute", needs(Permission::ExecuteCode)),
     // Audit.
     route("GET", "/audit/events", needs(Permission::ReadAudit)),
     route("GET", "/audit/export", needs(Permission::ReadAudit)),

@@ -32,7 +32,7 @@ pub struct AppState {
     pub insight: Arc<crate::insight::Insight>,
     /// The built dashboard, when there is one (`UI_DIR`).
     pub ui: Option<Arc<crate::ui::UiFiles>>,
-    /// The sandbox service's base URL, for the health card (`SANDBOX_URL`).
+    /// The sandbox service's base URL: the health card and the `/sandbox/*` proxy (`SANDBOX_URL`).
     pub sandbox_url: Option<Arc<str>>,
     /// Mark the session cookie `Secure` (set when served over HTTPS).
     pub secure_cookies: bool,

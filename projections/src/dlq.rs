@@ -344,6 +344,60 @@ pub async fn next_after(
         .collect()
 }
 
+/// Open entries that failed the same way: one original subject and one error text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DlqGroup {
+    pub original_subject: String,
+    pub error: String,
+    pub count: i64,
+    /// When the group's oldest entry was captured.
+    pub first_seen: DateTime<Utc>,
+    /// When the group's newest entry was captured (or last recaptured).
+    pub last_seen: DateTime<Utc>,
+}
+
+/// The open entries matching `filter` (its `resolved` is ignored: groups are of open
+/// entries) grouped by subject and error, largest group first, at most `limit` groups, and
+/// how many groups there are in all.
+pub async fn groups(
+    pool: &PgPool,
+    filter: &DlqFilter,
+    limit: i64,
+) -> Result<(Vec<DlqGroup>, i64), sqlx::Error> {
+    let open = DlqFilter {
+        resolved: Some(false),
+        ..filter.clone()
+    };
+    let sql = format!(
+        "SELECT original_subject, error, count(*) AS n, min(created_at) AS first_seen,
+                max(updated_at) AS last_seen, count(*) OVER () AS groups
+           FROM read_dlq WHERE {WHERE}
+          GROUP BY original_subject, error
+          ORDER BY n DESC, original_subject, error LIMIT $6"
+    );
+    let rows = bind_filter(sqlx::query(&sql), &open)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    let total = match rows.first() {
+        Some(row) => row.try_get("groups")?,
+        None => 0,
+    };
+    let groups = rows
+        .iter()
+        .map(|r| {
+            Ok(DlqGroup {
+                original_subject: r.try_get("original_subject")?,
+                error: r.try_get("error")?,
+                count: r.try_get("n")?,
+                first_seen: r.try_get("first_seen")?,
+                last_seen: r.try_get("last_seen")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((groups, total))
+}
+
 /// How many matching entries come after `after`.
 pub async fn count_after(
     pool: &PgPool,

@@ -66,6 +66,13 @@ pub struct AuditFilter {
     pub aggregate_id: Option<String>,
     #[param(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub event_type: Option<String>,
+    /// Who caused the event: the `user` of its metadata (a username, or a service's name).
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    pub actor: Option<String>,
+    /// The event's number within its aggregate (with `aggregate_type` and `aggregate_id`: one
+    /// event, e.g. the previous link of a chain).
+    #[param(minimum = 1)]
+    pub sequence: Option<i64>,
     /// Recorded at or after (RFC 3339).
     pub from: Option<DateTime<Utc>>,
     /// Recorded before (RFC 3339).
@@ -106,6 +113,8 @@ pub async fn list_events(pool: &PgPool, filter: &AuditFilter) -> Result<EventPag
                 AND ($4::timestamptz IS NULL OR recorded_at >= $4)
                 AND ($5::timestamptz IS NULL OR recorded_at < $5)
                 AND global_position > $6
+                AND ($9::text IS NULL OR metadata->>'user' = $9)
+                AND ($10::bigint IS NULL OR sequence = $10)
               ORDER BY global_position
               LIMIT $7),
          sized AS (
@@ -126,6 +135,8 @@ pub async fn list_events(pool: &PgPool, filter: &AuditFilter) -> Result<EventPag
         .bind(filter.after_position.unwrap_or(0))
         .bind(limit)
         .bind(MAX_PAGE_BYTES)
+        .bind(&filter.actor)
+        .bind(filter.sequence)
         .fetch_all(pool)
         .await?;
     let page_rows: i64 = match rows.first() {

@@ -24,6 +24,8 @@ pub struct EventsStream {
     /// The owner of the stream when the last [`ensure_events_stream`] refused it (shared by
     /// every clone; `/readyz` reports it).
     foreign_owner: Arc<Mutex<Option<String>>>,
+    /// Replicas of the stream (`JETSTREAM_REPLICAS`; 1 unless [`EventsStream::with_replicas`]).
+    pub replicas: usize,
 }
 
 impl EventsStream {
@@ -33,7 +35,14 @@ impl EventsStream {
             prefix,
             deployment,
             foreign_owner: Arc::default(),
+            replicas: 1,
         }
+    }
+
+    /// The same stream kept on `replicas` servers of a JetStream cluster.
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
     }
 
     /// Every event subject: `<prefix>.events.>`.
@@ -124,7 +133,7 @@ pub fn events_stream_config(events: &EventsStream) -> stream::Config {
         retention: RetentionPolicy::Limits,
         discard: DiscardPolicy::Old,
         duplicate_window: DUPLICATE_WINDOW,
-        num_replicas: 1,
+        num_replicas: events.replicas,
         ..Default::default()
     }
 }

@@ -281,7 +281,12 @@ impl CircuitBreaker {
                 };
                 Ok(self.changed(&name, vec![event]))
             }
-            BreakerCommand::ForceOpen { name, actor, now } => {
+            BreakerCommand::ForceOpen {
+                name,
+                actor,
+                now,
+                reason,
+            } => {
                 if self.state == BreakerState::ForcedOpen {
                     return Ok(self.unchanged(&name));
                 }
@@ -293,10 +298,16 @@ impl CircuitBreaker {
                     failures: self.failures,
                     actor,
                     at: now,
+                    reason,
                 });
                 Ok(self.changed(&name, events))
             }
-            BreakerCommand::Disable { name, actor, now } => {
+            BreakerCommand::Disable {
+                name,
+                actor,
+                now,
+                reason,
+            } => {
                 if self.state == BreakerState::Disabled {
                     return Ok(self.unchanged(&name));
                 }
@@ -308,6 +319,7 @@ impl CircuitBreaker {
                     failures: self.failures,
                     actor,
                     at: now,
+                    reason,
                 });
                 Ok(self.changed(&name, events))
             }

@@ -47,17 +47,19 @@ pub enum BreakerCommand {
         actor: String,
         now: DateTime<Utc>,
     },
-    /// Admin: refuse every call until reset.
+    /// Admin: refuse every call until reset, saying why.
     ForceOpen {
         name: String,
         actor: String,
         now: DateTime<Utc>,
+        reason: Option<String>,
     },
-    /// Admin: allow every call and stop counting until reset.
+    /// Admin: allow every call and stop counting until reset, saying why.
     Disable {
         name: String,
         actor: String,
         now: DateTime<Utc>,
+        reason: Option<String>,
     },
 }
 

@@ -173,6 +173,9 @@ pub enum BreakerEvent {
         failures: u32,
         actor: String,
         at: DateTime<Utc>,
+        /// Why the operator did it (absent in events written before reasons existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Operator override: allow every call.
     BreakerDisabled {
@@ -182,6 +185,9 @@ pub enum BreakerEvent {
         failures: u32,
         actor: String,
         at: DateTime<Utc>,
+        /// Why the operator did it (absent in events written before reasons existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 

@@ -148,11 +148,21 @@ fn reset(name: String, actor: String, now: DateTime<Utc>) -> BreakerCommand {
 }
 
 fn force_open(name: String, actor: String, now: DateTime<Utc>) -> BreakerCommand {
-    BreakerCommand::ForceOpen { name, actor, now }
+    BreakerCommand::ForceOpen {
+        name,
+        actor,
+        now,
+        reason: Some("maintenance".into()),
+    }
 }
 
 fn disable(name: String, actor: String, now: DateTime<Utc>) -> BreakerCommand {
-    BreakerCommand::Disable { name, actor, now }
+    BreakerCommand::Disable {
+        name,
+        actor,
+        now,
+        reason: None,
+    }
 }
 
 fn fold(given: &[BreakerEvent]) -> CircuitBreaker {
@@ -491,6 +501,7 @@ fn forced_open() -> BreakerEvent {
         failures: 0,
         actor: "http:admin".into(),
         at: at(5),
+        reason: Some("maintenance".into()),
     }
 }
 
@@ -502,6 +513,7 @@ fn disabled() -> BreakerEvent {
         failures: 0,
         actor: "http:admin".into(),
         at: at(5),
+        reason: None,
     }
 }
 
@@ -601,6 +613,7 @@ fn disabling_an_open_breaker_records_where_it_came_from() {
             failures: 3,
             actor: "http:admin".into(),
             at: at(5),
+            reason: None,
         }]);
 }
 

@@ -148,6 +148,17 @@ pub fn compact_payload(encoding: Encoding, payload: String) -> (Encoding, String
     }
 }
 
+/// The original bytes of a kept payload, base64-encoded (JSON and text payloads are kept
+/// as their exact text, binary ones as base64 already).
+pub fn payload_base64(encoding: Encoding, payload: &str) -> String {
+    match encoding {
+        Encoding::Base64 => payload.to_string(),
+        Encoding::Json | Encoding::Text => {
+            base64::engine::general_purpose::STANDARD.encode(payload.as_bytes())
+        }
+    }
+}
+
 /// The original bytes of a kept payload.
 pub fn decode_payload(encoding: Encoding, payload: &str) -> Result<Vec<u8>, String> {
     match encoding {

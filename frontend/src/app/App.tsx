@@ -21,11 +21,21 @@ import { makeTheme } from './theme';
 const DashboardPage = lazy(() => import('@/features/dashboard/components/DashboardPage'));
 const GovernancePage = lazy(() => import('@/features/governance/components/GovernancePage'));
 const BudgetPage = lazy(() => import('@/features/budget/components/BudgetPage'));
+const DlqPage = lazy(() => import('@/features/dlq/components/DlqPage'));
+const BreakersPage = lazy(() => import('@/features/breakers/components/BreakersPage'));
+const AuditPage = lazy(() => import('@/features/audit/components/AuditPage'));
+const SandboxPage = lazy(() => import('@/features/sandbox/components/SandboxPage'));
+const UsersPage = lazy(() => import('@/features/users/components/UsersPage'));
 
 const pages: Record<string, ReactNode> = {
   [paths.dashboard]: <DashboardPage />,
   [paths.governance]: <GovernancePage />,
   [paths.budget]: <BudgetPage />,
+  [paths.dlq]: <DlqPage />,
+  [paths.breakers]: <BreakersPage />,
+  [paths.audit]: <AuditPage />,
+  [paths.sandbox]: <SandboxPage />,
+  [paths.users]: <UsersPage />,
 };
 
 const queryClient = createQueryClient();

@@ -16,3 +16,10 @@ export function fmtDuration(ms: number): string {
 
 export const fmtTime = (iso: string) =>
   new Date(iso).toLocaleString(undefined, { dateStyle: 'short', timeStyle: 'medium' });
+
+/** A `datetime-local` input's value (the reader's time zone) as RFC 3339; undefined when empty or not a time. */
+export function localToIso(local: string): string | undefined {
+  if (!local) return undefined;
+  const t = new Date(local);
+  return Number.isNaN(t.getTime()) ? undefined : t.toISOString();
+}

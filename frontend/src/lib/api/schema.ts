@@ -12,6 +12,8 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description Who caused the event: the `user` of its metadata (a username, or a service's name). */
+                    actor?: string;
                     /** @description Pagination: events after this global position. */
                     after_position?: number;
                     aggregate_id?: string;
@@ -21,6 +23,11 @@ export interface paths {
                     from?: string;
                     /** @description Page size, 1-1000 (default 100). */
                     limit?: number;
+                    /**
+                     * @description The event's number within its aggregate (with `aggregate_type` and `aggregate_id`: one
+                     *     event, e.g. the previous link of a chain).
+                     */
+                    sequence?: number;
                     /** @description Recorded before (RFC 3339). */
                     to?: string;
                 };
@@ -118,6 +125,8 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description Who caused the event: the `user` of its metadata (a username, or a service's name). */
+                    actor?: string;
                     /** @description Pagination: events after this global position. */
                     after_position?: number;
                     aggregate_id?: string;
@@ -127,6 +136,11 @@ export interface paths {
                     from?: string;
                     /** @description Page size, 1-1000 (default 100). */
                     limit?: number;
+                    /**
+                     * @description The event's number within its aggregate (with `aggregate_type` and `aggregate_id`: one
+                     *     event, e.g. the previous link of a chain).
+                     */
+                    sequence?: number;
                     /** @description Recorded before (RFC 3339). */
                     to?: string;
                 };
@@ -1575,7 +1589,12 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            /** @description Optional: why (kept in the event) */
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["OverrideRequest"] | null;
+                };
+            };
             responses: {
                 /** @description Switched off until a reset */
                 200: {
@@ -1615,6 +1634,15 @@ export interface paths {
                 };
                 /** @description No such breaker */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over 64 KiB */
+                413: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1677,7 +1705,12 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            /** @description Optional: why (kept in the event) */
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["OverrideRequest"] | null;
+                };
+            };
             responses: {
                 /** @description Held open until a reset */
                 200: {
@@ -1717,6 +1750,15 @@ export interface paths {
                 };
                 /** @description No such breaker */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over 64 KiB */
+                413: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1861,6 +1903,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/circuit-breakers/{name}/transitions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Access: a token with the `read:breakers` permission. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Transitions in the answer, newest first, 1-100 (default 10). */
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description Breaker name */
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The breaker's latest state changes, newest first (none for a name without events) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TransitionsResponse"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/circuit-breakers/reset_all": {
         parameters: {
             query?: never;
@@ -1968,6 +2106,8 @@ export interface paths {
                     since?: string;
                     /** @description The exact original subject. */
                     subject?: string;
+                    /** @description Entries created at or before this instant (RFC 3339). */
+                    until?: string;
                 };
                 header?: never;
                 path?: never;
@@ -2367,6 +2507,109 @@ export interface paths {
                 };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dlq/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Access: a token with the `read:dlq` permission. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description A case-insensitive part of the error text. */
+                    error_contains?: string;
+                    /** @description Groups in the answer, 1-500 (default 100), largest first. */
+                    limit?: number;
+                    /** @description Answer once the read model has applied the event at this position. */
+                    min_position?: number;
+                    /** @description Entries created at or after this instant (RFC 3339). */
+                    since?: string;
+                    /** @description The exact original subject. */
+                    subject?: string;
+                    /** @description Entries created at or before this instant (RFC 3339). */
+                    until?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Open entries grouped by original subject and error text, largest group first */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DlqGroupsResponse"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -3372,6 +3615,199 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sandbox/execute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Access: a token with the `execute:code` permission. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SandboxExecuteRequest"];
+                };
+            };
+            responses: {
+                /** @description The run (the program's exit code says how it went) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SandboxExecuteResponse"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The body is larger than the sandbox's limits */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A field outside the sandbox's limits (`field` names it) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Every runner busy and the queue full (`Retry-After`) */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No sandbox configured, it does not answer, or no runner freed up in time */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sandbox/languages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Access: a token with the `execute:code` permission. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The sandbox's languages and limits */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SandboxLanguages"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No sandbox configured, or it does not answer */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/stats": {
         parameters: {
             query?: never;
@@ -4333,6 +4769,32 @@ export interface components {
             /** Format: int64 */
             open_seconds?: number | null;
         };
+        /** @description Open entries that failed the same way. */
+        DlqGroupBody: {
+            /**
+             * Format: int64
+             * @description Open entries in the group.
+             */
+            count: number;
+            error: string;
+            /**
+             * Format: date-time
+             * @description When its oldest entry was captured.
+             */
+            first_seen: string;
+            /**
+             * Format: date-time
+             * @description When its newest entry was captured or recaptured.
+             */
+            last_seen: string;
+            original_subject: string;
+        };
+        /** @description `GET /dlq/groups`: the groups, largest first, and how many groups match in all. */
+        DlqGroupsResponse: {
+            groups: components["schemas"]["DlqGroupBody"][];
+            /** Format: int64 */
+            total: number;
+        };
         /** @description `GET /dlq`: `{"items":[...],"total"}`. */
         DlqListResponse: {
             items: components["schemas"]["EntryBody"][];
@@ -4365,6 +4827,11 @@ export interface components {
             note?: string | null;
             original_subject: string;
             payload: unknown;
+            /**
+             * @description The payload's exact bytes, base64-encoded (`GET /dlq/{id}` only): what a requeue
+             *     publishes, whatever the encoding (a JSON payload's `payload` is its parsed value).
+             */
+            payload_base64?: string | null;
             /** Format: int32 */
             requeue_count: number;
             resolved: boolean;
@@ -4584,6 +5051,11 @@ export interface components {
             reserved_at: string;
             task_id: string;
         };
+        /** @description `POST /circuit-breakers/{name}/force_open` and `/disable`: `{"reason"?}` (or no body). */
+        OverrideRequest: {
+            /** @description Why (kept in the event; at most 512 characters, no control characters). */
+            reason?: string | null;
+        };
         /** @description `POST /users/{username}/password`. */
         PasswordReset: {
             password: string;
@@ -4795,6 +5267,67 @@ export interface components {
         RolesResponse: {
             roles: components["schemas"]["RoleBody"][];
         };
+        /** @description `POST /sandbox/execute`: as the sandbox's `POST /execute` takes it. */
+        SandboxExecuteRequest: {
+            /** @description The program. */
+            code: string;
+            /** @description A language of `GET /sandbox/languages`. */
+            language: string;
+            /**
+             * Format: int64
+             * @description Memory limit, at most the sandbox's `max_memory_mb`.
+             */
+            memory_mb?: number | null;
+            /** @description Text fed to the program's standard input. */
+            stdin?: string | null;
+            /**
+             * Format: double
+             * @description Wall-clock seconds, at most the sandbox's `max_timeout`.
+             */
+            timeout?: number | null;
+        };
+        /** @description The run, whatever the program did. */
+        SandboxExecuteResponse: {
+            /** Format: int64 */
+            duration_ms: number;
+            /** Format: int64 */
+            exit_code: number;
+            oom_killed: boolean;
+            stderr: string;
+            stdout: string;
+            timed_out: boolean;
+            truncated: boolean;
+        };
+        SandboxLanguage: {
+            image: string;
+            name: string;
+        };
+        /** @description `GET /sandbox/languages`. */
+        SandboxLanguages: {
+            languages: components["schemas"]["SandboxLanguage"][];
+            limits: components["schemas"]["SandboxLimits"];
+        };
+        /** @description The limits every run has unless it asks for less. */
+        SandboxLimits: {
+            /** Format: double */
+            cpus: number;
+            /** Format: int64 */
+            default_memory_mb: number;
+            /** Format: double */
+            default_timeout: number;
+            /** Format: int64 */
+            max_code_bytes: number;
+            /** Format: int64 */
+            max_memory_mb: number;
+            /** Format: int64 */
+            max_output_bytes: number;
+            /** Format: int64 */
+            max_stdin_bytes: number;
+            /** Format: double */
+            max_timeout: number;
+            /** Format: int64 */
+            pids_limit: number;
+        };
         SetLimitRequest: {
             project_id: string;
             tenant_id: string;
@@ -4912,6 +5445,36 @@ export interface components {
             total: number;
             /** Format: int64 */
             used: number;
+        };
+        /** @description One change of a breaker's state, as `GET /circuit-breakers/{name}/transitions` lists it. */
+        TransitionBody: {
+            /** @description Who or what caused it (`via:user`, e.g. `http:alice`, `worker:breaker-retry`). */
+            actor: string;
+            /** Format: date-time */
+            at: string;
+            /** @description The failure that opened it (`BreakerOpened`). */
+            error?: string | null;
+            /**
+             * @description `BreakerOpened`, `BreakerHalfOpened`, `BreakerClosed`, `BreakerReset`,
+             *     `BreakerForcedOpen` or `BreakerDisabled`.
+             */
+            event_type: string;
+            /** @description The state before it. */
+            from?: string | null;
+            /**
+             * Format: int64
+             * @description The event's global position (its place in the audit log).
+             */
+            position: number;
+            /** @description The operator's reason (`BreakerForcedOpen`, `BreakerDisabled`). */
+            reason?: string | null;
+            /** @description The state after it. */
+            state: string;
+        };
+        /** @description `GET /circuit-breakers/{name}/transitions`. */
+        TransitionsResponse: {
+            /** @description Newest first. */
+            transitions: components["schemas"]["TransitionBody"][];
         };
         /** @description The budget's totals at the end of one minute. */
         UsagePointBody: {

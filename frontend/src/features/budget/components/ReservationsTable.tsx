@@ -24,20 +24,11 @@ import { fmtDuration, fmtInt } from '@/lib/format';
 import { serverFieldError, validate } from '@/lib/forms';
 import { perm } from '@/lib/permissions';
 import { toast } from '@/lib/ui';
+import { useNow } from '@/lib/useNow';
 import { commitSchema, useCommit } from '../api/commit';
 import type { BudgetRef } from '../api/keys';
 import { useRelease } from '../api/release';
 import { useReservations, type OpenReservation } from '../api/reservations';
-
-/** One clock for every countdown of the table. */
-function useNow(ms = 1000): number {
-  const [now, setNow] = useState(() => Date.now());
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), ms);
-    return () => clearInterval(t);
-  }, [ms]);
-  return now;
-}
 
 function CommitDialog({
   budget,

@@ -1,14 +1,13 @@
-import { memo, useRef } from 'react';
+import { memo } from 'react';
 import { Link as RouterLink } from 'react-router-dom';
-import { Box, type Theme } from '@mui/material';
-import { useVirtualizer } from '@tanstack/react-virtual';
+import type { Theme } from '@mui/material';
 import { paths } from '@/config/paths';
+import { VirtualTable } from '@/components/VirtualTable';
 import { statusLabel } from '@/components/StatusChip';
 import { fmtInt } from '@/lib/format';
 import type { BudgetRow } from '../api/status';
 
 const ROW = 44;
-const HEADER = 46;
 const columns = 'minmax(180px, 2fr) 110px 110px 110px 110px minmax(160px, 1.5fr) 120px';
 const headers = [
   'Tenant / project',
@@ -30,22 +29,6 @@ const tableSx = (t: Theme) => {
   });
   const p = t.palette;
   return {
-    '& .r': {
-      display: 'grid',
-      gridTemplateColumns: columns,
-      alignItems: 'center',
-      borderBottom: `1px solid ${p.divider}`,
-    },
-    '& .r > *': { px: 1, fontVariantNumeric: 'tabular-nums', fontSize: 14, minWidth: 0 },
-    '& .h': {
-      position: 'sticky',
-      top: 0,
-      zIndex: 1,
-      bgcolor: 'background.paper',
-      fontWeight: 600,
-      py: 1.25,
-    },
-    '& .b': { position: 'absolute', top: 0, left: 0, right: 0, height: ROW, contain: 'strict' },
     '& .n': { overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap' },
     '& .n a': { color: p.primary.main, textDecoration: 'none' },
     '& .n a:hover, & .n a:focus-visible': { textDecoration: 'underline' },
@@ -145,56 +128,25 @@ const Row = memo(function Row({
 
 /** The status table: only the rows in view are in the DOM (10,000 rows stay smooth). */
 export function StatusTable({ rows, warning }: { rows: BudgetRow[]; warning: number }) {
-  const scrollRef = useRef<HTMLDivElement>(null);
-  const v = useVirtualizer({
-    count: rows.length,
-    getScrollElement: () => scrollRef.current,
-    estimateSize: () => ROW,
-    overscan: 8,
-  });
   return (
-    <Box
-      ref={scrollRef}
-      role="table"
-      aria-label="Budget status per tenant and project"
-      aria-rowcount={rows.length + 1}
-      tabIndex={0}
-      data-testid="status-table"
-      sx={[
-        {
-          // As tall as its rows, up to most of the screen.
-          height: rows.length * ROW + HEADER,
-          maxHeight: { xs: '60vh', md: '65vh' },
-          overflow: 'auto',
-          // Rows mounted while scrolling lay out and paint inside the table only.
-          contain: 'strict',
-          border: 1,
-          borderColor: 'divider',
-          borderRadius: 1,
-        },
-        tableSx,
-      ]}
-    >
-      <div style={{ minWidth: 900 }}>
-        <div role="row" aria-rowindex={1} className="r h">
-          {headers.map((h) => (
-            <div key={h} role="columnheader">
-              {h}
-            </div>
-          ))}
-        </div>
-        <div role="rowgroup" style={{ position: 'relative', height: v.getTotalSize() }}>
-          {v.getVirtualItems().map((item) => (
-            <Row
-              key={item.key}
-              r={rows[item.index]!}
-              index={item.index}
-              start={item.start}
-              warning={warning}
-            />
-          ))}
-        </div>
-      </div>
-    </Box>
+    <VirtualTable
+      label="Budget status per tenant and project"
+      testId="status-table"
+      count={rows.length}
+      rowHeight={ROW}
+      columns={columns}
+      headers={headers}
+      minWidth={900}
+      sx={tableSx}
+      renderRow={(item) => (
+        <Row
+          key={item.key}
+          r={rows[item.index]!}
+          index={item.index}
+          start={item.start}
+          warning={warning}
+        />
+      )}
+    />
   );
 }

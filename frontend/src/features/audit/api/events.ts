@@ -1,0 +1,47 @@
+import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { request } from '@/lib/http';
+import type { Schemas } from '@/lib/api/types';
+import { auditKeys, type AuditFilter } from './keys';
+
+export type AuditEvent = Schemas['EventEnvelope'];
+export type EventsPage = Schemas['EventsPage'];
+
+export const AUDIT_PAGE = 500;
+
+/** `GET /audit/events`: a page of matching events in log order, after a position. */
+export const fetchAuditPage = (
+  f: AuditFilter,
+  after: number,
+  signal?: AbortSignal,
+  limit = AUDIT_PAGE,
+) =>
+  request<EventsPage>('/audit/events', {
+    query: { ...f, after_position: after || undefined, limit },
+    signal,
+  });
+
+/** The log under a filter, paged by position on the server. */
+export const useAuditEvents = (f: AuditFilter) =>
+  useInfiniteQuery({
+    queryKey: auditKeys.events(f),
+    queryFn: ({ pageParam, signal }) => fetchAuditPage(f, pageParam, signal),
+    initialPageParam: 0,
+    getNextPageParam: (last) => last.next_after_position ?? undefined,
+  });
+
+/** The event before `e` in its aggregate's chain (its hash is `e`'s previous hash). */
+export const usePreviousEvent = (e: AuditEvent | undefined) =>
+  useQuery({
+    queryKey: auditKeys.previous(e?.aggregate_type ?? '', e?.aggregate_id ?? '', e?.sequence ?? 0),
+    queryFn: ({ signal }) =>
+      request<EventsPage>('/audit/events', {
+        query: {
+          aggregate_type: e!.aggregate_type,
+          aggregate_id: e!.aggregate_id,
+          sequence: e!.sequence - 1,
+          limit: 1,
+        },
+        signal,
+      }).then((p) => p.events[0] ?? null),
+    enabled: !!e && e.sequence > 1,
+  });

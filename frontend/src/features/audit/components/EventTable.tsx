@@ -1,0 +1,84 @@
+import { memo } from 'react';
+import { VirtualTable } from '@/components/VirtualTable';
+import { fmtTime } from '@/lib/format';
+import type { AuditEvent } from '../api/events';
+
+const ROW = 40;
+const headers = ['Position', 'Recorded', 'Type', 'Aggregate', 'Event', 'Actor'];
+
+const actorOf = (e: AuditEvent) => {
+  const m = e.metadata as Record<string, unknown>;
+  return typeof m.user === 'string' ? m.user : '–';
+};
+
+const Row = memo(function Row({
+  e,
+  index,
+  start,
+  onOpen,
+}: {
+  e: AuditEvent;
+  index: number;
+  start: number;
+  onOpen: (position: number) => void;
+}) {
+  return (
+    <div
+      role="row"
+      aria-rowindex={index + 2}
+      data-position={e.global_position}
+      className="r b c"
+      style={{ transform: `translateY(${start}px)` }}
+    >
+      <div role="cell">
+        <button type="button" className="link" onClick={() => onOpen(e.global_position)}>
+          {e.global_position}
+        </button>
+      </div>
+      <div role="cell">{fmtTime(e.recorded_at)}</div>
+      <div role="cell">{e.aggregate_type}</div>
+      <div role="cell" title={e.aggregate_id}>
+        {e.aggregate_id}
+      </div>
+      <div role="cell">{e.event_type}</div>
+      <div role="cell">{actorOf(e)}</div>
+    </div>
+  );
+});
+
+/** The events of the filter in log order; the next page loads near the end. */
+export function EventTable({
+  rows,
+  loadMore,
+  follow,
+  onOpen,
+}: {
+  rows: AuditEvent[];
+  loadMore: () => void;
+  /** Live tail: keep the newest row in view as rows arrive. */
+  follow: boolean;
+  onOpen: (position: number) => void;
+}) {
+  return (
+    <VirtualTable
+      label="Audit events"
+      testId="audit-table"
+      count={rows.length}
+      rowHeight={ROW}
+      columns="90px 170px 130px minmax(160px, 1.5fr) minmax(160px, 1.2fr) 130px"
+      headers={headers}
+      minWidth={860}
+      onNearEnd={loadMore}
+      follow={follow}
+      renderRow={(item) => (
+        <Row
+          key={item.key}
+          e={rows[item.index]!}
+          index={item.index}
+          start={item.start}
+          onOpen={onOpen}
+        />
+      )}
+    />
+  );
+}

@@ -1,0 +1,158 @@
+import { memo, useState } from 'react';
+import {
+  Box,
+  Card,
+  CardActions,
+  CardContent,
+  Chip,
+  LinearProgress,
+  Stack,
+  Typography,
+} from '@mui/material';
+import { PermissionButton } from '@/components/PermissionButton';
+import { fmtDuration, fmtInt, fmtTime } from '@/lib/format';
+import { perm } from '@/lib/permissions';
+import type { AdminAction } from '../api/admin';
+import type { Breaker, BreakerState } from '../api/breaker';
+import { Transitions } from './Transitions';
+
+const colour: Record<BreakerState, 'success' | 'error' | 'warning' | 'default'> = {
+  CLOSED: 'success',
+  OPEN: 'error',
+  HALF_OPEN: 'warning',
+  FORCED_OPEN: 'error',
+  DISABLED: 'default',
+};
+
+export const stateLabel: Record<BreakerState, string> = {
+  CLOSED: 'Closed',
+  OPEN: 'Open',
+  HALF_OPEN: 'Half-open',
+  FORCED_OPEN: 'Forced open',
+  DISABLED: 'Disabled',
+};
+
+/** One breaker: state, failures against the threshold, the countdown to half-open, actions. */
+export const BreakerCard = memo(function BreakerCard({
+  b,
+  now,
+  onAction,
+}: {
+  b: Breaker;
+  now: number;
+  onAction: (name: string, action: AdminAction) => void;
+}) {
+  const [showTransitions, setShowTransitions] = useState(false);
+  const threshold = b.config.failure_threshold;
+  const pct = Math.min(100, (b.failures / threshold) * 100);
+  const retryIn = b.next_retry ? new Date(b.next_retry).getTime() - now : null;
+  return (
+    <Card
+      variant="outlined"
+      component="section"
+      aria-labelledby={`breaker-${b.name}`}
+      data-breaker={b.name}
+      data-state={b.state}
+      sx={{
+        borderLeft: 6,
+        borderLeftColor: `${colour[b.state] === 'default' ? 'grey' : colour[b.state]}.main`,
+      }}
+    >
+      <CardContent>
+        <Stack
+          direction="row"
+          spacing={1}
+          sx={{ alignItems: 'center', justifyContent: 'space-between' }}
+        >
+          <Typography
+            id={`breaker-${b.name}`}
+            variant="h6"
+            component="h2"
+            sx={{ overflowWrap: 'anywhere' }}
+          >
+            {b.name}
+          </Typography>
+          <Chip
+            label={stateLabel[b.state]}
+            color={colour[b.state]}
+            variant={b.state === 'FORCED_OPEN' || b.state === 'DISABLED' ? 'outlined' : 'filled'}
+            data-testid="breaker-state"
+          />
+        </Stack>
+        <Box sx={{ mt: 1.5 }}>
+          <Typography variant="body2">
+            Consecutive failures: {fmtInt(b.failures)} of {fmtInt(threshold)} ({Math.round(pct)}% of
+            the threshold)
+          </Typography>
+          <LinearProgress
+            variant="determinate"
+            value={pct}
+            color={pct >= 100 ? 'error' : pct > 0 ? 'warning' : 'primary'}
+            aria-label={`Failures of ${b.name} against its threshold`}
+            sx={{ mt: 0.5, height: 6, borderRadius: 3 }}
+          />
+        </Box>
+        {b.state === 'OPEN' && retryIn !== null && (
+          <Typography variant="body2" sx={{ mt: 1 }} role="timer" aria-live="off">
+            Half-open in {fmtDuration(retryIn)}
+          </Typography>
+        )}
+        {b.state === 'HALF_OPEN' && (
+          <Typography variant="body2" sx={{ mt: 1 }}>
+            Trial calls: {fmtInt(b.trials_granted)} granted, {fmtInt(b.successes)} of{' '}
+            {fmtInt(b.config.half_open_max_calls)} successes
+          </Typography>
+        )}
+        {b.last_error && (
+          <Typography variant="body2" sx={{ mt: 1, overflowWrap: 'anywhere' }}>
+            Last error: {b.last_error}
+          </Typography>
+        )}
+        <Typography variant="caption" color="text.secondary" component="p" sx={{ mt: 1 }}>
+          {b.changed_at ? `Changed ${fmtTime(b.changed_at)} by ${b.changed_by ?? '?'}` : ''} · opens
+          after {fmtInt(threshold)} failures for {fmtDuration(b.config.open_seconds * 1000)}
+        </Typography>
+        <Box
+          component="details"
+          sx={{ mt: 1, '& summary': { cursor: 'pointer' } }}
+          onToggle={(e) => setShowTransitions((e.currentTarget as HTMLDetailsElement).open)}
+        >
+          <Typography component="summary" variant="body2">
+            Last transitions
+          </Typography>
+          {showTransitions && <Transitions name={b.name} />}
+        </Box>
+      </CardContent>
+      <CardActions sx={{ flexWrap: 'wrap', gap: 1 }}>
+        <PermissionButton
+          permission={perm.adminResetBreakers}
+          size="small"
+          disabled={b.state === 'CLOSED' && b.failures === 0}
+          onClick={() => onAction(b.name, 'reset')}
+          aria-label={`Reset ${b.name}`}
+        >
+          Reset
+        </PermissionButton>
+        <PermissionButton
+          permission={perm.adminResetBreakers}
+          size="small"
+          color="error"
+          disabled={b.state === 'FORCED_OPEN'}
+          onClick={() => onAction(b.name, 'force_open')}
+          aria-label={`Force open ${b.name}`}
+        >
+          Force open
+        </PermissionButton>
+        <PermissionButton
+          permission={perm.adminResetBreakers}
+          size="small"
+          disabled={b.state === 'DISABLED'}
+          onClick={() => onAction(b.name, 'disable')}
+          aria-label={`Disable ${b.name}`}
+        >
+          Disable
+        </PermissionButton>
+      </CardActions>
+    </Card>
+  );
+});

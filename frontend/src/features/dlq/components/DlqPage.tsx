@@ -1,0 +1,260 @@
+import { useCallback, useMemo, useState } from 'react';
+import { useSearchParams } from 'react-router-dom';
+import {
+  Box,
+  Button,
+  FormControl,
+  InputLabel,
+  MenuItem,
+  Paper,
+  Select,
+  Stack,
+  Tab,
+  Tabs,
+  TextField,
+  Typography,
+} from '@mui/material';
+import { EmptyState } from '@/components/EmptyState';
+import { ErrorAlert } from '@/components/ErrorAlert';
+import { PermissionButton } from '@/components/PermissionButton';
+import { TableSkeleton } from '@/components/Skeletons';
+import { fmtInt } from '@/lib/format';
+import { perm } from '@/lib/permissions';
+import { useDlqGroups, type DlqGroup } from '../api/groups';
+import { useDlqList } from '../api/list';
+import { useDlqLive } from '../api/live';
+import type { RedriveFilter } from '../api/redrive';
+import { EntryDialog } from './EntryDialog';
+import { EntryTable } from './EntryTable';
+import {
+  readDlqParams,
+  serverFilter,
+  writeDlqParams,
+  type DlqParams,
+  type DlqStatus,
+} from './filters';
+import { GroupsTable } from './GroupsTable';
+import { RedriveDialog } from './RedriveDialog';
+import { RedriveProgress } from './RedriveProgress';
+
+interface RedriveAsk {
+  filter: RedriveFilter;
+  what: string;
+  count: number;
+}
+
+function Filters({ view, set }: { view: DlqParams; set: (p: Partial<DlqParams>) => void }) {
+  // The text fields apply on submit (Enter or the button): one server read per search.
+  return (
+    <Box
+      component="form"
+      key={`${view.subject}|${view.error}|${view.since}|${view.until}`}
+      aria-label="Filter dead letters"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const f = new FormData(e.currentTarget);
+        set({
+          subject: String(f.get('subject') ?? ''),
+          error: String(f.get('error') ?? ''),
+          since: String(f.get('since') ?? ''),
+          until: String(f.get('until') ?? ''),
+        });
+      }}
+      sx={{
+        display: 'grid',
+        gap: 1.5,
+        gridTemplateColumns: { xs: '1fr', sm: '1fr 1fr', lg: '1.2fr 1.5fr 1fr 1fr 150px auto' },
+        alignItems: 'center',
+      }}
+    >
+      <TextField name="subject" label="Subject (exact)" size="small" defaultValue={view.subject} />
+      <TextField name="error" label="Error contains" size="small" defaultValue={view.error} />
+      <TextField
+        name="since"
+        label="Captured from"
+        type="datetime-local"
+        size="small"
+        defaultValue={view.since}
+        slotProps={{ inputLabel: { shrink: true } }}
+      />
+      <TextField
+        name="until"
+        label="Captured until"
+        type="datetime-local"
+        size="small"
+        defaultValue={view.until}
+        slotProps={{ inputLabel: { shrink: true } }}
+      />
+      <FormControl size="small">
+        <InputLabel id="dlq-status">State</InputLabel>
+        <Select
+          labelId="dlq-status"
+          label="State"
+          value={view.status}
+          onChange={(e) => set({ status: e.target.value as DlqStatus })}
+          disabled={view.view === 'groups'}
+        >
+          <MenuItem value="open">Open</MenuItem>
+          <MenuItem value="resolved">Resolved</MenuItem>
+          <MenuItem value="all">All</MenuItem>
+        </Select>
+      </FormControl>
+      <Button type="submit" variant="outlined">
+        Search
+      </Button>
+    </Box>
+  );
+}
+
+export default function DlqPage() {
+  const [params, setParams] = useSearchParams();
+  const view = readDlqParams(params);
+  const set = useCallback(
+    (patch: Partial<DlqParams>) =>
+      setParams((p) => writeDlqParams({ ...readDlqParams(p), ...patch }), { replace: true }),
+    [setParams],
+  );
+  useDlqLive();
+  const filter = useMemo(
+    () => serverFilter(view),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [view.status, view.subject, view.error, view.since, view.until],
+  );
+  const groupsView = view.view === 'groups';
+  const list = useDlqList(filter);
+  const groups = useDlqGroups(filter, groupsView);
+  const rows = useMemo(() => list.data?.pages.flatMap((p) => p.items) ?? [], [list.data]);
+  const total = list.data?.pages[0]?.total ?? 0;
+  const [redrive, setRedrive] = useState<RedriveAsk | null>(null);
+  const { hasNextPage, isFetchingNextPage, fetchNextPage } = list;
+  const loadMore = useCallback(() => {
+    if (hasNextPage && !isFetchingNextPage) void fetchNextPage();
+  }, [hasNextPage, isFetchingNextPage, fetchNextPage]);
+
+  // Redrive takes subject, error text and "since" (open entries captured up to the job's start).
+  const redriveFilter: RedriveFilter = {
+    subject: filter.subject,
+    error_contains: filter.error_contains,
+    since: filter.since,
+  };
+  const redriveBlocked =
+    view.status !== 'open'
+      ? 'Redrive moves open entries: show the open ones to redrive them'
+      : view.until
+        ? 'A redrive cannot stop at a time: clear “Captured until” to redrive'
+        : total === 0
+          ? 'Nothing to redrive'
+          : undefined;
+  const filtered = !!(view.subject || view.error || view.since || view.until);
+  const showGroup = (g: DlqGroup) =>
+    set({ view: 'entries', status: 'open', subject: g.original_subject, error: g.error });
+
+  return (
+    <Stack spacing={3}>
+      <Typography variant="h4" component="h1">
+        Dead letters
+      </Typography>
+      {view.job && <RedriveProgress id={view.job} onDismiss={() => set({ job: undefined })} />}
+      <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
+        <Stack spacing={2}>
+          <Tabs
+            value={view.view}
+            onChange={(_, v) => set({ view: v })}
+            aria-label="Dead-letter views"
+          >
+            <Tab value="entries" label="Entries" />
+            <Tab value="groups" label="Grouped by failure" />
+          </Tabs>
+          <Filters view={view} set={set} />
+          {groupsView ? (
+            groups.isPending ? (
+              <TableSkeleton />
+            ) : groups.isError ? (
+              <ErrorAlert error={groups.error} what="the groups" />
+            ) : groups.data.groups.length === 0 ? (
+              <EmptyState title="No open dead letters">
+                {filtered ? 'None match these filters.' : 'Nothing has failed for good.'}
+              </EmptyState>
+            ) : (
+              <GroupsTable
+                groups={groups.data.groups}
+                total={groups.data.total}
+                onShow={showGroup}
+                onRedrive={(g) =>
+                  setRedrive({
+                    filter: {
+                      subject: g.original_subject,
+                      error_contains: g.error,
+                      since: filter.since,
+                    },
+                    what: `the group ${g.original_subject}`,
+                    count: g.count,
+                  })
+                }
+              />
+            )
+          ) : list.isPending ? (
+            <TableSkeleton />
+          ) : list.isError ? (
+            <ErrorAlert error={list.error} what="the dead letters" />
+          ) : (
+            <>
+              <Stack
+                direction={{ xs: 'column', sm: 'row' }}
+                spacing={1}
+                sx={{ alignItems: { sm: 'center' }, justifyContent: 'space-between' }}
+              >
+                <Typography variant="body2" color="text.secondary" role="status">
+                  {fmtInt(total)} {view.status === 'all' ? '' : `${view.status} `}
+                  {total === 1 ? 'entry' : 'entries'}
+                  {rows.length < total ? ` (${fmtInt(rows.length)} loaded)` : ''}
+                </Typography>
+                <span title={redriveBlocked}>
+                  <PermissionButton
+                    permission={perm.writeDlq}
+                    variant="contained"
+                    disabled={!!redriveBlocked}
+                    onClick={() =>
+                      setRedrive({
+                        filter: redriveFilter,
+                        what: filtered ? 'the filtered entries' : 'every open entry',
+                        count: total,
+                      })
+                    }
+                  >
+                    Redrive {fmtInt(total)}…
+                  </PermissionButton>
+                </span>
+              </Stack>
+              {rows.length === 0 ? (
+                <EmptyState title={filtered ? 'No entry matches' : 'No dead letters'}>
+                  {filtered
+                    ? 'Change or clear the filters.'
+                    : 'A message that exceeds its deliveries appears here as it dies.'}
+                </EmptyState>
+              ) : (
+                <EntryTable
+                  rows={rows}
+                  total={total}
+                  loadMore={loadMore}
+                  onOpen={(id) => set({ entry: id })}
+                />
+              )}
+            </>
+          )}
+        </Stack>
+      </Paper>
+      {view.entry && <EntryDialog id={view.entry} onClose={() => set({ entry: undefined })} />}
+      {redrive && (
+        <RedriveDialog
+          {...redrive}
+          onClose={() => setRedrive(null)}
+          onStarted={(job) => {
+            setRedrive(null);
+            set({ job: job.id });
+          }}
+        />
+      )}
+    </Stack>
+  );
+}

@@ -1,0 +1,82 @@
+import { memo } from 'react';
+import type { Theme } from '@mui/material';
+import { VirtualTable } from '@/components/VirtualTable';
+import { fmtInt, fmtTime } from '@/lib/format';
+import type { DlqEntry } from '../api/list';
+
+const ROW = 44;
+const headers = ['Subject', 'Error', 'Attempts', 'Captured', 'State'];
+const cellSx = (t: Theme) => ({ '& .open': { color: t.palette.warning.main, fontWeight: 600 } });
+
+const Row = memo(function Row({
+  e,
+  index,
+  start,
+  onOpen,
+}: {
+  e: DlqEntry;
+  index: number;
+  start: number;
+  onOpen: (id: string) => void;
+}) {
+  return (
+    <div
+      role="row"
+      aria-rowindex={index + 2}
+      data-entry={e.id}
+      className="r b c"
+      style={{ transform: `translateY(${start}px)` }}
+    >
+      <div role="cell">
+        <button type="button" className="link" onClick={() => onOpen(e.id)} title={e.id}>
+          {e.original_subject}
+        </button>
+      </div>
+      <div role="cell" title={e.error}>
+        {e.error}
+      </div>
+      <div role="cell">{fmtInt(e.attempts)}</div>
+      <div role="cell">{fmtTime(e.created_at)}</div>
+      <div role="cell" className={e.resolved ? '' : 'open'}>
+        {e.resolved ? (e.requeue_count > 0 ? 'Requeued' : 'Resolved') : 'Open'}
+      </div>
+    </div>
+  );
+});
+
+/** The entries of the filter; the next page of the server's list loads near the end. */
+export function EntryTable({
+  rows,
+  total,
+  loadMore,
+  onOpen,
+}: {
+  rows: DlqEntry[];
+  total: number;
+  loadMore: () => void;
+  onOpen: (id: string) => void;
+}) {
+  return (
+    <VirtualTable
+      label="Dead-letter entries"
+      testId="dlq-table"
+      count={rows.length}
+      ariaRowCount={total}
+      rowHeight={ROW}
+      columns="minmax(150px, 1.2fr) minmax(200px, 2fr) 90px 170px 110px"
+      headers={headers}
+      minWidth={760}
+      sx={cellSx}
+      onNearEnd={loadMore}
+      renderRow={(item) => (
+        <Row
+          key={item.key}
+          e={rows[item.index]!}
+          index={item.index}
+          start={item.start}
+          onOpen={onOpen}
+        />
+      )}
+    />
+  );
+}

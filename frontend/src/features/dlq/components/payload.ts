@@ -1,0 +1,34 @@
+// The payload's exact bytes (`payload_base64` of `GET /dlq/{id}`) as text or a hex dump.
+
+export function bytesOf(base64: string): Uint8Array {
+  const bin = atob(base64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** UTF-8 text, with U+FFFD where the bytes are not UTF-8. */
+export const textOf = (bytes: Uint8Array) => new TextDecoder('utf-8').decode(bytes);
+
+const hex2 = (b: number) => b.toString(16).padStart(2, '0');
+
+/**
+ * A classic hex dump: offset, 16 bytes in hex, and the printable ASCII of them
+ * (`00000000  7b 22 61 22 ...  |{"a"...|`). At most `max` bytes; the caller says what was cut.
+ */
+export function hexDump(bytes: Uint8Array, max = 64 * 1024): string {
+  const n = Math.min(bytes.length, max);
+  const lines: string[] = [];
+  for (let o = 0; o < n; o += 16) {
+    const row = bytes.subarray(o, Math.min(o + 16, n));
+    const hex = Array.from(row, hex2).join(' ').padEnd(47, ' ');
+    const ascii = Array.from(row, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.'));
+    lines.push(`${o.toString(16).padStart(8, '0')}  ${hex}  |${ascii.join('')}|`);
+  }
+  return lines.join('\n');
+}
+
+/** A JSON payload's value, indented; other payloads as their text. */
+export function prettyJson(value: unknown): string {
+  return JSON.stringify(value, null, 2);
+}

@@ -1,0 +1,315 @@
+import { useState } from 'react';
+import { useSearchParams } from 'react-router-dom';
+import {
+  Alert,
+  Box,
+  Button,
+  Chip,
+  Dialog,
+  DialogActions,
+  DialogContent,
+  DialogTitle,
+  FormControl,
+  InputLabel,
+  MenuItem,
+  Paper,
+  Select,
+  Stack,
+  TextField,
+  Typography,
+} from '@mui/material';
+import { EmptyState } from '@/components/EmptyState';
+import { ErrorAlert, errorText } from '@/components/ErrorAlert';
+import { TableSkeleton } from '@/components/Skeletons';
+import { fmtTime } from '@/lib/format';
+import { ApiError } from '@/lib/http';
+import { toast } from '@/lib/ui';
+import { useCreateUser } from '../api/create';
+import { useResetPassword } from '../api/password';
+import { useUpdateUser } from '../api/update';
+import { useUsers, type User } from '../api/users';
+
+const roles = ['admin', 'operator', 'developer', 'auditor', 'viewer', 'service'];
+
+function RoleSelect({
+  id,
+  value,
+  disabled,
+  onChange,
+}: {
+  id: string;
+  value: string;
+  disabled?: boolean;
+  onChange: (role: string) => void;
+}) {
+  return (
+    <FormControl size="small">
+      <InputLabel id={id}>Role</InputLabel>
+      <Select
+        labelId={id}
+        label="Role"
+        value={value}
+        disabled={disabled}
+        onChange={(e) => onChange(e.target.value)}
+      >
+        {roles.map((r) => (
+          <MenuItem key={r} value={r}>
+            {r}
+          </MenuItem>
+        ))}
+      </Select>
+    </FormControl>
+  );
+}
+
+/** The API's 400/409 at the field it names, else undefined. */
+const fieldError = (error: unknown, field: string) =>
+  error instanceof ApiError && error.field === field ? error.message : undefined;
+
+const tenantsOf = (text: string) => {
+  const list = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  return list.length ? list : null;
+};
+
+function AddUser() {
+  const create = useCreateUser();
+  const [form, setForm] = useState({ username: '', password: '', role: 'viewer', tenants: '' });
+  const set = (k: keyof typeof form) => (e: { target: { value: string } }) =>
+    setForm((f) => ({ ...f, [k]: e.target.value }));
+  const err = (f: string) => fieldError(create.error, f);
+  const taken = create.error instanceof ApiError && create.error.status === 409;
+  return (
+    <Box
+      component="form"
+      aria-label="Add a user"
+      onSubmit={(e) => {
+        e.preventDefault();
+        create.mutate(
+          { ...form, tenants: tenantsOf(form.tenants) },
+          {
+            onSuccess: (u) => {
+              toast(`${u.username} added as ${u.role}`);
+              setForm({ username: '', password: '', role: 'viewer', tenants: '' });
+            },
+          },
+        );
+      }}
+      sx={{
+        display: 'grid',
+        gap: 1.5,
+        gridTemplateColumns: { xs: '1fr', sm: '1fr 1fr', lg: '1fr 1fr 160px 1fr auto' },
+        alignItems: 'start',
+      }}
+    >
+      <TextField
+        label="Username"
+        size="small"
+        required
+        value={form.username}
+        onChange={set('username')}
+        error={!!err('username') || taken}
+        helperText={err('username') ?? (taken ? 'This name is taken' : ' ')}
+      />
+      <TextField
+        label="Password"
+        type="password"
+        size="small"
+        required
+        autoComplete="new-password"
+        value={form.password}
+        onChange={set('password')}
+        error={!!err('password')}
+        helperText={err('password') ?? ' '}
+      />
+      <RoleSelect
+        id="new-user-role"
+        value={form.role}
+        onChange={(r) => set('role')({ target: { value: r } })}
+      />
+      <TextField
+        label="Tenants (comma-separated; empty: all)"
+        size="small"
+        value={form.tenants}
+        onChange={set('tenants')}
+        error={!!err('tenants')}
+        helperText={err('tenants') ?? ' '}
+      />
+      <Button type="submit" variant="contained" disabled={create.isPending}>
+        Add user
+      </Button>
+      {create.isError && !taken && !(create.error instanceof ApiError && create.error.field) && (
+        <Alert severity="error" sx={{ gridColumn: '1 / -1' }}>
+          {errorText(create.error)}
+        </Alert>
+      )}
+    </Box>
+  );
+}
+
+function PasswordDialog({ user, onClose }: { user: User; onClose: () => void }) {
+  const reset = useResetPassword();
+  const [password, setPassword] = useState('');
+  const err = fieldError(reset.error, 'password');
+  return (
+    <Dialog open onClose={onClose} aria-labelledby="password-title">
+      <DialogTitle id="password-title">New password for {user.username}</DialogTitle>
+      <DialogContent>
+        <TextField
+          label="New password"
+          type="password"
+          autoComplete="new-password"
+          size="small"
+          fullWidth
+          sx={{ mt: 1 }}
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+          error={!!err}
+          helperText={err ?? (reset.isError ? errorText(reset.error) : ' ')}
+        />
+      </DialogContent>
+      <DialogActions>
+        <Button onClick={onClose}>Cancel</Button>
+        <Button
+          variant="contained"
+          disabled={!password || reset.isPending}
+          onClick={() =>
+            reset.mutate(
+              { username: user.username, password },
+              {
+                onSuccess: () => {
+                  toast(`Password of ${user.username} changed`);
+                  onClose();
+                },
+              },
+            )
+          }
+        >
+          Set password
+        </Button>
+      </DialogActions>
+    </Dialog>
+  );
+}
+
+function UserRow({ u, onPassword }: { u: User; onPassword: (u: User) => void }) {
+  const update = useUpdateUser();
+  const patch = (p: Parameters<typeof update.mutate>[0]['patch'], done: string) =>
+    update.mutate(
+      { username: u.username, patch: p },
+      {
+        onSuccess: () => toast(done),
+        onError: (e) => toast(errorText(e), 'error'),
+      },
+    );
+  return (
+    <Box
+      component="li"
+      data-user={u.username}
+      sx={{
+        border: 1,
+        borderColor: 'divider',
+        borderRadius: 1,
+        p: 1.5,
+        display: 'grid',
+        gap: 1,
+        gridTemplateColumns: { xs: '1fr', md: '1.2fr 160px 1.2fr auto' },
+        alignItems: 'center',
+      }}
+    >
+      <Box sx={{ minWidth: 0 }}>
+        <Typography sx={{ fontWeight: 600, overflowWrap: 'anywhere' }}>
+          {u.username} {u.disabled && <Chip size="small" label="disabled" color="warning" />}
+        </Typography>
+        <Typography variant="caption" color="text.secondary">
+          since {fmtTime(u.created_at)} · changed {fmtTime(u.updated_at)}
+        </Typography>
+      </Box>
+      <RoleSelect
+        id={`role-${u.username}`}
+        value={u.role}
+        disabled={update.isPending}
+        onChange={(r) => patch({ role: r }, `${u.username} is now ${r}`)}
+      />
+      <Typography variant="body2" sx={{ overflowWrap: 'anywhere' }}>
+        Tenants: {u.tenants ? u.tenants.join(', ') : 'all'}
+      </Typography>
+      <Stack direction="row" spacing={1}>
+        <Button
+          size="small"
+          variant="outlined"
+          color={u.disabled ? 'primary' : 'warning'}
+          disabled={update.isPending}
+          onClick={() =>
+            patch({ disabled: !u.disabled }, `${u.username} ${u.disabled ? 'enabled' : 'disabled'}`)
+          }
+        >
+          {u.disabled ? `Enable ${u.username}` : `Disable ${u.username}`}
+        </Button>
+        <Button size="small" onClick={() => onPassword(u)}>
+          Reset password
+        </Button>
+      </Stack>
+    </Box>
+  );
+}
+
+/** Accounts (admin:users): add one, change a role, disable, reset a password. */
+export default function UsersPage() {
+  const users = useUsers();
+  const [params, setParams] = useSearchParams();
+  const q = params.get('q') ?? '';
+  const [password, setPassword] = useState<User | null>(null);
+  const shown = (users.data?.users ?? []).filter((u) =>
+    u.username.toLowerCase().includes(q.trim().toLowerCase()),
+  );
+  return (
+    <Stack spacing={3}>
+      <Typography variant="h4" component="h1">
+        Users
+      </Typography>
+      <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
+        <Typography variant="h6" component="h2" gutterBottom>
+          Add a user
+        </Typography>
+        <AddUser />
+      </Paper>
+      <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
+        <Stack spacing={2}>
+          <TextField
+            label="Search users"
+            type="search"
+            size="small"
+            value={q}
+            onChange={(e) =>
+              setParams(e.target.value ? { q: e.target.value } : {}, { replace: true })
+            }
+          />
+          <Typography variant="body2" color="text.secondary">
+            A changed role or a disabled account applies to the person's open sessions.
+          </Typography>
+          {users.isPending ? (
+            <TableSkeleton />
+          ) : users.isError ? (
+            <ErrorAlert error={users.error} what="the users" />
+          ) : shown.length === 0 ? (
+            <EmptyState title="No user matches" />
+          ) : (
+            <Box
+              component="ul"
+              aria-label="Users"
+              sx={{ listStyle: 'none', m: 0, p: 0, display: 'grid', gap: 1 }}
+            >
+              {shown.map((u) => (
+                <UserRow key={u.username} u={u} onPassword={setPassword} />
+              ))}
+            </Box>
+          )}
+        </Stack>
+      </Paper>
+      {password && <PasswordDialog user={password} onClose={() => setPassword(null)} />}
+    </Stack>
+  );
+}
