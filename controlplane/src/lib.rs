@@ -349,7 +349,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
 }
 
 /// The NATS options of this process: its creds file when one is configured.
-async fn nats_options(config: &Config) -> Result<async_nats::ConnectOptions, StartError> {
+pub async fn nats_options(config: &Config) -> Result<async_nats::ConnectOptions, StartError> {
     match &config.nats_creds {
         None => Ok(async_nats::ConnectOptions::new()),
         Some(path) => async_nats::ConnectOptions::with_credentials_file(path)

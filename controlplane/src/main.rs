@@ -179,7 +179,14 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             let pool = commands::store::connect(&config.database_url, 2).await?;
             let mut report = streams::audit::verify(&pool).await?;
             // The log's copy outside the database, when NATS answers (else "unreachable").
-            let anchor = match async_nats::connect(&config.nats_url).await {
+            let nats = match controlplane::nats_options(&config).await {
+                Ok(options) => options
+                    .connect(&config.nats_url)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            let anchor = match nats {
                 Ok(nats) => {
                     let js = async_nats::jetstream::new(nats);
                     streams::audit::check_stream_anchor(&pool, &js, &config.events_stream).await?

@@ -377,7 +377,9 @@ test('the server restarts under an open page: it reconnects and shows what happe
  * requeued ones (they carry `Cp-Dlq-Entry`), counting them.
  */
 async function deadLetterWorker() {
-  const nc = await connect({ servers: dep.natsUrl });
+  // A worker's own JetStream work: the administrator's identity (a service's may only send
+  // commands).
+  const nc = await dep.adminNats();
   const jsm = await nc.jetstreamManager();
   await jsm.streams.add({ name: dep.workStream, subjects: [`${dep.prefix}.task.>`] });
   await jsm.consumers.add(dep.workStream, {
@@ -502,11 +504,11 @@ test('breakers: one tripped over NATS turns OPEN on its card without a reload an
     await page.getByRole('heading', { level: 1, name: 'Circuit breakers' }).waitFor();
     await page.locator('[data-live-state="live"]').waitFor();
     await page.evaluate(() => (window.__marker = 'no reload'));
-    const nc = await connect({ servers: dep.natsUrl });
+    const { nc, subject } = await dep.serviceNats('e2e-breakers');
     const sc = StringCodec();
     for (let i = 0; i < 5; i++) {
       await nc.request(
-        `${dep.prefix}.cmd.breaker.record`,
+        subject('breaker', 'record'),
         sc.encode(JSON.stringify({ name: 'e2e-db', outcome: 'failure', error: `refused ${i}` })),
         { timeout: 5000 },
       );
