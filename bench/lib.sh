@@ -4,8 +4,28 @@
 # Release binaries: cargo's target directory (CARGO_TARGET_DIR when set, as cargo does).
 release="${CARGO_TARGET_DIR:-target}/release"
 
+# NATS runs with authentication (docs/nats-auth.md): the control plane connects with
+# NATS_CREDS, the load clients as the service `bench` (bench_service), observers as the
+# administrator (NATS_AUTH_DIR/admin.creds).
+: "${NATS_AUTH_DIR:?run scripts/services.sh up (it makes the NATS identities) and source .data/services.env}"
+export NATS_AUTH_DIR
+export NATS_CREDS="${NATS_CREDS:-$NATS_AUTH_DIR/controlplane.creds}"
+
+# bench_service <database_url> <prefix>: registers the service `bench` (every tenant) in the
+# control plane's database and exports BENCH_NATS_CREDS, its creds file.
+bench_service() {
+  local dir
+  dir=$(mktemp -d)
+  BENCH_NATS_CREDS="$dir/bench.creds"
+  env APP_ENV=test DATABASE_URL="$1" NATS_SUBJECT_PREFIX="$2" \
+    NATS_ACCOUNT_SEED_FILE="$NATS_AUTH_DIR/account.seed" \
+    "$release/controlplane" service add bench --all-tenants --out "$BENCH_NATS_CREDS" >/dev/null
+  export BENCH_NATS_CREDS
+}
+
 # start_controlplane <database_url> <prefix> <stream> [VAR=value ...]
-# Starts `controlplane serve` on a free port; sets server_pid, url and token (admin).
+# Starts `controlplane serve` on a free port; sets server_pid, url and token (admin), and
+# the bench service's creds (bench_service).
 start_controlplane() {
   local database_url=$1 prefix=$2 stream=$3
   shift 3
@@ -28,19 +48,18 @@ req = urllib.request.Request(sys.argv[1] + "/auth/login", method="POST",
 print(json.load(urllib.request.urlopen(req))["token"])
 PY
 )
+  bench_service "$database_url" "$prefix"
 }
 
-# delete_stream <stream>: removes a benchmark's JetStream stream (JetStream API over a raw
-# NATS connection; no nats CLI needed).
+# delete_stream <stream>: removes a benchmark's JetStream stream, as the administrator
+# (scripts/drop-test-streams.py's NATS connection; no nats CLI needed).
 delete_stream() {
-  python3 - "$NATS_URL" "$1" <<'PY' || true
-import socket, sys
-host, port = sys.argv[1].split("//")[1].split(":")
-s = socket.create_connection((host, int(port)), timeout=5)
-s.recv(4096)
-s.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.benchdel 1\r\n')
-s.sendall(f'PUB $JS.API.STREAM.DELETE.{sys.argv[2]} _INBOX.benchdel 0\r\n\r\nPING\r\n'.encode())
-s.recv(4096)
+  python3 - "$NATS_URL" "$1" "$NATS_AUTH_DIR/admin.creds" <<'PY' || true
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("drop", "scripts/drop-test-streams.py")
+drop = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(drop)
+drop.Nats(sys.argv[1], sys.argv[3]).request(f"$JS.API.STREAM.DELETE.{sys.argv[2]}", {})
 PY
 }
 

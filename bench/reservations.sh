@@ -3,6 +3,8 @@
 # next to pgbench inserting one row per transaction into the same PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091
+source bench/lib.sh
 CLIENTS="${BENCH_CLIENTS:-64}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-15}"
 # The many-budgets run and its pgbench baseline alternate this many times; the page quotes
@@ -42,6 +44,7 @@ server_pid=$!
 for _ in $(seq 1 100); do grep -q listening "$out" && break; sleep 0.1; done
 grep -q listening "$out" || { echo "the control plane did not start"; exit 1; }
 url=$(grep -Eo 'http://[0-9.:]+' "$out" | head -1)
+bench_service "$bench_url" "$prefix"
 token=$(python3 - "$url" <<'PY'
 import json, sys, urllib.request
 req = urllib.request.Request(sys.argv[1] + "/auth/login", method="POST",

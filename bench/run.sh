@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
-[ -n "${DATABASE_URL:-}" ] || source .data/services.env
-export DATABASE_URL NATS_URL
+[ -n "${DATABASE_URL:-}" ] && [ -n "${NATS_AUTH_DIR:-}" ] || source .data/services.env
+export DATABASE_URL NATS_URL NATS_AUTH_DIR
 
 only="${1:-all}"
 if [ "$only" = all ] || [ "$only" = reservations ]; then

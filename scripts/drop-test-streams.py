@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Deletes the JetStream streams that test runs left on a NATS server.
 
-Usage: drop-test-streams.py <nats_url>
+Usage: drop-test-streams.py <nats_url> [<creds file>]
+
+With authentication on (docs/nats-auth.md) it connects with the creds file given (the
+administrator's, .data/nats-auth/admin.creds, by default NATS_CREDS when set), signing the
+server's nonce with the file's nkey seed (Ed25519, from python3-cryptography).
 
 Each test makes its own streams (EV_t<uuid>, ADV_t<uuid>, WORK_t<uuid>, SBX_t<uuid>, and
 FUZZ_<id> for schemathesis) and deletes them when it ends; a run that was killed leaves
@@ -11,7 +15,9 @@ with "subjects overlap"). Only names of that shape are touched. Plain NATS proto
 a socket: no client library needed.
 """
 
+import base64
 import json
+import os
 import re
 import socket
 import sys
@@ -21,12 +27,15 @@ INBOX = "_INBOX.drop_test_streams"
 
 
 class Nats:
-    def __init__(self, url: str):
+    def __init__(self, url: str, creds: str | None):
         host, port = url.split("//", 1)[-1].rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=10)
         self.buffer = b""
-        self.line()  # INFO
-        self.sock.sendall(f'CONNECT {{"verbose":false}}\r\nSUB {INBOX} 1\r\n'.encode())
+        info = json.loads(self.line().split(b" ", 1)[1])
+        connect: dict[str, object] = {"verbose": False}
+        if creds:
+            connect.update(sign_in(creds, info.get("nonce", "")))
+        self.sock.sendall(f"CONNECT {json.dumps(connect)}\r\nSUB {INBOX} 1\r\n".encode())
 
     def receive(self) -> None:
         chunk = self.sock.recv(65536)
@@ -61,8 +70,22 @@ class Nats:
                 raise ConnectionError(line.decode())
 
 
+def sign_in(creds_path: str, nonce: str) -> dict[str, object]:
+    """The CONNECT fields of a creds file: its user JWT and the nonce signed with its seed."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    text = open(creds_path).read()
+    jwt = next(line.strip() for line in text.splitlines() if line.strip().startswith("eyJ"))
+    seed = next(line.strip() for line in text.splitlines() if line.strip().startswith("SU"))
+    raw = base64.b32decode(seed + "=" * (-len(seed) % 8))[2:34]
+    signature = Ed25519PrivateKey.from_private_bytes(raw).sign(nonce.encode())
+    sig = base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+    return {"jwt": jwt, "sig": sig}
+
+
 def main() -> None:
-    nats = Nats(sys.argv[1])
+    creds = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("NATS_CREDS")
+    nats = Nats(sys.argv[1], creds)
     names, offset = [], 0
     while True:
         page = nats.request("$JS.API.STREAM.NAMES", {"offset": offset})

@@ -36,7 +36,7 @@ if [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$stamp" ]; then
     "$PYTHON" -m venv "$VENV" || { echo "python3 -m venv failed: apt-get install python3-venv" >&2; exit 1; }
   fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -c "$CONSTRAINTS" \
-    nats-py pytest pytest-asyncio pytest-timeout mypy ruff hatchling
+    nats-py nkeys pynacl pytest pytest-asyncio pytest-timeout mypy ruff hatchling
   echo "$stamp" > "$VENV/.stamp"
 fi
 # The package itself, as a user installs it (a wheel, not the source tree); the build

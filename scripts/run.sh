@@ -4,7 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 source .data/services.env
-export DATABASE_URL NATS_URL
+# NATS runs with authentication (docs/nats-auth.md): the control plane connects with
+# NATS_CREDS (its identity), the sandbox with its own; services get theirs from
+# `controlplane service add` (NATS_ACCOUNT_SEED_FILE signs them).
+export DATABASE_URL NATS_URL NATS_AUTH_DIR NATS_CREDS NATS_ACCOUNT_SEED_FILE
 
 # A JWT secret and an admin password made once for this checkout, kept under .data/.
 if [ -z "${JWT_SECRET:-}" ]; then
@@ -33,7 +36,8 @@ if scripts/sandbox-engine.sh up; then
   # shellcheck disable=SC1091
   source .data/sandbox.env
   export DOCKER_HOST
-  SANDBOX_PORT="${SANDBOX_PORT:-8001}" "${CARGO_TARGET_DIR:-target}/release/sandbox" &
+  SANDBOX_PORT="${SANDBOX_PORT:-8001}" NATS_CREDS="$NATS_AUTH_DIR/sandbox.creds" \
+    "${CARGO_TARGET_DIR:-target}/release/sandbox" &
   SANDBOX_PID=$!
   SANDBOX_LINE="  sandbox:        http://localhost:${SANDBOX_PORT:-8001}"
 fi
@@ -42,7 +46,7 @@ trap '[ -n "$SANDBOX_PID" ] && kill "$SANDBOX_PID" 2>/dev/null' EXIT
 echo
 echo "  control plane:  http://localhost:${PORT}"
 echo "  PostgreSQL:     ${DATABASE_URL}"
-echo "  NATS:           ${NATS_URL}"
+echo "  NATS:           ${NATS_URL}   (authentication on; a service's creds: target/release/controlplane service add NAME --all-tenants)"
 echo "$SANDBOX_LINE"
 if [ "${SHOW_PASSWORD:-}" = 1 ]; then
   echo "  log in as:      admin / ${ADMIN_PASSWORD}   (kept in .data/admin_password)"

@@ -15,7 +15,12 @@
 #   $DATA_DIR/pg            PostgreSQL cluster (owned by `postgres` when run as root); log in pg/log
 #   $DATA_DIR/pg.port       the port chosen for it (5432 if free)
 #   $DATA_DIR/nats          JetStream store; nats.log, nats.pid, nats.port, nats.mport beside it
-#   $DATA_DIR/services.env  DATABASE_URL / NATS_URL
+#   $DATA_DIR/nats-auth     NATS identities (docs/nats-auth.md): operator/account/system seeds,
+#                           auth.conf, and the creds of the control plane, the sandbox, an admin
+#   $DATA_DIR/services.env  DATABASE_URL / NATS_URL / NATS_AUTH_DIR / NATS_CREDS / NATS_ACCOUNT_SEED_FILE
+#
+# NATS runs with authentication on (operator mode, made by `nats-identities init`, which
+# this script builds from the workspace's natsauth crate): every client needs creds.
 set -euo pipefail
 umask 022
 
@@ -31,7 +36,10 @@ NATS_LOG=$DATA_DIR/nats.log
 NATS_PID_FILE=$DATA_DIR/nats.pid
 NATS_PORT_FILE=$DATA_DIR/nats.port
 NATS_MPORT_FILE=$DATA_DIR/nats.mport
-NATS_CONF=$SCRIPT_DIR/nats.conf
+NATS_SETTINGS=$SCRIPT_DIR/nats.conf
+NATS_AUTH_DIR=$DATA_DIR/nats-auth
+# nats-server 2.9 resolves `include` relative to the including file: one file, made below.
+NATS_CONF=$NATS_AUTH_DIR/server.conf
 ENV_FILE=$DATA_DIR/services.env
 LOCK_FILE=$DATA_DIR/.services.lock
 
@@ -324,14 +332,29 @@ nats_healthy() {  # nats_healthy MONITOR_PORT -> 0 ok, 1 not (yet), 2 can't tell
     [[ $body == *'"ok"'* ]]
 }
 
+# nats_auth: the identities (kept once made) and the server config (settings + trust).
+nats_auth() {
+    local bin=${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/nats-identities
+    if [ ! -x "$bin" ] || [ "$ROOT_DIR/natsauth/src/lib.rs" -nt "$bin" ] || [ "$ROOT_DIR/natsauth/src/main.rs" -nt "$bin" ]; then
+        log "nats: building nats-identities (natsauth)"
+        (cd "$ROOT_DIR" && cargo build --quiet --locked -p natsauth --bin nats-identities) >&2 \
+            || die "could not build nats-identities (cargo build -p natsauth)"
+    fi
+    "$bin" init "$NATS_AUTH_DIR" "${NATS_SUBJECT_PREFIX:-cp}" >/dev/null \
+        || die "nats-identities init $NATS_AUTH_DIR failed"
+    local tmp="$NATS_CONF.tmp.$$"
+    cat "$NATS_SETTINGS" "$NATS_AUTH_DIR/auth.conf" >"$tmp"
+    if ! cmp -s "$tmp" "$NATS_CONF" 2>/dev/null; then mv -f -- "$tmp" "$NATS_CONF"; else rm -f -- "$tmp"; fi
+}
+
 nats_up() {
     local pid port mport
     if pid=$(nats_running_pid); then
         port=$(read_file "$NATS_PORT_FILE")
-        # A server started before scripts/nats.conf existed (or without it) lacks its
-        # settings (max_payload): restart it with them, on the same port.
+        # A server started without $NATS_CONF lacks its settings (max_payload) or runs
+        # without authentication: restart it with them, on the same port.
         if ! tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$NATS_CONF"; then
-            log "nats: pid $pid runs without $NATS_CONF; restarting it with it"
+            log "nats: pid $pid runs without $NATS_CONF (authentication); restarting it with it"
         elif [ -n "$port" ] && tcp_open 127.0.0.1 "$port"; then
             log "nats: already running on 127.0.0.1:$port (pid $pid, monitor :$(read_file "$NATS_MPORT_FILE"))"
             NATS_PORT=$port; return 0
@@ -422,13 +445,18 @@ env_line() {
     else printf 'export %s=%q\n' "$1" "$2"; fi
 }
 
-write_env() {  # write_env DATABASE_URL NATS_URL
+write_env() {  # write_env DATABASE_URL NATS_URL [NATS_AUTH_DIR]
     local tmp="$ENV_FILE.tmp.$$"
     mkdir -p -- "$DATA_DIR"
     {
         printf '# written by scripts/services.sh up on %s\n' "$(date -Is)"
         env_line DATABASE_URL "$1"
         env_line NATS_URL "$2"
+        if [ -n "${3:-}" ]; then
+            env_line NATS_AUTH_DIR "$3"
+            env_line NATS_CREDS "$3/controlplane.creds"
+            env_line NATS_ACCOUNT_SEED_FILE "$3/account.seed"
+        fi
     } >"$tmp"
     mv -f -- "$tmp" "$ENV_FILE"
     grep '^export ' "$ENV_FILE"
@@ -446,15 +474,17 @@ cmd_up() {
     if external_reachable; then
         log "postgres: using DATABASE_URL from the environment (reachable)"
         log "nats: using NATS_URL from the environment (reachable)"
-        write_env "$DATABASE_URL" "$NATS_URL"
+        [ -n "${NATS_AUTH_DIR:-}" ] || log "nats: NATS_AUTH_DIR is not set: clients need the identities that server trusts (docs/nats-auth.md)"
+        write_env "$DATABASE_URL" "$NATS_URL" "${NATS_AUTH_DIR:-}"
         return 0
     fi
     lock
     ensure_tools
     PG_PORT='' NATS_PORT=''
     pg_up
+    nats_auth
     nats_up
-    write_env "postgres://postgres@127.0.0.1:$PG_PORT/postgres" "nats://127.0.0.1:$NATS_PORT"
+    write_env "postgres://postgres@127.0.0.1:$PG_PORT/postgres" "nats://127.0.0.1:$NATS_PORT" "$NATS_AUTH_DIR"
 }
 
 cmd_down() {

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 source .data/services.env
-export DATABASE_URL NATS_URL
+# NATS_AUTH_DIR: the tests mint their own NATS identities with its account seed.
+export DATABASE_URL NATS_URL NATS_AUTH_DIR NATS_CREDS NATS_ACCOUNT_SEED_FILE
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -25,7 +26,7 @@ drop_test_databases() {
 step "dropping test databases and NATS streams of earlier runs"
 drop_test_databases
 # Tests delete their streams when they end; a killed run leaves them (scripts/drop-test-streams.py).
-python3 scripts/drop-test-streams.py "$NATS_URL"
+python3 scripts/drop-test-streams.py "$NATS_URL" "$NATS_AUTH_DIR/admin.creds"
 
 step "Rust tests (unit + integration, real PostgreSQL and NATS)"
 cargo test --workspace --locked --exclude sandbox

@@ -5,7 +5,8 @@
 //!   control plane).
 //! - `breaker_check_load echo <nats_url> <subject> <clients> <seconds>`
 //! - `breaker_check_load check <nats_url> <prefix> <names> <clients> <seconds>`: checks on
-//!   `<prefix>.cmd.breaker.check`, spread over `names` breakers `bench0..`.
+//!   `<prefix>.cmd.<service>.breaker.check` (as the bench service, BENCH_NATS_CREDS), spread
+//!   over `names` breakers `bench0..`.
 //!
 //! The load modes print one JSON line: ops, rate, p50_ms, p99_ms, errors (and `allowed`).
 
@@ -28,7 +29,8 @@ async fn main() {
         Some("echo") if args.len() == 6 => {
             let (clients, seconds) = (args[4].parse().unwrap(), args[5].parse().unwrap());
             let subject = args[3].clone();
-            run(&args[2], clients, seconds, move |_, _| {
+            let connect = |url: String| async move { bench::admin_connection(&url).await };
+            run(&args[2], connect, clients, seconds, move |_, _| {
                 (subject.clone(), b"{\"name\":\"bench0\"}".to_vec())
             })
             .await
@@ -36,8 +38,14 @@ async fn main() {
         Some("check") if args.len() == 7 => {
             let names: usize = args[4].parse().unwrap();
             let (clients, seconds) = (args[5].parse().unwrap(), args[6].parse().unwrap());
-            let subject = format!("{}.cmd.breaker.check", args[3]);
-            run(&args[2], clients, seconds, move |c, n| {
+            let prefix = args[3].clone();
+            let service = bench::Service::connect(&args[2], &prefix).await;
+            let subject = service.subject("breaker", "check");
+            let connect = move |url: String| {
+                let prefix = prefix.clone();
+                async move { bench::Service::connect(&url, &prefix).await.client }
+            };
+            run(&args[2], connect, clients, seconds, move |c, n| {
                 let name = (c * 7919 + n * 104_729) % names;
                 (
                     subject.clone(),
@@ -58,7 +66,7 @@ async fn main() {
 }
 
 async fn echo_server(url: &str, subject: &str) {
-    let client = async_nats::connect(url).await.expect("connect to NATS");
+    let client = bench::admin_connection(url).await;
     let mut subscription = client
         .subscribe(subject.to_string())
         .await
@@ -72,15 +80,19 @@ async fn echo_server(url: &str, subject: &str) {
     }
 }
 
-async fn run(
+async fn run<C, F>(
     url: &str,
+    connect: C,
     clients: usize,
     seconds: u64,
     request: impl Fn(usize, usize) -> (String, Vec<u8>) + Send + Sync + 'static,
-) {
+) where
+    C: Fn(String) -> F,
+    F: std::future::Future<Output = async_nats::Client>,
+{
     let mut connections = Vec::new();
     for _ in 0..CONNECTIONS {
-        connections.push(async_nats::connect(url).await.expect("connect to NATS"));
+        connections.push(connect(url.to_string()).await);
     }
     let request = Arc::new(request);
     let allowed = Arc::new(AtomicU64::new(0));

@@ -9,6 +9,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
   # shellcheck disable=SC1091
   source .data/services.env
 fi
+# shellcheck disable=SC1091
+source bench/lib.sh
 CLIENTS="${BENCH_CLIENTS:-64}"
 SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
 NAMES=1000
@@ -39,6 +41,7 @@ server_pid=$!
 for _ in $(seq 1 100); do grep -q listening "$out" && break; sleep 0.1; done
 grep -q listening "$out" || { echo "the control plane did not start"; exit 1; }
 url=$(grep -Eo 'http://[0-9.:]+' "$out" | head -1)
+bench_service "$bench_url" "$prefix"
 
 echo_out=$(mktemp)
 "$load" echo-server "$NATS_URL" "$prefix.bench.echo" > "$echo_out" &
@@ -69,12 +72,12 @@ run_echo() {
 }
 echo "==> plain NATS echo, $CLIENTS clients"
 echo1=$(run_echo)
-echo "==> cp.cmd.breaker.check, $CLIENTS clients, one breaker"
+echo "==> cp.cmd.bench.breaker.check, $CLIENTS clients, one breaker"
 hot=$("$load" check "$NATS_URL" "$prefix" 1 "$CLIENTS" "$SECONDS_PER_RUN")
 echo "    $hot"
 echo "==> plain NATS echo, $CLIENTS clients"
 echo2=$(run_echo)
-echo "==> cp.cmd.breaker.check, $CLIENTS clients, $NAMES breakers"
+echo "==> cp.cmd.bench.breaker.check, $CLIENTS clients, $NAMES breakers"
 many=$("$load" check "$NATS_URL" "$prefix" "$NAMES" "$CLIENTS" "$SECONDS_PER_RUN")
 echo "    $many"
 echo "==> plain NATS echo, $CLIENTS clients"
@@ -107,9 +110,9 @@ share the machine with other work; compare the ratio, not the absolute figures.
 | run | rate (/s) | p50 (ms) | p99 (ms) | errors | ratio to echo | target ≥ 0.5× echo |
 |---|---|---|---|---|---|---|
 $(row "plain NATS echo" "$echo1" "—" "—")
-$(row "\`cp.cmd.breaker.check\`, one breaker" "$hot" "$hot_ratio" "$(verdict "$hot_ratio")")
+$(row "\`cp.cmd.bench.breaker.check\`, one breaker" "$hot" "$hot_ratio" "$(verdict "$hot_ratio")")
 $(row "plain NATS echo" "$echo2" "—" "—")
-$(row "\`cp.cmd.breaker.check\`, $NAMES breakers" "$many" "$many_ratio" "$(verdict "$many_ratio")")
+$(row "\`cp.cmd.bench.breaker.check\`, $NAMES breakers" "$many" "$many_ratio" "$(verdict "$many_ratio")")
 $(row "plain NATS echo" "$echo3" "—" "—")
 
 Runs alternate; each check run's ratio divides by the mean of the echo runs just before and

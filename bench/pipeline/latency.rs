@@ -47,7 +47,9 @@ async fn main() {
         .connect(database_url)
         .await
         .expect("connect to PostgreSQL");
-    let nats = async_nats::connect(nats_url.as_str()).await.expect("NATS");
+    // Events are observed as the administrator; commands are sent as the bench service.
+    let nats = bench::admin_connection(nats_url).await;
+    let service = bench::Service::connect(nats_url, &prefix).await;
 
     // Commit → JetStream, for every event of this run.
     let js_latencies = Arc::new(Mutex::new(Recorder::default()));
@@ -94,15 +96,15 @@ async fn main() {
     while Instant::now() < deadline {
         ticker.tick().await;
         n += 1;
-        let (nats, prefix, run) = (nats.clone(), prefix.clone(), run.clone());
+        let (service, run) = (service.clone(), run.clone());
         let (commands, waiting) = (commands.clone(), waiting.clone());
         tasks.push(tokio::spawn(async move {
             let body = json!({"tenant_id": format!("lat{run}"), "project_id": format!("p{}", n as usize % BUDGETS), "task_id": format!("t{n}"), "model": "m", "estimated_tokens": 1});
             let sent = Instant::now();
             let reply = tokio::time::timeout(
                 Duration::from_secs(10),
-                nats.request(
-                    format!("{prefix}.cmd.budget.request"),
+                service.client.request(
+                    service.subject("budget", "request"),
                     serde_json::to_vec(&body).unwrap().into(),
                 ),
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -56,9 +57,9 @@ async def run(op: Op, tasks: int, seconds: float) -> dict[str, float]:
     }
 
 
-def bare(nc: NatsClient, prefix: str, tenant: str) -> Op:
-    request_subject = f"{prefix}.cmd.budget.request"
-    commit_subject = f"{prefix}.cmd.budget.commit"
+def bare(nc: NatsClient, prefix: str, service: str, tenant: str) -> Op:
+    request_subject = f"{prefix}.cmd.{service}.budget.request"
+    commit_subject = f"{prefix}.cmd.{service}.budget.commit"
 
     async def op(i: int, task_id: str) -> None:
         body = {
@@ -91,11 +92,15 @@ def client(cp: ControlPlane, tenant: str) -> Op:
 async def main() -> None:
     url, prefix, tenant = sys.argv[1], sys.argv[2], sys.argv[3]
     tasks, seconds, rounds = int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
-    nc = await nats.connect(url)
-    cp = await ControlPlane.connect(
-        url, prefix=prefix, service="bench", request_timeout=10
+    # Both as the bench service (BENCH_NATS_CREDS, made by bench/lib.sh): the same identity,
+    # subjects and inbox prefix.
+    creds = os.environ["BENCH_NATS_CREDS"]
+    cp = await ControlPlane.connect(url, prefix=prefix, user_credentials=creds, request_timeout=10)
+    service = cp.settings.service or ""
+    nc = await nats.connect(
+        url, user_credentials=creds, inbox_prefix=f"{prefix}.reply.{service}"
     )
-    bare_op, client_op = bare(nc, prefix, tenant), client(cp, tenant)
+    bare_op, client_op = bare(nc, prefix, service, tenant), client(cp, tenant)
     await run(bare_op, tasks, 1.0)  # warm-up: budgets cached, connections open
     await run(client_op, tasks, 1.0)
     bares = [await run(bare_op, tasks, seconds)]

@@ -55,3 +55,52 @@ pub async fn set_limits(http_url: &str, token: &str, tenant: &str, budgets: usiz
         assert!(answer.get("error").is_none(), "{answer}");
     }
 }
+
+/// A load client's NATS connection as the benchmark's service (the creds file in
+/// `BENCH_NATS_CREDS`, which bench/lib.sh makes with `controlplane service add bench`):
+/// commands go to `<prefix>.cmd.<service>.<area>.<verb>`, replies under its inbox prefix.
+#[derive(Clone)]
+pub struct Service {
+    pub client: async_nats::Client,
+    name: String,
+    prefix: String,
+}
+
+impl Service {
+    pub async fn connect(url: &str, prefix: &str) -> Service {
+        let path = std::env::var("BENCH_NATS_CREDS")
+            .expect("BENCH_NATS_CREDS names the benchmark service's creds (bench/lib.sh)");
+        let creds = std::fs::read_to_string(&path).expect("BENCH_NATS_CREDS is readable");
+        let name = natsauth::creds_name(&creds).expect("a creds file");
+        let client = async_nats::ConnectOptions::with_credentials(&creds)
+            .expect("a creds file")
+            .custom_inbox_prefix(natsauth::subjects::inbox_prefix(prefix, &name))
+            .connect(url)
+            .await
+            .expect("connect to NATS");
+        Service {
+            client,
+            name,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// Where this service sends `<area>.<verb>`.
+    pub fn subject(&self, area: &str, verb: &str) -> String {
+        natsauth::subjects::command(&self.prefix, &self.name, area, verb)
+    }
+}
+
+/// A NATS connection as the administrator (`$NATS_AUTH_DIR/admin.creds`): for observers of
+/// the events subjects and the plain-NATS baselines, which no service may use.
+pub async fn admin_connection(url: &str) -> async_nats::Client {
+    let dir = std::env::var("NATS_AUTH_DIR").expect("NATS_AUTH_DIR is set (scripts/services.sh)");
+    async_nats::ConnectOptions::with_credentials_file(
+        std::path::Path::new(&dir).join("admin.creds"),
+    )
+    .await
+    .expect("the administrator's creds")
+    .connect(url)
+    .await
+    .expect("connect to NATS")
+}

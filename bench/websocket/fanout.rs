@@ -223,7 +223,7 @@ async fn latency(args: &[String]) {
     let seconds: u64 = args[6].parse().expect("seconds");
     let run = uuid::Uuid::new_v4().simple().to_string();
     bench::set_limits(http_url, token, &format!("ws{run}"), BUDGETS).await;
-    let nats = async_nats::connect(nats_url.as_str()).await.expect("NATS");
+    let service = bench::Service::connect(nats_url, prefix).await;
 
     // The observers (the baseline subscriber and the sampling clients) run on a runtime of
     // their own, one thread beside the two that carry the load and the counting clients:
@@ -244,7 +244,7 @@ async fn latency(args: &[String]) {
     );
     let subscribed = observers
         .spawn(async move {
-            let client = async_nats::connect(url.as_str()).await.expect("NATS");
+            let client = bench::admin_connection(&url).await;
             let subscriber = client.subscribe(subject).await.expect("subscribe");
             (client, subscriber)
         })
@@ -340,15 +340,14 @@ async fn latency(args: &[String]) {
     while Instant::now() < deadline {
         ticker.tick().await;
         n += 1;
-        let (nats, prefix, run, commands) =
-            (nats.clone(), prefix.clone(), run.clone(), commands.clone());
+        let (service, run, commands) = (service.clone(), run.clone(), commands.clone());
         tasks.push(tokio::spawn(async move {
             let body = json!({"tenant_id": format!("ws{run}"), "project_id": format!("p{}", n as usize % BUDGETS), "task_id": format!("t{n}"), "model": "m", "estimated_tokens": 1});
             let sent = Instant::now();
             let reply = tokio::time::timeout(
                 Duration::from_secs(10),
-                nats.request(
-                    format!("{prefix}.cmd.budget.request"),
+                service.client.request(
+                    service.subject("budget", "request"),
                     serde_json::to_vec(&body).unwrap().into(),
                 ),
             )

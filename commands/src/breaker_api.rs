@@ -19,7 +19,7 @@ pub enum OutcomeBody {
     Failure,
 }
 
-/// `cp.cmd.breaker.record`: `{"name","outcome":"success"|"failure","error"?}`.
+/// `cp.cmd.<service>.breaker.record`: `{"name","outcome":"success"|"failure","error"?}`.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordRequest {
@@ -61,7 +61,7 @@ pub struct TransitionsResponse {
     pub transitions: Vec<TransitionBody>,
 }
 
-/// `cp.cmd.breaker.check` and `cp.cmd.breaker.status`: `{"name"}`.
+/// `cp.cmd.<service>.breaker.check` and `.status`: `{"name"}`.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NameRequest {

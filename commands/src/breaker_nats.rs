@@ -1,4 +1,4 @@
-//! The circuit-breaker NATS API: `<prefix>.cmd.breaker.record`, `.check` and `.status` in
+//! The circuit-breaker NATS API: `<prefix>.cmd.<service>.breaker.record`, `.check` and `.status` in
 //! the `controlplane` queue group, answered like the budget commands (every request gets a
 //! reply, errors as `{"error":{"code","message","field"?}}`).
 //!
@@ -18,43 +18,49 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{parse, MAX_COMMAND_BYTES};
 use crate::breaker::{BreakerService, CheckAnswer};
 use crate::breaker_api::NameRequest;
-use crate::request_server::{serve_requests, verb_and_actor, Requests};
+use crate::request_server::{serve_requests, Requests, Senders};
 use crate::CommandError;
 
 /// Requests handled at once per process; more wait in the subscription buffer.
 const MAX_IN_FLIGHT: usize = 512;
 
-struct BreakerRequests(Arc<BreakerService>);
+struct BreakerRequests(Arc<BreakerService>, Arc<Senders>);
 
 impl Requests for BreakerRequests {
     /// Most checks are answered from the cache right where they arrive: no task, no wait.
     fn quick(&self, message: &Message) -> Option<Vec<u8>> {
-        quick_check(&self.0, message).map(|answer| check_reply(answer).to_vec())
+        quick_check(&self.0, &self.1, message).map(|answer| check_reply(answer).to_vec())
     }
 
     async fn answer(&self, message: &Message) -> Result<Vec<u8>, CommandError> {
-        dispatch(&self.0, message).await
+        dispatch(&self.0, &self.1, message).await
     }
 }
 
 /// Serves breaker commands until `shutdown` (then answers what it took, and returns).
 pub async fn serve_breaker_commands(
     client: Client,
-    prefix: String,
+    senders: Arc<Senders>,
     service: Arc<BreakerService>,
     shutdown: CancellationToken,
 ) -> Result<(), async_nats::SubscribeError> {
-    let subject = format!("{prefix}.cmd.breaker.*");
-    let area = Arc::new(BreakerRequests(service));
+    let subject = senders.listener_subject("breaker");
+    let area = Arc::new(BreakerRequests(service, senders));
     serve_requests(client, subject, MAX_IN_FLIGHT, area, shutdown).await
 }
 
-/// A well-formed check whose answer is cached and fresh; anything else (bad input
-/// included, for its error reply) takes the full path.
-fn quick_check(service: &BreakerService, message: &Message) -> Option<CheckAnswer> {
+/// A well-formed check from a known sender whose answer is cached and fresh; anything
+/// else (bad input and unknown senders included, for their error replies) takes the full
+/// path.
+fn quick_check(
+    service: &BreakerService,
+    senders: &Senders,
+    message: &Message,
+) -> Option<CheckAnswer> {
     if !message.subject.ends_with(".check") || message.payload.len() > MAX_COMMAND_BYTES {
         return None;
     }
+    senders.cached_verb_and_actor(message)?;
     let request: NameRequest = serde_json::from_slice(&message.payload).ok()?;
     validate_breaker_name(&request.name).ok()?;
     service.try_check_cached(&request.name)
@@ -79,8 +85,12 @@ fn to_bytes<T: Serialize>(value: T) -> Result<Vec<u8>, CommandError> {
     serde_json::to_vec(&value).map_err(|e| CommandError::Internal(Box::new(e)))
 }
 
-async fn dispatch(service: &BreakerService, message: &Message) -> Result<Vec<u8>, CommandError> {
-    let (verb, actor) = verb_and_actor(message, MAX_COMMAND_BYTES)?;
+async fn dispatch(
+    service: &BreakerService,
+    senders: &Senders,
+    message: &Message,
+) -> Result<Vec<u8>, CommandError> {
+    let (verb, actor) = senders.verb_and_actor(message, MAX_COMMAND_BYTES).await?;
     let payload = &message.payload;
     match verb {
         "check" => to_bytes(service.api_check(parse(payload)?, &actor).await?),

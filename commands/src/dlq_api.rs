@@ -34,7 +34,7 @@ pub enum PayloadEncoding {
     Base64,
 }
 
-/// `POST /dlq` and `cp.cmd.dlq.capture`.
+/// `POST /dlq` and `cp.cmd.<service>.dlq.capture`.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {

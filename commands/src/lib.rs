@@ -25,6 +25,7 @@ pub mod executor;
 pub mod expiry;
 pub mod request_server;
 pub mod sandbox_audit;
+pub mod services;
 pub mod store;
 
 pub use error::CommandError;

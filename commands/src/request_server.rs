@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::services::ServiceDirectory;
 use crate::store::Actor;
 use crate::CommandError;
 
@@ -137,22 +138,56 @@ pub async fn serve_requests<R: Requests>(
     Ok(())
 }
 
-/// The verb of a command (`request` of `cp.cmd.budget.request`) and who sent it (the
-/// `Cp-Service` header, `nats` without one), for the areas' dispatchers. A body larger
-/// than `max_bytes` is refused, naming the limit.
-pub fn verb_and_actor(message: &Message, max_bytes: usize) -> Result<(&str, Actor), CommandError> {
-    if message.payload.len() > max_bytes {
-        return Err(CommandError::invalid(
-            "body",
-            format!("must be at most {max_bytes} bytes"),
-        ));
+/// Who may send commands: the subject prefix (the sender is the token after
+/// `<prefix>.cmd.`, which only that service may publish on) and the registered services.
+pub struct Senders {
+    pub prefix: String,
+    pub directory: Arc<ServiceDirectory>,
+}
+
+impl Senders {
+    /// The subject one area listens on: `<prefix>.cmd.*.<area>.*`.
+    pub fn listener_subject(&self, area: &str) -> String {
+        natsauth::subjects::area_listener(&self.prefix, area)
     }
-    let verb = message.subject.rsplit('.').next().unwrap_or_default();
-    let service_name = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Cp-Service"))
-        .map(|v| v.as_str().to_string())
-        .unwrap_or_else(|| "nats".to_string());
-    Ok((verb, Actor::new(service_name, "nats")))
+
+    /// The verb and the sending service of a command subject.
+    fn sender_and_verb<'a>(
+        &self,
+        message: &'a Message,
+    ) -> Result<(&'a str, &'a str), CommandError> {
+        natsauth::subjects::sender_and_verb(&self.prefix, &message.subject).ok_or_else(|| {
+            CommandError::NotFound(format!(
+                "'{}' is not a command subject ({}.cmd.<service>.<area>.<verb>)",
+                message.subject, self.prefix
+            ))
+        })
+    }
+
+    /// The verb and the actor of a cached sender, without a wait (`None`: not cached, or
+    /// not a command subject).
+    pub fn cached_verb_and_actor<'a>(&self, message: &'a Message) -> Option<(&'a str, Actor)> {
+        let (service, verb) = self.sender_and_verb(message).ok()?;
+        let actor = self.directory.cached_actor(service)?.ok()?;
+        Some((verb, actor))
+    }
+
+    /// The verb of a command (`request` of `<prefix>.cmd.billing.budget.request`) and who
+    /// sent it: the service the subject names, with its registered tenants. A `Cp-Service`
+    /// header is ignored: the subject is what NATS vouches for. A body larger than
+    /// `max_bytes` is refused, naming the limit.
+    pub async fn verb_and_actor<'a>(
+        &self,
+        message: &'a Message,
+        max_bytes: usize,
+    ) -> Result<(&'a str, Actor), CommandError> {
+        if message.payload.len() > max_bytes {
+            return Err(CommandError::invalid(
+                "body",
+                format!("must be at most {max_bytes} bytes"),
+            ));
+        }
+        let (service, verb) = self.sender_and_verb(message)?;
+        Ok((verb, self.directory.actor(service).await?))
+    }
 }

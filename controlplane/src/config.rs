@@ -9,7 +9,14 @@ use std::time::Duration;
 pub struct Config {
     pub database_url: String,
     pub nats_url: String,
-    /// First token of every NATS subject (`<prefix>.cmd.budget.request`); tests use their own.
+    /// The creds file this process connects to NATS with (`NATS_CREDS`: the control
+    /// plane's identity, docs/nats-auth.md); required outside development and test.
+    pub nats_creds: Option<std::path::PathBuf>,
+    /// The account seed `controlplane service add` signs services' credentials with
+    /// (`NATS_ACCOUNT_SEED_FILE`); `serve` does not need it.
+    pub nats_account_seed: Option<std::path::PathBuf>,
+    /// First token of every NATS subject (`<prefix>.cmd.<service>.budget.request`); tests
+    /// use their own.
     pub nats_prefix: String,
     /// The JetStream stream events are published to (`CP_EVENTS`); tests use their own.
     pub events_stream: String,
@@ -162,6 +169,12 @@ impl Config {
         let database_url =
             get("DATABASE_URL").ok_or_else(|| error("DATABASE_URL", "is required"))?;
         let nats_url = get("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+        let nats_creds = get("NATS_CREDS")
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
+        let nats_account_seed = get("NATS_ACCOUNT_SEED_FILE")
+            .filter(|p| !p.is_empty())
+            .map(std::path::PathBuf::from);
         let nats_prefix = get("NATS_SUBJECT_PREFIX").unwrap_or_else(|| "cp".into());
         if !nats_prefix.split('.').all(|t| {
             !t.is_empty()
@@ -351,6 +364,12 @@ impl Config {
                 ))
             }
         };
+        if nats_creds.is_none() && !development {
+            return Err(error(
+                "NATS_CREDS",
+                "is required outside development and test: the control plane's NATS creds file (docs/nats-auth.md)",
+            ));
+        }
         Ok(Config {
             ui_dir: get("UI_DIR")
                 .unwrap_or_else(|| "frontend/dist".into())
@@ -366,6 +385,8 @@ impl Config {
             http_policy,
             database_url,
             nats_url,
+            nats_creds,
+            nats_account_seed,
             nats_prefix,
             events_stream,
             read_wait: Duration::from_millis(read_wait_ms),
@@ -505,12 +526,23 @@ mod tests {
 
     #[test]
     fn defaults_are_localhost_8000() {
-        let config = Config::from_lookup(lookup(&[DB, ("JWT_SECRET", &"x".repeat(40))])).unwrap();
+        let config = Config::from_lookup(lookup(&[
+            DB,
+            ("JWT_SECRET", &"x".repeat(40)),
+            ("NATS_CREDS", "/run/secrets/controlplane.creds"),
+        ]))
+        .unwrap();
         assert_eq!(config.port, 8000);
         assert_eq!(config.host.to_string(), "127.0.0.1");
         assert_eq!(config.nats_prefix, "cp");
         assert_eq!(config.events_stream, "CP_EVENTS");
         assert_eq!(config.read_wait, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn production_refuses_to_connect_to_nats_without_credentials() {
+        let err = Config::from_lookup(lookup(&[DB, ("JWT_SECRET", &"x".repeat(40))])).unwrap_err();
+        assert_eq!(err.variable, "NATS_CREDS");
     }
 
     #[test]
@@ -554,6 +586,7 @@ mod tests {
             DB,
             ("JWT_SECRET", &"s3cr3t".repeat(8)),
             ("ADMIN_PASSWORD", "hunter2hunter2"),
+            ("NATS_CREDS", "/run/secrets/controlplane.creds"),
         ]))
         .unwrap();
         let shown = format!("{config:?}");

@@ -124,6 +124,8 @@ pub enum StartError {
     ForeignStream(StreamSetupError),
     #[error("NATS_URL: {0}")]
     NatsLimit(String),
+    #[error("NATS_CREDS: {0}")]
+    NatsCreds(String),
 }
 
 /// How long `start` waits for JetStream to show whose the events stream is (NATS away:
@@ -144,12 +146,18 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
 
     // Commands over HTTP need only PostgreSQL: when NATS is away the client keeps
     // reconnecting in the background and the subscription resumes when it is back.
-    let nats = async_nats::ConnectOptions::new()
+    let nats = nats_options(&config)
+        .await?
         .name("controlplane")
         .retry_on_initial_connect()
         .connect(&config.nats_url)
         .await
         .map_err(|e| StartError::Nats(e.to_string()))?;
+    // Who sent a NATS command: the service its subject names, with its registered tenants.
+    let senders = Arc::new(commands::request_server::Senders {
+        prefix: config.nats_prefix.clone(),
+        directory: Arc::new(commands::services::ServiceDirectory::new(pool.clone())),
+    });
 
     let budget_reads: Arc<dyn commands::api::BudgetReads> = Arc::new(reads::ReadModelReads {
         pool: pool.clone(),
@@ -192,11 +200,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         EventStore::new(pool.clone()),
         Arc::new(SystemClock),
     ));
-    let (breaker_listener, breaker_tasks) = spawn_breakers(&nats, &config, &breakers, &stop_taking);
+    let (breaker_listener, breaker_tasks) =
+        spawn_breakers(&nats, &config, &senders, &breakers, &stop_taking);
     listeners.push(breaker_listener);
     tasks.extend(breaker_tasks);
     let (dlq, redrive, dlq_listener, dlq_tasks) =
-        start_dlq(&pool, &nats, &config, &stop_taking).await;
+        start_dlq(&pool, &nats, &config, &senders, &stop_taking).await;
     listeners.push(dlq_listener);
     tasks.extend(dlq_tasks);
     // The sandbox's run reports become `SandboxRun` events.
@@ -204,7 +213,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         async_nats::jetstream::new(nats.clone()),
         EventStore::new(pool.clone()),
         commands::sandbox_audit::SandboxAuditConfig {
-            subject: format!("{}.audit.sandbox", config.nats_prefix),
+            subject: natsauth::subjects::sandbox_reports(&config.nats_prefix),
             stream: config.sandbox_audit_stream.clone(),
             replicas: config.jetstream_replicas,
         },
@@ -212,13 +221,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     )));
     {
         let budgets = budgets.clone();
-        let prefix = config.nats_prefix.clone();
+        let senders = senders.clone();
         let reads = budget_reads.clone();
         let nats = nats.clone();
         let stop = stop_taking.clone();
         listeners.push(tokio::spawn(async move {
             if let Err(error) =
-                commands::budget_nats::serve_budget_commands(nats, prefix, budgets, reads, stop)
+                commands::budget_nats::serve_budget_commands(nats, senders, budgets, reads, stop)
                     .await
             {
                 tracing::error!(%error, "NATS command listener stopped");
@@ -340,19 +349,30 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     })
 }
 
+/// The NATS options of this process: its creds file when one is configured.
+pub async fn nats_options(config: &Config) -> Result<async_nats::ConnectOptions, StartError> {
+    match &config.nats_creds {
+        None => Ok(async_nats::ConnectOptions::new()),
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|e| StartError::NatsCreds(format!("{}: {e}", path.display()))),
+    }
+}
+
 /// The circuit-breaker tasks: the NATS commands, the change announcements that keep every
 /// process's checks current, and the OPEN → HALF_OPEN worker (on the expiry cadence).
 fn spawn_breakers(
     nats: &async_nats::Client,
     config: &Config,
+    senders: &Arc<commands::request_server::Senders>,
     breakers: &Arc<BreakerService>,
     stop_taking: &CancellationToken,
 ) -> (JoinHandle<()>, Vec<JoinHandle<()>>) {
-    let prefix = config.nats_prefix.clone();
+    let senders = senders.clone();
     let (client, service, stop) = (nats.clone(), breakers.clone(), stop_taking.clone());
     let commands = tokio::spawn(async move {
         if let Err(error) =
-            commands::breaker_nats::serve_breaker_commands(client, prefix, service, stop).await
+            commands::breaker_nats::serve_breaker_commands(client, senders, service, stop).await
         {
             tracing::error!(%error, "NATS breaker listener stopped");
         }
@@ -380,6 +400,7 @@ async fn start_dlq(
     pool: &sqlx::PgPool,
     nats: &async_nats::Client,
     config: &Config,
+    senders: &Arc<commands::request_server::Senders>,
     stop_taking: &CancellationToken,
 ) -> (
     Arc<commands::dlq::DlqService>,
@@ -408,11 +429,11 @@ async fn start_dlq(
             "the dead-letter advisory stream is not ready yet; the capture task keeps trying"
         );
     }
-    let prefix = config.nats_prefix.clone();
+    let senders = senders.clone();
     let (client, service, stop) = (nats.clone(), dlq.clone(), stop_taking.clone());
     let commands = tokio::spawn(async move {
         if let Err(error) =
-            commands::dlq_nats::serve_dlq_commands(client, prefix, service, stop).await
+            commands::dlq_nats::serve_dlq_commands(client, senders, service, stop).await
         {
             tracing::error!(%error, "NATS dead-letter listener stopped");
         }

@@ -1,4 +1,4 @@
-//! `controlplane serve | migrate | replay | audit verify | user add`.
+//! `controlplane serve | migrate | replay | audit verify | user add | service add|remove`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -32,6 +32,40 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage the services that send commands over NATS (docs/nats-auth.md).
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Register a service with its tenants (or change them) and write its NATS creds file
+    /// (mode 0600), signed with the account seed of NATS_ACCOUNT_SEED_FILE, for subject
+    /// prefix NATS_SUBJECT_PREFIX. The service publishes on `<prefix>.cmd.NAME.<area>.<verb>`
+    /// and receives replies under `<prefix>.reply.NAME`.
+    Add {
+        /// One subject token: a-z, 0-9, '-' and '_'.
+        name: String,
+        /// The tenants it may act on, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            required_unless_present = "all_tenants",
+            conflicts_with = "all_tenants"
+        )]
+        tenants: Vec<String>,
+        /// It may act on every tenant.
+        #[arg(long)]
+        all_tenants: bool,
+        /// Where to write the creds file (default: NAME.creds).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Unregister a service: its commands are refused within seconds (its creds still
+    /// connect, but may do nothing else than send commands that are refused).
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
@@ -145,7 +179,14 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             let pool = commands::store::connect(&config.database_url, 2).await?;
             let mut report = streams::audit::verify(&pool).await?;
             // The log's copy outside the database, when NATS answers (else "unreachable").
-            let anchor = match async_nats::connect(&config.nats_url).await {
+            let nats = match controlplane::nats_options(&config).await {
+                Ok(options) => options
+                    .connect(&config.nats_url)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            let anchor = match nats {
                 Ok(nats) => {
                     let js = async_nats::jetstream::new(nats);
                     streams::audit::check_stream_anchor(&pool, &js, &config.events_stream).await?
@@ -166,6 +207,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 Err("the audit log does not verify".into())
             }
         }
+        Command::Service { command } => service_command(command, config).await,
         Command::User {
             command: UserCommand::Add { username, role },
         } => {
@@ -183,6 +225,59 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             gateway::users::upsert_user(&pool, &username, &password, role).await?;
             println!("user {username} saved with role {}", role.as_str());
             Ok(())
+        }
+    }
+}
+
+async fn service_command(
+    command: ServiceCommand,
+    config: Config,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let pool = commands::store::connect(&config.database_url, 2).await?;
+    commands::store::migrate(&pool).await?;
+    match command {
+        ServiceCommand::Add {
+            name,
+            tenants,
+            all_tenants,
+            out,
+        } => {
+            natsauth::validate_service_name(&name)?;
+            let seed = config
+                .nats_account_seed
+                .as_deref()
+                .ok_or("NATS_ACCOUNT_SEED_FILE is not set: it names the account seed that signs services' creds (docs/nats-auth.md)")?;
+            let account = natsauth::read_account_seed(seed)?;
+            let scope = (!all_tenants).then_some(tenants.as_slice());
+            let creds = natsauth::user_creds(
+                &account,
+                &natsauth::Role::Service(name.clone()),
+                &config.nats_prefix,
+            )?;
+            commands::services::register(&pool, &name, scope)
+                .await
+                .map_err(|e| e.public_message())?;
+            let out = out.unwrap_or_else(|| format!("{name}.creds").into());
+            natsauth::write_secret(&out, &creds)?;
+            let tenants = scope.map_or("every tenant".to_string(), |t| t.join(","));
+            println!(
+                "service {name} registered ({tenants}); creds written to {} (publish on {}, replies under {})",
+                out.display(),
+                natsauth::subjects::service_commands(&config.nats_prefix, &name),
+                natsauth::subjects::inbox_prefix(&config.nats_prefix, &name),
+            );
+            Ok(())
+        }
+        ServiceCommand::Remove { name } => {
+            if commands::services::remove(&pool, &name)
+                .await
+                .map_err(|e| e.public_message())?
+            {
+                println!("service {name} removed");
+                Ok(())
+            } else {
+                Err(format!("no service named '{name}'").into())
+            }
         }
     }
 }

@@ -183,7 +183,7 @@ async fn an_auditor_replays_jetstream_with_an_ordered_consumer_and_checks_every_
     )
     .await;
 
-    let client = async_nats::connect(common::nats_url()).await.unwrap();
+    let client = common::connect(&common::nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let mut stream = js.get_stream(env.stream()).await.unwrap();
     let last = stream.info().await.unwrap().state.last_sequence;

@@ -11,17 +11,15 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// A request on `<prefix>.cmd.breaker.<verb>`, retried while the listener is still
-/// subscribing (no responders); panics after 10 s without an answer.
+/// A request on `<prefix>.cmd.tests.breaker.<verb>` (as the test service), retried while
+/// the listener is still subscribing (no responders); panics after 10 s without an answer.
 async fn breaker(nats: &async_nats::Client, prefix: &str, verb: &str, body: Vec<u8>) -> Value {
-    let subject = format!("{prefix}.cmd.breaker.{verb}");
+    let subject = natsauth::subjects::command(prefix, common::TEST_SERVICE, "breaker", verb);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Cp-Service", "checkout-svc");
         let attempt = tokio::time::timeout(
             Duration::from_secs(5),
-            nats.request_with_headers(subject.clone(), headers, body.clone().into()),
+            nats.request(subject.clone(), body.clone().into()),
         )
         .await;
         if let Ok(Ok(reply)) = attempt {
@@ -37,7 +35,7 @@ async fn breaker(nats: &async_nats::Client, prefix: &str, verb: &str, body: Vec<
 
 async fn check(env: &TestEnv, name: &str) -> Value {
     breaker(
-        &env.nats,
+        &env.service,
         &env.prefix,
         "check",
         json!({ "name": name }).to_string().into_bytes(),
@@ -47,7 +45,7 @@ async fn check(env: &TestEnv, name: &str) -> Value {
 
 async fn record(env: &TestEnv, name: &str, outcome: &str) -> Value {
     breaker(
-        &env.nats,
+        &env.service,
         &env.prefix,
         "record",
         json!({"name": name, "outcome": outcome, "error": "connection refused"})
@@ -97,7 +95,7 @@ async fn a_breaker_opens_half_opens_and_closes_over_nats() {
     assert_eq!(first["failures"], 1);
     let second = record(&env, "openai_api", "failure").await;
     assert_eq!(second["state"], "OPEN", "{second}");
-    assert_eq!(second["changed_by"], "nats:checkout-svc");
+    assert_eq!(second["changed_by"], "nats:tests");
     assert!(second["next_retry"].is_string());
     // A check while open refuses and writes nothing.
     assert_eq!(
@@ -164,8 +162,8 @@ async fn checks_and_uneventful_successes_record_nothing() {
     assert_eq!(
         rows,
         vec![
-            ("BreakerRegistered".into(), "nats:checkout-svc".into()),
-            ("FailureRecorded".into(), "nats:checkout-svc".into()),
+            ("BreakerRegistered".into(), "nats:tests".into()),
+            ("FailureRecorded".into(), "nats:tests".into()),
         ]
     );
     pool.close().await;
@@ -203,7 +201,7 @@ async fn malformed_breaker_commands_get_an_error_reply_naming_the_field() {
         ),
     ];
     for (verb, body, code, field) in cases {
-        let reply = breaker(&env.nats, &env.prefix, verb, body.clone()).await;
+        let reply = breaker(&env.service, &env.prefix, verb, body.clone()).await;
         assert_eq!(reply["error"]["code"], code, "{reply}");
         assert_eq!(
             reply["error"]["field"],
@@ -212,10 +210,10 @@ async fn malformed_breaker_commands_get_an_error_reply_naming_the_field() {
             String::from_utf8_lossy(&body)
         );
     }
-    let reply = breaker(&env.nats, &env.prefix, "explode", b"{}".to_vec()).await;
+    let reply = breaker(&env.service, &env.prefix, "explode", b"{}".to_vec()).await;
     assert_eq!(reply["error"]["code"], "not_found");
     let big = format!("{{\"name\":\"{}\"}}", "x".repeat(100 * 1024));
-    let reply = breaker(&env.nats, &env.prefix, "check", big.into_bytes()).await;
+    let reply = breaker(&env.service, &env.prefix, "check", big.into_bytes()).await;
     assert_eq!(reply["error"]["field"], "body");
     // Still alive.
     assert_eq!(check(&env, "db").await["allowed"], true);
@@ -382,8 +380,11 @@ async fn overrides_and_reset_all_are_recorded_with_who_did_them() {
 
 /// Starts `controlplane serve` as a real process on port 0 and returns it and its URL.
 async fn spawn_process(database_url: &str, prefix: &str) -> (tokio::process::Child, String) {
+    // Read once, as the process starts (it has when it prints where it listens).
+    let creds = common::creds_file(natsauth::Role::ControlPlane, prefix);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
         .arg("serve")
+        .env("NATS_CREDS", creds.path())
         .env("APP_ENV", "test")
         .env("DATABASE_URL", database_url)
         .env("NATS_URL", common::nats_url())
@@ -448,7 +449,8 @@ async fn two_serve_processes_agree_on_breaker_state_and_trial_permits() {
     let prefix = common::unique_prefix();
     let (_a, url_a) = spawn_process(&database_url, &prefix).await;
     let (_b, url_b) = spawn_process(&database_url, &prefix).await;
-    let nats = async_nats::connect(common::nats_url()).await.unwrap();
+    common::register_service(&database_url, common::TEST_SERVICE, None).await;
+    let nats = common::service_client(&common::nats_url(), &prefix, common::TEST_SERVICE).await;
     let http = reqwest::Client::new();
     let token: String = http
         .post(format!("{url_a}/auth/login"))

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 /// The test's work stream (`WORK_<prefix>`, the one its control plane watches) on
 /// `<prefix>.task.>`, and a worker consumer that gives up after `max_deliver`.
 async fn work_stream(prefix: &str, max_deliver: i64) -> jetstream::consumer::PullConsumer {
-    let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    let js = jetstream::new(common::connect(&nats_url()).await.unwrap());
     let stream = js
         .create_stream(jetstream::stream::Config {
             name: work_stream_name(prefix),
@@ -93,7 +93,7 @@ fn run_worker(
 }
 
 async fn publish(prefix: &str, payload: &[u8], trace: &str) {
-    let js = jetstream::new(async_nats::connect(nats_url()).await.unwrap());
+    let js = jetstream::new(common::connect(&nats_url()).await.unwrap());
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Trace-Id", trace);
     js.publish_with_headers(
@@ -456,9 +456,9 @@ async fn bad_input_is_a_400_naming_the_field_and_permissions_hold() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // NATS: a capture is answered with the entry; bad input with the field.
-    let subject = format!("{}.cmd.dlq.capture", env.prefix);
+    let subject = env.command_subject("dlq", "capture");
     let reply = env
-        .nats
+        .service
         .request(
             subject.clone(),
             serde_json::to_vec(&json!({"original_subject": "svc.job", "payload": {"x": 1}, "error": "gave up", "attempts": 2,
@@ -481,7 +481,7 @@ async fn bad_input_is_a_400_naming_the_field_and_permissions_hold() {
         ),
     ] {
         let reply = env
-            .nats
+            .service
             .request(subject.clone(), bytes.into())
             .await
             .unwrap();

@@ -324,9 +324,9 @@ async fn permissions_decide_which_topics_arrive() {
     .await;
 
     // A breaker event (over NATS), then a budget event.
-    let subject = format!("{}.cmd.breaker.record", env.prefix);
+    let subject = env.command_subject("breaker", "record");
     let reply = env
-        .nats
+        .service
         .request(
             subject,
             json!({"name": "llm", "outcome": "failure", "error": "timeout"})
@@ -593,9 +593,9 @@ async fn permissions_and_filters_apply_inside_batches() {
     .await;
 
     // A breaker event, then budget events of two tenants.
-    let subject = format!("{}.cmd.breaker.record", env.prefix);
+    let subject = env.command_subject("breaker", "record");
     let reply = env
-        .nats
+        .service
         .request(
             subject,
             json!({"name": "llm", "outcome": "failure", "error": "timeout"})

@@ -541,7 +541,7 @@ async fn every_projected_message_is_acknowledged_once_flushed_also_when_traffic_
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     common::wait_for_pipeline(&env.database_url, &env.stream(), Duration::from_secs(30)).await;
-    let client = async_nats::connect(common::nats_url()).await.unwrap();
+    let client = common::connect(&common::nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let stream = env.stream();
     let acknowledged = common::eventually(Duration::from_secs(10), || {

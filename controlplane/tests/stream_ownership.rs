@@ -20,7 +20,7 @@ async fn deployment_of(database_url: &str) -> String {
 }
 
 async fn jetstream() -> async_nats::jetstream::Context {
-    async_nats::jetstream::new(async_nats::connect(common::nats_url()).await.unwrap())
+    async_nats::jetstream::new(common::connect(&common::nats_url()).await.unwrap())
 }
 
 /// The deployment id in the stream's description (`None`: no stream, or no id).

@@ -420,7 +420,7 @@ fn nats_load(
                     i += 1;
                     let body = json!({"tenant_id": "org1", "project_id": format!("p{}", (w + i * workers) % BUDGETS), "task_id": format!("nats-{w}-{i}"), "model": "m", "estimated_tokens": 1});
                     let request = nats.request(
-                        format!("{prefix}.cmd.budget.request"),
+                        natsauth::subjects::command(&prefix, common::TEST_SERVICE, "budget", "request"),
                         serde_json::to_vec(&body).unwrap().into(),
                     );
                     match tokio::time::timeout(Duration::from_secs(10), request).await {
@@ -469,7 +469,8 @@ async fn sigterm_under_load_answers_what_it_took_and_hands_the_publisher_over() 
     let acked = &tally.acked;
     let mut workers = load(http.clone(), stopping.url.clone(), token, "term", 4, &tally);
     let nats_failures = Arc::new(Mutex::new(Vec::new()));
-    let client = async_nats::connect(&nats_url).await.unwrap();
+    common::register_service(&database_url, common::TEST_SERVICE, None).await;
+    let client = common::service_client(&nats_url, &prefix, common::TEST_SERVICE).await;
     workers.extend(nats_load(
         client,
         prefix.clone(),

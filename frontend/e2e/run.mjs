@@ -9,7 +9,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
-import { connect, StringCodec } from 'nats';
+import { StringCodec } from 'nats';
 import { apiAs, chromiumArgs, Deployment } from './server.mjs';
 
 const artifacts = fileURLToPath(new URL('../e2e-artifacts/', import.meta.url));
@@ -239,10 +239,10 @@ test('reservations from the form and over NATS both appear without a reload', as
     await form.getByRole('button', { name: 'Reserve', exact: true }).click();
     await page.getByText('At most 64 characters').waitFor();
 
-    const nc = await connect({ servers: dep.natsUrl });
+    const { nc, subject } = await dep.serviceNats('e2e-worker');
     const sc = StringCodec();
     const reply = await nc.request(
-      `${dep.prefix}.cmd.budget.request`,
+      subject('budget', 'request'),
       sc.encode(
         JSON.stringify({
           tenant_id: 'acme',
@@ -377,7 +377,9 @@ test('the server restarts under an open page: it reconnects and shows what happe
  * requeued ones (they carry `Cp-Dlq-Entry`), counting them.
  */
 async function deadLetterWorker() {
-  const nc = await connect({ servers: dep.natsUrl });
+  // A worker's own JetStream work: the administrator's identity (a service's may only send
+  // commands).
+  const nc = await dep.adminNats();
   const jsm = await nc.jetstreamManager();
   await jsm.streams.add({ name: dep.workStream, subjects: [`${dep.prefix}.task.>`] });
   await jsm.consumers.add(dep.workStream, {
@@ -502,11 +504,11 @@ test('breakers: one tripped over NATS turns OPEN on its card without a reload an
     await page.getByRole('heading', { level: 1, name: 'Circuit breakers' }).waitFor();
     await page.locator('[data-live-state="live"]').waitFor();
     await page.evaluate(() => (window.__marker = 'no reload'));
-    const nc = await connect({ servers: dep.natsUrl });
+    const { nc, subject } = await dep.serviceNats('e2e-breakers');
     const sc = StringCodec();
     for (let i = 0; i < 5; i++) {
       await nc.request(
-        `${dep.prefix}.cmd.breaker.record`,
+        subject('breaker', 'record'),
         sc.encode(JSON.stringify({ name: 'e2e-db', outcome: 'failure', error: `refused ${i}` })),
         { timeout: 5000 },
       );

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connect } from 'nats';
+import { connect, credsAuthenticator } from 'nats';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 export const distDir = join(here, '..', 'dist');
@@ -183,11 +183,42 @@ export class Deployment {
     clearTimeout(t);
   }
 
+  /**
+   * A NATS connection with a creds file: NATS runs with authentication (docs/nats-auth.md).
+   * `inboxPrefix` is a service's own (`<prefix>.reply.<service>`), the only one it may read.
+   */
+  async natsWith(credsFile, inboxPrefix) {
+    const authenticator = credsAuthenticator(readFileSync(credsFile));
+    return connect({ servers: this.natsUrl, authenticator, ...(inboxPrefix && { inboxPrefix }) });
+  }
+
+  /** As the administrator (streams). */
+  adminNats() {
+    return this.natsWith(join(need('NATS_AUTH_DIR'), 'admin.creds'));
+  }
+
+  /**
+   * As service `name` (registered for every tenant with `controlplane service add`); its
+   * commands go to `subject(area, verb)`.
+   */
+  async serviceNats(name) {
+    const creds = join(this.logDir, `${name}.creds`);
+    execFileSync(this.bin, ['service', 'add', name, '--all-tenants', '--out', creds], {
+      env: {
+        ...this.env(),
+        NATS_ACCOUNT_SEED_FILE: join(need('NATS_AUTH_DIR'), 'account.seed'),
+      },
+      stdio: 'ignore',
+    });
+    const nc = await this.natsWith(creds, `${this.prefix}.reply.${name}`);
+    return { nc, subject: (area, verb) => `${this.prefix}.cmd.${name}.${area}.${verb}` };
+  }
+
   /** This deployment's JetStream streams (left behind they would pile up on the shared NATS). */
   async dropStreams() {
     let nc;
     try {
-      nc = await connect({ servers: this.natsUrl });
+      nc = await this.adminNats();
       const jsm = await nc.jetstreamManager();
       for (const name of [`E2E_${this.id}`, `E2E_DLQ_${this.id}`, this.workStream]) {
         await jsm.streams.delete(name).catch(() => {});

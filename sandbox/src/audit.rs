@@ -60,6 +60,7 @@ impl Auditor {
     /// Starts the publisher when `nats_url` is set; connecting happens in the background.
     pub fn start(
         nats_url: Option<&str>,
+        nats_creds: Option<std::path::PathBuf>,
         prefix: &str,
         include_code: bool,
         metrics: Arc<Metrics>,
@@ -74,7 +75,13 @@ impl Auditor {
         };
         let (tx, rx) = mpsc::channel(BACKLOG);
         let subject = format!("{prefix}.audit.sandbox");
-        tokio::spawn(publish(url.to_string(), subject, rx, metrics.clone()));
+        tokio::spawn(publish(
+            url.to_string(),
+            nats_creds,
+            subject,
+            rx,
+            metrics.clone(),
+        ));
         Auditor {
             tx: Some(tx),
             include_code,
@@ -107,13 +114,31 @@ impl Auditor {
 
 async fn publish(
     url: String,
+    creds: Option<std::path::PathBuf>,
     subject: String,
     mut rx: mpsc::Receiver<AuditEvent>,
     metrics: Arc<Metrics>,
 ) {
+    // The sandbox's own identity: the only one NATS lets publish reports.
+    let options = match &creds {
+        None => Ok(async_nats::ConnectOptions::new()),
+        Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+            .await
+            .map_err(|e| format!("NATS_CREDS {}: {e}", path.display())),
+    };
+    let options = match options {
+        Ok(options) => options,
+        Err(error) => {
+            tracing::error!(%error, "sandbox audit reports are only logged");
+            while rx.recv().await.is_some() {
+                metrics.audit_dropped.inc();
+            }
+            return;
+        }
+    };
     // retry_on_initial_connect: connect() returns at once and the client keeps trying, so the
     // service starts (and runs code) while NATS is down.
-    let options = async_nats::ConnectOptions::new()
+    let options = options
         .name("golden-arch-sandbox")
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect();

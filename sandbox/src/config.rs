@@ -55,6 +55,9 @@ pub struct Config {
     pub queue_size: usize,
     pub queue_timeout: Duration,
     pub nats_url: Option<String>,
+    /// The sandbox's NATS creds file (`NATS_CREDS`; docs/nats-auth.md): the identity that
+    /// alone may publish run reports.
+    pub nats_creds: Option<std::path::PathBuf>,
     pub nats_prefix: String,
     pub audit_include_code: bool,
 }
@@ -380,6 +383,7 @@ impl Config {
             queue_size: ranged("SANDBOX_QUEUE_SIZE", 32, 0..=100_000)? as usize,
             queue_timeout: Duration::from_secs(ranged("SANDBOX_QUEUE_TIMEOUT_SECS", 30, 1..=3600)?),
             nats_url: get("NATS_URL"),
+            nats_creds: get("NATS_CREDS").filter(|p| !p.is_empty()).map(Into::into),
             nats_prefix,
             audit_include_code,
         })

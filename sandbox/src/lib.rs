@@ -49,6 +49,7 @@ async fn build(config: Config) -> (Router, Arc<Executor>) {
     let keys = auth::TokenKeys::new(config.jwt_secret.as_bytes(), 3600);
     let auditor = Arc::new(Auditor::start(
         config.nats_url.as_deref(),
+        config.nats_creds.clone(),
         &config.nats_prefix,
         config.audit_include_code,
         metrics.clone(),

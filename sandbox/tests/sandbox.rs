@@ -598,7 +598,24 @@ async fn each_run_is_reported_on_nats_without_the_code() {
         panic!("NATS_URL is not set: start NATS (make test does: scripts/services.sh up)");
     };
     let prefix = unique("sbtest");
-    let nats = async_nats::connect(&nats_url)
+    // NATS runs with authentication (docs/nats-auth.md): the harness listens as the
+    // administrator, the sandbox publishes with its own identity.
+    let account = natsauth::read_account_seed(
+        &std::path::PathBuf::from(std::env::var("NATS_AUTH_DIR").expect("NATS_AUTH_DIR is set"))
+            .join("account.seed"),
+    )
+    .unwrap();
+    let admin = natsauth::user_creds(&account, &natsauth::Role::Admin, &prefix).unwrap();
+    let creds = std::env::temp_dir().join(format!("{prefix}-sandbox.creds"));
+    natsauth::write_secret(
+        &creds,
+        &natsauth::user_creds(&account, &natsauth::Role::Sandbox, &prefix).unwrap(),
+    )
+    .unwrap();
+    let creds = creds.to_str().unwrap().to_string();
+    let nats = async_nats::ConnectOptions::with_credentials(&admin)
+        .unwrap()
+        .connect(&nats_url)
         .await
         .expect("connect to NATS");
     let mut sub = nats
@@ -606,7 +623,12 @@ async fn each_run_is_reported_on_nats_without_the_code() {
         .await
         .unwrap();
     nats.flush().await.unwrap();
-    let s = TestService::start(&[("NATS_URL", &nats_url), ("NATS_SUBJECT_PREFIX", &prefix)]).await;
+    let s = TestService::start(&[
+        ("NATS_URL", &nats_url),
+        ("NATS_CREDS", &creds),
+        ("NATS_SUBJECT_PREFIX", &prefix),
+    ])
+    .await;
     let code = "import sys; sys.exit(4)";
     s.python(code).await;
     let msg = tokio::time::timeout(Duration::from_secs(10), futures::StreamExt::next(&mut sub))
@@ -633,6 +655,7 @@ async fn each_run_is_reported_on_nats_without_the_code() {
     // With SANDBOX_AUDIT_INCLUDE_CODE=true the code travels too.
     let s2 = TestService::start(&[
         ("NATS_URL", &nats_url),
+        ("NATS_CREDS", &creds),
         ("NATS_SUBJECT_PREFIX", &prefix),
         ("SANDBOX_AUDIT_INCLUDE_CODE", "true"),
     ])

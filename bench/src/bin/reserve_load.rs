@@ -27,11 +27,7 @@ async fn main() {
     // A few connections, as several service processes would have.
     let mut connections = Vec::new();
     for _ in 0..4 {
-        connections.push(
-            async_nats::connect(url.as_str())
-                .await
-                .expect("connect to NATS"),
-        );
+        connections.push(bench::Service::connect(url, &prefix).await);
     }
     let budgets = if mode == "hot" { 1 } else { BUDGETS };
     let run = uuid::Uuid::new_v4().simple().to_string();
@@ -43,7 +39,7 @@ async fn main() {
     let mut tasks = Vec::new();
     for c in 0..clients {
         let nats = connections[c % connections.len()].clone();
-        let (prefix, run, approved) = (prefix.clone(), run.clone(), approved.clone());
+        let (run, approved) = (run.clone(), approved.clone());
         tasks.push(tokio::spawn(async move {
             let mut recorder = Recorder::default();
             let mut n: usize = 0;
@@ -56,10 +52,8 @@ async fn main() {
                 });
                 let sent = Instant::now();
                 match nats
-                    .request(
-                        format!("{prefix}.cmd.budget.request"),
-                        body.to_string().into(),
-                    )
+                    .client
+                    .request(nats.subject("budget", "request"), body.to_string().into())
                     .await
                 {
                     Ok(reply) => {

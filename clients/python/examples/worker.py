@@ -85,6 +85,11 @@ async def main(argv: list[str] | None = None) -> dict[str, int]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nats", default="nats://127.0.0.1:4222")
     parser.add_argument("--prefix", default="cp", help="NATS_SUBJECT_PREFIX of the control plane")
+    parser.add_argument(
+        "--creds",
+        default="demo-worker.creds",
+        help="the service's creds file (controlplane service add demo-worker --all-tenants)",
+    )
     parser.add_argument("--tenant", default="acme")
     parser.add_argument("--project", default="chat")
     parser.add_argument("--tasks", type=int, default=20)
@@ -97,7 +102,7 @@ async def main(argv: list[str] | None = None) -> dict[str, int]:
     limit = asyncio.Semaphore(args.concurrency)
     outcomes: dict[str, int] = {}
 
-    async with ControlPlane(args.nats, prefix=args.prefix, service="demo-worker") as cp:
+    async with ControlPlane(args.nats, prefix=args.prefix, user_credentials=args.creds) as cp:
 
         async def run(task: Task) -> None:
             async with limit:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -23,6 +24,7 @@ from typing import Any
 
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from controlplane_client import ControlPlane
 
@@ -31,16 +33,21 @@ ADMIN_PASSWORD = "admin-password-for-python-client-tests"
 JWT_SECRET = "python-client-tests-jwt-secret-0123456789abcdef"
 
 
+NEEDED = ("DATABASE_URL", "NATS_URL", "NATS_AUTH_DIR")
+
+
 def _services_env() -> dict[str, str]:
-    """DATABASE_URL and NATS_URL from the environment, else from .data/services.env."""
-    found = {k: os.environ[k] for k in ("DATABASE_URL", "NATS_URL") if os.environ.get(k)}
+    """DATABASE_URL, NATS_URL and NATS_AUTH_DIR (the NATS identities: the account seed that
+    signs the tests' services, the control plane's and an administrator's creds) from the
+    environment, else from .data/services.env."""
+    found = {k: os.environ[k] for k in NEEDED if os.environ.get(k)}
     env_file = ROOT / ".data" / "services.env"
-    if len(found) < 2 and env_file.exists():
+    if len(found) < len(NEEDED) and env_file.exists():
         for line in env_file.read_text().splitlines():
-            match = re.match(r"^(?:export\s+)?(DATABASE_URL|NATS_URL)=(.*)$", line.strip())
-            if match and match.group(1) not in found:
+            match = re.match(r"^(?:export\s+)?([A-Z_]+)=(.*)$", line.strip())
+            if match and match.group(1) in NEEDED and match.group(1) not in found:
                 found[match.group(1)] = shlex.split(match.group(2))[0]
-    missing = {"DATABASE_URL", "NATS_URL"} - found.keys()
+    missing = set(NEEDED) - found.keys()
     if missing:
         pytest.exit(f"{', '.join(sorted(missing))} not set: run `make services` first", 2)
     return found
@@ -73,6 +80,8 @@ class Server:
     def __init__(self, services: dict[str, str]):
         self.services = services
         self.nats_url = services["NATS_URL"]
+        self.auth_dir = Path(services["NATS_AUTH_DIR"])
+        self.creds_dir = Path(tempfile.mkdtemp(prefix="pyc-creds-"))
         hex_id = uuid.uuid4().hex
         # Names of the shapes `make test` cleans up after a killed run
         # (cp_test_% databases, scripts/drop-test-streams.py).
@@ -91,6 +100,7 @@ class Server:
             "APP_ENV": "test",
             "DATABASE_URL": self.database_url,
             "NATS_URL": self.nats_url,
+            "NATS_CREDS": str(self.auth_dir / "controlplane.creds"),
             "NATS_SUBJECT_PREFIX": self.prefix,
             "EVENTS_STREAM": self.streams[0],
             "DLQ_ADVISORY_STREAM": self.streams[1],
@@ -123,6 +133,32 @@ class Server:
                 raise RuntimeError(f"controlplane serve exited:\n{text}")
             time.sleep(0.05)
         raise RuntimeError(f"controlplane serve did not say where it listens:\n{self.log}")
+
+    def creds(self, service: str, *, prefix: str | None = None) -> str:
+        """Registers ``service`` (every tenant) and returns its creds file, made by
+        ``controlplane service add`` as an operator makes them."""
+        out = self.creds_dir / f"{service}-{prefix or self.prefix}.creds"
+        subprocess.run(
+            [str(_binary()), "service", "add", service, "--all-tenants", "--out", str(out)],
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "APP_ENV": "test",
+                "DATABASE_URL": self.database_url,
+                "NATS_SUBJECT_PREFIX": prefix or self.prefix,
+                "NATS_ACCOUNT_SEED_FILE": str(self.auth_dir / "account.seed"),
+            },
+            check=True,
+            capture_output=True,
+        )
+        return str(out)
+
+    async def admin_nats(self) -> NatsClient:
+        """A NATS connection as the administrator (JetStream streams, any subject)."""
+        return await nats.connect(
+            self.nats_url,
+            connect_timeout=2,
+            user_credentials=str(self.auth_dir / "admin.creds"),
+        )
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
@@ -193,7 +229,7 @@ class Server:
     async def drop(self) -> None:
         self.stop()
         try:
-            nc = await nats.connect(self.nats_url, connect_timeout=2)
+            nc = await self.admin_nats()
             js = nc.jetstream()
             for stream in self.streams:
                 # A stream never made (no sandbox reports, say): nothing to delete.
@@ -204,6 +240,7 @@ class Server:
             admin = self.services["DATABASE_URL"]
             _psql(admin, f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             self.log.unlink(missing_ok=True)
+            shutil.rmtree(self.creds_dir, ignore_errors=True)
 
 
 async def start_server() -> Server:
@@ -236,7 +273,10 @@ async def own_server() -> AsyncIterator[Server]:
 @pytest.fixture
 async def cp(server: Server) -> AsyncIterator[ControlPlane]:
     async with ControlPlane(
-        server.nats_url, prefix=server.prefix, service="pytest", retry_deadline=20
+        server.nats_url,
+        prefix=server.prefix,
+        user_credentials=server.creds("pytest"),
+        retry_deadline=20,
     ) as client:
         yield client
 

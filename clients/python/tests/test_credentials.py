@@ -15,6 +15,8 @@ import pytest
 
 from controlplane_client import ControlPlane
 
+from .conftest import Server
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -75,3 +77,18 @@ async def test_token(token_nats: str) -> None:
         await ControlPlane.connect(
             token_nats, token="nope", allow_reconnect=False, max_reconnect_attempts=0
         )
+
+
+async def test_the_service_name_comes_from_its_creds(server: Server) -> None:
+    """The subject names the service the creds file holds (NATS lets only it publish
+    there); without a name the client says what it needs instead of guessing."""
+    creds = server.creds("pytest-identity")
+    async with ControlPlane(server.nats_url, prefix=server.prefix, user_credentials=creds) as cp:
+        assert cp.settings.service == "pytest-identity"
+        assert cp.subject("budget", "request") == (
+            f"{server.prefix}.cmd.pytest-identity.budget.request"
+        )
+        entry = await cp.dlq.capture("pytest.identity", {"n": 1}, "gave up", 1)
+        assert entry.changed
+    with pytest.raises(ValueError, match="service"):
+        ControlPlane(server.nats_url, prefix=server.prefix).subject("budget", "request")

@@ -42,8 +42,10 @@ async def test_dlq_capture_is_idempotent_per_id(cp: ControlPlane, ids: str) -> N
 
 async def test_capture_msg_from_jetstream(server: Server, cp: ControlPlane) -> None:
     """A JetStream message captured as it is: exact bytes, headers, and its stream
-    sequence, which makes the capture idempotent."""
-    js = cp.nc.jetstream()
+    sequence, which makes the capture idempotent. The work stream is read with an identity
+    that may use JetStream (the service's own identity may only send commands)."""
+    work = await server.admin_nats()
+    js = work.jetstream()
     stream = server.streams[2]  # WORK_<prefix>: deleted with the test server
     subject = f"{server.prefix}.work.jobs"
     await js.add_stream(name=stream, subjects=[subject])
@@ -53,7 +55,8 @@ async def test_capture_msg_from_jetstream(server: Server, cp: ControlPlane) -> N
     entry = await cp.dlq.capture_msg(msg, "handler raised KeyError")
     # The caller's own id for that stream sequence; js:<stream>:<seq> is the automatic
     # capture's, which no caller may take in advance.
-    assert entry.id.startswith("cap:") and entry.id.endswith(f":{stream}:1"), entry.id
+    assert entry.id.startswith("cap:"), entry.id
+    assert entry.id.endswith(f":{stream}:1"), entry.id
     assert entry.original_subject == subject
     assert (entry.attempts, entry.error) == (1, "handler raised KeyError")
     # Valid JSON is kept as its exact text and shown as the JSON value (docs/dlq.md).
@@ -62,11 +65,13 @@ async def test_capture_msg_from_jetstream(server: Server, cp: ControlPlane) -> N
     again = await cp.dlq.capture_msg(msg, "handler raised KeyError")
     assert not again.changed
     await msg.ack()
+    await work.close()
 
 
 def _sync_scenario(server: Server, ids: str) -> None:
     server.set_limit(ids, "p", 1_000)
-    with SyncControlPlane(server.nats_url, prefix=server.prefix, service="pytest-sync") as cp:
+    creds = server.creds("pytest-sync")
+    with SyncControlPlane(server.nats_url, prefix=server.prefix, user_credentials=creds) as cp:
         with cp.budget.reserve(ids, "p", "task-1", "m", 200) as r:
             r.record(150)
         assert isinstance(r.result, CommitResult)

@@ -25,6 +25,8 @@ async def test_example_worker(server: Server, ids: str) -> None:
             server.nats_url,
             "--prefix",
             server.prefix,
+            "--creds",
+            server.creds("demo-worker"),
             "--tenant",
             ids,
             "--project",

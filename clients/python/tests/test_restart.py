@@ -90,7 +90,7 @@ async def test_restart_under_a_running_client(own_server: Server, ids: str) -> N
     cp = ControlPlane(
         proxy.url,
         prefix=server.prefix,
-        service="pytest-restart",
+        user_credentials=server.creds("pytest-restart"),
         request_timeout=1.5,
         retry_deadline=30,
         reconnect_time_wait=0.2,

@@ -12,7 +12,10 @@ from .conftest import Server
 
 
 async def test_no_control_plane_raises_after_the_retry_deadline(server: Server) -> None:
-    async with ControlPlane(server.nats_url, prefix="nobody-listens", retry_deadline=1.0) as cp:
+    creds = server.creds("pytest", prefix="nobody-listens")
+    async with ControlPlane(
+        server.nats_url, prefix="nobody-listens", user_credentials=creds, retry_deadline=1.0
+    ) as cp:
         started = time.monotonic()
         with pytest.raises(ControlPlaneUnavailable) as error:
             async with cp.budget.reserve("t", "p", "task", "m", 1):

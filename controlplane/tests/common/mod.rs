@@ -48,6 +48,92 @@ pub fn nats_url() -> String {
     required("NATS_URL")
 }
 
+/// The NATS identities `make test` made (scripts/services.sh: `nats-identities init`):
+/// `account.seed` signs this harness's users, `auth.conf` makes a server trust them.
+pub fn nats_auth_dir() -> std::path::PathBuf {
+    required("NATS_AUTH_DIR").into()
+}
+
+fn account_key() -> natsauth::nkeys::KeyPair {
+    natsauth::read_account_seed(&nats_auth_dir().join("account.seed"))
+        .expect("NATS_AUTH_DIR holds the account seed")
+}
+
+/// The test service every [`TestEnv`] registers (every tenant) and sends commands as.
+pub const TEST_SERVICE: &str = "tests";
+
+/// Creds for `role` under subject prefix `prefix`, signed with the account seed.
+pub fn creds(role: natsauth::Role, prefix: &str) -> String {
+    natsauth::user_creds(&account_key(), &role, prefix).expect("creds are made")
+}
+
+/// The administrator's creds (unrestricted: streams, work subjects, forged messages).
+fn admin_creds() -> &'static str {
+    static CREDS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CREDS.get_or_init(|| creds(natsauth::Role::Admin, "-"))
+}
+
+/// A creds file for `role` under `prefix` (for a control plane's NATS_CREDS); removed when
+/// the returned guard drops.
+pub fn creds_file(role: natsauth::Role, prefix: &str) -> TempFile {
+    let path = std::env::temp_dir().join(format!(
+        "cp-{prefix}-{}-{}.creds",
+        role.name(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    natsauth::write_secret(&path, &creds(role, prefix)).unwrap();
+    TempFile(path)
+}
+
+/// A file removed on drop.
+pub struct TempFile(pub std::path::PathBuf);
+
+impl TempFile {
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A client as the administrator (what the harness inspects streams and publishes with).
+pub async fn connect(url: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+    async_nats::ConnectOptions::with_credentials(admin_creds())
+        .unwrap()
+        .connection_timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+}
+
+/// A client as service `name` under `prefix`: its creds, its own inbox prefix.
+pub async fn service_client(url: &str, prefix: &str, name: &str) -> async_nats::Client {
+    async_nats::ConnectOptions::with_credentials(&creds(
+        natsauth::Role::Service(name.to_string()),
+        prefix,
+    ))
+    .unwrap()
+    .custom_inbox_prefix(natsauth::subjects::inbox_prefix(prefix, name))
+    .connect(url)
+    .await
+    .expect("a service connects with its creds")
+}
+
+/// Registers service `name` in a database (migrating it first) with its tenants (`None`:
+/// every tenant).
+pub async fn register_service(database_url: &str, name: &str, tenants: Option<&[&str]>) {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    commands::store::migrate(&pool).await.unwrap();
+    let tenants: Option<Vec<String>> = tenants.map(|t| t.iter().map(|s| s.to_string()).collect());
+    commands::services::register(&pool, name, tenants.as_deref())
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
 pub fn unique_prefix() -> String {
     format!("t{}", uuid::Uuid::new_v4().simple())
 }
@@ -79,6 +165,7 @@ pub fn config(database_url: &str, prefix: &str) -> Config {
 /// The test configuration with some variables replaced or added.
 pub fn config_with(database_url: &str, prefix: &str, extra: &[(&str, &str)]) -> Config {
     let mut vars = vec![
+        ("NATS_CREDS", control_plane_creds(prefix)),
         // Generous limits: tests of the limits themselves set their own.
         ("RATE_LIMITS", "admin=100000,operator=100000,developer=100000,auditor=100000,viewer=100000,service=100000".to_string()),
         ("LOGIN_RATE_PER_MINUTE", "10000".to_string()),
@@ -106,12 +193,28 @@ pub fn config_with(database_url: &str, prefix: &str, extra: &[(&str, &str)]) -> 
         .expect("test config is valid")
 }
 
+fn control_plane_creds_path(prefix: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("cp-{prefix}-controlplane.creds"))
+}
+
+/// The creds file of the control plane of `prefix` (made once; [`TestEnv`] removes it).
+fn control_plane_creds(prefix: &str) -> String {
+    let path = control_plane_creds_path(prefix);
+    if !path.exists() {
+        natsauth::write_secret(&path, &creds(natsauth::Role::ControlPlane, prefix)).unwrap();
+    }
+    path.to_str().unwrap().to_string()
+}
+
 /// One control plane with its own database and NATS prefix.
 pub struct TestEnv {
     pub server: Option<Server>,
     pub base: String,
     pub http: reqwest::Client,
+    /// The administrator's connection (streams, work subjects).
     pub nats: async_nats::Client,
+    /// The connection of [`TEST_SERVICE`]: what commands are sent with.
+    pub service: async_nats::Client,
     pub prefix: String,
     pub database_url: String,
     pub admin_token: String,
@@ -152,14 +255,15 @@ impl TestEnv {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
-        let nats = async_nats::connect(nats_url())
-            .await
-            .expect("connect to NATS");
+        let nats = connect(&nats_url()).await.expect("connect to NATS");
+        register_service(&database_url, TEST_SERVICE, None).await;
+        let service = service_client(&nats_url(), &prefix, TEST_SERVICE).await;
         let mut env = TestEnv {
             server: Some(server),
             base,
             http,
             nats,
+            service,
             prefix,
             database_url,
             admin_token: String::new(),
@@ -343,17 +447,22 @@ impl TestEnv {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
-    /// A NATS request on `<prefix>.cmd.budget.<verb>`; `None` on time-out.
+    /// Where [`TEST_SERVICE`] sends `<area>.<verb>`.
+    pub fn command_subject(&self, area: &str, verb: &str) -> String {
+        natsauth::subjects::command(&self.prefix, TEST_SERVICE, area, verb)
+    }
+
+    /// A NATS request on `<prefix>.cmd.tests.budget.<verb>`; `None` on time-out.
     pub async fn nats_request(&self, verb: &str, body: &Value) -> Option<Value> {
         self.nats_request_raw(verb, serde_json::to_vec(body).unwrap())
             .await
     }
 
     pub async fn nats_request_raw(&self, verb: &str, bytes: Vec<u8>) -> Option<Value> {
-        let subject = format!("{}.cmd.budget.{verb}", self.prefix);
+        let subject = self.command_subject("budget", verb);
         let reply = tokio::time::timeout(
             Duration::from_secs(10),
-            self.nats.request(subject, bytes.into()),
+            self.service.request(subject, bytes.into()),
         )
         .await
         .ok()?
@@ -373,6 +482,7 @@ impl Drop for TestEnv {
         delete_stream(advisory_stream_name(&self.prefix));
         delete_stream(work_stream_name(&self.prefix));
         delete_stream(sandbox_audit_stream_name(&self.prefix));
+        let _ = std::fs::remove_file(control_plane_creds_path(&self.prefix));
     }
 }
 
@@ -385,7 +495,7 @@ pub fn delete_stream(stream: String) {
             .build()
             .unwrap();
         runtime.block_on(async {
-            if let Ok(client) = async_nats::connect(nats_url()).await {
+            if let Ok(client) = connect(&nats_url()).await {
                 let js = async_nats::jetstream::new(client);
                 let _ =
                     tokio::time::timeout(Duration::from_secs(5), js.delete_stream(&stream)).await;
@@ -445,7 +555,7 @@ pub async fn event_count(database_url: &str) -> i64 {
 
 /// How many messages the stream holds (0 when it does not exist yet or NATS is away).
 pub async fn stream_count(stream: &str) -> u64 {
-    let Ok(client) = async_nats::connect(nats_url()).await else {
+    let Ok(client) = connect(&nats_url()).await else {
         return 0;
     };
     let js = async_nats::jetstream::new(client);
@@ -465,7 +575,7 @@ pub struct StreamedEvent {
 
 /// Every message of the events stream, in stream order.
 pub async fn stream_messages(stream: &str) -> Vec<StreamedEvent> {
-    let client = async_nats::connect(nats_url()).await.unwrap();
+    let client = connect(&nats_url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let mut events = js.get_stream(stream).await.unwrap();
     let state = events.info().await.unwrap().state.clone();
@@ -576,14 +686,17 @@ pub async fn assert_read_model_matches_the_log(database_url: &str) {
 pub struct ServeProcess {
     pub child: tokio::process::Child,
     pub url: String,
+    _creds: TempFile,
 }
 
 impl ServeProcess {
     /// Starts `controlplane serve` with this test's database, prefix and stream.
     pub async fn start(database_url: &str, prefix: &str, nats_url: &str) -> ServeProcess {
         use tokio::io::{AsyncBufReadExt, BufReader};
+        let creds = creds_file(natsauth::Role::ControlPlane, prefix);
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
             .arg("serve")
+            .env("NATS_CREDS", creds.path())
             .env("APP_ENV", "test")
             .env("DATABASE_URL", database_url)
             .env("NATS_URL", nats_url)
@@ -614,7 +727,11 @@ impl ServeProcess {
             .expect("it prints where it listens");
         let url = line.rsplit(' ').next().unwrap().to_string();
         assert!(url.starts_with("http://"), "{line}");
-        ServeProcess { child, url }
+        ServeProcess {
+            child,
+            url,
+            _creds: creds,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -654,11 +771,7 @@ pub async fn admin_token_at(http: &reqwest::Client, url: &str) -> String {
 
 /// How many messages a stream holds on the NATS server at `nats_url`.
 pub async fn stream_count_at(nats_url: &str, stream: &str) -> u64 {
-    let Ok(client) = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(2))
-        .connect(nats_url)
-        .await
-    else {
+    let Ok(client) = connect(nats_url).await else {
         return 0;
     };
     let js = async_nats::jetstream::new(client);
@@ -670,7 +783,7 @@ pub async fn stream_count_at(nats_url: &str, stream: &str) -> u64 {
 
 /// The `Nats-Msg-Id` of every message of a stream.
 pub async fn stream_message_ids_at(nats_url: &str, stream: &str) -> Vec<String> {
-    let client = async_nats::connect(nats_url).await.unwrap();
+    let client = connect(nats_url).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let mut events = js.get_stream(stream).await.unwrap();
     let state = events.info().await.unwrap().state.clone();
@@ -738,10 +851,19 @@ impl OwnNats {
         Self::start_with(port, dir, NATS_CONF)
     }
 
-    /// Started with the configuration file `conf` (e.g. a smaller `max_payload`).
+    /// Started with the configuration file `conf` (e.g. a smaller `max_payload`) and the
+    /// project's authentication (`auth.conf`, as scripts/services.sh starts NATS).
     pub fn start_with(port: u16, dir: std::path::PathBuf, conf: &str) -> OwnNats {
+        // nats-server 2.9 resolves `include` relative to the including file: one file.
+        std::fs::create_dir_all(&dir).unwrap();
+        let combined = dir.join("server.conf");
+        let text = std::fs::read_to_string(conf).unwrap()
+            + "\n"
+            + &std::fs::read_to_string(nats_auth_dir().join("auth.conf")).unwrap();
+        std::fs::write(&combined, text).unwrap();
         let child = std::process::Command::new("nats-server")
-            .args(["-c", conf])
+            .arg("-c")
+            .arg(&combined)
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(&dir)
             .stdout(std::process::Stdio::null())
@@ -775,7 +897,8 @@ impl Drop for OwnNats {
 }
 
 pub async fn nats_answers(url: &str) -> bool {
-    async_nats::ConnectOptions::new()
+    async_nats::ConnectOptions::with_credentials(admin_creds())
+        .unwrap()
         .connection_timeout(Duration::from_millis(500))
         .connect(url)
         .await

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -32,7 +33,9 @@ class Settings:
     prefix: str = "cp"
     """First token of every subject (``NATS_SUBJECT_PREFIX`` of the control plane)."""
     service: str | None = None
-    """Sent as the ``Cp-Service`` header: it names the caller in the events' actor."""
+    """The service's NATS identity (``controlplane service add NAME``): commands go to
+    ``<prefix>.cmd.<service>.<area>.<verb>``, which only that identity may publish on, and
+    the events record it as the actor. Read from ``user_credentials`` when not given."""
     request_timeout: float = 5.0
     """Seconds one request waits for its reply."""
     retry_deadline: float = 30.0
@@ -51,16 +54,21 @@ class ControlPlane:
 
     ::
 
-        async with ControlPlane("nats://127.0.0.1:4222", service="summariser") as cp:
+        async with ControlPlane("nats://127.0.0.1:4222", user_credentials="summariser.creds") as cp:
             async with cp.budget.reserve("acme", "chat", task_id, "gpt-4o", 2_000) as r:
                 async with cp.breaker("openai_api"):
                     answer = await call_model(...)
                 r.record(answer.usage.total_tokens)
 
-    NATS options (credentials included) are passed through to ``nats.connect``:
-    ``user``/``password``, ``token``, ``nkeys_seed`` / ``nkeys_seed_str``,
-    ``user_credentials`` (a ``.creds`` file), ``tls``, plus the reconnect settings
-    (``max_reconnect_attempts``, default -1 = forever; ``reconnect_time_wait``;
+    The control plane's NATS runs with authentication: connect with the service's creds
+    file (``user_credentials``, made by ``controlplane service add``); the service name is
+    read from it. Replies arrive under the service's own inbox prefix
+    ``<prefix>.reply.<service>`` (set as nats-py's ``inbox_prefix``; a client handed over
+    with ``nc=`` must use it too).
+
+    NATS options are passed through to ``nats.connect``: ``user``/``password``, ``token``,
+    ``nkeys_seed`` / ``nkeys_seed_str``, ``user_credentials``, ``tls``, plus the reconnect
+    settings (``max_reconnect_attempts``, default -1 = forever; ``reconnect_time_wait``;
     ``connect_timeout``). Or hand over a connected client with ``nc=``.
     """
 
@@ -87,6 +95,8 @@ class ControlPlane:
         name: str | None = None,
         **nats_options: Any,
     ):
+        if service is None and user_credentials is not None:
+            service = creds_name(user_credentials)
         self.settings = Settings(
             prefix=prefix,
             service=service,
@@ -114,6 +124,8 @@ class ControlPlane:
         ):
             if value is not None:
                 options[key] = value
+        if service is not None:
+            options["inbox_prefix"] = f"{prefix}.reply.{service}"
         # nats-py logs every failed reconnect attempt with a traceback by default; one
         # line on this library's logger is enough (pass error_cb=... to replace it).
         options["error_cb"] = _log_nats_error
@@ -125,7 +137,6 @@ class ControlPlane:
         # Settles and clean-ups that outlive their caller (shielded from a cancellation):
         # kept so they are not garbage-collected, and awaited by close().
         self._background: set[asyncio.Task[None]] = set()
-        self._headers: dict[str, str] | None = {"Cp-Service": service} if service else None
         self.budget = Budgets(self)
         self.breakers = Breakers(self)
         self.dlq = DeadLetters(self)
@@ -190,7 +201,14 @@ class ControlPlane:
         return self._nc
 
     def subject(self, area: str, verb: str) -> str:
-        return f"{self.settings.prefix}.cmd.{area}.{verb}"
+        """``<prefix>.cmd.<service>.<area>.<verb>``: the subject NATS lets only this service
+        publish on, so it is what names the sender."""
+        if not self.settings.service:
+            raise ValueError(
+                "no service name: pass user_credentials= (a creds file from "
+                "`controlplane service add NAME`) or service="
+            )
+        return f"{self.settings.prefix}.cmd.{self.settings.service}.{area}.{verb}"
 
     # -- breakers --------------------------------------------------------------------------
 
@@ -229,7 +247,6 @@ class ControlPlane:
                 subject,
                 payload,
                 timeout=timeout if timeout is not None else self.settings.request_timeout,
-                headers=self._headers,
             )
         except nats.errors.NoRespondersError:
             raise ControlPlaneUnavailable(
@@ -318,6 +335,19 @@ def _cancelling(task: asyncio.Task[Any] | None) -> int:
 
 async def _log_nats_error(error: Exception) -> None:
     log.warning("NATS: %s", error or type(error).__name__)
+
+
+def creds_name(path: str) -> str:
+    """The identity a creds file holds: the ``name`` claim of its user JWT."""
+    with open(path) as file:
+        jwt = next((line.strip() for line in file if line.strip().startswith("eyJ")), None)
+    if jwt is None:
+        raise ValueError(f"{path}: no user JWT in this creds file")
+    claims = jwt.split(".")[1]
+    name = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4))).get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{path}: the user JWT names no identity")
+    return name
 
 
 async def _log_reconnected() -> None:

@@ -37,14 +37,14 @@ class DeadLetters:
         consumer: str | None = None,
         stream_seq: int | None = None,
     ) -> DlqEntry:
-        """Records a dead letter (``<prefix>.cmd.dlq.capture``).
+        """Records a dead letter (``<prefix>.cmd.<service>.dlq.capture``).
 
         ``payload``: ``bytes`` are kept byte-exact (sent as base64); a ``str`` is kept as
         text; anything else as JSON (``encoding`` overrides). The entry id is ``id`` (not
         starting with ``js:``, which the server keeps for its automatic capture), else
-        ``cap:<service>:<stream>:<stream_seq>`` when both are given, else a fresh UUID: capturing the
-        same id again changes nothing (``entry.changed`` is False), so a retried capture
-        is safe — which is why it is retried when no answer came.
+        ``cap:<service>:<stream>:<stream_seq>`` when both are given, else a fresh UUID:
+        capturing the same id again changes nothing (``entry.changed`` is False), so a
+        retried capture is safe — which is why it is retried when no answer came.
         """
         body: dict[str, Any] = {
             "original_subject": original_subject,

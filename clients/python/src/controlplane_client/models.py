@@ -111,7 +111,7 @@ class BreakerConfig:
 
 @dataclass(frozen=True)
 class BreakerStatus:
-    """A breaker as ``<prefix>.cmd.breaker.status`` / ``.record`` answer it."""
+    """A breaker as ``<prefix>.cmd.<service>.breaker.status`` / ``.record`` answer it."""
 
     name: str
     state: str
@@ -154,7 +154,7 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class DlqEntry:
-    """A dead-letter entry as ``<prefix>.cmd.dlq.capture`` answers it."""
+    """A dead-letter entry as ``<prefix>.cmd.<service>.dlq.capture`` answers it."""
 
     id: str
     original_subject: str

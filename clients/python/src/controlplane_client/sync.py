@@ -25,7 +25,7 @@ class SyncControlPlane:
 
     ::
 
-        with SyncControlPlane("nats://127.0.0.1:4222", service="batch") as cp:
+        with SyncControlPlane("nats://127.0.0.1:4222", user_credentials="batch.creds") as cp:
             with cp.budget.reserve("acme", "chat", "task-1", "gpt-4o", 500) as r:
                 with cp.breaker("openai_api"):
                     r.record(call_model())

@@ -4683,7 +4683,7 @@ export interface components {
             /** Format: int64 */
             used: number;
         };
-        /** @description `POST /dlq` and `cp.cmd.dlq.capture`. */
+        /** @description `POST /dlq` and `cp.cmd.<service>.dlq.capture`. */
         CaptureRequest: {
             /** Format: int64 */
             attempts: number;
