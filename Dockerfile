@@ -31,9 +31,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS build
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json -p controlplane -p sandbox
+RUN cargo chef cook --release --locked --recipe-path recipe.json -p controlplane -p sandbox -p natsauth
 COPY . .
-RUN cargo build --release --locked -p controlplane -p sandbox
+RUN cargo build --release --locked -p controlplane -p sandbox -p natsauth
 
 FROM node:${NODE_VERSION}-${DEBIAN_RELEASE}-slim AS web
 WORKDIR /web
@@ -54,6 +54,9 @@ FROM runtime-base AS controlplane
 RUN groupadd --system --gid 10001 controlplane \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin controlplane
 COPY --from=build /src/target/release/controlplane /usr/local/bin/controlplane
+# nats-identities makes the NATS keys and creds (docs/nats-auth.md; compose's nats-init).
+COPY --from=build /src/target/release/nats-identities /usr/local/bin/nats-identities
+COPY scripts/nats.conf /usr/share/controlplane/nats.conf
 COPY --from=web /web/dist /usr/share/controlplane/ui
 ENV HOST=0.0.0.0 \
     PORT=8000 \
