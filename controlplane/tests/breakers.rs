@@ -704,6 +704,7 @@ async fn transitions_list_openings_with_their_cause_and_overrides_with_who_newes
             )
         })
         .collect();
+    let service_actor = format!("nats:{}", common::TEST_SERVICE);
     assert_eq!(
         summary,
         vec![
@@ -711,7 +712,8 @@ async fn transitions_list_openings_with_their_cause_and_overrides_with_who_newes
             ("BreakerDisabled", "DISABLED", "http:admin"),
             ("BreakerReset", "CLOSED", "http:admin"),
             ("BreakerForcedOpen", "FORCED_OPEN", "http:admin"),
-            ("BreakerOpened", "OPEN", "nats:checkout-svc"),
+            // The service whose subject the failures came on (NATS vouches for it).
+            ("BreakerOpened", "OPEN", service_actor.as_str()),
         ],
         "{body}"
     );
