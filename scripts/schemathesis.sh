@@ -76,7 +76,7 @@ echo "schemathesis $SCHEMATHESIS_VERSION against $url: $EXAMPLES examples per op
 status=0
 # Its working files (.schemathesis/, .hypothesis/) go under .data/, not into the checkout.
 # /sandbox/* is left out: it forwards to the sandbox service (none runs here, so every answer
-# is the proxy's documented 503); controlplane/tests/sandbox_proxy.rs tests it.
+# is the proxy's documented 503); controlplane/tests/it/sandbox_proxy.rs tests it.
 mkdir -p .data/schemathesis-work
 (cd .data/schemathesis-work && "../../$VENV/bin/schemathesis" run "$url/openapi.json" \
   --header "Authorization: Bearer $token" \

@@ -4,7 +4,7 @@
 //! reconfigured under it) says so at `/readyz`, `/system/pipeline` and `/metrics`, naming
 //! the position and the reason, and carries on by itself once the server takes it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The dead-letter queue against real PostgreSQL and NATS: automatic capture from
 //! max-deliveries advisories, requeue, HTTP and NATS validation, restarts, redrive.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -145,9 +145,6 @@ async fn wait_for_open(env: &TestEnv, base: &str, token: &str, n: i64) -> Vec<Va
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_naked_until_max_deliver_is_captured_and_a_requeue_reaches_the_worker_once() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("commands=debug,warn")
-        .try_init();
     let env = TestEnv::start().await;
     let consumer = work_stream(&env.prefix, 3).await;
     let (seen, worker) = run_worker(consumer);

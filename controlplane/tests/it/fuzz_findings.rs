@@ -1,7 +1,7 @@
 //! Inputs schemathesis found that used to end in a 5xx or a broken body; each must now be
 //! a 400 naming the field.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use reqwest::StatusCode;

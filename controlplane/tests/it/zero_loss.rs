@@ -3,7 +3,7 @@
 //! fail-over between two processes.
 //! Each test has its own database, subject prefix and stream.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! `/governance/status`, `/governance/roles`, `/stats` and the business gauges of
 //! `/metrics`, over real HTTP against budgets and breakers made through the API.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

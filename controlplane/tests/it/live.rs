@@ -3,7 +3,7 @@
 //! nothing and repeats nothing; credentials and permissions decide what arrives; a client
 //! that never reads does not hold up another.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

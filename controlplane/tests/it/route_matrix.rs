@@ -4,7 +4,7 @@
 //! has no sample for, some answer that is neither 401/403, nor a 5xx, nor "no such route").
 //! A route someone adds to the table is walked here without touching this file.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

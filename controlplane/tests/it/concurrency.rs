@@ -1,6 +1,6 @@
 //! The invariant under load: approved allocations never exceed the limit.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

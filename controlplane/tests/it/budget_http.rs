@@ -1,6 +1,6 @@
 //! The budget API over real HTTP, PostgreSQL and the expiry worker.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

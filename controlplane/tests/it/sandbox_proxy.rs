@@ -5,7 +5,7 @@
 //! no sandbox configured, a sandbox that does not answer. The real sandbox behind the proxy
 //! is exercised by the dashboard's end-to-end run when a container engine is available.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -2,7 +2,7 @@
 //! its usage over time (`/budget/reservations`, `/budget/usage`), the health card
 //! (`/system/health`), and the built app served at `/` next to the JSON API.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! One events stream, one database: the stream carries the deployment id of the database
 //! that made it, and a process of another database neither publishes to it nor reads it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The audit log over HTTP and the CLI: listing, export, and the hash chain catching an
 //! edit made behind the application's back.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

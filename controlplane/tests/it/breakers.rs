@@ -1,6 +1,6 @@
 //! Circuit breakers over real NATS, HTTP and PostgreSQL, in one process and in two.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::Duration;

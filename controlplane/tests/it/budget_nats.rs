@@ -1,6 +1,6 @@
 //! The budget API over real NATS request/reply.
 
-mod common;
+use crate::common;
 
 use common::TestEnv;
 use serde_json::json;

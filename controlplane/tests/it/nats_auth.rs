@@ -3,7 +3,7 @@
 //! starts with authentication on (docs/nats-auth.md). Each test has its own database,
 //! subject prefix and streams.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

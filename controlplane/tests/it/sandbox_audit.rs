@@ -2,7 +2,7 @@
 //! does) become `SandboxRun` events: once each, also when sent twice or while the control
 //! plane is down; a malformed report is refused without stopping the intake.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! at the same time are inserted in one statement (one transaction), and a conflict of one
 //! of them never fails the others. Real PostgreSQL, through the event store itself.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

@@ -1,6 +1,6 @@
 //! Login, tokens and permissions over real HTTP.
 
-mod common;
+use crate::common;
 
 use auth::Role;
 use common::{TestEnv, ADMIN_PASSWORD, JWT_SECRET};

@@ -1,6 +1,5 @@
 //! Test harness: every test gets its own database, its own NATS subject prefix and its
 //! own server on port 0, against the real PostgreSQL and NATS that `make test` starts.
-#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -224,6 +223,27 @@ pub struct TestEnv {
     positions: std::sync::Mutex<Vec<i64>>,
 }
 
+/// `TEST_LOG=1` (or a filter such as `TEST_LOG=commands=debug,warn`) prints the logs of
+/// every server a test starts in this process, so a failing test can be read; without it
+/// the suite stays quiet.
+pub fn init_test_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let Ok(filter) = std::env::var("TEST_LOG") else {
+            return;
+        };
+        let filter = if filter == "1" || filter == "true" {
+            "info".to_owned()
+        } else {
+            filter
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 impl TestEnv {
     pub async fn start() -> TestEnv {
         Self::start_with(&[]).await
@@ -247,6 +267,7 @@ impl TestEnv {
         listener: tokio::net::TcpListener,
         extra: &[(&str, &str)],
     ) -> TestEnv {
+        init_test_logs();
         let server = controlplane::start(config_with(&database_url, &prefix, extra), listener)
             .await
             .expect("the control plane starts");
@@ -567,7 +588,6 @@ pub async fn stream_count(stream: &str) -> u64 {
 
 /// One message of the events stream.
 pub struct StreamedEvent {
-    pub sequence: u64,
     pub subject: String,
     pub message_id: String,
     pub envelope: streams::EventEnvelope,
@@ -586,7 +606,6 @@ pub async fn stream_messages(stream: &str) -> Vec<StreamedEvent> {
     for seq in state.first_sequence..=state.last_sequence {
         let message = events.get_raw_message(seq).await.unwrap();
         out.push(StreamedEvent {
-            sequence: message.sequence,
             subject: message.subject.to_string(),
             message_id: message
                 .headers

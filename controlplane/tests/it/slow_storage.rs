@@ -4,7 +4,7 @@
 //! deadline (503 `unavailable`, Retry-After) instead of waiting without end. Commands that
 //! had not reached PostgreSQL when their caller gave up are never applied.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The event pipeline end to end: event table → publisher → JetStream → projector →
 //! read models, read-your-writes, and replay.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;

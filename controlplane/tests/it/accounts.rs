@@ -2,7 +2,7 @@
 //! WebSocket, sessions that end on logout and on a change of the account, and the login's
 //! own defences. Everything over real HTTP and WebSocket against a real server.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

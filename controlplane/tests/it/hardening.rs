@@ -1,6 +1,6 @@
 //! Security headers, CORS, CSRF, rate limits and metrics over real HTTP.
 
-mod common;
+use crate::common;
 
 use auth::Role;
 use common::TestEnv;
