@@ -221,6 +221,9 @@ pub struct TestEnv {
     pub last_position: AtomicI64,
     /// Every `position` command answers carried, for [`TestEnv::wait_for_own_writes`].
     positions: std::sync::Mutex<Vec<i64>>,
+    /// The PostgreSQL cluster of [`TestEnv::start_alone`] (declared after `server`, so it
+    /// stops after the server does).
+    own_postgres: Option<OwnPostgres>,
 }
 
 /// `TEST_LOG=1` (or a filter such as `TEST_LOG=commands=debug,warn`) prints the logs of
@@ -253,6 +256,18 @@ impl TestEnv {
     pub async fn start_with(extra: &[(&str, &str)]) -> TestEnv {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         Self::start_on(listener, extra).await
+    }
+
+    /// Starts on a PostgreSQL cluster of the test's own. For a test that holds a transaction
+    /// with a transaction id open for seconds (a lock, a held-back commit): the commit-order
+    /// horizon (`pg_snapshot_xmin`) is the whole cluster's, so on the shared cluster it would
+    /// hold back the publishers and projectors of every test running beside it.
+    pub async fn start_alone(extra: &[(&str, &str)]) -> TestEnv {
+        let postgres = OwnPostgres::start();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut env = Self::start_as(postgres.url(), unique_prefix(), listener, extra).await;
+        env.own_postgres = Some(postgres);
+        env
     }
 
     /// Starts on a listener the test prepared (e.g. with small socket buffers).
@@ -290,6 +305,7 @@ impl TestEnv {
             admin_token: String::new(),
             last_position: AtomicI64::new(0),
             positions: std::sync::Mutex::new(Vec::new()),
+            own_postgres: None,
         };
         env.admin_token = env.login("admin", ADMIN_PASSWORD).await;
         // The NATS listener subscribes in the background: wait until it answers.
