@@ -874,11 +874,27 @@ pub async fn assert_exactly_once(database_url: &str, nats_url: &str, stream: &st
 /// The project's nats-server settings (max_payload), as scripts/services.sh uses them.
 pub const NATS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/nats.conf");
 
+/// A free TCP port on 127.0.0.1 (for a server of the test's own).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh directory name for a nats-server's store.
+pub fn nats_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("cp-nats-{}", uuid::Uuid::new_v4().simple()))
+}
+
 /// A nats-server of this test's own (JetStream, file store), so it can be stopped.
 pub struct OwnNats {
     child: std::process::Child,
     port: u16,
     dir: std::path::PathBuf,
+    /// The trust it runs with (an `auth.conf` of `nats-identities`).
+    auth: std::path::PathBuf,
 }
 
 impl OwnNats {
@@ -889,13 +905,19 @@ impl OwnNats {
     /// Started with the configuration file `conf` (e.g. a smaller `max_payload`) and the
     /// project's authentication (`auth.conf`, as scripts/services.sh starts NATS).
     pub fn start_with(port: u16, dir: std::path::PathBuf, conf: &str) -> OwnNats {
-        // nats-server 2.9 resolves `include` relative to the including file: one file.
+        Self::start_trusting(port, dir, conf, nats_auth_dir().join("auth.conf"))
+    }
+
+    /// Started with the project's settings and the trust in `auth` (a deployment of the
+    /// test's own, e.g. to revoke a key in it).
+    pub fn start_trusting(
+        port: u16,
+        dir: std::path::PathBuf,
+        conf: &str,
+        auth: std::path::PathBuf,
+    ) -> OwnNats {
         std::fs::create_dir_all(&dir).unwrap();
-        let combined = dir.join("server.conf");
-        let text = std::fs::read_to_string(conf).unwrap()
-            + "\n"
-            + &std::fs::read_to_string(nats_auth_dir().join("auth.conf")).unwrap();
-        std::fs::write(&combined, text).unwrap();
+        let combined = Self::write_config(&dir, conf, &auth);
         let child = std::process::Command::new("nats-server")
             .arg("-c")
             .arg(&combined)
@@ -905,7 +927,36 @@ impl OwnNats {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("nats-server is installed (scripts/services.sh installs it)");
-        OwnNats { child, port, dir }
+        OwnNats {
+            child,
+            port,
+            dir,
+            auth,
+        }
+    }
+
+    /// nats-server 2.9 resolves `include` relative to the including file: one file.
+    fn write_config(
+        dir: &std::path::Path,
+        conf: &str,
+        auth: &std::path::Path,
+    ) -> std::path::PathBuf {
+        let combined = dir.join("server.conf");
+        let text =
+            std::fs::read_to_string(conf).unwrap() + "\n" + &std::fs::read_to_string(auth).unwrap();
+        std::fs::write(&combined, text).unwrap();
+        combined
+    }
+
+    /// Writes the configuration again from the project's settings and the (changed) trust
+    /// file, and has the running server reload it (SIGHUP), as an operator would.
+    pub fn reload(&self) {
+        Self::write_config(&self.dir, NATS_CONF, &self.auth);
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "SIGHUP to nats-server");
     }
 
     pub fn url(&self) -> String {
@@ -915,7 +966,8 @@ impl OwnNats {
     /// Stops the server and starts it again on the same port and store with `conf`.
     pub fn restart_with(&mut self, conf: &str) {
         self.stop();
-        *self = Self::start_with(self.port, std::mem::take(&mut self.dir), conf);
+        let auth = std::mem::take(&mut self.auth);
+        *self = Self::start_trusting(self.port, std::mem::take(&mut self.dir), conf, auth);
     }
 
     pub fn stop(&mut self) {
