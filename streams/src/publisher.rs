@@ -152,11 +152,10 @@ async fn publish_while_active(
     config: &PublisherConfig,
     stats: &PublisherStats,
 ) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match tail(pool, js, config, stats).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(TailError::TooLarge { position, reason }) => {
+    retry::forever(
+        || tail(pool, js, config, stats),
+        |error, retry_in| match error {
+            TailError::TooLarge { position, reason } => {
                 tracing::error!(
                     position,
                     %reason,
@@ -164,16 +163,11 @@ async fn publish_while_active(
                      every later event waits behind it; raise the NATS server's max_payload"
                 );
                 stats.set_stuck(Some(Stuck { position, reason }));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "publisher paused");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+            error => tracing::warn!(%error, ?retry_in, "publisher paused"),
+        },
+    )
+    .await;
 }
 
 /// The publisher's checkpoint for `stream`, created at the start of the log if missing.
