@@ -266,15 +266,15 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
 
     let registry = prometheus_registry();
     let metrics = gateway::hardening::HttpMetrics::new(registry.clone());
-    let insight = gateway::insight::Insight::new(
+    let overview = gateway::overview::Overview::new(
         config.warning_percent,
         config.http_policy.role_limits.clone(),
         metrics.history.clone(),
     );
-    tasks.push(tokio::spawn(gateway::insight::refresh_gauges(
+    tasks.push(tokio::spawn(gateway::business_metrics::refresh_gauges(
         pool.clone(),
         breakers.clone(),
-        gateway::insight::BusinessGauges::register(&registry),
+        gateway::business_metrics::BusinessGauges::register(&registry),
         config.metrics_refresh,
     )));
     let pipeline = gateway::pipeline_routes::PipelineInfo {
@@ -306,7 +306,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         ui: gateway::ui::UiFiles::open(&config.ui_dir).map(Arc::new),
         sandbox_url: config.sandbox_url.as_deref().map(Arc::from),
         live: live.clone(),
-        insight: std::sync::Arc::new(insight),
+        overview: std::sync::Arc::new(overview),
     };
     registry
         .register(Box::new(live.connections.clone()))

@@ -92,7 +92,7 @@ pub struct HttpMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     /// Per-minute history for `GET /stats`.
-    pub history: Arc<crate::insight::RequestHistory>,
+    pub history: Arc<crate::request_history::RequestHistory>,
 }
 
 impl HttpMetrics {
