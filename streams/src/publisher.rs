@@ -11,16 +11,14 @@ use async_nats::jetstream::Context;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 
+use domain::EVENTS_CHANNEL;
+
 use crate::checkpoint::{load_state, record_hash_checkpoint, save_checkpoint, HashCheckpoints};
 use crate::envelope::{
     read_committed_after, subject_for, EventEnvelope, LogPosition, COMMIT_ORDER,
 };
 use crate::setup::{check_owner, ensure_events_stream, EventsStream, OWNER_CHECK_INTERVAL};
 use crate::singleton::run_singleton;
-
-/// The channel writers notify after their commits (outside their transactions, coalesced:
-/// commands::store). The poll covers a missed or absent notification.
-pub const EVENTS_CHANNEL: &str = "events_appended";
 
 /// How the publisher runs.
 #[derive(Debug, Clone)]
