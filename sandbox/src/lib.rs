@@ -46,7 +46,10 @@ async fn build(config: Config) -> (Router, Arc<Executor>) {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let executor = Arc::new(Executor::new(&config));
-    let keys = auth::TokenKeys::new(config.jwt_secret.as_bytes(), 3600);
+    let keys = auth::TokenKeys::new(
+        secrecy::ExposeSecret::expose_secret(&config.jwt_secret).as_bytes(),
+        3600,
+    );
     let auditor = Arc::new(Auditor::start(
         config.nats_url.as_deref(),
         config.nats_creds.clone(),
