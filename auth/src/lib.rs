@@ -3,6 +3,8 @@
 //! gateway and the sandbox service so both agree on one token format.
 #![forbid(unsafe_code)]
 
+pub mod secret;
+
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

@@ -113,17 +113,11 @@ pub async fn run_capture(js: Context, service: Arc<DlqService>, config: CaptureC
         tracing::info!("automatic dead-letter capture is off (DLQ_WATCH_STREAMS)");
         return;
     }
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match consume(&js, &service, &config).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "dead-letter capture paused");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    retry::forever(
+        || consume(&js, &service, &config),
+        |error, retry_in| tracing::warn!(%error, ?retry_in, "dead-letter capture paused"),
+    )
+    .await;
 }
 
 async fn consume(

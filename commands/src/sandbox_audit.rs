@@ -87,17 +87,11 @@ pub async fn run_sandbox_audit(
     stats: Arc<SandboxAuditStats>,
 ) {
     let executor = Executor::<SandboxRun>::new(store);
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match consume(&js, &executor, &config, &stats).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "sandbox audit intake paused");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    retry::forever(
+        || consume(&js, &executor, &config, &stats),
+        |error, retry_in| tracing::warn!(%error, ?retry_in, "sandbox audit intake paused"),
+    )
+    .await;
 }
 
 /// Creates (or updates) the stream that keeps reports. Idempotent.

@@ -97,7 +97,7 @@ pub struct EventStore {
 }
 
 /// The channel tailers (the publisher) LISTEN on.
-pub const EVENTS_CHANNEL: &str = "events_appended";
+pub use domain::EVENTS_CHANNEL;
 
 /// Writer tasks per event store: while some wait on PostgreSQL, appends queue up for the
 /// next free one, which writes them all in one statement (docs/adr/007).

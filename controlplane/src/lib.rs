@@ -18,6 +18,7 @@ use commands::budget::{BudgetService, SystemClock};
 use commands::store::{self, EventStore};
 use gateway::AppState;
 use projections::ProjectorStats;
+use secrecy::ExposeSecret;
 use streams::{
     ensure_events_stream, EventsStream, PublisherConfig, PublisherStats, StreamSetupError,
 };
@@ -134,10 +135,14 @@ const STREAM_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(2)
 
 /// Connects, migrates, and starts every part on `listener`.
 pub async fn start(config: Config, listener: TcpListener) -> Result<Server, StartError> {
-    let pool = store::connect(&config.database_url, config.db_max_connections).await?;
+    let pool = store::connect(
+        config.database.url.expose_secret(),
+        config.database.max_connections,
+    )
+    .await?;
     store::migrate(&pool).await?;
-    if let Some(password) = &config.admin_password {
-        gateway::users::upsert_user(&pool, "admin", password, Role::Admin).await?;
+    if let Some(password) = &config.auth.admin_password {
+        gateway::users::upsert_user(&pool, "admin", password.expose_secret(), Role::Admin).await?;
     }
     let budgets = Arc::new(BudgetService::new(
         EventStore::new(pool.clone()),
@@ -150,25 +155,25 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         .await?
         .name("controlplane")
         .retry_on_initial_connect()
-        .connect(&config.nats_url)
+        .connect(&config.nats.url)
         .await
         .map_err(|e| StartError::Nats(e.to_string()))?;
     // Who sent a NATS command: the service its subject names, with its registered tenants.
     let senders = Arc::new(commands::request_server::Senders {
-        prefix: config.nats_prefix.clone(),
+        prefix: config.nats.prefix.clone(),
         directory: Arc::new(commands::services::ServiceDirectory::new(pool.clone())),
     });
 
     let budget_reads: Arc<dyn commands::api::BudgetReads> = Arc::new(reads::ReadModelReads {
         pool: pool.clone(),
-        wait: config.read_wait,
+        wait: config.pipeline.read_wait,
     });
     let events = EventsStream::new(
-        config.events_stream.clone(),
-        config.nats_prefix.clone(),
+        config.streams.events.clone(),
+        config.nats.prefix.clone(),
         streams::load_deployment_id(&pool).await?,
     )
-    .with_replicas(config.jetstream_replicas);
+    .with_replicas(config.streams.replicas);
     let js = async_nats::jetstream::new(nats.clone());
     // Refuse at once to start on another database's stream. When NATS does not answer in
     // time the readers check when they attach (and `/readyz` reports what they find).
@@ -188,7 +193,10 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     let stop_taking = CancellationToken::new();
     // Tokens are checked against the accounts in memory; load them before the first request.
     let auth = Arc::new(gateway::sessions::Authenticator::new(Arc::new(
-        TokenKeys::new(config.jwt_secret.as_bytes(), config.token_ttl_seconds),
+        TokenKeys::new(
+            config.auth.jwt_secret.expose_secret().as_bytes(),
+            config.auth.token_ttl_seconds,
+        ),
     )));
     auth.reload(&pool).await?;
     tasks.push(
@@ -213,9 +221,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         async_nats::jetstream::new(nats.clone()),
         EventStore::new(pool.clone()),
         commands::sandbox_audit::SandboxAuditConfig {
-            subject: natsauth::subjects::sandbox_reports(&config.nats_prefix),
-            stream: config.sandbox_audit_stream.clone(),
-            replicas: config.jetstream_replicas,
+            subject: natsauth::subjects::sandbox_reports(&config.nats.prefix),
+            stream: config.streams.sandbox_audit.clone(),
+            replicas: config.streams.replicas,
         },
         Arc::new(commands::sandbox_audit::SandboxAuditStats::default()),
     )));
@@ -239,9 +247,9 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         pool.clone(),
         js.clone(),
         PublisherConfig {
-            hash_checkpoint_events: config.hash_checkpoint_events,
-            hash_checkpoint_interval: config.hash_checkpoint_interval,
-            poll: config.publisher_poll,
+            hash_checkpoint_events: config.pipeline.hash_checkpoint_events,
+            hash_checkpoint_interval: config.pipeline.hash_checkpoint_interval,
+            poll: config.pipeline.publisher_poll,
             ..PublisherConfig::new(events.clone())
         },
         publisher.clone(),
@@ -253,7 +261,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         projector.clone(),
     )));
     // Every process fans the stream out to its own WebSocket connections.
-    let live = gateway::live::LiveHub::new(config.live.clone());
+    let live = gateway::live::LiveHub::new(config.http.live.clone());
     tasks.push(tokio::spawn(gateway::live::run_live_feed(
         js,
         events.clone(),
@@ -261,21 +269,21 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     )));
     tasks.push(tokio::spawn(commands::expiry::run_expiry_worker(
         budgets.clone(),
-        config.expiry_interval,
+        config.workers.expiry_interval,
     )));
 
     let registry = prometheus_registry();
     let metrics = gateway::hardening::HttpMetrics::new(registry.clone());
-    let insight = gateway::insight::Insight::new(
-        config.warning_percent,
-        config.http_policy.role_limits.clone(),
+    let overview = gateway::overview::Overview::new(
+        config.workers.warning_percent,
+        config.http.policy.role_limits.clone(),
         metrics.history.clone(),
     );
-    tasks.push(tokio::spawn(gateway::insight::refresh_gauges(
+    tasks.push(tokio::spawn(gateway::business_metrics::refresh_gauges(
         pool.clone(),
         breakers.clone(),
-        gateway::insight::BusinessGauges::register(&registry),
-        config.metrics_refresh,
+        gateway::business_metrics::BusinessGauges::register(&registry),
+        config.workers.metrics_refresh,
     )));
     let pipeline = gateway::pipeline_routes::PipelineInfo {
         publisher: publisher.clone(),
@@ -287,7 +295,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
             pool.clone(),
             pipeline.clone(),
             gateway::pipeline_metrics::PipelineGauges::register(&registry),
-            config.metrics_refresh,
+            config.workers.metrics_refresh,
         ),
     ));
     let state = AppState {
@@ -301,12 +309,12 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         nats: nats.clone(),
         auth: auth.clone(),
         failed_logins: Arc::default(),
-        read_wait: config.read_wait,
-        secure_cookies: config.secure_cookies,
-        ui: gateway::ui::UiFiles::open(&config.ui_dir).map(Arc::new),
-        sandbox_url: config.sandbox_url.as_deref().map(Arc::from),
+        read_wait: config.pipeline.read_wait,
+        secure_cookies: config.auth.secure_cookies,
+        ui: gateway::ui::UiFiles::open(&config.server.ui_dir).map(Arc::new),
+        sandbox_url: config.server.sandbox_url.as_deref().map(Arc::from),
         live: live.clone(),
-        insight: std::sync::Arc::new(insight),
+        overview: std::sync::Arc::new(overview),
     };
     registry
         .register(Box::new(live.connections.clone()))
@@ -314,7 +322,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Nats(e.to_string()))?;
-    let app = gateway::hardening::harden(gateway::app(state), &config.http_policy, auth, metrics)
+    let app = gateway::hardening::harden(gateway::app(state), &config.http.policy, auth, metrics)
         // Peer addresses feed the per-IP login limit.
         .into_make_service_with_connect_info::<SocketAddr>();
     let stopped = stop_taking.clone().cancelled_owned();
@@ -351,7 +359,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
 
 /// The NATS options of this process: its creds file when one is configured.
 pub async fn nats_options(config: &Config) -> Result<async_nats::ConnectOptions, StartError> {
-    match &config.nats_creds {
+    match &config.nats.creds {
         None => Ok(async_nats::ConnectOptions::new()),
         Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
             .await
@@ -377,7 +385,7 @@ fn spawn_breakers(
             tracing::error!(%error, "NATS breaker listener stopped");
         }
     });
-    let prefix = config.nats_prefix.clone();
+    let prefix = config.nats.prefix.clone();
     let (client, service) = (nats.clone(), breakers.clone());
     let sync = tokio::spawn(async move {
         if let Err(error) =
@@ -388,7 +396,7 @@ fn spawn_breakers(
     });
     let retry = tokio::spawn(commands::breaker::run_retry_worker(
         breakers.clone(),
-        config.expiry_interval,
+        config.workers.expiry_interval,
     ));
     (commands, vec![sync, retry])
 }
@@ -411,7 +419,7 @@ async fn start_dlq(
     let dlq = Arc::new(
         commands::dlq::DlqService::new(EventStore::new(pool.clone()), Arc::new(SystemClock))
             .with_nats(nats.clone())
-            .reserving(&config.nats_prefix),
+            .reserving(&config.nats.prefix),
     );
     let reads = Arc::new(dlq_reads::ReadModelDlqReads { pool: pool.clone() });
     let redrive = Arc::new(commands::dlq_redrive::RedriveService::new(
@@ -421,7 +429,7 @@ async fn start_dlq(
     let js = async_nats::jetstream::new(nats.clone());
     let ensured = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        commands::dlq_capture::ensure_advisory_stream(&js, &config.dlq_capture),
+        commands::dlq_capture::ensure_advisory_stream(&js, &config.streams.dlq_capture),
     )
     .await;
     if !matches!(ensured, Ok(Ok(()))) {
@@ -441,12 +449,12 @@ async fn start_dlq(
     let capture = tokio::spawn(commands::dlq_capture::run_capture(
         js,
         dlq.clone(),
-        config.dlq_capture.clone(),
+        config.streams.dlq_capture.clone(),
     ));
     let worker = tokio::spawn(commands::dlq_redrive::run_redrive_worker(
         redrive.clone(),
         dlq.clone(),
-        config.expiry_interval,
+        config.workers.expiry_interval,
     ));
     (dlq, redrive, commands, vec![capture, worker])
 }

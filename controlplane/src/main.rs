@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use controlplane::Config;
+use secrecy::ExposeSecret;
 
 #[derive(Parser)]
 #[command(name = "controlplane", version, about = "Golden Arch control plane")]
@@ -125,11 +126,11 @@ async fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Serve => {
-            let addr = std::net::SocketAddr::new(config.host, config.port);
+            let addr = std::net::SocketAddr::new(config.server.host, config.server.port);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            let config_grace = config.shutdown_grace;
+            let config_grace = config.server.shutdown_grace;
             let server = controlplane::start(config, listener).await?;
             tracing::info!(addr = %server.addr, "control plane listening");
             println!("control plane listening on http://{}", server.addr);
@@ -137,14 +138,14 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             Ok(())
         }
         Command::Migrate => {
-            let pool = commands::store::connect(&config.database_url, 2).await?;
+            let pool = commands::store::connect(config.database.url.expose_secret(), 2).await?;
             commands::store::migrate(&pool).await?;
             println!("migrations applied");
             Ok(())
         }
         Command::Replay => {
             use std::io::{IsTerminal, Write};
-            let pool = commands::store::connect(&config.database_url, 2).await?;
+            let pool = commands::store::connect(config.database.url.expose_secret(), 2).await?;
             commands::store::migrate(&pool).await?;
             let terminal = std::io::stderr().is_terminal();
             let report = projections::replay::replay(&pool, |done, total| {
@@ -176,12 +177,12 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            let pool = commands::store::connect(&config.database_url, 2).await?;
+            let pool = commands::store::connect(config.database.url.expose_secret(), 2).await?;
             let mut report = streams::audit::verify(&pool).await?;
             // The log's copy outside the database, when NATS answers (else "unreachable").
             let nats = match controlplane::nats_options(&config).await {
                 Ok(options) => options
-                    .connect(&config.nats_url)
+                    .connect(&config.nats.url)
                     .await
                     .map_err(|e| e.to_string()),
                 Err(error) => Err(error.to_string()),
@@ -189,10 +190,10 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             let anchor = match nats {
                 Ok(nats) => {
                     let js = async_nats::jetstream::new(nats);
-                    streams::audit::check_stream_anchor(&pool, &js, &config.events_stream).await?
+                    streams::audit::check_stream_anchor(&pool, &js, &config.streams.events).await?
                 }
                 Err(error) => streams::audit::StreamAnchor {
-                    stream: config.events_stream.clone(),
+                    stream: config.streams.events.clone(),
                     result: "unreachable".into(),
                     global_position: None,
                     detail: error.to_string(),
@@ -220,7 +221,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 }
             };
             let role = auth::Role::parse(&role).ok_or("unknown role")?;
-            let pool = commands::store::connect(&config.database_url, 2).await?;
+            let pool = commands::store::connect(config.database.url.expose_secret(), 2).await?;
             commands::store::migrate(&pool).await?;
             gateway::users::upsert_user(&pool, &username, &password, role).await?;
             println!("user {username} saved with role {}", role.as_str());
@@ -233,7 +234,7 @@ async fn service_command(
     command: ServiceCommand,
     config: Config,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let pool = commands::store::connect(&config.database_url, 2).await?;
+    let pool = commands::store::connect(config.database.url.expose_secret(), 2).await?;
     commands::store::migrate(&pool).await?;
     match command {
         ServiceCommand::Add {
@@ -244,7 +245,7 @@ async fn service_command(
         } => {
             natsauth::validate_service_name(&name)?;
             let seed = config
-                .nats_account_seed
+                .nats.account_seed
                 .as_deref()
                 .ok_or("NATS_ACCOUNT_SEED_FILE is not set: it names the account seed that signs services' creds (docs/nats-auth.md)")?;
             let account = natsauth::read_account_seed(seed)?;
@@ -252,7 +253,7 @@ async fn service_command(
             let creds = natsauth::user_creds(
                 &account,
                 &natsauth::Role::Service(name.clone()),
-                &config.nats_prefix,
+                &config.nats.prefix,
             )?;
             commands::services::register(&pool, &name, scope)
                 .await
@@ -263,8 +264,8 @@ async fn service_command(
             println!(
                 "service {name} registered ({tenants}); creds written to {} (publish on {}, replies under {})",
                 out.display(),
-                natsauth::subjects::service_commands(&config.nats_prefix, &name),
-                natsauth::subjects::inbox_prefix(&config.nats_prefix, &name),
+                natsauth::subjects::service_commands(&config.nats.prefix, &name),
+                natsauth::subjects::inbox_prefix(&config.nats.prefix, &name),
             );
             Ok(())
         }

@@ -20,3 +20,10 @@ pub use ids::{validate_id, IdError};
 /// event in the log can be published: the NATS server's `max_payload` must hold this plus
 /// the envelope (docs/adr/013-bounded-events.md).
 pub const MAX_EVENT_BYTES: usize = 2 * 1024 * 1024;
+
+/// The PostgreSQL NOTIFY channel that wakes the tailers of the `events` table (the
+/// publisher): the write side notifies on it after its commits (`commands::store`), the
+/// publisher LISTENs on it (`streams::publisher`) and polls in case a notification is lost.
+/// Here, like [`MAX_EVENT_BYTES`], because both ends depend on this crate and on no other
+/// common one: one name, so they cannot drift apart.
+pub const EVENTS_CHANNEL: &str = "events_appended";

@@ -156,7 +156,7 @@ pub(crate) async fn status(
     if offset < 0 {
         return Err(ApiError::invalid("offset", "must not be negative"));
     }
-    let ratio = state.insight.warning_ratio;
+    let ratio = state.overview.warning_ratio;
     let filter = BudgetFilter {
         tenant_id: query.tenant_id.clone(),
         status: query.status.map(|s| s.as_str().to_string()),
@@ -247,7 +247,7 @@ pub(crate) async fn roles(State(state): State<AppState>) -> Json<RolesResponse> 
                     .iter()
                     .map(|p| p.as_str().to_string())
                     .collect(),
-                rate_limit_per_minute: state.insight.role_limits.get(&role).copied().unwrap_or(60),
+                rate_limit_per_minute: state.overview.role_limits.get(&role).copied().unwrap_or(60),
             })
             .collect(),
     })

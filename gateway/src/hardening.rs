@@ -20,6 +20,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -43,8 +44,8 @@ pub struct HttpPolicy {
     /// Origins allowed to call the API from a browser (empty: none).
     pub cors_origins: Vec<String>,
     /// A bearer secret that may read `/metrics` (Prometheus's `authorization` setting);
-    /// without it only a token with `read:system` may.
-    pub metrics_token: Option<Arc<str>>,
+    /// without it only a token with `read:system` may. Redacted in `Debug`.
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Default for HttpPolicy {
@@ -92,7 +93,7 @@ pub struct HttpMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     /// Per-minute history for `GET /stats`.
-    pub history: Arc<crate::insight::RequestHistory>,
+    pub history: Arc<crate::request_history::RequestHistory>,
 }
 
 impl HttpMetrics {
@@ -236,11 +237,11 @@ pub(crate) async fn export_metrics(registry: Registry) -> Response {
 
 /// `/metrics` for Prometheus (the scrape secret) or a person with `read:system`: the
 /// gauges name every tenant and breaker, which is not for anonymous callers.
-async fn scrape(registry: Registry, secret: Option<Arc<str>>, request: Request) -> Response {
+async fn scrape(registry: Registry, secret: Option<SecretString>, request: Request) -> Response {
     let bearer = bearer_token(request.headers());
-    let by_secret = secret
-        .zip(bearer)
-        .is_some_and(|(secret, given)| bool::from(secret.as_bytes().ct_eq(given.as_bytes())));
+    let by_secret = secret.zip(bearer).is_some_and(|(secret, given)| {
+        bool::from(secret.expose_secret().as_bytes().ct_eq(given.as_bytes()))
+    });
     let by_token = request
         .extensions()
         .get::<VerifiedClaims>()

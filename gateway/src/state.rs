@@ -31,7 +31,7 @@ pub struct AppState {
     /// The WebSocket fan-out of this process (`GET /ws`).
     pub live: Arc<crate::live::LiveHub>,
     /// Governance settings and this process's request history (`/governance`, `/stats`).
-    pub insight: Arc<crate::insight::Insight>,
+    pub overview: Arc<crate::overview::Overview>,
     /// The built dashboard, when there is one (`UI_DIR`).
     pub ui: Option<Arc<crate::ui::UiFiles>>,
     /// The sandbox service's base URL: the health card and the `/sandbox/*` proxy (`SANDBOX_URL`).

@@ -9,9 +9,10 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::business_metrics::BREAKER_STATES;
 use crate::error::ApiError;
 use crate::extract::Caller;
-use crate::insight::{Minute, BREAKER_STATES, HISTORY_MINUTES};
+use crate::request_history::{Minute, HISTORY_MINUTES};
 use crate::AppState;
 
 /// Minutes the headline figures cover.
@@ -111,7 +112,7 @@ pub(crate) async fn stats(
     caller: Caller,
 ) -> Result<Json<StatsResponse>, ApiError> {
     let now = chrono::Utc::now();
-    let history = &state.insight.history;
+    let history = &state.overview.history;
     let series = history.series(now);
     let (window, seconds) = history.window(&series, HEADLINE_MINUTES, now);
     let share = |n: u64| {

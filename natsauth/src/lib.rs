@@ -74,6 +74,23 @@ pub fn validate_service_name(name: &str) -> Result<(), IdentityError> {
 /// The subjects of the command API, in one place for the listener, the clients and the
 /// permissions.
 pub mod subjects {
+    /// Refuses a subject prefix that is not dot-separated tokens of `[A-Za-z0-9_-]` (no
+    /// empty token, no wildcard): every subject of the API starts with it, and the
+    /// permissions of every identity are written with it. The problem is phrased for a
+    /// configuration error (`NATS_SUBJECT_PREFIX: must be …`).
+    pub fn check_prefix(prefix: &str) -> Result<(), &'static str> {
+        let token_ok = |t: &str| {
+            !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
+        if prefix.split('.').all(token_ok) {
+            Ok(())
+        } else {
+            Err("must be dot-separated tokens of [A-Za-z0-9_-]")
+        }
+    }
+
     /// Where service `service` sends `<area>.<verb>`: `P.cmd.<service>.<area>.<verb>`.
     pub fn command(prefix: &str, service: &str, area: &str, verb: &str) -> String {
         format!("{prefix}.cmd.{service}.{area}.{verb}")
@@ -416,6 +433,16 @@ impl Trust {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_is_dot_separated_tokens_without_wildcards() {
+        for good in ["cp", "cp.test-1", "a_b.C9"] {
+            assert_eq!(subjects::check_prefix(good), Ok(()), "{good}");
+        }
+        for bad in ["", "cp.", ".cp", "cp..x", "cp.*", "cp.>", "c p"] {
+            assert!(subjects::check_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_command_subject_names_its_sender() {

@@ -62,17 +62,11 @@ async fn project_while_active(
     stream: &EventsStream,
     stats: &Arc<ProjectorStats>,
 ) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match consume(pool, js, stream, stats).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "projector paused");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    retry::forever(
+        || consume(pool, js, stream, stats),
+        |error, retry_in| tracing::warn!(%error, ?retry_in, "projector paused"),
+    )
+    .await;
 }
 
 fn nats<E: std::fmt::Display>(error: E) -> ProjectionError {

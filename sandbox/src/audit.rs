@@ -74,7 +74,7 @@ impl Auditor {
             };
         };
         let (tx, rx) = mpsc::channel(BACKLOG);
-        let subject = format!("{prefix}.audit.sandbox");
+        let subject = natsauth::subjects::sandbox_reports(prefix);
         tokio::spawn(publish(
             url.to_string(),
             nats_creds,

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use secrecy::SecretString;
+
 /// A language the service runs: the image it runs in and the command the code is appended to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Language {
@@ -33,13 +35,14 @@ pub struct Limits {
     pub max_stdin_bytes: usize,
 }
 
-/// Everything `build_app` needs. Secrets are never printed (see the `Debug` impl).
-#[derive(Clone)]
+/// Everything `build_app` needs. The secret is a [`SecretString`]: `Debug` shows it redacted.
+#[derive(Clone, Debug)]
 pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub development: bool,
-    pub jwt_secret: String,
+    /// The control plane's `JWT_SECRET`, to verify its tokens.
+    pub jwt_secret: SecretString,
     /// `unix:///path/to.sock` (a bare path is accepted and prefixed).
     pub docker_host: String,
     /// OCI runtime for the containers (`runsc` for gVisor); `None` = the engine's default.
@@ -62,27 +65,6 @@ pub struct Config {
     pub audit_include_code: bool,
 }
 
-impl std::fmt::Debug for Config {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Config")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("development", &self.development)
-            .field("docker_host", &self.docker_host)
-            .field("runtime", &self.runtime)
-            .field("languages", &self.languages)
-            .field("user", &self.user)
-            .field("instance", &self.instance)
-            .field("limits", &self.limits)
-            .field("max_concurrent", &self.max_concurrent)
-            .field("queue_size", &self.queue_size)
-            .field("nats_url", &self.nats_url)
-            .field("nats_prefix", &self.nats_prefix)
-            .field("audit_include_code", &self.audit_include_code)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A variable that is missing or wrong, named so the operator can fix it.
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {problem}")]
@@ -97,11 +79,6 @@ fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
         problem: problem.into(),
     }
 }
-
-/// Same rules as the control plane: both verify the same tokens.
-const PLACEHOLDER_SECRETS: [&str; 4] =
-    ["change-me", "changeme", "secret", "CHANGE_ME_IN_PRODUCTION"];
-const MIN_SECRET_BYTES: usize = 32;
 
 /// The image `scripts/sandbox-engine.sh up` builds.
 pub const DEFAULT_PYTHON_IMAGE: &str = "golden-arch/python-runtime:latest";
@@ -166,20 +143,18 @@ impl Config {
                 ))
             }
         };
+        // The control plane's rule (auth::secret): both sign or verify the same tokens.
         let jwt_secret = match get("JWT_SECRET") {
             Some(secret) => {
-                let lower = secret.to_ascii_lowercase();
-                let weak = secret.len() < MIN_SECRET_BYTES
-                    || PLACEHOLDER_SECRETS
-                        .iter()
-                        .any(|p| lower.contains(&p.to_ascii_lowercase()));
-                if weak && !development {
-                    return Err(error(
-                        "JWT_SECRET",
-                        format!("is a placeholder or shorter than {MIN_SECRET_BYTES} bytes; use the control plane's secret"),
-                    ));
+                if let Err(weak) = auth::secret::check_secret(&secret) {
+                    if !development {
+                        return Err(error(
+                            "JWT_SECRET",
+                            format!("{weak}; use the control plane's secret"),
+                        ));
+                    }
                 }
-                secret
+                SecretString::from(secret)
             }
             // Unlike the control plane, a random secret is useless here: the sandbox only
             // verifies tokens, it never issues them.
@@ -347,16 +322,8 @@ impl Config {
         };
 
         let nats_prefix = get("NATS_SUBJECT_PREFIX").unwrap_or_else(|| "cp".into());
-        if !nats_prefix.split('.').all(|t| {
-            !t.is_empty()
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        }) {
-            return Err(error(
-                "NATS_SUBJECT_PREFIX",
-                "must be dot-separated tokens of [A-Za-z0-9_-]",
-            ));
-        }
+        natsauth::subjects::check_prefix(&nats_prefix)
+            .map_err(|problem| error("NATS_SUBJECT_PREFIX", problem))?;
         let audit_include_code = match get("SANDBOX_AUDIT_INCLUDE_CODE").as_deref() {
             None | Some("false") | Some("0") => false,
             Some("true") | Some("1") => true,
@@ -478,6 +445,7 @@ mod tests {
 
     #[test]
     fn debug_output_hides_the_secret() {
+        // Debug is derived: the secret is what keeps itself out of it.
         let c = Config::from_lookup(lookup(&[("JWT_SECRET", &"s3cr3t".repeat(8))])).unwrap();
         assert!(!format!("{c:?}").contains("s3cr3t"));
     }

@@ -47,8 +47,11 @@ async fn build(config: Config) -> (Router, Arc<Executor>) {
     let metrics = Arc::new(Metrics::new());
     let executor = Arc::new(Executor::new(&config));
     // Only sandbox tokens (minted by the gateway per request): never a session token.
-    let keys = auth::TokenKeys::new(config.jwt_secret.as_bytes(), 3600)
-        .with_audience(auth::SANDBOX_AUDIENCE);
+    let keys = auth::TokenKeys::new(
+        secrecy::ExposeSecret::expose_secret(&config.jwt_secret).as_bytes(),
+        3600,
+    )
+    .with_audience(auth::SANDBOX_AUDIENCE);
     let auditor = Arc::new(Auditor::start(
         config.nats_url.as_deref(),
         config.nats_creds.clone(),

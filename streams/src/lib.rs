@@ -4,7 +4,8 @@
 //! (the xid8 technique of docs/adr/002: `(transaction_id, global_position)` after the
 //! checkpoint and below the oldest running transaction), publishes every event to the
 //! JetStream stream (`CP_EVENTS` by default) on `<prefix>.events.<type>.<id tokens>` with
-//! `Nats-Msg-Id: events/<global_position>`, and then moves its checkpoint in PostgreSQL.
+//! `Nats-Msg-Id: events/<global_position>`, and then moves its checkpoint in PostgreSQL
+//! ([`checkpoint`]: its place and the running audit hash, recorded every so often).
 //! A crash between the two re-publishes a few events that JetStream's duplicate window
 //! drops, so every event is on the stream exactly once. One publisher is active across all
 //! processes ([`singleton`]: a PostgreSQL advisory lock; a standby takes over when the
@@ -15,16 +16,17 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod checkpoint;
 pub mod envelope;
 pub mod publisher;
 pub mod setup;
 pub mod singleton;
 pub mod status;
 
+pub use checkpoint::PublisherState;
 pub use envelope::{subject_for, EventEnvelope, LogPosition};
 pub use publisher::{
-    check_max_payload, run_publisher, PublisherConfig, PublisherState, PublisherStats, Stuck,
-    MAX_MESSAGE_BYTES,
+    check_max_payload, run_publisher, PublisherConfig, PublisherStats, Stuck, MAX_MESSAGE_BYTES,
 };
 pub use setup::{
     ensure_events_stream, events_stream_config, load_deployment_id, EventsStream, StreamSetupError,

@@ -1,4 +1,5 @@
-//! The commit-order publisher: events table → JetStream, with a checkpoint in PostgreSQL.
+//! The commit-order publisher: events table → JetStream, with a checkpoint in PostgreSQL
+//! (the checkpoint and the audit hash checkpoints it records: crate::checkpoint).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -10,16 +11,14 @@ use async_nats::jetstream::Context;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 
-use crate::audit::{chain_hash, GENESIS};
+use domain::EVENTS_CHANNEL;
+
+use crate::checkpoint::{load_state, record_hash_checkpoint, save_checkpoint, HashCheckpoints};
 use crate::envelope::{
     read_committed_after, subject_for, EventEnvelope, LogPosition, COMMIT_ORDER,
 };
 use crate::setup::{check_owner, ensure_events_stream, EventsStream, OWNER_CHECK_INTERVAL};
 use crate::singleton::run_singleton;
-
-/// The channel writers notify after their commits (outside their transactions, coalesced:
-/// commands::store). The poll covers a missed or absent notification.
-pub const EVENTS_CHANNEL: &str = "events_appended";
 
 /// How the publisher runs.
 #[derive(Debug, Clone)]
@@ -47,30 +46,6 @@ impl PublisherConfig {
             hash_checkpoint_events: 1000,
             hash_checkpoint_interval: Duration::from_secs(60),
         }
-    }
-}
-
-/// The publisher's place in the log and its running hash over everything before it
-/// (migration 0006): `running_n = chain_hash(running_{n-1}, event n)` in commit order, the
-/// per-aggregate chain's function with the previous running hash as `prev`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublisherState {
-    pub position: LogPosition,
-    pub running_hash: [u8; 32],
-    /// Events the running hash covers.
-    pub hashed: i64,
-    /// `hashed` at the newest global hash checkpoint of this stream (0: none yet).
-    pub last_hash_checkpoint: i64,
-}
-
-impl PublisherState {
-    /// Folds published events into the running hash.
-    pub fn fold(&mut self, events: &[EventEnvelope]) {
-        for event in events {
-            self.running_hash = chain_hash(&self.running_hash, event);
-            self.position = event.position();
-        }
-        self.hashed += events.len() as i64;
     }
 }
 
@@ -152,11 +127,10 @@ async fn publish_while_active(
     config: &PublisherConfig,
     stats: &PublisherStats,
 ) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match tail(pool, js, config, stats).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(TailError::TooLarge { position, reason }) => {
+    retry::forever(
+        || tail(pool, js, config, stats),
+        |error, retry_in| match error {
+            TailError::TooLarge { position, reason } => {
                 tracing::error!(
                     position,
                     %reason,
@@ -164,123 +138,11 @@ async fn publish_while_active(
                      every later event waits behind it; raise the NATS server's max_payload"
                 );
                 stats.set_stuck(Some(Stuck { position, reason }));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "publisher paused");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
-/// The publisher's checkpoint for `stream`, created at the start of the log if missing.
-pub async fn load_checkpoint(pool: &PgPool, stream: &str) -> Result<LogPosition, sqlx::Error> {
-    sqlx::query("INSERT INTO publisher_checkpoints (stream) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(stream)
-        .execute(pool)
-        .await?;
-    let (transaction_id, global_position): (String, i64) = sqlx::query_as(
-        "SELECT last_tx::text, last_position FROM publisher_checkpoints WHERE stream = $1",
+            error => tracing::warn!(%error, ?retry_in, "publisher paused"),
+        },
     )
-    .bind(stream)
-    .fetch_one(pool)
-    .await?;
-    Ok(LogPosition {
-        transaction_id,
-        global_position,
-    })
-}
-
-/// The publisher's full state for `stream` (position, running hash), created at the start
-/// of the log if missing.
-pub async fn load_state(pool: &PgPool, stream: &str) -> Result<PublisherState, sqlx::Error> {
-    let position = load_checkpoint(pool, stream).await?;
-    let (running_hash, hashed, last_hash_checkpoint): (Vec<u8>, i64, i64) = sqlx::query_as(
-        "SELECT running_hash, hashed,
-                COALESCE((SELECT max(event_count) FROM global_hash_checkpoints g
-                           WHERE g.stream = p.stream), 0)
-           FROM publisher_checkpoints p WHERE stream = $1",
-    )
-    .bind(stream)
-    .fetch_one(pool)
-    .await?;
-    Ok(PublisherState {
-        position,
-        running_hash: running_hash.try_into().unwrap_or(GENESIS),
-        hashed,
-        last_hash_checkpoint,
-    })
-}
-
-/// Moves the checkpoint and the running hash forward from `before` to `after` (`count`
-/// events later), and records a global hash checkpoint when `record` is set, all in one
-/// statement (so one transaction). Returns false when the stored state was not `before`: another publisher
-/// moved it (this one was deposed), and the caller must reload.
-async fn save_checkpoint(
-    pool: &PgPool,
-    stream: &str,
-    before: &PublisherState,
-    after: &PublisherState,
-    record: bool,
-) -> Result<bool, sqlx::Error> {
-    // One statement, one round trip. The checkpoint need not survive a PostgreSQL crash:
-    // losing the last few moves only re-publishes those events, which JetStream drops as
-    // duplicates (their Nats-Msg-Id, within the stream's 5-minute window), and the running
-    // hash moves with the position. So this commit does not wait for its WAL flush
-    // (`set_config(…, true)` lasts for this statement's own transaction), and the next batch
-    // goes out sooner.
-    let moved: i64 = sqlx::query_scalar(
-        "WITH settings AS (SELECT set_config('synchronous_commit', 'off', true) AS value),
-         moved AS (
-             UPDATE publisher_checkpoints
-                SET last_tx = $2::text::xid8, last_position = $3,
-                    published = published + $4, running_hash = $5, hashed = $6, updated_at = now()
-               FROM settings
-              WHERE stream = $1 AND settings.value = 'off'
-                AND (last_tx, last_position) < ($2::text::xid8, $3)
-                AND hashed = $7 AND running_hash = $8
-             RETURNING 1),
-         recorded AS (
-             INSERT INTO global_hash_checkpoints (stream, event_count, last_tx, last_position, running_hash)
-             SELECT $1, $6, $2::text::xid8, $3, $5 FROM moved WHERE $9
-             ON CONFLICT DO NOTHING)
-         SELECT count(*) FROM moved",
-    )
-    .bind(stream)
-    .bind(&after.position.transaction_id)
-    .bind(after.position.global_position)
-    .bind(after.hashed - before.hashed)
-    .bind(&after.running_hash[..])
-    .bind(after.hashed)
-    .bind(before.hashed)
-    .bind(&before.running_hash[..])
-    .bind(record)
-    .fetch_one(pool)
-    .await?;
-    Ok(moved == 1)
-}
-
-async fn record_hash_checkpoint(
-    conn: &mut sqlx::PgConnection,
-    stream: &str,
-    state: &PublisherState,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO global_hash_checkpoints (stream, event_count, last_tx, last_position, running_hash)
-         VALUES ($1, $2, $3::text::xid8, $4, $5)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(stream)
-    .bind(state.hashed)
-    .bind(&state.position.transaction_id)
-    .bind(state.position.global_position)
-    .bind(&state.running_hash[..])
-    .execute(conn)
-    .await?;
-    Ok(())
+    .await;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -313,7 +175,10 @@ async fn tail(
     listener.listen(EVENTS_CHANNEL).await?;
     let stream = &config.stream.name;
     let mut state = load_state(pool, stream).await?;
-    let mut last_recorded = Instant::now();
+    let mut hash_checkpoints = HashCheckpoints::new(
+        config.hash_checkpoint_events,
+        config.hash_checkpoint_interval,
+    );
     tracing::info!(%stream, from = ?state.position, hashed = state.hashed, "publishing events to JetStream");
     let mut held_back_wait = HELD_BACK_FIRST_WAIT;
     let mut owner_checked = Instant::now();
@@ -327,15 +192,13 @@ async fn tail(
             owner_checked = Instant::now();
         }
         let batch = read_committed_after(pool, &state.position, config.batch).await?;
-        let unrecorded = state.hashed - state.last_hash_checkpoint;
         if batch.is_empty() {
-            if unrecorded > 0 && last_recorded.elapsed() >= config.hash_checkpoint_interval {
+            if hash_checkpoints.due_while_idle(&state) {
                 // The stored state is this one (moved by our last save), so the row
                 // records a point of the same chain.
                 let mut conn = pool.acquire().await?;
                 record_hash_checkpoint(&mut conn, stream, &state).await?;
-                state.last_hash_checkpoint = state.hashed;
-                last_recorded = Instant::now();
+                hash_checkpoints.recorded(&mut state);
             }
             if committed_after(pool, &state.position).await? {
                 // Committed events wait behind an older transaction still running (the
@@ -357,14 +220,12 @@ async fn tail(
             stats.set_stuck(None);
             let mut next = state.clone();
             next.fold(&batch[..published]);
-            let record = unrecorded + published as i64 >= config.hash_checkpoint_events
-                || last_recorded.elapsed() >= config.hash_checkpoint_interval;
+            let record = hash_checkpoints.due_after(&state, published);
             if !save_checkpoint(pool, stream, &state, &next, record).await? {
                 return Err(TailError::Deposed);
             }
             if record {
-                next.last_hash_checkpoint = next.hashed;
-                last_recorded = Instant::now();
+                hash_checkpoints.recorded(&mut next);
             }
             stats
                 .last_position

@@ -117,6 +117,20 @@ fn nats<E: std::fmt::Display>(error: E) -> StreamSetupError {
     StreamSetupError::Nats(error.to_string())
 }
 
+/// What a JetStream stream name may be, as a configuration error says it.
+pub const STREAM_NAME_RULE: &str = "1-64 characters of [A-Za-z0-9_-]";
+
+/// Whether `name` is a stream name this control plane makes or watches
+/// ([`STREAM_NAME_RULE`]; no dots, spaces or wildcards, which NATS refuses or reads as
+/// subject tokens).
+pub fn is_stream_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// How long JetStream remembers a `Nats-Msg-Id`. A publisher that crashed after publishing
 /// and before moving its checkpoint re-publishes within seconds (a standby takes over in
 /// about one), far inside this window.
@@ -230,5 +244,20 @@ pub fn projection_consumer_config(durable: &str) -> pull::Config {
         ack_wait: Duration::from_secs(30),
         max_ack_pending: 20_000,
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_name_is_1_to_64_of_letters_digits_underscore_and_dash() {
+        for good in ["CP_EVENTS", "EV_test-1", "a", &"x".repeat(64)] {
+            assert!(is_stream_name(good), "{good}");
+        }
+        for bad in ["", "CP.EVENTS", "CP EVENTS", "CP*", "CP>", &"x".repeat(65)] {
+            assert!(!is_stream_name(bad), "{bad:?}");
+        }
     }
 }

@@ -295,30 +295,24 @@ impl LiveHub {
 /// Reads the events stream for the life of the process. After an error it resumes at the
 /// next stream sequence, so the ring never has a gap.
 pub async fn run_live_feed(js: Context, events: EventsStream, hub: Arc<LiveHub>) {
-    let mut next: Option<u64> = None;
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match feed(&js, &events, &hub, &mut next).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "WebSocket live feed paused");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    // The stream sequence to resume at; 0 before the first start (sequences start at 1).
+    let next = AtomicU64::new(0);
+    retry::forever(
+        || feed(&js, &events, &hub, &next),
+        |error, retry_in| tracing::warn!(%error, ?retry_in, "WebSocket live feed paused"),
+    )
+    .await;
 }
 
 async fn feed(
     js: &Context,
     events: &EventsStream,
     hub: &LiveHub,
-    next: &mut Option<u64>,
+    next: &AtomicU64,
 ) -> Result<(), async_nats::Error> {
     let mut stream = ensure_events_stream(js, events).await?;
-    let start = match *next {
-        Some(sequence) => sequence,
-        None => {
+    let start = match next.load(Ordering::Relaxed) {
+        0 => {
             // First start: live subscriptions begin after the stream's last event.
             let last = stream.info().await?.state.last_sequence;
             if last > 0 {
@@ -334,6 +328,7 @@ async fn feed(
             }
             last + 1
         }
+        sequence => sequence,
     };
     let consumer = stream
         .create_consumer(pull::OrderedConfig {
@@ -345,7 +340,7 @@ async fn feed(
         })
         .await?;
     let mut messages = consumer.messages().await?;
-    *next = Some(start);
+    next.store(start, Ordering::Relaxed);
     hub.ready.store(true, Ordering::Release);
     while let Some(first) = messages.next().await {
         let mut burst = Vec::with_capacity(MAX_BURST);
@@ -363,7 +358,7 @@ fn take_burst<S, E>(
     first: Result<async_nats::jetstream::Message, E>,
     messages: &mut S,
     burst: &mut Vec<LiveEvent>,
-    next: &mut Option<u64>,
+    next: &AtomicU64,
 ) -> Result<(), async_nats::Error>
 where
     S: futures::Stream<Item = Result<async_nats::jetstream::Message, E>> + Unpin,
@@ -381,7 +376,7 @@ where
             Some(event) => burst.push(event),
             None => tracing::warn!(sequence, "skipping an undecodable event on the stream"),
         }
-        *next = Some(sequence + 1);
+        next.store(sequence + 1, Ordering::Relaxed);
         if burst.len() < MAX_BURST {
             message = messages.next().now_or_never().flatten();
         }

@@ -1,14 +1,10 @@
-//! What the operator's overview reads besides the read models: this process's request
-//! history per minute (for `GET /stats`), the governance settings (warning threshold, the
-//! role limits in force), and the business gauges exported at `/metrics` (budget use per
-//! tenant, breaker state per name, open dead letters), refreshed in the background.
+//! This process's requests per minute for `GET /stats`: counts, client and server errors,
+//! and latency buckets from which percentiles are read, for the last hour. The metrics
+//! layer records every answer ([`crate::hardening::HttpMetrics`]).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-use auth::Role;
-use prometheus::{IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Upper bounds of the latency buckets kept per minute, in milliseconds (the last one
 /// catches everything slower).
@@ -163,132 +159,6 @@ impl RequestHistory {
         let into_current = (now.timestamp().rem_euclid(60)) as f64 + 1.0;
         let span = (n.saturating_sub(1) as f64) * 60.0 + into_current;
         (sum, span.min(self.started.elapsed().as_secs_f64().max(1.0)))
-    }
-}
-
-/// Gauges for the Grafana dashboard, set by [`refresh_gauges`].
-#[derive(Clone)]
-pub struct BusinessGauges {
-    pub budget_used: IntGaugeVec,
-    pub budget_reserved: IntGaugeVec,
-    pub budget_limit: IntGaugeVec,
-    pub breaker_state: IntGaugeVec,
-    pub dlq_open: IntGauge,
-}
-
-/// Breaker states in gauge order: `breaker_state{name}` is the index.
-pub const BREAKER_STATES: [&str; 5] = ["CLOSED", "OPEN", "HALF_OPEN", "FORCED_OPEN", "DISABLED"];
-
-impl BusinessGauges {
-    pub fn register(registry: &Registry) -> Self {
-        let vec = |name: &str, help: &str, label: &str| {
-            let gauge = IntGaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric");
-            registry
-                .register(Box::new(gauge.clone()))
-                .expect("registered once per registry");
-            gauge
-        };
-        let dlq_open = IntGauge::new("dlq_open_entries", "Dead letters not resolved yet")
-            .expect("valid metric");
-        registry
-            .register(Box::new(dlq_open.clone()))
-            .expect("registered once per registry");
-        Self {
-            budget_used: vec(
-                "budget_used_tokens",
-                "Tokens used, per tenant (sum over its projects)",
-                "tenant",
-            ),
-            budget_reserved: vec(
-                "budget_reserved_tokens",
-                "Tokens reserved and not yet committed or released, per tenant",
-                "tenant",
-            ),
-            budget_limit: vec(
-                "budget_limit_tokens",
-                "Token limit per tenant (sum over its projects with a limit)",
-                "tenant",
-            ),
-            breaker_state: vec(
-                "breaker_state",
-                "Circuit breaker state per name: 0 CLOSED, 1 OPEN, 2 HALF_OPEN, 3 FORCED_OPEN, 4 DISABLED",
-                "name",
-            ),
-            dlq_open,
-        }
-    }
-}
-
-/// Governance settings and this process's request history; one per process.
-#[derive(Clone)]
-pub struct Insight {
-    /// A budget is `warning` from this share of its limit used or reserved (0.8 = 80 %).
-    pub warning_ratio: f64,
-    /// Requests per minute per user, by role (the limits in force).
-    pub role_limits: HashMap<Role, u32>,
-    pub history: Arc<RequestHistory>,
-}
-
-impl Insight {
-    /// `history` is the one the metrics layer records into ([`crate::hardening::HttpMetrics`]).
-    pub fn new(
-        warning_percent: u8,
-        role_limits: HashMap<Role, u32>,
-        history: Arc<RequestHistory>,
-    ) -> Self {
-        Self {
-            warning_ratio: f64::from(warning_percent) / 100.0,
-            role_limits,
-            history,
-        }
-    }
-}
-
-/// Keeps the business gauges current: reads the read models and the breakers every
-/// `every` (errors are logged and retried on the next round).
-pub async fn refresh_gauges(
-    pool: sqlx::PgPool,
-    breakers: Arc<commands::breaker::BreakerService>,
-    gauges: BusinessGauges,
-    every: Duration,
-) {
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        match projections::governance::tenant_use(&pool).await {
-            Ok(rows) => {
-                gauges.budget_used.reset();
-                gauges.budget_reserved.reset();
-                gauges.budget_limit.reset();
-                for (tenant, used, reserved, limit) in rows {
-                    gauges.budget_used.with_label_values(&[&tenant]).set(used);
-                    gauges
-                        .budget_reserved
-                        .with_label_values(&[&tenant])
-                        .set(reserved);
-                    gauges.budget_limit.with_label_values(&[&tenant]).set(limit);
-                }
-            }
-            Err(error) => tracing::warn!(%error, "budget gauges not refreshed"),
-        }
-        match projections::governance::open_dlq_entries(&pool).await {
-            Ok(n) => gauges.dlq_open.set(n),
-            Err(error) => tracing::warn!(%error, "DLQ gauge not refreshed"),
-        }
-        match breakers.api_list().await {
-            Ok(list) => {
-                gauges.breaker_state.reset();
-                for (name, breaker) in list.breakers {
-                    let state = BREAKER_STATES
-                        .iter()
-                        .position(|s| *s == breaker.state)
-                        .unwrap_or(0) as i64;
-                    gauges.breaker_state.with_label_values(&[&name]).set(state);
-                }
-            }
-            Err(error) => tracing::warn!(%error, "breaker gauges not refreshed"),
-        }
     }
 }
 
