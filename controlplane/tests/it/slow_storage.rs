@@ -5,6 +5,9 @@
 //! Retry-After; over NATS the error reply) instead of waiting without end. Budgets,
 //! breakers and dead letters run on the same executor; each is tried here. Commands that
 //! had not reached PostgreSQL when their caller gave up are never applied.
+//!
+//! Each test locks a PostgreSQL cluster of its own: a transaction held open for seconds
+//! would hold back the commit-order horizon of every test beside it on the shared one.
 
 use crate::common;
 
@@ -130,7 +133,7 @@ fn assert_bounded(what: &str, answers: &[Answer], ok: &[StatusCode]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_locked_event_table_gets_bounded_queues_and_503s_not_endless_waits() {
-    let env = Arc::new(TestEnv::start().await);
+    let env = Arc::new(TestEnv::start_alone(&[]).await);
     env.set_limit("org1", "slow", 1_000_000_000).await;
     let (pool, release) = lock_appends(&env.database_url, HOLD).await;
     let answers = flood(&env, 1_400, |env, i| {
@@ -185,7 +188,7 @@ async fn a_locked_event_table_gets_bounded_queues_and_503s_not_endless_waits() {
 /// budgets; a NATS caller gets the error reply (`busy` or `unavailable`), never silence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn breaker_commands_are_bounded_too_over_http_and_nats() {
-    let env = Arc::new(TestEnv::start().await);
+    let env = Arc::new(TestEnv::start_alone(&[]).await);
     let (status, body) = env
         .put(
             "/circuit-breakers/slowdep",
@@ -273,7 +276,7 @@ async fn nats_records(env: &TestEnv, name: &str, n: usize) -> Vec<(Value, Durati
 /// 201/200 or 503 like every other command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dead_letter_captures_are_bounded_too() {
-    let env = Arc::new(TestEnv::start().await);
+    let env = Arc::new(TestEnv::start_alone(&[]).await);
     let (pool, release) = lock_appends(&env.database_url, HOLD).await;
     let answers = flood(&env, 1_400, |env, _| {
         env.http.post(env.url("/dlq")).json(&json!({
@@ -306,7 +309,8 @@ async fn dead_letter_captures_are_bounded_too() {
 /// every budget is one) are counted together, so memory does not grow with their number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_of_many_aggregates_share_one_bound() {
-    let url = common::fresh_database().await;
+    let postgres = common::OwnPostgres::start();
+    let url = postgres.url();
     let pool = commands::store::connect(&url, 8).await.unwrap();
     commands::store::migrate(&pool).await.unwrap();
     let bounds = Bounds {
