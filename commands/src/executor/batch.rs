@@ -131,18 +131,7 @@ async fn run_batch<A>(
                 .is_none_or(|until| until <= Instant::now())
         });
     if !batchable {
-        for pending in batch {
-            let result = execute_one(
-                store,
-                aggregate_id,
-                guard,
-                pending.command,
-                &pending.actor,
-                caught_up,
-            )
-            .await;
-            let _ = pending.reply.send(result);
-        }
+        one_by_one(store, aggregate_id, guard, batch, caught_up).await;
         return;
     }
     let loaded = guard.as_mut().expect("batchable means loaded");
@@ -204,14 +193,29 @@ async fn run_batch<A>(
             }
         }
     }
-    for pending in alone {
+    one_by_one(store, aggregate_id, guard, alone, false).await;
+}
+
+/// Answers each command in turn through [`execute_one`].
+async fn one_by_one<A>(
+    store: &EventStore,
+    aggregate_id: &str,
+    guard: &mut Option<Loaded<A>>,
+    commands: Vec<Pending<A>>,
+    caught_up: bool,
+) where
+    A: Decide,
+    A::Command: Clone,
+    A::Error: Into<CommandError>,
+{
+    for pending in commands {
         let result = execute_one(
             store,
             aggregate_id,
             guard,
             pending.command,
             &pending.actor,
-            false,
+            caught_up,
         )
         .await;
         let _ = pending.reply.send(result);
