@@ -124,9 +124,10 @@ ${rounds_table}
 Baseline: \`pgbench -n -c N -T ${SECONDS_PER_RUN}\` running \`INSERT INTO raw_insert (payload) VALUES (…)\`, one row
 per transaction, on the same PostgreSQL. Load average when the run ended: $(cut -d' ' -f1-3 /proc/loadavg)
 (other work on the machine slows both sides of a ratio; the ratio is what to compare).
-The reserve path is NATS request → validation → per-aggregate queue (group commit of one
-budget's commands) → decide → a shared writer that inserts the events of every budget
-waiting at that moment in one statement (group commit across budgets, docs/adr/007) → reply.
+The reserve path is NATS request → validation → the shared executor's per-aggregate queue
+(group commit of one budget's commands; breakers and dead letters take the same path,
+docs/adr/017) → decide → the process's one event store, whose writers insert the events of
+every aggregate waiting at that moment in one statement (docs/adr/007) → reply.
 During the run the same process also publishes every event to JetStream and projects it into
 the read models, as in production, on the same two cores as PostgreSQL, NATS and the client.
 

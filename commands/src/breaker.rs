@@ -24,7 +24,7 @@ use domain::breaker::{
 use sqlx::Row;
 use tokio::sync::broadcast;
 
-use crate::budget::Clock;
+use crate::clock::Clock;
 use crate::executor::{Decide, Decision, Executor};
 use crate::store::{Actor, EventStore};
 use crate::CommandError;

@@ -20,7 +20,7 @@ use domain::dlq::{
     DlqReply, Requeue, Source, ENTRY_HEADER,
 };
 
-use crate::budget::Clock;
+use crate::clock::Clock;
 use crate::executor::{Decide, Decision, Executor};
 use crate::store::{Actor, EventStore};
 use crate::CommandError;

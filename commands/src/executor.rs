@@ -1,28 +1,30 @@
-//! Runs commands against one aggregate type: an in-process cache of loaded aggregates,
-//! one async mutex per aggregate (commands to one aggregate take turns in this process),
-//! optimistic appends that catch up and decide again after losing to another process,
-//! and a cross-process advisory-lock mode for an aggregate that saw a conflict recently.
+//! Runs the commands of one aggregate type (budgets, breakers, dead letters, sandbox runs):
+//! an in-process cache of loaded aggregates, one queue per aggregate worked through by a
+//! task of its own (commands to one aggregate take turns in this process, and those that
+//! wait together are decided together and appended in one statement: group commit,
+//! docs/adr/007 and 017), optimistic appends that catch up and decide again after losing
+//! to another process, and a cross-process advisory-lock mode for an aggregate that saw a
+//! conflict recently.
 //!
-//! This is `BudgetService`'s execution loop made generic over the aggregate (any type
-//! with a pure [`Decide::decide`]). `BreakerService` uses it; `BudgetService` keeps its
-//! own copy until the event-pipeline changes to it (appends returning a global position)
-//! have landed, and can then move onto this one.
+//! Every command path is bounded: an aggregate's queue and the commands waiting in the
+//! whole executor have a ceiling (past it a command is refused at once with `busy`), and a
+//! caller waits at most [`Bounds::deadline`] for its answer (then `unavailable`). Both are
+//! 503 with Retry-After over HTTP and an error reply over NATS, so a slow PostgreSQL costs
+//! bounded memory and bounded waits (issue 16).
+
+mod batch;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cqrs_es::Aggregate;
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{oneshot, Mutex as AsyncMutex};
 
-use crate::store::{Actor, AppendError, EventStore};
+use crate::store::{Actor, EventStore};
 use crate::CommandError;
 
-/// How often a command is decided again after losing a race to another process.
-const MAX_ATTEMPTS: usize = 20;
-/// How long an aggregate stays in locked mode after a conflict.
-const CONTENDED_FOR: Duration = Duration::from_secs(10);
 /// Cached aggregates kept before idle ones are dropped (they are reloaded on demand).
 const SLOT_CAP: usize = 100_000;
 
@@ -38,6 +40,32 @@ pub trait Decide: Aggregate + Default {
 pub type Decision<A> =
     Result<(Vec<<A as Aggregate>::Event>, <A as Decide>::Reply), <A as Aggregate>::Error>;
 
+/// How much may wait, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Commands waiting in one aggregate's queue (not counting the batch being written).
+    /// While PostgreSQL is slow the queue would otherwise grow with every caller.
+    pub per_aggregate: usize,
+    /// Commands accepted and not yet answered across every aggregate of the executor: the
+    /// per-aggregate bound alone lets memory grow with the number of aggregates (every
+    /// dead-letter capture is an aggregate of its own).
+    pub total: usize,
+    /// How long a caller waits for its answer. Past it the caller gets `unavailable`: a
+    /// command not started yet is then dropped, one already sent to PostgreSQL may still
+    /// be applied, which a retry finds (every command is idempotent).
+    pub deadline: Duration,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            per_aggregate: 4 * batch::MAX_BATCH,
+            total: 16 * batch::MAX_BATCH,
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
 /// An aggregate as far as this process has read it.
 pub struct Loaded<A> {
     pub aggregate: A,
@@ -49,10 +77,12 @@ pub struct Loaded<A> {
     refreshed_at: Instant,
 }
 
-struct SlotInner<A> {
+/// One aggregate's cached state and its queue of commands.
+struct SlotInner<A: Decide> {
     loaded: AsyncMutex<Option<Loaded<A>>>,
     /// Set when another process announced a change: the next read catches up.
     stale: AtomicBool,
+    queue: Mutex<batch::Queue<A>>,
 }
 
 type Slot<A> = Arc<SlotInner<A>>;
@@ -72,19 +102,31 @@ pub struct Executed<R> {
 pub struct Executor<A: Decide> {
     store: EventStore,
     slots: Mutex<HashMap<String, Slot<A>>>,
+    bounds: Bounds,
+    /// Commands accepted and not yet answered, across every aggregate.
+    pending: Arc<AtomicUsize>,
 }
 
 impl<A> Executor<A>
 where
-    A: Decide + Send + Sync,
-    A::Command: Clone,
-    A::Error: Into<CommandError>,
+    A: Decide + Send + Sync + 'static,
+    A::Command: Clone + Send + 'static,
+    A::Reply: Send + 'static,
+    A::Error: Into<CommandError> + Send,
 {
     pub fn new(store: EventStore) -> Self {
         Self {
             store,
             slots: Mutex::new(HashMap::new()),
+            bounds: Bounds::default(),
+            pending: Arc::default(),
         }
+    }
+
+    /// The same executor with other bounds (the defaults suit production).
+    pub fn with_bounds(mut self, bounds: Bounds) -> Self {
+        self.bounds = bounds;
+        self
     }
 
     pub fn store(&self) -> &EventStore {
@@ -97,7 +139,8 @@ where
             return slot.clone();
         }
         if slots.len() >= SLOT_CAP {
-            // Only slots nobody holds right now can go; their state is in the store.
+            // Only slots nobody holds right now can go (a queued command's task holds its
+            // slot); their state is in the store.
             slots.retain(|_, slot| Arc::strong_count(slot) > 1);
         }
         slots
@@ -106,6 +149,7 @@ where
                 Arc::new(SlotInner {
                     loaded: AsyncMutex::new(None),
                     stale: AtomicBool::new(false),
+                    queue: Mutex::default(),
                 })
             })
             .clone()
@@ -120,37 +164,10 @@ where
         }
     }
 
-    async fn load(&self, aggregate_id: &str) -> Result<Loaded<A>, CommandError> {
-        let mut loaded = Loaded {
-            aggregate: A::default(),
-            version: 0,
-            contended_until: None,
-            refreshed_at: Instant::now(),
-        };
-        self.catch_up(aggregate_id, &mut loaded).await?;
-        Ok(loaded)
-    }
-
-    /// Applies events other processes appended since `loaded.version`. Returns whether any.
-    async fn catch_up(
-        &self,
-        aggregate_id: &str,
-        loaded: &mut Loaded<A>,
-    ) -> Result<bool, CommandError> {
-        let started = Instant::now();
-        let events = self.store.load::<A>(aggregate_id, loaded.version).await?;
-        let any = !events.is_empty();
-        for (sequence, event) in events {
-            loaded.aggregate.apply(event);
-            loaded.version = sequence;
-        }
-        loaded.refreshed_at = started;
-        Ok(any)
-    }
-
     /// Reads an aggregate through `read`. The cached state is used when it was read from
     /// the store less than `max_age` ago and no change was announced since; otherwise (and
-    /// always with `max_age: None`) what other processes appended is read first.
+    /// always with `max_age: None`) what other processes appended is read first. Waits at
+    /// most the deadline (behind a batch being written, or for PostgreSQL).
     pub async fn read<R>(
         &self,
         aggregate_id: &str,
@@ -158,23 +175,28 @@ where
         read: impl FnOnce(&Loaded<A>) -> R,
     ) -> Result<R, CommandError> {
         let slot = self.slot(aggregate_id);
-        let mut guard = slot.loaded.lock().await;
-        let stale = slot.stale.swap(false, Ordering::AcqRel);
-        match guard.as_mut() {
-            None => *guard = Some(self.load(aggregate_id).await?),
-            Some(loaded) => {
-                let fresh = max_age.is_some_and(|age| loaded.refreshed_at.elapsed() < age);
-                if stale || !fresh {
-                    if let Err(error) = self.catch_up(aggregate_id, loaded).await {
-                        if stale {
-                            slot.stale.store(true, Ordering::Release);
+        let within = tokio::time::timeout(self.bounds.deadline, async {
+            let mut guard = slot.loaded.lock().await;
+            let stale = slot.stale.swap(false, Ordering::AcqRel);
+            match guard.as_mut() {
+                None => *guard = Some(batch::load(&self.store, aggregate_id).await?),
+                Some(loaded) => {
+                    let fresh = max_age.is_some_and(|age| loaded.refreshed_at.elapsed() < age);
+                    if stale || !fresh {
+                        if let Err(error) = batch::catch_up(&self.store, aggregate_id, loaded).await
+                        {
+                            if stale {
+                                slot.stale.store(true, Ordering::Release);
+                            }
+                            return Err(error);
                         }
-                        return Err(error);
                     }
                 }
             }
-        }
-        Ok(read(guard.as_ref().expect("loaded above")))
+            Ok(read(guard.as_ref().expect("loaded above")))
+        })
+        .await;
+        within.unwrap_or_else(|_| Err(self.past_deadline()))
     }
 
     /// Reads a cached aggregate without waiting and without I/O: `None` when it is not
@@ -238,148 +260,54 @@ where
         }
     }
 
-    /// Decides and appends one command, retrying after a conflict with another writer.
+    /// Queues a command behind the others of its aggregate and waits for its answer (at
+    /// most the deadline). The queue is worked through by a task of its own, so a caller
+    /// that goes away (a dropped HTTP request) never leaves the aggregate without a writer.
     pub async fn execute(
         &self,
         aggregate_id: &str,
         command: A::Command,
         actor: &Actor,
     ) -> Result<Executed<A::Reply>, CommandError> {
+        // Counted from here until the command is answered or dropped (see `Counted`).
+        let counted =
+            batch::Counted::take(&self.pending, self.bounds.total).ok_or(CommandError::Busy)?;
         let slot = self.slot(aggregate_id);
-        let mut guard = slot.loaded.lock().await;
-        let mut caught_up = false;
-        if slot.stale.swap(false, Ordering::AcqRel) {
-            if let Some(loaded) = guard.as_mut() {
-                self.catch_up(aggregate_id, loaded).await?;
-                caught_up = true;
+        let (reply, answer) = oneshot::channel();
+        let start_task = {
+            let mut queue = slot.queue.lock().expect("queue poisoned");
+            if queue.items.len() >= self.bounds.per_aggregate {
+                return Err(CommandError::Busy);
             }
+            queue.items.push(batch::Pending {
+                command,
+                actor: actor.clone(),
+                reply,
+                _counted: counted,
+            });
+            !std::mem::replace(&mut queue.draining, true)
+        };
+        if start_task {
+            let (store, id) = (self.store.clone(), aggregate_id.to_string());
+            tokio::spawn(async move { batch::drain(&store, &id, &slot).await });
         }
-        for _ in 0..MAX_ATTEMPTS {
-            if guard.is_none() {
-                *guard = Some(self.load(aggregate_id).await?);
-                caught_up = true;
-            }
-            let loaded = guard.as_mut().expect("loaded above");
-            if loaded
-                .contended_until
-                .is_some_and(|until| until > Instant::now())
-            {
-                match self
-                    .execute_locked(aggregate_id, loaded, command.clone(), actor)
-                    .await
-                {
-                    Ok(executed) => return Ok(executed),
-                    // A writer that does not take the lock got in first: try again.
-                    Err(AppendError::Conflict) => continue,
-                    Err(AppendError::Other(error)) => {
-                        if matches!(
-                            error,
-                            CommandError::Unavailable(_) | CommandError::Internal(_)
-                        ) {
-                            *guard = None;
-                        }
-                        return Err(error);
-                    }
-                }
-            }
-            let decision = loaded.aggregate.decide(command.clone());
-            // An answer that records nothing (a repeat, an error) may rest on a stale cache
-            // when another process wrote to this aggregate: read what is new once and decide again.
-            let records_nothing = matches!(&decision, Ok((events, _)) if events.is_empty());
-            if (records_nothing || decision.is_err()) && !caught_up {
-                caught_up = true;
-                if self.catch_up(aggregate_id, loaded).await? {
-                    continue;
-                }
-            }
-            let (events, reply) = decision.map_err(Into::into)?;
-            if events.is_empty() {
-                return Ok(Executed {
-                    reply,
-                    appended: 0,
-                    position: None,
-                });
-            }
-            match self
-                .store
-                .append::<A>(aggregate_id, loaded.version, &events, actor)
-                .await
-            {
-                Ok(position) => {
-                    let appended = events.len();
-                    loaded.version += appended;
-                    for event in events {
-                        loaded.aggregate.apply(event);
-                    }
-                    return Ok(Executed {
-                        reply,
-                        appended,
-                        position: Some(position),
-                    });
-                }
-                Err(AppendError::Conflict) => {
-                    // Another process writes to this aggregate too: take turns from now on.
-                    loaded.contended_until = Some(Instant::now() + CONTENDED_FOR);
-                    self.catch_up(aggregate_id, loaded).await?;
-                    caught_up = true;
-                }
-                Err(AppendError::Other(error)) => {
-                    // The outcome is unknown (the commit may have happened): forget the
-                    // cached state so the next command reads the truth.
-                    *guard = None;
-                    return Err(error);
-                }
-            }
+        match tokio::time::timeout(self.bounds.deadline, answer).await {
+            Ok(answer) => answer.unwrap_or_else(|_| {
+                Err(CommandError::Internal(
+                    "the aggregate's queue task stopped".into(),
+                ))
+            }),
+            Err(_) => Err(self.past_deadline()),
         }
-        Err(CommandError::Busy)
     }
 
-    /// Decide-and-append under the aggregate's cross-process lock: catch up, decide,
-    /// insert and commit in one transaction.
-    async fn execute_locked(
-        &self,
-        aggregate_id: &str,
-        loaded: &mut Loaded<A>,
-        command: A::Command,
-        actor: &Actor,
-    ) -> Result<Executed<A::Reply>, AppendError> {
-        let mut locked = self
-            .store
-            .lock::<A>(aggregate_id)
-            .await
-            .map_err(AppendError::Other)?;
-        for (sequence, event) in locked
-            .load::<A>(loaded.version)
-            .await
-            .map_err(AppendError::Other)?
-        {
-            loaded.aggregate.apply(event);
-            loaded.version = sequence;
-        }
-        loaded.refreshed_at = Instant::now();
-        let (events, reply) = loaded
-            .aggregate
-            .decide(command)
-            .map_err(|e| AppendError::Other(e.into()))?;
-        if events.is_empty() {
-            return Ok(Executed {
-                reply,
-                appended: 0,
-                position: None,
-            });
-        }
-        let position = locked
-            .append_and_commit::<A>(loaded.version, &events, actor)
-            .await?;
-        let appended = events.len();
-        loaded.version += appended;
-        for event in events {
-            loaded.aggregate.apply(event);
-        }
-        Ok(Executed {
-            reply,
-            appended,
-            position: Some(position),
-        })
+    fn past_deadline(&self) -> CommandError {
+        CommandError::Unavailable(
+            format!(
+                "no answer from the event store within {} s",
+                self.bounds.deadline.as_secs_f32()
+            )
+            .into(),
+        )
     }
 }

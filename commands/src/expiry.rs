@@ -32,7 +32,7 @@ pub async fn expire_due(
     let mut expired = 0;
     for (aggregate_id, reservation_id) in due {
         match service.expire(&aggregate_id, reservation_id, actor).await {
-            Ok(crate::budget::Outcome {
+            Ok(crate::executor::Executed {
                 reply: domain::budget::BudgetReply::Expired { expired: true, .. },
                 ..
             }) => expired += 1,

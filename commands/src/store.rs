@@ -87,9 +87,12 @@ pub enum AppendError {
     Other(CommandError),
 }
 
-/// Typed reads and appends over postgres-es's repository.
+/// Typed reads and appends over postgres-es's repository. A process makes one and clones
+/// it into every aggregate's executor (the clones share the writer tasks), so appends of
+/// budgets, breakers and dead letters waiting at one moment share one statement.
+#[derive(Clone)]
 pub struct EventStore {
-    repo: PostgresEventRepository,
+    repo: Arc<PostgresEventRepository>,
     pool: PgPool,
     appended: Option<mpsc::Sender<()>>,
     /// The shared writers that append the events of many aggregates together.
@@ -125,7 +128,7 @@ impl EventStore {
         });
         let (appended, writers) = tasks.unzip();
         Self {
-            repo: PostgresEventRepository::new(pool.clone()),
+            repo: Arc::new(PostgresEventRepository::new(pool.clone())),
             pool,
             appended,
             writers,
@@ -282,8 +285,8 @@ async fn insert_with(pool: &PgPool, rows: &EventRows) -> Result<Vec<i64>, Append
 }
 
 /// Sends `NOTIFY events_appended` in its own short transaction, at most one at a time;
-/// ends when the event store is dropped. A lost notification only costs a tailer its
-/// poll interval.
+/// ends when the event store (every clone) is dropped. A lost notification only costs a
+/// tailer its poll interval.
 async fn notify_appends(pool: PgPool, mut requests: mpsc::Receiver<()>) {
     while requests.recv().await.is_some() {
         if let Err(error) = sqlx::query("SELECT pg_notify($1, '')")

@@ -14,7 +14,8 @@ use std::time::Duration;
 use auth::{Role, TokenKeys};
 use axum::serve::ListenerExt;
 use commands::breaker::BreakerService;
-use commands::budget::{BudgetService, SystemClock};
+use commands::budget::BudgetService;
+use commands::clock::SystemClock;
 use commands::store::{self, EventStore};
 use gateway::AppState;
 use projections::ProjectorStats;
@@ -144,8 +145,11 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     if let Some(password) = &config.auth.admin_password {
         gateway::users::upsert_user(&pool, "admin", password.expose_secret(), Role::Admin).await?;
     }
+    // One event store for every aggregate: appends of budgets, breakers, dead letters and
+    // sandbox runs waiting at one moment share its writers and one statement (ADR 007).
+    let events_store = EventStore::new(pool.clone());
     let budgets = Arc::new(BudgetService::new(
-        EventStore::new(pool.clone()),
+        events_store.clone(),
         Arc::new(SystemClock),
     ));
 
@@ -205,7 +209,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     );
     let mut listeners = Vec::new();
     let breakers = Arc::new(BreakerService::new(
-        EventStore::new(pool.clone()),
+        events_store.clone(),
         Arc::new(SystemClock),
     ));
     let (breaker_listener, breaker_tasks) =
@@ -213,13 +217,13 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
     listeners.push(breaker_listener);
     tasks.extend(breaker_tasks);
     let (dlq, redrive, dlq_listener, dlq_tasks) =
-        start_dlq(&pool, &nats, &config, &senders, &stop_taking).await;
+        start_dlq(&events_store, &nats, &config, &senders, &stop_taking).await;
     listeners.push(dlq_listener);
     tasks.extend(dlq_tasks);
     // The sandbox's run reports become `SandboxRun` events.
     tasks.push(tokio::spawn(commands::sandbox_audit::run_sandbox_audit(
         async_nats::jetstream::new(nats.clone()),
-        EventStore::new(pool.clone()),
+        events_store.clone(),
         commands::sandbox_audit::SandboxAuditConfig {
             subject: natsauth::subjects::sandbox_reports(&config.nats.prefix),
             stream: config.streams.sandbox_audit.clone(),
@@ -306,6 +310,7 @@ pub async fn start(config: Config, listener: TcpListener) -> Result<Server, Star
         budget_reads,
         pipeline,
         pool,
+        events: events_store,
         nats: nats.clone(),
         auth: auth.clone(),
         failed_logins: Arc::default(),
@@ -405,7 +410,7 @@ fn spawn_breakers(
 /// and the redrive worker. The advisory stream is created before `start` returns (when
 /// NATS answers within a few seconds), so advisories are kept from then on.
 async fn start_dlq(
-    pool: &sqlx::PgPool,
+    events_store: &EventStore,
     nats: &async_nats::Client,
     config: &Config,
     senders: &Arc<commands::request_server::Senders>,
@@ -417,10 +422,11 @@ async fn start_dlq(
     Vec<JoinHandle<()>>,
 ) {
     let dlq = Arc::new(
-        commands::dlq::DlqService::new(EventStore::new(pool.clone()), Arc::new(SystemClock))
+        commands::dlq::DlqService::new(events_store.clone(), Arc::new(SystemClock))
             .with_nats(nats.clone())
             .reserving(&config.nats.prefix),
     );
+    let pool = events_store.pool();
     let reads = Arc::new(dlq_reads::ReadModelDlqReads { pool: pool.clone() });
     let redrive = Arc::new(commands::dlq_redrive::RedriveService::new(
         pool.clone(),

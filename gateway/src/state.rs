@@ -20,6 +20,9 @@ pub struct AppState {
     /// This process's publisher and projector (`GET /system/pipeline`).
     pub pipeline: crate::pipeline_routes::PipelineInfo,
     pub pool: PgPool,
+    /// The process's one event store (account changes are appended through it; the
+    /// command services hold clones of it).
+    pub events: commands::store::EventStore,
     /// Longest wait of a read that names `min_position` (`MIN_POSITION_WAIT_MS`).
     pub read_wait: std::time::Duration,
     /// The process's NATS connection (`/readyz` reports its state).

@@ -7,7 +7,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use commands::store::EventStore;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -27,10 +26,6 @@ pub fn router() -> Router<AppState> {
 #[derive(Serialize, ToSchema)]
 pub struct UserList {
     pub users: Vec<UserView>,
-}
-
-fn store(state: &AppState) -> EventStore {
-    EventStore::new(state.pool.clone())
 }
 
 fn username_of(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -63,7 +58,7 @@ pub(crate) async fn add(
     caller: Caller,
     ValidJson(new): ValidJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let saved = users::add(&store(&state), new, &caller.actor()).await?;
+    let saved = users::add(&state.events, new, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(noted(&state, saved))))
 }
 
@@ -80,7 +75,7 @@ pub(crate) async fn change(
     ValidJson(patch): ValidJson<UserPatch>,
 ) -> Result<Json<UserView>, ApiError> {
     let username = username_of(path)?;
-    let saved = users::change(&store(&state), &username, patch, &caller.actor()).await?;
+    let saved = users::change(&state.events, &username, patch, &caller.actor()).await?;
     Ok(Json(noted(&state, saved)))
 }
 
@@ -97,6 +92,6 @@ pub(crate) async fn reset_password(
 ) -> Result<Json<UserView>, ApiError> {
     let username = username_of(path)?;
     let saved =
-        users::reset_password(&store(&state), &username, &reset.password, &caller.actor()).await?;
+        users::reset_password(&state.events, &username, &reset.password, &caller.actor()).await?;
     Ok(Json(noted(&state, saved)))
 }

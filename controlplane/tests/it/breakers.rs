@@ -545,7 +545,7 @@ async fn two_serve_processes_agree_on_breaker_state_and_trial_permits() {
 #[tokio::test]
 async fn a_change_nobody_announced_reaches_checks_with_the_next_sweep() {
     use commands::breaker::BreakerService;
-    use commands::budget::SystemClock;
+    use commands::clock::SystemClock;
     use commands::store::{Actor, EventStore};
     let env = TestEnv::start().await;
     // The server caches the breaker.

@@ -122,3 +122,49 @@ async fn a_conflict_in_a_shared_statement_fails_only_its_own_aggregate() {
     let taken: Vec<_> = events.iter().filter(|(id, _, _)| id == "taken/p").collect();
     assert_eq!(taken.len(), 1);
 }
+
+/// One event store serves every aggregate type: budgets and breakers written at the same
+/// moment through their services share statements (ADR 007, ADR 017).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_and_breakers_on_one_store_share_transactions() {
+    use commands::breaker::BreakerService;
+    use commands::budget::BudgetService;
+    use commands::clock::SystemClock;
+    use domain::breaker::BreakerConfig;
+    use std::sync::Arc;
+
+    let pool = migrated_pool().await;
+    let store = EventStore::new(pool.clone());
+    let budgets = BudgetService::new(store.clone(), Arc::new(SystemClock));
+    let breakers = BreakerService::new(store, Arc::new(SystemClock));
+    let actor = Actor::new("test", "test");
+    let limits =
+        join_all((0..150).map(|i| budgets.set_limit(format!("t{i}"), "p".into(), 1000, &actor)));
+    let configs = join_all((0..150).map(|i| {
+        let config = BreakerConfig {
+            failure_threshold: 3,
+            ..BreakerConfig::default()
+        };
+        let (breakers, actor) = (&breakers, &actor);
+        async move { breakers.configure(&format!("dep{i}"), config, actor).await }
+    }));
+    let (limits, configs) = futures::join!(limits, configs);
+    assert!(limits.iter().all(Result::is_ok), "every limit is set");
+    assert!(
+        configs.iter().all(Result::is_ok),
+        "every breaker is configured"
+    );
+
+    let mixed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+             SELECT transaction_id FROM events GROUP BY transaction_id
+             HAVING count(DISTINCT aggregate_type) > 1) shared",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        mixed > 0,
+        "no transaction held both a budget's and a breaker's event"
+    );
+}
