@@ -240,21 +240,48 @@ pub async fn open_dlq_entries(pool: &PgPool) -> Result<i64, sqlx::Error> {
 /// walks the `global_position` index backwards instead of scanning the whole log.
 pub const EVENT_WINDOW: i64 = 200_000;
 
+/// One minute of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventMinute {
+    pub minute: DateTime<Utc>,
+    /// Events recorded in the minute, of every kind.
+    pub events: i64,
+    /// Dead letters captured: new entries, and requeued messages that died again.
+    pub dlq_captured: i64,
+    /// Dead letters resolved (by a person or a redrive job).
+    pub dlq_resolved: i64,
+}
+
 /// Events recorded per minute over the last `minutes` minutes, the current one included
 /// (oldest first, minutes without events left out), among the newest [`EVENT_WINDOW`]
-/// events.
+/// events; with the dead letters captured and resolved in each, counted from the same
+/// rows (the entries' events, so a recapture counts and nothing depends on a read model).
 pub async fn events_per_minute(
     pool: &PgPool,
     minutes: i32,
-) -> Result<Vec<(DateTime<Utc>, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT date_trunc('minute', recorded_at) AS minute, count(*)
-           FROM (SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT $2) e
+) -> Result<Vec<EventMinute>, sqlx::Error> {
+    let rows: Vec<(DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT date_trunc('minute', recorded_at) AS minute, count(*),
+                count(*) FILTER (WHERE aggregate_type = 'DlqEntry'
+                                   AND event_type IN ('DlqEntryCaptured', 'DlqEntryRecaptured')),
+                count(*) FILTER (WHERE aggregate_type = 'DlqEntry'
+                                   AND event_type = 'DlqEntryResolved')
+           FROM (SELECT recorded_at, aggregate_type, event_type
+                   FROM events ORDER BY global_position DESC LIMIT $2) e
           WHERE recorded_at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
           GROUP BY 1 ORDER BY 1",
     )
     .bind(minutes)
     .bind(EVENT_WINDOW)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(minute, events, dlq_captured, dlq_resolved)| EventMinute {
+            minute,
+            events,
+            dlq_captured,
+            dlq_resolved,
+        })
+        .collect())
 }

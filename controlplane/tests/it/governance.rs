@@ -326,3 +326,34 @@ async fn status_with_min_position_shows_the_callers_own_write() {
         assert_eq!(row(&page, "own", "p")["reserved"], 10 * i, "{page}");
     }
 }
+
+#[tokio::test]
+async fn stats_count_dead_letters_captured_and_resolved_per_minute() {
+    let env = TestEnv::start().await;
+    env.dead_letters(&["trend-1", "trend-2", "trend-3"], &["trend-2"])
+        .await;
+    let stats = read_after_writes(&env, "/stats").await;
+    let series = stats["series"].as_array().unwrap();
+    let sum = |field: &str| -> i64 { series.iter().map(|m| m[field].as_i64().unwrap()).sum() };
+    assert_eq!(
+        (sum("dlq_captured"), sum("dlq_resolved")),
+        (3, 1),
+        "{series:?}"
+    );
+    // In the minutes they happened (this one, or the one before when the test crossed a
+    // minute), and never more than the events of that minute.
+    for minute in series {
+        let dlq =
+            minute["dlq_captured"].as_i64().unwrap() + minute["dlq_resolved"].as_i64().unwrap();
+        assert!(dlq <= minute["events"].as_i64().unwrap(), "{minute}");
+    }
+    assert!(
+        series[58..]
+            .iter()
+            .map(|m| m["dlq_captured"].as_i64().unwrap())
+            .sum::<i64>()
+            == 3,
+        "{series:?}"
+    );
+    assert_eq!(stats["open_dlq_entries"], 2);
+}

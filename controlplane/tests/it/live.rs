@@ -1000,3 +1000,41 @@ async fn the_subscribed_frame_says_where_the_subscription_stands() {
     assert_eq!(ack["topics"], json!([]), "{ack}");
     assert_eq!(ack["position"], newest, "{ack}");
 }
+
+/// `stats` frames carry the open dead letters and those captured and resolved per minute,
+/// read once per interval for every connection of the process.
+#[tokio::test]
+async fn stats_frames_carry_the_dead_letter_trend() {
+    let env = TestEnv::start_with(&[("WS_STATS_SECONDS", "1")]).await;
+    env.dead_letters(&["ws-trend-1", "ws-trend-2"], &["ws-trend-1"])
+        .await;
+    env.wait_for_own_writes().await;
+
+    let viewer = env.user_token("vic", auth::Role::Viewer).await;
+    let mut clients = Vec::new();
+    for token in [&env.admin_token, &viewer] {
+        let mut ws = connect(&env, Some(token)).await.unwrap();
+        subscribe(&mut ws, json!({"type": "subscribe", "topics": ["stats"]})).await;
+        clients.push(ws);
+    }
+    for ws in &mut clients {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let dead_letters = loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no trend within 10 s"
+            );
+            let frame = next_frame(ws).await;
+            if frame["type"] == "stats" && frame["dead_letters"]["open"] == 1 {
+                break frame["dead_letters"].clone();
+            }
+        };
+        let minutes = dead_letters["minutes"].as_array().unwrap();
+        let sum = |field: &str| -> i64 { minutes.iter().map(|m| m[field].as_i64().unwrap()).sum() };
+        assert_eq!((sum("captured"), sum("resolved")), (2, 1), "{dead_letters}");
+        assert!(
+            minutes.iter().all(|m| m["minute"].is_string()),
+            "{dead_letters}"
+        );
+    }
+}

@@ -199,7 +199,7 @@ impl Connection {
                     self.send(Message::Ping(Default::default())).await?;
                 }
                 _ = stats.tick(), if self.subscription.topics.contains(&Topic::Stats) => {
-                    let frame = self.stats_frame();
+                    let frame = self.stats_frame().await;
                     self.send_json(frame).await?;
                 }
                 _ = &mut auth_deadline, if self.claims.is_none() => {
@@ -512,16 +512,20 @@ impl Connection {
         }
     }
 
-    fn stats_frame(&self) -> serde_json::Value {
+    async fn stats_frame(&self) -> serde_json::Value {
         let head = self.hub.head();
-        json!({
+        let mut frame = json!({
             "type": "stats",
             "at": chrono::Utc::now(),
             "connections": self.hub.connections.get(),
             "events_streamed": self.hub.events.load(Ordering::Relaxed),
             "last_position": head.position,
             "catch_ups": self.hub.catch_ups.load(Ordering::Relaxed),
-        })
+        });
+        if let Some(dead_letters) = self.hub.dead_letter_stats(&self.pool).await {
+            frame["dead_letters"] = dead_letters;
+        }
+        frame
     }
 
     /// Where this connection stands in the log: the last event (in commit order) it has
