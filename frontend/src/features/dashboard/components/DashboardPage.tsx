@@ -15,6 +15,7 @@ import { useDashboardLive, useLatestStatsFrame } from '../api/live';
 import { usePipeline } from '../api/pipeline';
 import { useStats } from '../api/stats';
 import { buildAlerts } from './alerts';
+import { DeadLetterTrend } from './DeadLetterTrend';
 import { HealthCard } from './HealthCard';
 
 const StatsCharts = lazy(() => import('./StatsCharts'));
@@ -72,6 +73,11 @@ export default function DashboardPage() {
               </li>
             ))}
           </Stack>
+        )}
+        {s && (
+          <Box sx={{ mt: 2 }}>
+            <DeadLetterTrend stats={s} />
+          </Box>
         )}
       </Paper>
       <Paper sx={{ p: { xs: 1.5, sm: 2 } }} aria-labelledby="traffic-heading">
