@@ -45,27 +45,19 @@ export function DeadLetterTrend({ stats }: { stats: Stats }) {
   const text = `${fmtInt(captured)} captured and ${fmtInt(resolved)} resolved in the last hour, ${fmtInt(open)} open`;
   return (
     <Box data-testid="dlq-trend">
-      {captured + resolved === 0 ? (
-        <Typography variant="body2" color="text.secondary">
-          Dead letters: none captured or resolved in the last hour, {fmtInt(open)} open.
-        </Typography>
-      ) : (
-        <TimeChart
-          title="Dead letters per minute"
-          summary={text}
-          height={120}
-          data={points}
-          series={[
-            { key: 'captured', name: 'Captured', colour: p.warning.main, kind: 'bar' },
-            { key: 'resolved', name: 'Resolved', colour: p.success.main, kind: 'bar' },
-          ]}
-        />
-      )}
-      {captured + resolved > 0 && (
-        <Typography variant="body2" color="text.secondary" sx={{ mt: 0.5 }}>
-          {text}
-        </Typography>
-      )}
+      <TimeChart
+        title="Dead letters per minute"
+        summary={text}
+        height={120}
+        data={points}
+        series={[
+          { key: 'captured', name: 'Captured', colour: p.warning.main, kind: 'bar' },
+          { key: 'resolved', name: 'Resolved', colour: p.success.main, kind: 'bar' },
+        ]}
+      />
+      <Typography variant="body2" color="text.secondary" sx={{ mt: 0.5 }}>
+        {text}
+      </Typography>
     </Box>
   );
 }

@@ -79,44 +79,42 @@ export default function GovernancePage() {
           <Typography variant="h6" component="h2">
             Budgets per tenant and project
           </Typography>
-          {summary && (
-            <Stack
-              direction="row"
-              spacing={1}
-              useFlexGap
-              sx={{ flexWrap: 'wrap' }}
-              aria-label="Budgets per status"
-            >
-              {statuses.map((s) => (
-                <Chip
-                  key={s}
-                  label={`${statusLabel(s)}: ${fmtInt(summary.counts[s])}`}
-                  variant={view.status === s ? 'filled' : 'outlined'}
-                  color={view.status === s ? 'primary' : 'default'}
-                  onClick={() => set({ status: view.status === s ? undefined : s })}
-                  aria-pressed={view.status === s}
-                />
-              ))}
-              {summary.open_breakers.length > 0 && (
-                <Chip
-                  color="error"
-                  component={RouterLink}
-                  to={paths.breakers}
-                  clickable
-                  label={`Open breakers: ${summary.open_breakers.map((b) => b.name).join(', ')}`}
-                />
-              )}
-              {summary.open_dlq_entries > 0 && (
-                <Chip
-                  color="warning"
-                  component={RouterLink}
-                  to={paths.dlq}
-                  clickable
-                  label={`Open dead letters: ${fmtInt(summary.open_dlq_entries)}`}
-                />
-              )}
-            </Stack>
-          )}
+          <Stack
+            direction="row"
+            spacing={1}
+            useFlexGap
+            sx={{ flexWrap: 'wrap' }}
+            aria-label="Budgets per status"
+          >
+            {statuses.map((s) => (
+              <Chip
+                key={s}
+                label={`${statusLabel(s)}: ${summary ? fmtInt(summary.counts[s]) : '–'}`}
+                variant={view.status === s ? 'filled' : 'outlined'}
+                color={view.status === s ? 'primary' : 'default'}
+                onClick={() => set({ status: view.status === s ? undefined : s })}
+                aria-pressed={view.status === s}
+              />
+            ))}
+            {summary && summary.open_breakers.length > 0 && (
+              <Chip
+                color="error"
+                component={RouterLink}
+                to={paths.breakers}
+                clickable
+                label={`Open breakers: ${summary.open_breakers.map((b) => b.name).join(', ')}`}
+              />
+            )}
+            {summary && summary.open_dlq_entries > 0 && (
+              <Chip
+                color="warning"
+                component={RouterLink}
+                to={paths.dlq}
+                clickable
+                label={`Open dead letters: ${fmtInt(summary.open_dlq_entries)}`}
+              />
+            )}
+          </Stack>
           <Box
             sx={{
               display: 'grid',
@@ -181,7 +179,10 @@ export default function GovernancePage() {
             </ToggleButtonGroup>
           </Box>
           {first.isPending ? (
-            <TableSkeleton />
+            // The table's own height: the card below does not move when the rows arrive.
+            <Box sx={{ height: { xs: 'calc(60vh + 30px)', md: 'calc(65vh + 30px)' } }}>
+              <TableSkeleton />
+            </Box>
           ) : !summary ? (
             <ErrorAlert error={first.error} what="the budget status" />
           ) : summary.matching === 0 ? (
