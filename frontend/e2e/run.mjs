@@ -296,14 +296,58 @@ test('governance: a new budget appears live; filters live in the URL; the DOM ho
       0,
       'the status filter comes from the URL',
     );
+    // The server pages: the first view reads one page of 100 rows, not the whole list.
+    const asked = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/governance/status?')) asked.push(new URL(r.url()).searchParams);
+    });
     await page.goto('/governance');
     await page.locator('[data-budget="acme/web"]').waitFor();
     const rows = await page.locator('[data-budget]').count();
     assert.ok(rows > 0 && rows <= 100, `${rows} rows in the DOM for 300+ budgets`);
+    assert.ok(asked.length > 0 && asked.every((q) => q.get('limit') === '100'), `${asked}`);
+    // Search and sort come from the URL and are the server's: the most used budget first.
+    await page.goto('/governance?sort=utilisation&dir=desc');
+    await page.locator('[data-budget]').first().waitFor();
+    assert.equal(
+      await page.locator('[data-budget]').first().getAttribute('data-budget'),
+      'acme/batch',
+    );
+    await page.goto('/governance?q=BULK00');
+    await page.getByText('10 budgets match this view').waitFor();
+    assert.equal(await page.locator('[data-budget^="bulk00"]').count(), 10);
+    assert.equal(await page.getByLabel('Search tenant or project').inputValue(), 'BULK00');
+    await page.goto('/governance');
     await page.getByLabel('Search tenant or project').fill('zeta');
     await page.waitForURL(/q=zeta/);
     await admin.put('/budget/limit', { tenant_id: 'zeta', project_id: 'new', total_tokens: 50 });
     await page.locator('[data-budget="zeta/new"]').waitFor({ timeout: 5000 });
+  });
+});
+
+test('dashboard: dead letters captured and resolved show in the trend of the alerts card', async () => {
+  for (const id of ['trend-a', 'trend-b']) {
+    await admin.post('/dlq', {
+      id,
+      original_subject: 'orders.created',
+      payload: { n: 1 },
+      error: 'schema mismatch',
+      attempts: 3,
+    });
+  }
+  // Both resolved: the dead-letter tests below find only their own open entries.
+  for (const id of ['trend-a', 'trend-b'])
+    await admin.post(`/dlq/${id}/resolve`, { note: 'fixed' });
+  await withPage('dashboard-trend', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    const trend = page.getByTestId('dlq-trend');
+    await trend
+      .getByRole('img', { name: /Dead letters per minute: \d+ captured and \d+ resolved/ })
+      .waitFor();
+    const text = await trend.textContent();
+    const [, captured, resolved] = text.match(/(\d+) captured and (\d+) resolved in the last hour/);
+    assert.ok(Number(captured) >= 2 && Number(resolved) >= 2, text);
+    await page.screenshot({ path: `${artifacts}dashboard-trend.png`, fullPage: true });
   });
 });
 

@@ -195,6 +195,10 @@ pub struct UsageQuery {
     #[serde(default)]
     #[param(minimum = 1, maximum = 1440)]
     pub minutes: Option<i64>,
+    /// Answer once the read model has applied the event at this position.
+    #[serde(default)]
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
 }
 
 /// The budget's totals at the end of one minute.
@@ -241,6 +245,7 @@ pub(crate) async fn usage(
             format!("must be between 1 and {MAX_USAGE_MINUTES}"),
         ));
     }
+    wait_for(&state, query.min_position).await?;
     let now = Utc::now();
     let this_minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
     let from = this_minute - TimeDelta::minutes(minutes - 1);

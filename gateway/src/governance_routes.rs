@@ -7,17 +7,20 @@ use auth::Role;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use projections::governance::{self, BudgetFilter};
+use projections::governance::{self, BudgetFilter, BudgetSort};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, ValidQuery};
+use crate::read_after_write::wait_for;
 use crate::AppState;
 
 /// Rows per page by default, and at most.
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
+/// The longest search text: a tenant, a slash and a project.
+const MAX_SEARCH_CHARS: usize = 129;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -77,6 +80,56 @@ pub struct StatusQuery {
     /// Rows to skip.
     #[param(minimum = 0)]
     pub offset: Option<i64>,
+    /// Only rows whose `tenant/project` contains this text, ignoring case (at most 129
+    /// characters; empty: every row). The counts per status cover the search too.
+    #[param(max_length = 129)]
+    pub q: Option<String>,
+    /// The column the rows are ordered by (default `name`: tenant, then project). Rows
+    /// without the figure (no limit) come first ascending, last descending; ties are
+    /// ordered by tenant and project.
+    #[param(inline)]
+    pub sort: Option<StatusSort>,
+    /// `asc` (default) or `desc`.
+    #[param(inline)]
+    pub dir: Option<SortDirection>,
+    /// Answer once the read models have applied the event at this position.
+    #[param(minimum = 1)]
+    pub min_position: Option<i64>,
+}
+
+/// What `GET /governance/status` sorts by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusSort {
+    /// Tenant, then project.
+    Name,
+    /// (used + reserved) / limit.
+    Utilisation,
+    Used,
+    Reserved,
+    Available,
+    Limit,
+}
+
+impl From<StatusSort> for BudgetSort {
+    fn from(sort: StatusSort) -> Self {
+        match sort {
+            StatusSort::Name => BudgetSort::Name,
+            StatusSort::Utilisation => BudgetSort::Utilisation,
+            StatusSort::Used => BudgetSort::Used,
+            StatusSort::Reserved => BudgetSort::Reserved,
+            StatusSort::Available => BudgetSort::Available,
+            StatusSort::Limit => BudgetSort::Limit,
+        }
+    }
+}
+
+/// A sort's direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortDirection {
+    Asc,
+    Desc,
 }
 
 /// One tenant/project.
@@ -99,7 +152,7 @@ pub struct BudgetRowBody {
     pub status: BudgetStatus,
 }
 
-/// Budgets per status, over the tenant filter only.
+/// Budgets per status, over the tenant filter and the search only (not the status).
 #[derive(Debug, Default, Serialize, ToSchema)]
 pub struct StatusCounts {
     pub ok: i64,
@@ -156,24 +209,36 @@ pub(crate) async fn status(
     if offset < 0 {
         return Err(ApiError::invalid("offset", "must not be negative"));
     }
+    if let Some(q) = &query.q {
+        if q.chars().count() > MAX_SEARCH_CHARS {
+            return Err(ApiError::invalid(
+                "q",
+                format!("at most {MAX_SEARCH_CHARS} characters"),
+            ));
+        }
+        // PostgreSQL text cannot hold NUL, and no id holds a control character.
+        if q.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "q",
+                "must not contain control characters",
+            ));
+        }
+    }
+    wait_for(&state, query.min_position).await?;
     let ratio = state.overview.warning_ratio;
     let filter = BudgetFilter {
         tenant_id: query.tenant_id.clone(),
         status: query.status.map(|s| s.as_str().to_string()),
-        scope: scope.clone(),
+        scope,
+        search: query.q.clone(),
+        sort: query.sort.map_or(BudgetSort::Name, BudgetSort::from),
+        descending: query.dir == Some(SortDirection::Desc),
         limit,
         offset,
     };
     let (rows, matching) = governance::budget_rows(&state.pool, ratio, &filter).await?;
     let mut counts = StatusCounts::default();
-    for (status, n) in governance::status_counts(
-        &state.pool,
-        ratio,
-        query.tenant_id.as_deref(),
-        scope.as_deref(),
-    )
-    .await?
-    {
+    for (status, n) in governance::status_counts(&state.pool, ratio, &filter).await? {
         match status.as_str() {
             "ok" => counts.ok = n,
             "warning" => counts.warning = n,

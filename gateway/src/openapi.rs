@@ -135,8 +135,30 @@ pub fn document() -> Document {
             describe_access(operation, spec.access);
             add_error_answers(operation, spec.access);
         }
+        for (_, operation) in operations(item) {
+            name_operation(operation);
+        }
     }
     doc
+}
+
+/// Makes the operation's id unique in the document: utoipa names an operation after its
+/// handler, and several areas have a `list`, a `show` or a `status`, which clients
+/// generated from the document (one function per id) cannot tell apart. The id becomes
+/// `<tag>_<handler>` (`governance_status`, `dlq_list`), kept as it is when the handler's
+/// name already starts with its tag (`system_health`). A test checks that no two are equal.
+fn name_operation(operation: &mut Operation) {
+    let tag = operation
+        .tags
+        .as_ref()
+        .and_then(|tags| tags.first())
+        .cloned();
+    if let (Some(tag), Some(id)) = (tag, operation.operation_id.as_mut()) {
+        let tag = tag.replace('-', "_");
+        if !id.starts_with(&format!("{tag}_")) {
+            *id = format!("{tag}_{id}");
+        }
+    }
 }
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(&'static str, &mut Operation)> {
@@ -496,6 +518,34 @@ mod tests {
         let schemas = &doc["components"]["schemas"];
         assert!(schemas[&breakers]["properties"]["breakers"].is_object());
         assert!(schemas[&dlq]["properties"]["items"].is_object());
+    }
+
+    #[test]
+    fn every_operation_has_its_own_id() {
+        // Handlers named `list`, `show`, `status` in several areas once gave operations
+        // the same id, and a client generated from the document one function for them.
+        let mut doc = document();
+        let mut seen = std::collections::BTreeMap::new();
+        for (path, item) in doc.paths.paths.iter_mut() {
+            for (method, operation) in operations(item) {
+                let id = operation
+                    .operation_id
+                    .clone()
+                    .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+                if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
+                    panic!("{method} {path} and {other} share the operationId {id}");
+                }
+            }
+        }
+        let json: serde_json::Value = serde_json::from_str(&DOCUMENT_JSON).unwrap();
+        assert_eq!(
+            json["paths"]["/governance/status"]["get"]["operationId"],
+            "governance_status"
+        );
+        assert_eq!(
+            json["paths"]["/system/health"]["get"]["operationId"],
+            "system_health"
+        );
     }
 
     #[test]

@@ -91,6 +91,11 @@ pub struct MinutePoint {
     pub latency_ms: Latency,
     /// Events appended to the log in this minute (the whole system).
     pub events: i64,
+    /// Dead letters captured in this minute: new entries and requeued messages that died
+    /// again (the whole system).
+    pub dlq_captured: i64,
+    /// Dead letters resolved in this minute, by a person or a redrive job.
+    pub dlq_resolved: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -130,8 +135,8 @@ pub(crate) async fn stats(
     let first_minute = current_minute - chrono::Duration::minutes(HEADLINE_MINUTES as i64 - 1);
     let recent_events: i64 = events
         .iter()
-        .filter(|(minute, _)| *minute >= first_minute)
-        .map(|(_, n)| *n)
+        .filter(|m| m.minute >= first_minute)
+        .map(|m| m.events)
         .sum();
     let event_seconds = (now - first_minute).num_milliseconds().max(1000) as f64 / 1000.0;
     let mut breakers = BreakersByState::default();
@@ -151,17 +156,16 @@ pub(crate) async fn stats(
         .iter()
         .map(|m| {
             let start = chrono::DateTime::from_timestamp(m.minute * 60, 0).unwrap_or_default();
+            let log = events.iter().find(|e| e.minute == start);
             MinutePoint {
                 minute: start.to_rfc3339(),
                 requests: m.requests,
                 server_errors: m.server_errors,
                 client_errors: m.client_errors,
                 latency_ms: Latency::of(m),
-                events: events
-                    .iter()
-                    .find(|(minute, _)| *minute == start)
-                    .map(|(_, n)| *n)
-                    .unwrap_or(0),
+                events: log.map_or(0, |e| e.events),
+                dlq_captured: log.map_or(0, |e| e.dlq_captured),
+                dlq_resolved: log.map_or(0, |e| e.dlq_resolved),
             }
         })
         .collect();

@@ -21,15 +21,82 @@ pub struct BudgetRow {
     pub status: String,
 }
 
-/// Which rows, and how many.
+/// Which rows, in which order, and how many.
 #[derive(Debug, Clone, Default)]
 pub struct BudgetFilter {
     pub tenant_id: Option<String>,
     /// The caller's tenants (`None`: every tenant): rows outside are never shown or counted.
     pub scope: Option<Vec<String>>,
     pub status: Option<String>,
+    /// Only rows whose `tenant/project` contains this text, ignoring case.
+    pub search: Option<String>,
+    pub sort: BudgetSort,
+    pub descending: bool,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// The column the rows are ordered by. Ties (and rows without the figure, which come
+/// first ascending and last descending) are ordered by tenant and project, so pages never
+/// overlap or skip a row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BudgetSort {
+    /// Tenant, then project.
+    #[default]
+    Name,
+    /// (used + reserved) / limit; none without a limit above 0.
+    Utilisation,
+    Used,
+    Reserved,
+    /// limit - used - reserved, at least 0; none without a limit.
+    Available,
+    /// The limit; none without one.
+    Limit,
+}
+
+impl BudgetSort {
+    /// The `ORDER BY` of this sort: fixed SQL per variant, nothing from the request.
+    fn order_by(self, descending: bool) -> String {
+        let (dir, nulls) = if descending {
+            ("DESC", "NULLS LAST")
+        } else {
+            ("ASC", "NULLS FIRST")
+        };
+        let figure = match self {
+            BudgetSort::Name => return format!("tenant_id {dir}, project_id {dir}"),
+            BudgetSort::Utilisation => {
+                "CASE WHEN total > 0 THEN (used + reserved)::float8 / total END"
+            }
+            BudgetSort::Used => "used",
+            BudgetSort::Reserved => "reserved",
+            // GREATEST skips NULLs: without the CASE a budget with no limit would sort as 0.
+            BudgetSort::Available => {
+                "CASE WHEN total IS NOT NULL THEN GREATEST(total - used - reserved, 0) END"
+            }
+            BudgetSort::Limit => "total",
+        };
+        format!("{figure} {dir} {nulls}, tenant_id, project_id")
+    }
+}
+
+/// The search as the queries compare it (`tenant/project` in lower case contains it).
+fn search_text(search: Option<&str>) -> Option<String> {
+    search
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase)
+}
+
+/// The rows a filter's tenant, scope and search let through (`$2` tenant, `$3` scope,
+/// `$4` search), with their status (`$1` the warning ratio).
+fn matching_sql() -> String {
+    format!(
+        "SELECT tenant_id, project_id, total, used, reserved, {STATUS_SQL} AS status
+           FROM read_budgets
+          WHERE ($2::text IS NULL OR tenant_id = $2)
+            AND ($3::text[] IS NULL OR tenant_id = ANY($3))
+            AND ($4::text IS NULL OR strpos(lower(tenant_id || '/' || project_id), $4) > 0)"
+    )
 }
 
 /// SQL for a row's status; `$1` is the warning ratio (0.8 for 80 %).
@@ -38,29 +105,31 @@ const STATUS_SQL: &str = "CASE WHEN total IS NULL THEN 'no_budget'
                                WHEN (used + reserved)::float8 >= $1 * total THEN 'warning'
                                ELSE 'ok' END";
 
-/// The matching rows (ordered by tenant, project) and how many match in all.
+/// The matching rows (in the filter's order) and how many match in all.
 pub async fn budget_rows(
     pool: &PgPool,
     warning_ratio: f64,
     filter: &BudgetFilter,
 ) -> Result<(Vec<BudgetRow>, i64), sqlx::Error> {
+    let search = search_text(filter.search.as_deref());
     let sql = format!(
-        "WITH b AS (SELECT tenant_id, project_id, total, used, reserved, {STATUS_SQL} AS status
-                      FROM read_budgets)
+        "WITH b AS ({matching})
          SELECT tenant_id, project_id, total, used, reserved, status, count(*) OVER () AS matching
            FROM b
-          WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR status = $3)
-            AND ($6::text[] IS NULL OR tenant_id = ANY($6))
-          ORDER BY tenant_id, project_id
-          LIMIT $4 OFFSET $5"
+          WHERE ($5::text IS NULL OR status = $5)
+          ORDER BY {order}
+          LIMIT $6 OFFSET $7",
+        matching = matching_sql(),
+        order = filter.sort.order_by(filter.descending),
     );
     let rows = sqlx::query(&sql)
         .bind(warning_ratio)
         .bind(filter.tenant_id.as_deref())
+        .bind(filter.scope.as_deref())
+        .bind(search.as_deref())
         .bind(filter.status.as_deref())
         .bind(filter.limit)
         .bind(filter.offset)
-        .bind(filter.scope.as_deref())
         .fetch_all(pool)
         .await?;
     let matching = match rows.first() {
@@ -68,15 +137,15 @@ pub async fn budget_rows(
         // Past the last page the window count is gone: count on its own.
         None if filter.offset > 0 => {
             let sql = format!(
-                "SELECT count(*) FROM (SELECT tenant_id, {STATUS_SQL} AS status FROM read_budgets) b
-                  WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::text IS NULL OR status = $3)
-                    AND ($4::text[] IS NULL OR tenant_id = ANY($4))"
+                "SELECT count(*) FROM ({matching}) b WHERE ($5::text IS NULL OR status = $5)",
+                matching = matching_sql()
             );
             sqlx::query_scalar(&sql)
                 .bind(warning_ratio)
                 .bind(filter.tenant_id.as_deref())
-                .bind(filter.status.as_deref())
                 .bind(filter.scope.as_deref())
+                .bind(search.as_deref())
+                .bind(filter.status.as_deref())
                 .fetch_one(pool)
                 .await?
         }
@@ -98,23 +167,22 @@ pub async fn budget_rows(
     Ok((rows, matching))
 }
 
-/// Budgets by status (for the summary), of one tenant or all, within the scope.
+/// Budgets by status (for the summary) among the rows the filter's tenant, scope and
+/// search let through; its status, sort and page do not apply.
 pub async fn status_counts(
     pool: &PgPool,
     warning_ratio: f64,
-    tenant_id: Option<&str>,
-    scope: Option<&[String]>,
+    filter: &BudgetFilter,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     let sql = format!(
-        "SELECT status, count(*) FROM
-           (SELECT tenant_id, {STATUS_SQL} AS status FROM read_budgets) b
-          WHERE ($2::text IS NULL OR tenant_id = $2) AND ($3::text[] IS NULL OR tenant_id = ANY($3))
-          GROUP BY status"
+        "SELECT status, count(*) FROM ({matching}) b GROUP BY status",
+        matching = matching_sql()
     );
     sqlx::query_as(&sql)
         .bind(warning_ratio)
-        .bind(tenant_id)
-        .bind(scope)
+        .bind(filter.tenant_id.as_deref())
+        .bind(filter.scope.as_deref())
+        .bind(search_text(filter.search.as_deref()).as_deref())
         .fetch_all(pool)
         .await
 }
@@ -172,21 +240,48 @@ pub async fn open_dlq_entries(pool: &PgPool) -> Result<i64, sqlx::Error> {
 /// walks the `global_position` index backwards instead of scanning the whole log.
 pub const EVENT_WINDOW: i64 = 200_000;
 
+/// One minute of the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventMinute {
+    pub minute: DateTime<Utc>,
+    /// Events recorded in the minute, of every kind.
+    pub events: i64,
+    /// Dead letters captured: new entries, and requeued messages that died again.
+    pub dlq_captured: i64,
+    /// Dead letters resolved (by a person or a redrive job).
+    pub dlq_resolved: i64,
+}
+
 /// Events recorded per minute over the last `minutes` minutes, the current one included
 /// (oldest first, minutes without events left out), among the newest [`EVENT_WINDOW`]
-/// events.
+/// events; with the dead letters captured and resolved in each, counted from the same
+/// rows (the entries' events, so a recapture counts and nothing depends on a read model).
 pub async fn events_per_minute(
     pool: &PgPool,
     minutes: i32,
-) -> Result<Vec<(DateTime<Utc>, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT date_trunc('minute', recorded_at) AS minute, count(*)
-           FROM (SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT $2) e
+) -> Result<Vec<EventMinute>, sqlx::Error> {
+    let rows: Vec<(DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT date_trunc('minute', recorded_at) AS minute, count(*),
+                count(*) FILTER (WHERE aggregate_type = 'DlqEntry'
+                                   AND event_type IN ('DlqEntryCaptured', 'DlqEntryRecaptured')),
+                count(*) FILTER (WHERE aggregate_type = 'DlqEntry'
+                                   AND event_type = 'DlqEntryResolved')
+           FROM (SELECT recorded_at, aggregate_type, event_type
+                   FROM events ORDER BY global_position DESC LIMIT $2) e
           WHERE recorded_at >= date_trunc('minute', now()) - make_interval(mins => $1 - 1)
           GROUP BY 1 ORDER BY 1",
     )
     .bind(minutes)
     .bind(EVENT_WINDOW)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(minute, events, dlq_captured, dlq_resolved)| EventMinute {
+            minute,
+            events,
+            dlq_captured,
+            dlq_resolved,
+        })
+        .collect())
 }

@@ -83,10 +83,41 @@ async fn dashboard_reads_name_the_bad_field() {
             "/budget/usage?tenant_id=org1&project_id=p1&bucket=5",
             "bucket",
         ),
+        (
+            "/budget/usage?tenant_id=org1&project_id=p1&min_position=0",
+            "min_position",
+        ),
+        (
+            "/budget/usage?tenant_id=org1&project_id=p1&min_position=999999999",
+            "min_position",
+        ),
     ] {
         let (status, answer) = env.get(path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {answer}");
         assert_eq!(answer["error"]["field"], field, "{path}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn usage_with_min_position_shows_the_callers_own_write() {
+    let env = TestEnv::start().await;
+    env.set_limit("org1", "p1", 10_000).await;
+    for i in 1..=5 {
+        let answer = env.reserve("org1", "p1", 100).await;
+        let position = answer["position"].as_i64().unwrap();
+        // At once: the read waits until the read model has applied the reservation.
+        let (status, usage) = env
+            .get(&format!(
+                "/budget/usage?tenant_id=org1&project_id=p1&minutes=5&min_position={position}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{usage}");
+        let last = usage["points"].as_array().unwrap().last().cloned();
+        assert_eq!(
+            last.map(|p| p["reserved"].clone()),
+            Some(json!(100 * i)),
+            "{usage}"
+        );
     }
 }
 

@@ -212,3 +212,148 @@ async fn metrics_carry_budget_use_per_tenant_and_breaker_state_per_name() {
     .await;
     assert!(found, "{expected:?} in:\n{}", scrape().await);
 }
+
+/// `tenant/project` of each row of an answer, in order.
+fn names(status: &Value) -> Vec<String> {
+    status["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["tenant_id"].as_str().unwrap(),
+                r["project_id"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn status_searches_sorts_and_pages_on_the_server() {
+    let env = TestEnv::start().await;
+    four_budgets(&env).await;
+    env.set_limit("Org4", "Web", 400).await;
+    env.reserve("Org4", "Web", 100).await;
+    env.wait_for_own_writes().await;
+
+    // Search: `tenant/project` contains the text, ignoring case; the counts per status
+    // cover the search (not the status filter), `matching` both.
+    let (_, found) = env.get("/governance/status?q=ORG1").await;
+    assert_eq!(names(&found), ["org1/ok", "org1/warn"], "{found}");
+    assert_eq!(
+        found["counts"],
+        json!({"ok": 1, "warning": 1, "exhausted": 0, "no_budget": 0})
+    );
+    let (_, found) = env.get("/governance/status?q=g1%2Fw").await;
+    assert_eq!(names(&found), ["org1/warn"], "across the slash: {found}");
+    let (_, found) = env.get("/governance/status?q=web&status=ok").await;
+    assert_eq!(names(&found), ["Org4/Web"], "{found}");
+    assert_eq!(found["matching"], 1);
+    let (_, found) = env.get("/governance/status?q=%25").await;
+    assert_eq!(found["matching"], 0, "no pattern characters: {found}");
+    let (_, all) = env.get("/governance/status?q=%20").await;
+    assert_eq!(all["matching"], 5, "blank text searches nothing: {all}");
+
+    // Sort: by utilisation, budgets without a limit first ascending and last descending;
+    // ties by name.
+    let (_, asc) = env.get("/governance/status?sort=utilisation").await;
+    assert_eq!(
+        names(&asc),
+        ["org3/none", "org1/ok", "Org4/Web", "org1/warn", "org2/full"],
+        "{asc}"
+    );
+    let (_, desc) = env
+        .get("/governance/status?sort=utilisation&dir=desc")
+        .await;
+    assert_eq!(
+        names(&desc),
+        ["org2/full", "org1/warn", "Org4/Web", "org1/ok", "org3/none"],
+        "{desc}"
+    );
+    let (_, by_available) = env.get("/governance/status?sort=available&dir=desc").await;
+    assert_eq!(
+        names(&by_available),
+        ["org1/ok", "Org4/Web", "org1/warn", "org2/full", "org3/none"],
+        "{by_available}"
+    );
+    let (_, by_limit) = env.get("/governance/status?sort=limit").await;
+    assert_eq!(names(&by_limit)[0], "org3/none", "{by_limit}");
+    let (_, by_reserved) = env.get("/governance/status?sort=reserved&dir=desc").await;
+    assert_eq!(names(&by_reserved)[0], "org1/warn", "{by_reserved}");
+
+    // Pages of one row each, walked to the end, are the whole sorted list exactly once.
+    let mut paged = Vec::new();
+    for offset in 0..6 {
+        let (status, page) = env
+            .get(&format!(
+                "/governance/status?sort=utilisation&dir=desc&limit=1&offset={offset}"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["matching"], 5, "{page}");
+        paged.extend(names(&page));
+    }
+    assert_eq!(paged, names(&desc));
+
+    for (query, field) in [
+        ("sort=colour", "sort"),
+        ("dir=up", "dir"),
+        ("q=a%00b", "q"),
+        (&format!("q={}", "x".repeat(130)) as &str, "q"),
+        ("min_position=0", "min_position"),
+        ("min_position=x", "min_position"),
+    ] {
+        let (status, answer) = env.get(&format!("/governance/status?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{query}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn status_with_min_position_shows_the_callers_own_write() {
+    let env = TestEnv::start().await;
+    env.set_limit("own", "p", 1000).await;
+    env.wait_for_own_writes().await;
+    for i in 1..=5 {
+        let answer = env.reserve("own", "p", 10).await;
+        let position = answer["position"].as_i64().unwrap();
+        // At once, without waiting for the projector: the read waits for the position.
+        let (status, page) = env
+            .get(&format!("/governance/status?q=own&min_position={position}"))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(row(&page, "own", "p")["reserved"], 10 * i, "{page}");
+    }
+}
+
+#[tokio::test]
+async fn stats_count_dead_letters_captured_and_resolved_per_minute() {
+    let env = TestEnv::start().await;
+    env.dead_letters(&["trend-1", "trend-2", "trend-3"], &["trend-2"])
+        .await;
+    let stats = read_after_writes(&env, "/stats").await;
+    let series = stats["series"].as_array().unwrap();
+    let sum = |field: &str| -> i64 { series.iter().map(|m| m[field].as_i64().unwrap()).sum() };
+    assert_eq!(
+        (sum("dlq_captured"), sum("dlq_resolved")),
+        (3, 1),
+        "{series:?}"
+    );
+    // In the minutes they happened (this one, or the one before when the test crossed a
+    // minute), and never more than the events of that minute.
+    for minute in series {
+        let dlq =
+            minute["dlq_captured"].as_i64().unwrap() + minute["dlq_resolved"].as_i64().unwrap();
+        assert!(dlq <= minute["events"].as_i64().unwrap(), "{minute}");
+    }
+    assert!(
+        series[58..]
+            .iter()
+            .map(|m| m["dlq_captured"].as_i64().unwrap())
+            .sum::<i64>()
+            == 3,
+        "{series:?}"
+    );
+    assert_eq!(stats["open_dlq_entries"], 2);
+}

@@ -903,3 +903,138 @@ async fn a_graceful_stop_closes_websockets_with_going_away() {
         .expect("the stop ends within its grace period")
         .unwrap();
 }
+
+/// The next `event` frame's position, or of each event of an `events` frame.
+async fn next_positions(ws: &mut Ws) -> Vec<i64> {
+    loop {
+        let frame = next_frame(ws).await;
+        match frame["type"].as_str() {
+            Some("event") => return vec![frame["position"].as_i64().unwrap()],
+            Some("events") => {
+                return frame["events"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["position"].as_i64().unwrap())
+                    .collect()
+            }
+            Some("closed") => panic!("closed while waiting for an event: {frame}"),
+            _ => continue,
+        }
+    }
+}
+
+/// `subscribed` carries the position the subscription stands at: a client that has
+/// received nothing yet can resume from it and miss nothing; after `since`, it is where
+/// the catch-up runs to.
+#[tokio::test]
+async fn the_subscribed_frame_says_where_the_subscription_stands() {
+    let env = TestEnv::start().await;
+    let mut watcher = connect(&env, Some(&env.admin_token)).await.unwrap();
+    let ack = subscribe(
+        &mut watcher,
+        json!({"type": "subscribe", "topics": ["budget"]}),
+    )
+    .await;
+    assert!(ack["position"].is_null(), "an empty log: {ack}");
+
+    env.set_limit("org1", "p1", 1000).await;
+    let first = next_event(&mut watcher).await["position"].as_i64().unwrap();
+    // A new subscription stands at the newest event the server has passed on.
+    let mut fresh = connect(&env, Some(&env.admin_token)).await.unwrap();
+    let ack = subscribe(
+        &mut fresh,
+        json!({"type": "subscribe", "topics": ["budget"]}),
+    )
+    .await;
+    assert_eq!(ack["position"], first, "{ack}");
+    assert!(ack["since"].is_null(), "{ack}");
+    let resume_from = ack["position"].as_i64().unwrap();
+    // Dropped before any event arrived; two reservations meanwhile.
+    drop(fresh);
+    let (_, a) = env
+        .post("/budget/request", reserve("org1", "p1", "t1", 10))
+        .await;
+    let (_, b) = env
+        .post("/budget/request", reserve("org1", "p1", "t2", 20))
+        .await;
+    let made = [
+        a["position"].as_i64().unwrap(),
+        b["position"].as_i64().unwrap(),
+    ];
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        seen.extend(next_positions(&mut watcher).await);
+    }
+    let newest = *seen.last().unwrap();
+
+    // Resuming from the acknowledged position gets exactly what was missed, and the ack
+    // says the catch-up runs to the newest event.
+    let (mut resumed, ack) = subscribed_since(&env, resume_from, true).await;
+    assert_eq!(ack["since"], resume_from, "{ack}");
+    assert_eq!(ack["position"], newest, "{ack}");
+    let mut caught_up = Vec::new();
+    while caught_up.last() != Some(&newest) {
+        caught_up.extend(next_positions(&mut resumed).await);
+    }
+    assert_eq!(
+        caught_up, seen,
+        "the events after the ack's position, once each"
+    );
+    let mut sorted = caught_up.clone();
+    sorted.sort();
+    assert_eq!(sorted, made);
+
+    // Every acknowledgement carries it, an unsubscribe's too.
+    send(
+        &mut resumed,
+        json!({"type": "unsubscribe", "topics": ["budget"]}),
+    )
+    .await;
+    let ack = loop {
+        let frame = next_frame(&mut resumed).await;
+        if frame["type"] == "subscribed" {
+            break frame;
+        }
+    };
+    assert_eq!(ack["topics"], json!([]), "{ack}");
+    assert_eq!(ack["position"], newest, "{ack}");
+}
+
+/// `stats` frames carry the open dead letters and those captured and resolved per minute,
+/// read once per interval for every connection of the process.
+#[tokio::test]
+async fn stats_frames_carry_the_dead_letter_trend() {
+    let env = TestEnv::start_with(&[("WS_STATS_SECONDS", "1")]).await;
+    env.dead_letters(&["ws-trend-1", "ws-trend-2"], &["ws-trend-1"])
+        .await;
+    env.wait_for_own_writes().await;
+
+    let viewer = env.user_token("vic", auth::Role::Viewer).await;
+    let mut clients = Vec::new();
+    for token in [&env.admin_token, &viewer] {
+        let mut ws = connect(&env, Some(token)).await.unwrap();
+        subscribe(&mut ws, json!({"type": "subscribe", "topics": ["stats"]})).await;
+        clients.push(ws);
+    }
+    for ws in &mut clients {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let dead_letters = loop {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no trend within 10 s"
+            );
+            let frame = next_frame(ws).await;
+            if frame["type"] == "stats" && frame["dead_letters"]["open"] == 1 {
+                break frame["dead_letters"].clone();
+            }
+        };
+        let minutes = dead_letters["minutes"].as_array().unwrap();
+        let sum = |field: &str| -> i64 { minutes.iter().map(|m| m[field].as_i64().unwrap()).sum() };
+        assert_eq!((sum("captured"), sum("resolved")), (2, 1), "{dead_letters}");
+        assert!(
+            minutes.iter().all(|m| m["minute"].is_string()),
+            "{dead_letters}"
+        );
+    }
+}

@@ -1,4 +1,4 @@
-import { lazy, useMemo, type ReactNode } from 'react';
+import { Suspense, useMemo, type ReactNode } from 'react';
 import { BrowserRouter, Navigate, Route, Routes } from 'react-router-dom';
 import { CssBaseline, ThemeProvider, useMediaQuery } from '@mui/material';
 import { QueryClientProvider } from '@tanstack/react-query';
@@ -8,35 +8,21 @@ import { LiveProvider } from '@/lib/live/LiveProvider';
 import { createQueryClient } from '@/lib/queryClient';
 import { useSession } from '@/lib/session';
 import { useUi } from '@/lib/ui';
-import { LoginPage } from '@/features/auth/components/LoginPage';
 import { AppShell } from './AppShell';
 import { ForbiddenPage } from './ForbiddenPage';
 import { LaterPage } from './LaterPage';
 import { RequireAuth, RequirePermission } from './guards';
 import { navItems } from './nav';
+import { pages } from './pages';
 import { useSessionBootstrap, useSessionExpiry } from './session';
 import { makeTheme } from './theme';
 
-// Each page is its own chunk: charts and tables load with the route that shows them.
-const DashboardPage = lazy(() => import('@/features/dashboard/components/DashboardPage'));
-const GovernancePage = lazy(() => import('@/features/governance/components/GovernancePage'));
-const BudgetPage = lazy(() => import('@/features/budget/components/BudgetPage'));
-const DlqPage = lazy(() => import('@/features/dlq/components/DlqPage'));
-const BreakersPage = lazy(() => import('@/features/breakers/components/BreakersPage'));
-const AuditPage = lazy(() => import('@/features/audit/components/AuditPage'));
-const SandboxPage = lazy(() => import('@/features/sandbox/components/SandboxPage'));
-const UsersPage = lazy(() => import('@/features/users/components/UsersPage'));
+const LoginPage = pages[paths.login]!;
 
-const pages: Record<string, ReactNode> = {
-  [paths.dashboard]: <DashboardPage />,
-  [paths.governance]: <GovernancePage />,
-  [paths.budget]: <BudgetPage />,
-  [paths.dlq]: <DlqPage />,
-  [paths.breakers]: <BreakersPage />,
-  [paths.audit]: <AuditPage />,
-  [paths.sandbox]: <SandboxPage />,
-  [paths.users]: <UsersPage />,
-};
+function page(path: string): ReactNode {
+  const Page = pages[path];
+  return Page ? <Page /> : null;
+}
 
 const queryClient = createQueryClient();
 
@@ -52,7 +38,14 @@ function Signed({ children }: { children: ReactNode }) {
 export function AppRoutes() {
   return (
     <Routes>
-      <Route path={paths.login} element={<LoginPage />} />
+      <Route
+        path={paths.login}
+        element={
+          <Suspense fallback={null}>
+            <LoginPage />
+          </Suspense>
+        }
+      />
       <Route
         path={paths.forbidden}
         element={
@@ -68,7 +61,7 @@ export function AppRoutes() {
           element={
             <Signed>
               <RequirePermission permission={item.permission}>
-                {pages[item.path] ?? <LaterPage title={item.label} />}
+                {page(item.path) ?? <LaterPage title={item.label} />}
               </RequirePermission>
             </Signed>
           }

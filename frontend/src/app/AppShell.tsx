@@ -11,7 +11,6 @@ import {
   ListItemButton,
   ListItemText,
   Toolbar,
-  Tooltip,
   Typography,
   useMediaQuery,
   useTheme,
@@ -95,11 +94,13 @@ export function AppShell({ children }: { children: ReactNode }) {
             Golden Arch
           </Typography>
           <LiveIndicator />
-          <Tooltip title={`Colour mode: ${mode} (click for ${nextMode[mode]})`}>
-            <IconButton aria-label={`Colour mode: ${mode}`} onClick={() => setMode(nextMode[mode])}>
-              <ModeIcon />
-            </IconButton>
-          </Tooltip>
+          <IconButton
+            aria-label={`Colour mode: ${mode}`}
+            title={`Colour mode: ${mode} (click for ${nextMode[mode]})`}
+            onClick={() => setMode(nextMode[mode])}
+          >
+            <ModeIcon />
+          </IconButton>
           {wide && user && (
             <Typography variant="body2" sx={{ color: 'text.secondary' }} noWrap>
               {user.username} · {user.role}

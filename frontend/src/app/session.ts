@@ -4,13 +4,26 @@ import { useLiveClient } from '@/lib/live/LiveProvider';
 import { useSession, type SessionUser } from '@/lib/session';
 import { fetchMe } from '@/features/auth/api/me';
 
+let first: Promise<SessionUser> | null = null;
+
+/**
+ * Asks who the cookie belongs to before React renders anything (main.tsx): the answer, the
+ * page's chunk and the first render then overlap instead of following one another.
+ */
+export function startSessionCheck(): Promise<SessionUser> {
+  first ??= fetchMe();
+  return first;
+}
+
 /** Finds out who the cookie belongs to, and notices when the session ends. */
 export function useSessionBootstrap(): void {
   useEffect(() => {
     setUnauthenticatedHandler(() => useSession.getState().expire());
-    fetchMe()
-      .then((u) => useSession.getState().signedIn(u))
-      .catch(() => useSession.getState().signedOut());
+    const me = first ?? fetchMe();
+    first = null;
+    me.then((u) => useSession.getState().signedIn(u)).catch(() =>
+      useSession.getState().signedOut(),
+    );
   }, []);
 }
 

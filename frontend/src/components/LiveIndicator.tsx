@@ -1,4 +1,4 @@
-import { Chip, Tooltip } from '@mui/material';
+import { Chip } from '@mui/material';
 import { useLiveStatus } from '@/lib/live/LiveProvider';
 
 /** live / reconnecting / caught up N events: the state of the tab's one WebSocket. */
@@ -28,19 +28,23 @@ export function LiveIndicator() {
       color = 'default';
   }
   const detail =
-    s.lastPosition !== null ? `Last event position ${s.lastPosition}` : 'No event received yet';
+    s.state === 'catching_up' && s.catchUpTo !== null
+      ? `Catching up to event position ${s.catchUpTo}`
+      : s.lastPosition !== null
+        ? `Last event position ${s.lastPosition}`
+        : 'No event received yet';
+  // A native title, not MUI's Tooltip: the shell then loads no popper code.
   return (
-    <Tooltip title={detail}>
-      <Chip
-        size="small"
-        color={color}
-        label={label}
-        role="status"
-        aria-live="polite"
-        aria-label={`Live updates: ${label}`}
-        data-live-state={s.state}
-        sx={{ fontWeight: 600 }}
-      />
-    </Tooltip>
+    <Chip
+      title={detail}
+      size="small"
+      color={color}
+      label={label}
+      role="status"
+      aria-live="polite"
+      aria-label={`Live updates: ${label}`}
+      data-live-state={s.state}
+      sx={{ fontWeight: 600 }}
+    />
   );
 }

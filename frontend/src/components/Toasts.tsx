@@ -1,24 +1,21 @@
-import { Alert, Snackbar } from '@mui/material';
+import { lazy, Suspense, useEffect, useState } from 'react';
 import { useUi } from '@/lib/ui';
 
-/** Shows the oldest toast; success and failure messages of actions. */
+const ToastSnackbar = lazy(() => import('./ToastSnackbar'));
+
+/**
+ * Shows the oldest toast; success and failure messages of actions. The snackbar's code loads
+ * with the first toast, not with the app (and stays, so later toasts animate out).
+ */
 export function Toasts() {
-  const toasts = useUi((s) => s.toasts);
-  const dismiss = useUi((s) => s.dismiss);
-  const t = toasts[0];
-  return (
-    <Snackbar
-      key={t?.id}
-      open={!!t}
-      autoHideDuration={t?.severity === 'error' ? 8000 : 4000}
-      onClose={(_, reason) => reason !== 'clickaway' && t && dismiss(t.id)}
-      anchorOrigin={{ vertical: 'bottom', horizontal: 'center' }}
-    >
-      {t ? (
-        <Alert severity={t.severity} variant="filled" onClose={() => dismiss(t.id)}>
-          {t.message}
-        </Alert>
-      ) : undefined}
-    </Snackbar>
-  );
+  const any = useUi((s) => s.toasts.length > 0);
+  const [needed, setNeeded] = useState(false);
+  useEffect(() => {
+    if (any) setNeeded(true);
+  }, [any]);
+  return needed || any ? (
+    <Suspense fallback={null}>
+      <ToastSnackbar />
+    </Suspense>
+  ) : null;
 }

@@ -1,4 +1,4 @@
-import { useEffect, useRef, type ReactNode } from 'react';
+import { memo, useEffect, useState, type ReactNode } from 'react';
 import { Box, type SxProps, type Theme } from '@mui/material';
 import { useVirtualizer, type VirtualItem } from '@tanstack/react-virtual';
 
@@ -7,7 +7,8 @@ import { useVirtualizer, type VirtualItem } from '@tanstack/react-virtual';
  * rows stay smooth). Rows are plain elements the caller renders with `className="r b"` and
  * `style={{ transform: translateY(start) }}`, styled once here (no MUI component per cell):
  * scrolling mounts a few rows a frame and each costs little. `contain: strict` keeps their
- * layout and paint inside the table.
+ * layout and paint inside the table. Only the rows re-render while scrolling: the shell and its
+ * styles (MUI's `sx`, resolved on every render) render when the props change.
  */
 export function VirtualTable({
   label,
@@ -21,6 +22,7 @@ export function VirtualTable({
   renderRow,
   sx,
   onNearEnd,
+  onRange,
   follow = false,
 }: {
   label: string;
@@ -29,7 +31,10 @@ export function VirtualTable({
   /** Rows in all, when more exist than are loaded. */
   ariaRowCount?: number;
   rowHeight: number;
-  /** `grid-template-columns` of every row. */
+  /**
+   * `grid-template-columns` of every row. A caller may lay its rows out otherwise in `sx` (e.g.
+   * flex, cheaper to lay out per frame); header cells carry `k<column index>` classes for it.
+   */
   columns: string;
   headers: string[];
   minWidth: number;
@@ -38,28 +43,18 @@ export function VirtualTable({
   sx?: SxProps<Theme>;
   /** Called when the rows in view come within 50 of the last loaded: load the next page. */
   onNearEnd?: () => void;
+  /** Called with the first and last row index rendered (in view and overscan), as they change. */
+  onRange?: (first: number, last: number) => void;
   /** Keep the last row in view as rows arrive (a live tail). */
   follow?: boolean;
 }) {
-  const scrollRef = useRef<HTMLDivElement>(null);
-  const v = useVirtualizer({
-    count,
-    getScrollElement: () => scrollRef.current,
-    estimateSize: () => rowHeight,
-    overscan: 8,
-  });
-  const items = v.getVirtualItems();
-  const lastIndex = items.length ? items[items.length - 1]!.index : 0;
-  useEffect(() => {
-    if (onNearEnd && lastIndex >= count - 50) onNearEnd();
-  }, [onNearEnd, lastIndex, count]);
-  useEffect(() => {
-    if (follow && count) v.scrollToIndex(count - 1, { align: 'end' });
-  }, [follow, count, v]);
+  // State, not a ref: the rows' virtualizer (a child) needs the element, and a child's effects
+  // run before its parent's ref is set.
+  const [scroller, setScroller] = useState<HTMLDivElement | null>(null);
   const header = rowHeight + 2;
   return (
     <Box
-      ref={scrollRef}
+      ref={setScroller}
       role="table"
       aria-label={label}
       aria-rowcount={(ariaRowCount ?? count) + 1}
@@ -119,16 +114,65 @@ export function VirtualTable({
     >
       <div style={{ minWidth }}>
         <div role="row" aria-rowindex={1} className="r h">
-          {headers.map((h) => (
-            <div key={h} role="columnheader">
+          {headers.map((h, i) => (
+            <div key={h} role="columnheader" className={`k${i}`}>
               {h}
             </div>
           ))}
         </div>
-        <div role="rowgroup" style={{ position: 'relative', height: v.getTotalSize() }}>
-          {items.map(renderRow)}
-        </div>
+        <Rows
+          scroller={scroller}
+          count={count}
+          rowHeight={rowHeight}
+          renderRow={renderRow}
+          onNearEnd={onNearEnd}
+          onRange={onRange}
+          follow={follow}
+        />
       </div>
     </Box>
   );
 }
+
+/** The rows in view: the only part that re-renders as the table scrolls. */
+const Rows = memo(function Rows({
+  scroller,
+  count,
+  rowHeight,
+  renderRow,
+  onNearEnd,
+  onRange,
+  follow,
+}: {
+  scroller: HTMLDivElement | null;
+  count: number;
+  rowHeight: number;
+  renderRow: (item: VirtualItem) => ReactNode;
+  onNearEnd?: () => void;
+  onRange?: (first: number, last: number) => void;
+  follow: boolean;
+}) {
+  const v = useVirtualizer({
+    count,
+    getScrollElement: () => scroller,
+    estimateSize: () => rowHeight,
+    overscan: 8,
+  });
+  const items = v.getVirtualItems();
+  const firstIndex = items.length ? items[0]!.index : 0;
+  const lastIndex = items.length ? items[items.length - 1]!.index : 0;
+  useEffect(() => {
+    if (onNearEnd && lastIndex >= count - 50) onNearEnd();
+  }, [onNearEnd, lastIndex, count]);
+  useEffect(() => {
+    onRange?.(firstIndex, lastIndex);
+  }, [onRange, firstIndex, lastIndex]);
+  useEffect(() => {
+    if (follow && count) v.scrollToIndex(count - 1, { align: 'end' });
+  }, [follow, count, v]);
+  return (
+    <div role="rowgroup" style={{ position: 'relative', height: v.getTotalSize() }}>
+      {items.map(renderRow)}
+    </div>
+  );
+});

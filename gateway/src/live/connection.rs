@@ -199,7 +199,7 @@ impl Connection {
                     self.send(Message::Ping(Default::default())).await?;
                 }
                 _ = stats.tick(), if self.subscription.topics.contains(&Topic::Stats) => {
-                    let frame = self.stats_frame();
+                    let frame = self.stats_frame().await;
                     self.send_json(frame).await?;
                 }
                 _ = &mut auth_deadline, if self.claims.is_none() => {
@@ -289,7 +289,8 @@ impl Connection {
                 if !self.subscription.wants_events() {
                     self.feed = None;
                 }
-                self.send_subscribed(None).await
+                let position = self.position();
+                self.send_subscribed(None, position).await
             }
         }
     }
@@ -326,9 +327,11 @@ impl Connection {
                 self.matcher = self.subscription.matcher().within(self.scope());
                 self.batch = batch.unwrap_or(self.batch);
                 // Receive live events from now on, then send what came before.
-                let (receiver, _) = self.hub.subscribe();
+                let (receiver, head) = self.hub.subscribe();
                 self.feed = Some(Feed { receiver, cursor });
-                self.send_subscribed(Some(since)).await?;
+                // The catch-up runs at least to the live feed's head (further when the
+                // client resumes from past it, e.g. after another replica).
+                self.send_subscribed(Some(since), head.max(cursor)).await?;
                 self.catch_up().await
             }
             None => {
@@ -340,7 +343,8 @@ impl Connection {
                     let (receiver, cursor) = self.hub.subscribe();
                     self.feed = Some(Feed { receiver, cursor });
                 }
-                self.send_subscribed(None).await
+                let position = self.position();
+                self.send_subscribed(None, position).await
             }
         }
     }
@@ -508,26 +512,45 @@ impl Connection {
         }
     }
 
-    fn stats_frame(&self) -> serde_json::Value {
+    async fn stats_frame(&self) -> serde_json::Value {
         let head = self.hub.head();
-        json!({
+        let mut frame = json!({
             "type": "stats",
             "at": chrono::Utc::now(),
             "connections": self.hub.connections.get(),
             "events_streamed": self.hub.events.load(Ordering::Relaxed),
             "last_position": head.position,
             "catch_ups": self.hub.catch_ups.load(Ordering::Relaxed),
-        })
+        });
+        if let Some(dead_letters) = self.hub.dead_letter_stats(&self.pool).await {
+            frame["dead_letters"] = dead_letters;
+        }
+        frame
     }
 
-    async fn send_subscribed(&mut self, since: Option<i64>) -> Result<(), Stop> {
+    /// Where this connection stands in the log: the last event (in commit order) it has
+    /// passed, sent or filtered out; without a feed, the live feed's head. Every matching
+    /// event after it is still to come.
+    fn position(&self) -> LogKey {
+        self.feed
+            .as_ref()
+            .map_or_else(|| self.hub.head(), |feed| feed.cursor)
+    }
+
+    /// Acknowledges a (un)subscribe with the position the subscription stands at
+    /// (docs/websocket.md): without `since`, every matching event after it follows, so a
+    /// client may resume from it; with `since`, the catch-up that follows runs up to it.
+    /// `null` while the process has seen no event (an empty log).
+    async fn send_subscribed(&mut self, since: Option<i64>, at: LogKey) -> Result<(), Stop> {
         let topics: Vec<&str> = self
             .subscription
             .topics
             .iter()
             .map(|t| t.as_str())
             .collect();
-        let frame = json!({"type": "subscribed", "topics": topics, "since": since});
+        let position = (at != LogKey::default()).then_some(at.position);
+        let frame =
+            json!({"type": "subscribed", "topics": topics, "since": since, "position": position});
         self.send_json(frame).await
     }
 

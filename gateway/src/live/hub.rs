@@ -204,6 +204,9 @@ pub struct LiveHub {
     /// Cancelled when the process shuts down: every connection closes with 1001 `server
     /// shutting down`, and its client resumes with `since` on another replica.
     closing: tokio_util::sync::CancellationToken,
+    /// The dead-letter part of `stats` frames and when it was read
+    /// ([`LiveHub::dead_letter_stats`]).
+    dead_letters: tokio::sync::Mutex<Option<(tokio::time::Instant, serde_json::Value)>>,
 }
 
 /// Catch-up reads in flight per process (see [`LiveHub::catch_up_permits`]).
@@ -230,7 +233,47 @@ impl LiveHub {
             connections,
             catch_up_permits: tokio::sync::Semaphore::new(CATCH_UP_READERS),
             closing: tokio_util::sync::CancellationToken::new(),
+            dead_letters: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Open dead letters and the dead letters captured and resolved per minute over the
+    /// last hour (minutes without any left out), for `stats` frames. Read from PostgreSQL
+    /// at most once per stats interval for all of the process's connections (the first
+    /// connection due reads, the others wait for it and share the answer), so 1,000
+    /// dashboards cost one query every few seconds. `None` when it cannot be read and
+    /// nothing was read before.
+    pub async fn dead_letter_stats(&self, pool: &sqlx::PgPool) -> Option<serde_json::Value> {
+        let mut cached = self.dead_letters.lock().await;
+        if let Some((at, value)) = cached.as_ref() {
+            if at.elapsed() < self.config.stats_interval {
+                return Some(value.clone());
+            }
+        }
+        let read = async {
+            let minutes = projections::governance::events_per_minute(pool, 60).await?;
+            let open = projections::governance::open_dlq_entries(pool).await?;
+            Ok::<_, sqlx::Error>(serde_json::json!({
+                "open": open,
+                "minutes": minutes
+                    .iter()
+                    .filter(|m| m.dlq_captured > 0 || m.dlq_resolved > 0)
+                    .map(|m| serde_json::json!({
+                        "minute": m.minute.to_rfc3339(),
+                        "captured": m.dlq_captured,
+                        "resolved": m.dlq_resolved,
+                    }))
+                    .collect::<Vec<_>>(),
+            }))
+        };
+        match tokio::time::timeout(Duration::from_secs(2), read).await {
+            Ok(Ok(value)) => {
+                *cached = Some((tokio::time::Instant::now(), value.clone()));
+                Some(value)
+            }
+            // The last answer, a little old, rather than none.
+            _ => cached.as_ref().map(|(_, value)| value.clone()),
+        }
     }
 
     /// Closes every connection ("going away"), and refuses new ones.

@@ -484,6 +484,27 @@ impl TestEnv {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
+    /// Captures a dead letter with this id over HTTP (as admin), then resolves the ones
+    /// in `resolve` (without a requeue).
+    pub async fn dead_letters(&self, ids: &[&str], resolve: &[&str]) {
+        for id in ids {
+            let (status, answer) = self
+                .post(
+                    "/dlq",
+                    json!({"id": id, "original_subject": "orders.created", "payload": {"n": 1},
+                           "error": "schema mismatch", "attempts": 3}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED, "{answer}");
+        }
+        for id in resolve {
+            let (status, answer) = self
+                .post(&format!("/dlq/{id}/resolve"), json!({"note": "done"}))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+    }
+
     /// Where [`TEST_SERVICE`] sends `<area>.<verb>`.
     pub fn command_subject(&self, area: &str, verb: &str) -> String {
         natsauth::subjects::command(&self.prefix, TEST_SERVICE, area, verb)

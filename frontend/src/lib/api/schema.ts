@@ -1212,6 +1212,8 @@ export interface paths {
         get: {
             parameters: {
                 query: {
+                    /** @description Answer once the read model has applied the event at this position. */
+                    min_position?: number;
                     /** @description The window: this many minutes up to now, 1-1440 (default 60), one point each. */
                     minutes?: number;
                     project_id: string;
@@ -3241,10 +3243,25 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /** @description `asc` (default) or `desc`. */
+                    dir?: "asc" | "desc";
                     /** @description Rows per page, 1-1000 (default 100). */
                     limit?: number;
+                    /** @description Answer once the read models have applied the event at this position. */
+                    min_position?: number;
                     /** @description Rows to skip. */
                     offset?: number;
+                    /**
+                     * @description Only rows whose `tenant/project` contains this text, ignoring case (at most 129
+                     *     characters; empty: every row). The counts per status cover the search too.
+                     */
+                    q?: string;
+                    /**
+                     * @description The column the rows are ordered by (default `name`: tenant, then project). Rows
+                     *     without the figure (no limit) come first ascending, last descending; ties are
+                     *     ordered by tenant and project.
+                     */
+                    sort?: "name" | "utilisation" | "used" | "reserved" | "available" | "limit";
                     /** @description Only rows with this status. */
                     status?: "ok" | "warning" | "exhausted" | "no_budget";
                     /** @description Only this tenant's projects. */
@@ -5007,6 +5024,17 @@ export interface components {
             client_errors: number;
             /**
              * Format: int64
+             * @description Dead letters captured in this minute: new entries and requeued messages that died
+             *     again (the whole system).
+             */
+            dlq_captured: number;
+            /**
+             * Format: int64
+             * @description Dead letters resolved in this minute, by a person or a redrive job.
+             */
+            dlq_resolved: number;
+            /**
+             * Format: int64
              * @description Events appended to the log in this minute (the whole system).
              */
             events: number;
@@ -5378,7 +5406,7 @@ export interface components {
             /** @description The last 60 minutes, oldest first, the current (partial) minute last. */
             series: components["schemas"]["MinutePoint"][];
         };
-        /** @description Budgets per status, over the tenant filter only. */
+        /** @description Budgets per status, over the tenant filter and the search only (not the status). */
         StatusCounts: {
             /** Format: int64 */
             exhausted: number;

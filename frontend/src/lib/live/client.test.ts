@@ -180,6 +180,67 @@ describe('LiveClient', () => {
     expect(resyncs).toBe(1);
   });
 
+  it('resumes from the position the server acknowledged, even when no event arrived', () => {
+    const h = harness();
+    let resyncs = 0;
+    h.client.onResync(() => resyncs++);
+    h.client.subscribe(['budget']);
+    h.client.start();
+    h.last().open();
+    h.last().frame({ type: 'subscribed', topics: ['budget'], since: null, position: 40 });
+    expect(h.client.getStatus()).toMatchObject({ state: 'live', lastPosition: 40 });
+    h.last().drop();
+    h.runTimers();
+    h.last().open();
+    expect(h.last().sent).toEqual([
+      { type: 'subscribe', topics: ['budget'], batch: true, since: 40 },
+    ]);
+    // Nothing happened meanwhile: live at once, nothing to read again.
+    h.last().frame({ type: 'subscribed', topics: ['budget'], since: 40, position: 40 });
+    expect(h.client.getStatus()).toMatchObject({ state: 'live', caughtUp: 0 });
+    expect(resyncs).toBe(0);
+  });
+
+  it('ends the catch-up when the event at the acknowledged position arrives', () => {
+    const h = harness();
+    h.client.subscribe(['budget']);
+    h.client.start();
+    h.last().open();
+    h.last().frame({ type: 'subscribed', topics: ['budget'], position: 5 });
+    h.last().drop();
+    h.runTimers();
+    h.last().open();
+    h.last().frame({ type: 'subscribed', topics: ['budget'], since: 5, position: 9 });
+    expect(h.client.getStatus()).toMatchObject({ state: 'catching_up', catchUpTo: 9 });
+    h.last().frame({ type: 'events', events: [ev(6), ev(8)] });
+    expect(h.client.getStatus().state).toBe('catching_up');
+    // Commit order: 9 before 7 (no quiet spell needed).
+    h.last().frame({ type: 'events', events: [ev(9), ev(7)] });
+    expect(h.client.getStatus()).toMatchObject({
+      state: 'live',
+      caughtUp: 4,
+      catchUpTo: null,
+      lastPosition: 7,
+    });
+  });
+
+  it('reads everything again after a reconnect from an empty log', () => {
+    const h = harness();
+    let resyncs = 0;
+    h.client.onResync(() => resyncs++);
+    h.client.subscribe(['budget']);
+    h.client.start();
+    h.last().open();
+    h.last().frame({ type: 'subscribed', topics: ['budget'], position: null });
+    h.last().drop();
+    h.runTimers();
+    h.last().open();
+    expect(h.last().sent).toEqual([{ type: 'subscribe', topics: ['budget'], batch: true }]);
+    h.last().frame({ type: 'subscribed', topics: ['budget'], position: 3 });
+    expect(resyncs).toBe(1);
+    expect(h.client.getStatus().lastPosition).toBe(3);
+  });
+
   it('stays closed after stop', () => {
     const h = harness();
     h.client.start();

@@ -1,6 +1,7 @@
 // The tab's one WebSocket to `GET /ws` (docs/websocket.md): topics are reference-counted across
-// pages, every (re)connect resumes with `since` = the position of the last event received (not
-// the largest: events arrive in commit order), and reconnects back off exponentially.
+// pages, every (re)connect resumes with `since` = where the client stands (the last event
+// received, not the largest: events arrive in commit order; or the `position` of a `subscribed`
+// frame, which follows every event before it), and reconnects back off exponentially.
 
 export type Topic = 'budget' | 'dlq' | 'breakers' | 'audit' | 'stats';
 
@@ -16,6 +17,13 @@ export interface LiveEvent {
   recorded_at: string;
 }
 
+/** Dead letters captured and resolved in one minute (minutes without any are left out). */
+export interface DeadLetterMinute {
+  minute: string;
+  captured: number;
+  resolved: number;
+}
+
 export interface StatsFrame {
   type: 'stats';
   at: string;
@@ -23,6 +31,8 @@ export interface StatsFrame {
   events_streamed: number;
   last_position: number;
   catch_ups: number;
+  /** Absent when the server could not read them. */
+  dead_letters?: { open: number; minutes: DeadLetterMinute[] };
 }
 
 export type LiveState = 'idle' | 'connecting' | 'catching_up' | 'live' | 'reconnecting' | 'closed';
@@ -31,6 +41,8 @@ export interface LiveStatus {
   state: LiveState;
   /** Events received while catching up after the last reconnect. */
   caughtUp: number;
+  /** While catching up: the newest event the catch-up runs to (the server's `position`). */
+  catchUpTo: number | null;
   /** Reconnect attempts since the last successful subscribe. */
   attempt: number;
   /** Milliseconds until the next attempt, while reconnecting. */
@@ -73,9 +85,11 @@ export class LiveClient {
   private stopped = true;
   private retryTimer: unknown = null;
   private quietTimer: unknown = null;
+  private catchUpTo: number | null = null;
   private status: LiveStatus = {
     state: 'idle',
     caughtUp: 0,
+    catchUpTo: null,
     attempt: 0,
     retryInMs: 0,
     lastPosition: null,
@@ -192,7 +206,12 @@ export class LiveClient {
   }
 
   private setStatus(patch: Partial<LiveStatus>): void {
-    this.status = { ...this.status, ...patch, lastPosition: this.lastPosition };
+    this.status = {
+      ...this.status,
+      ...patch,
+      lastPosition: this.lastPosition,
+      catchUpTo: this.catchUpTo,
+    };
     for (const l of this.statusListeners) l(this.status);
   }
 
@@ -221,7 +240,7 @@ export class LiveClient {
   private subscribeAll(): void {
     const topics = this.topics();
     if (!topics.length) {
-      this.onSubscribed(false);
+      this.onSubscribed(false, null);
       return;
     }
     const frame: Record<string, unknown> = { type: 'subscribe', topics, batch: true };
@@ -249,7 +268,10 @@ export class LiveClient {
     }
     switch (frame.type) {
       case 'subscribed':
-        this.onSubscribed(frame.since !== undefined && frame.since !== null);
+        this.onSubscribed(
+          frame.since !== undefined && frame.since !== null,
+          typeof frame.position === 'number' ? frame.position : null,
+        );
         break;
       case 'event':
         this.deliver([frame as unknown as LiveEvent]);
@@ -271,26 +293,49 @@ export class LiveClient {
     }
   }
 
-  private onSubscribed(resumed: boolean): void {
+  /**
+   * `position`: where the subscription stands. Without `since`, every event after it follows this
+   * frame, so it is where a reconnect resumes even when no event has arrived yet. After `since`,
+   * the newest event the catch-up runs to: receiving it ends the catch-up (a filtered-out one
+   * never arrives, so a quiet spell ends it too).
+   */
+  private onSubscribed(resumed: boolean, position: number | null): void {
     const reconnected = this.attempt > 0;
     this.attempt = 0;
-    if (reconnected && !resumed) {
-      // Nothing was received before the drop, so there is no position to resume from.
-      for (const l of this.resyncListeners) l();
+    if (!resumed) {
+      if (position !== null) this.lastPosition = position;
+      // A reconnect without `since`: the client stood nowhere (the log was empty), so what
+      // happened while it was away is read again.
+      if (reconnected) for (const l of this.resyncListeners) l();
+      if (this.status.state !== 'catching_up')
+        this.setStatus({ state: 'live', attempt: 0, retryInMs: 0 });
+      else this.setStatus({});
+      return;
     }
-    if (resumed && this.status.state !== 'live' && this.status.state !== 'catching_up') {
-      this.setStatus({ state: 'catching_up', caughtUp: 0, attempt: 0, retryInMs: 0 });
-      this.armQuiet();
-    } else if (this.status.state !== 'catching_up') {
-      this.setStatus({ state: 'live', attempt: 0, retryInMs: 0 });
+    if (this.status.state === 'live' || this.status.state === 'catching_up') return;
+    if (position !== null && position === this.lastPosition) {
+      // Nothing happened while away.
+      this.setStatus({ state: 'live', caughtUp: 0, attempt: 0, retryInMs: 0 });
+      return;
     }
+    // `null`: a server that does not say where the catch-up ends; a quiet spell does.
+    this.catchUpTo = position;
+    this.setStatus({ state: 'catching_up', caughtUp: 0, attempt: 0, retryInMs: 0 });
+    this.armQuiet();
+  }
+
+  private caughtUpNow(): void {
+    if (this.quietTimer !== null) this.opts.clearTimer(this.quietTimer);
+    this.quietTimer = null;
+    this.catchUpTo = null;
+    this.setStatus({ state: 'live' });
   }
 
   private armQuiet(): void {
     if (this.quietTimer !== null) this.opts.clearTimer(this.quietTimer);
     this.quietTimer = this.opts.setTimer(() => {
       this.quietTimer = null;
-      if (this.status.state === 'catching_up') this.setStatus({ state: 'live' });
+      if (this.status.state === 'catching_up') this.caughtUpNow();
     }, this.opts.catchUpQuietMs);
   }
 
@@ -302,7 +347,9 @@ export class LiveClient {
     }
     if (this.status.state === 'catching_up') {
       this.setStatus({ caughtUp: this.status.caughtUp + events.length });
-      this.armQuiet();
+      if (this.catchUpTo !== null && events.some((e) => e.position === this.catchUpTo))
+        this.caughtUpNow();
+      else this.armQuiet();
     } else if (events.length) {
       this.status = { ...this.status, lastPosition: this.lastPosition };
     }

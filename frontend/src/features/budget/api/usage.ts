@@ -1,13 +1,19 @@
 import { queryOptions, useQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
-import { budgetKeys, type BudgetRef } from './keys';
+import { budgetKeys, ownPosition, type BudgetRef } from './keys';
 
 export type Usage = Schemas['UsageResponse'];
 
-/** `GET /budget/usage`: used and reserved over time, the burn rate and the projected exhaustion. */
+/**
+ * `GET /budget/usage`: used and reserved over time, the burn rate and the projected exhaustion;
+ * after this tab's own write (or an event of the budget) it waits for that position.
+ */
 export const fetchUsage = (b: BudgetRef, minutes: number, signal?: AbortSignal) =>
-  request<Usage>('/budget/usage', { query: { ...b, minutes }, signal });
+  request<Usage>('/budget/usage', {
+    query: { ...b, minutes, min_position: ownPosition(b) },
+    signal,
+  });
 
 export const usageQuery = (b: BudgetRef, minutes: number) =>
   queryOptions({

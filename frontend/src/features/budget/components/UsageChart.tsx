@@ -1,51 +1,27 @@
-import {
-  Area,
-  AreaChart,
-  CartesianGrid,
-  Legend,
-  Line,
-  ResponsiveContainer,
-  Tooltip,
-  XAxis,
-  YAxis,
-} from 'recharts';
-import { useChartStyle } from '@/components/chartStyle';
+import { useTheme } from '@mui/material';
+import { TimeChart } from '@/components/TimeChart';
+import { fmtInt } from '@/lib/format';
 import type { Usage } from '../api/usage';
 
-/** Used and reserved over time, with the limit as a line. Loaded with the Budget page only. */
+/** Used and reserved over time (stacked), with the limit as a stepped line. */
 export default function UsageChart({ usage }: { usage: Usage }) {
-  const s = useChartStyle();
-  const area = (key: 'used' | 'reserved', name: string, colour: string) => (
-    <Area
-      type="monotone"
-      dataKey={key}
-      name={name}
-      stackId="1"
-      stroke={colour}
-      fill={colour}
-      fillOpacity={0.3}
-      isAnimationActive={false}
-    />
-  );
+  const p = useTheme().palette;
+  const last = usage.points[usage.points.length - 1];
+  const summary = last
+    ? `now ${fmtInt(last.used)} used and ${fmtInt(last.reserved)} reserved` +
+      (last.total !== undefined && last.total !== null ? ` of ${fmtInt(last.total)}` : '')
+    : 'no usage';
   return (
-    <ResponsiveContainer width="100%" height={260}>
-      <AreaChart data={usage.points} margin={{ top: 8, right: 8, left: 0, bottom: 0 }}>
-        <CartesianGrid {...s.grid} />
-        <XAxis dataKey="at" {...s.timeAxis} />
-        <YAxis width={64} {...s.valueAxis} />
-        <Tooltip {...s.tooltip} />
-        <Legend />
-        {area('used', 'Used', s.palette.primary.main)}
-        {area('reserved', 'Reserved', s.palette.warning.main)}
-        <Line
-          type="stepAfter"
-          dataKey="total"
-          name="Limit"
-          stroke={s.palette.error.main}
-          dot={false}
-          isAnimationActive={false}
-        />
-      </AreaChart>
-    </ResponsiveContainer>
+    <TimeChart
+      title="Tokens used and reserved"
+      summary={summary}
+      height={260}
+      data={usage.points}
+      series={[
+        { key: 'used', name: 'Used', colour: p.primary.main, kind: 'area' },
+        { key: 'reserved', name: 'Reserved', colour: p.warning.main, kind: 'area' },
+        { key: 'total', name: 'Limit', colour: p.error.main, kind: 'step' },
+      ]}
+    />
   );
 }

@@ -6,16 +6,16 @@ export type GovernanceSummary = Schemas['GovernanceStatus'];
 
 /**
  * `GET /governance/status` for the alerts: the counts, open breakers and dead letters, and the
- * budgets at warning or exhausted (the first few of each).
+ * budgets at warning or exhausted (the most used few of each).
  */
 export const fetchAlertsSource = async (signal?: AbortSignal) => {
   const [exhausted, warning] = await Promise.all([
     request<GovernanceSummary>('/governance/status', {
-      query: { status: 'exhausted', limit: 5 },
+      query: { status: 'exhausted', sort: 'utilisation', dir: 'desc', limit: 5 },
       signal,
     }),
     request<GovernanceSummary>('/governance/status', {
-      query: { status: 'warning', limit: 5 },
+      query: { status: 'warning', sort: 'utilisation', dir: 'desc', limit: 5 },
       signal,
     }),
   ]);

@@ -1,6 +1,5 @@
-import { Box, Chip, Paper, Typography } from '@mui/material';
+import { Box, Chip, Paper, Skeleton, Typography } from '@mui/material';
 import { ErrorAlert } from '@/components/ErrorAlert';
-import { CardSkeleton } from '@/components/Skeletons';
 import { useHealth, type SystemHealth } from '../api/health';
 
 const parts: { key: keyof SystemHealth; label: string }[] = [
@@ -34,9 +33,7 @@ export function HealthCard() {
           />
         )}
       </Box>
-      {health.isPending ? (
-        <CardSkeleton height={72} />
-      ) : health.isError ? (
+      {health.isError ? (
         <ErrorAlert error={health.error} what="the health" />
       ) : (
         <Box
@@ -49,19 +46,24 @@ export function HealthCard() {
           }}
         >
           {parts.map(({ key, label }) => {
-            const v = String(health.data[key] ?? 'unknown');
+            // While loading, the same grid with a placeholder per chip: nothing moves after.
+            const v = health.data ? String(health.data[key] ?? 'unknown') : null;
             return (
               <Box key={key}>
                 <Typography component="dt" variant="body2" color="text.secondary">
                   {label}
                 </Typography>
                 <Box component="dd" sx={{ m: 0 }}>
-                  <Chip
-                    size="small"
-                    variant="outlined"
-                    color={colour(v)}
-                    label={v.replace('_', ' ')}
-                  />
+                  {v === null ? (
+                    <Skeleton variant="rounded" width={48} height={24} aria-label="Loading" />
+                  ) : (
+                    <Chip
+                      size="small"
+                      variant="outlined"
+                      color={colour(v)}
+                      label={v.replace('_', ' ')}
+                    />
+                  )}
                 </Box>
               </Box>
             );

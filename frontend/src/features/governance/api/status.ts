@@ -1,5 +1,5 @@
-import { useQuery, useQueryClient, type QueryClient } from '@tanstack/react-query';
-import { useEffect, useMemo } from 'react';
+import { keepPreviousData, useQueries, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useMemo, useRef } from 'react';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
 import { useLiveEvents, useLiveTopics } from '@/lib/live/LiveProvider';
@@ -9,142 +9,112 @@ export type GovernanceStatus = Schemas['GovernanceStatus'];
 export type BudgetRow = Schemas['BudgetRowBody'];
 export type BudgetStatus = BudgetRow['status'];
 export const statuses: BudgetStatus[] = ['ok', 'warning', 'exhausted', 'no_budget'];
+export const sortKeys = ['name', 'utilisation', 'used', 'reserved', 'available', 'limit'] as const;
+export type SortKey = (typeof sortKeys)[number];
 
-const PAGE = 1000;
-const PARALLEL = 4;
-
-export interface StatusFilter {
+/** What the table shows: the server searches, filters, sorts and pages (`GET /governance/status`). */
+export interface StatusView {
+  q: string;
   status?: BudgetStatus;
+  sort: SortKey;
+  dir: 'asc' | 'desc';
 }
 
-/** `GET /governance/status`, one page. */
-export function fetchStatusPage(filter: StatusFilter, offset: number, signal?: AbortSignal) {
+/** Rows per request: a screen is ~15 rows, so the first view reads one small page. */
+export const PAGE = 100;
+
+/** `GET /governance/status`, one page; `minPosition` waits for an event the socket delivered. */
+export function fetchStatusPage(
+  view: StatusView,
+  offset: number,
+  minPosition?: number,
+  signal?: AbortSignal,
+) {
   return request<GovernanceStatus>('/governance/status', {
-    query: { status: filter.status, limit: PAGE, offset },
+    query: {
+      q: view.q.trim() || undefined,
+      status: view.status,
+      sort: view.sort === 'name' ? undefined : view.sort,
+      dir: view.dir === 'asc' ? undefined : view.dir,
+      limit: PAGE,
+      offset,
+      min_position: minPosition || undefined,
+    },
     signal,
   });
 }
 
+export const statusKey = (v: StatusView) =>
+  ['governance', 'status', v.status ?? 'all', v.q.trim(), v.sort, v.dir] as const;
+
 /**
- * Every row of the filter: the server pages by 1,000, so the first page tells how many match
- * and the rest are read at most `PARALLEL` at a time.
+ * The pages to read for rows `first..=last` on screen: theirs, the next two (a reader scrolls on,
+ * and a row that arrives after it is on screen is drawn twice: empty, then filled), the one
+ * before, and the first (it carries the counts).
  */
-export async function fetchAllStatus(
-  filter: StatusFilter,
-  signal?: AbortSignal,
-  onPartial?: (partial: GovernanceStatus) => void,
-): Promise<GovernanceStatus> {
-  const first = await fetchStatusPage(filter, 0, signal);
-  const offsets: number[] = [];
-  for (let o = PAGE; o < first.matching; o += PAGE) offsets.push(o);
-  const pages: BudgetRow[][] = [first.rows];
-  for (let i = 0; i < offsets.length; i += PARALLEL) {
-    const batch = await Promise.all(
-      offsets.slice(i, i + PARALLEL).map((o) => fetchStatusPage(filter, o, signal)),
-    );
-    onPartial?.({ ...first, rows: pages.flat() });
-    pages.push(...batch.map((b) => b.rows));
-  }
-  return { ...first, rows: pages.flat() };
+export function pagesFor(first: number, last: number): number[] {
+  const out = new Set([0]);
+  const from = Math.floor(Math.max(0, first - PAGE) / PAGE) * PAGE;
+  for (let o = from; o <= last + 2 * PAGE; o += PAGE) out.add(o);
+  return [...out].sort((a, b) => a - b);
 }
 
-export const statusKey = (filter: StatusFilter) =>
-  ['governance', 'status', filter.status ?? 'all'] as const;
+/** The position of the newest budget event the socket delivered (0: none yet). */
+export type Barrier = { current: number };
 
-/**
- * The first load shows each 1,000 rows as they arrive (the first page in one request's time);
- * a re-read replaces the list only when complete, so the table never shrinks under the reader.
- */
-export function useGovernanceStatus(filter: StatusFilter) {
-  const qc = useQueryClient();
-  const key = statusKey(filter);
-  return useQuery({
-    queryKey: key,
-    queryFn: ({ signal }) =>
-      fetchAllStatus(filter, signal, (partial) => {
-        const current = qc.getQueryData<GovernanceStatus>(key);
-        if (!current || isPartial(current)) qc.setQueryData(key, partial);
-      }),
-  });
+/** The page at `offset` of a view; `barrier` holds the newest budget event's position. */
+function pageQuery(view: StatusView, offset: number, barrier: Barrier) {
+  return {
+    queryKey: [...statusKey(view), offset] as const,
+    queryFn: ({ signal }: { signal: AbortSignal }) =>
+      fetchStatusPage(view, offset, barrier.current, signal),
+    // Current until a budget event says otherwise (useGovernanceLive).
+    staleTime: Infinity,
+  };
 }
 
-const isPartial = (d: GovernanceStatus | undefined) => !!d && d.rows.length < d.matching;
-
 /**
- * Keeps the status table current from the socket's budget events: a change to a budget already
- * listed re-reads only the page that holds it (rows are ordered by tenant and project); a new
- * budget, or any change under a status filter (a row may enter or leave it), re-reads the list.
+ * Keeps every Governance query current from the socket's budget events: each burst (at most
+ * every 200 ms) re-reads the pages on screen, once the read model has applied the newest event
+ * (`min_position` = the returned barrier), so a change never shows and then vanishes. Lists
+ * never poll.
  */
-export function useGovernanceLive(filter: StatusFilter) {
+export function useGovernanceLive(): Barrier {
   useLiveTopics(['budget']);
   const qc = useQueryClient();
-  const throttle = useMemo(() => {
-    const positions = new Map<string, number>();
-    return {
-      positions,
-      ...keyedThrottle<string>(200, (ids) => {
-        const latest = Math.max(...[...ids].map((id) => positions.get(id) ?? 0));
-        const barrierId = [...ids].find((id) => positions.get(id) === latest);
-        for (const id of ids) positions.delete(id);
-        void waitForPosition(barrierId, latest).then(() => refresh(qc, filter, ids));
+  const barrier = useRef(0);
+  const throttle = useMemo(
+    () =>
+      keyedThrottle<string>(200, () => {
+        void qc.invalidateQueries({ queryKey: ['governance', 'status'] });
       }),
-    };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [qc, filter.status]);
+    [qc],
+  );
   useEffect(() => () => throttle.cancel(), [throttle]);
   useLiveEvents((e) => {
     if (e.aggregate_type !== 'Budget') return;
-    throttle.positions.set(e.aggregate_id, e.position);
+    barrier.current = e.position;
     throttle.push(e.aggregate_id);
   });
+  return barrier;
 }
 
 /**
- * The socket can deliver an event before the read model has applied it, and
- * /governance/status takes no `min_position`: a read of the budget's state with
- * `min_position` (which waits until the read model has applied that position) goes first.
+ * The first page of a view: its counts, open breakers and dead letters, how many rows match.
+ * A new search or sort keeps the last answer on screen until its own arrives.
  */
-async function waitForPosition(budgetId: string | undefined, position: number) {
-  if (!budgetId || position <= 0) return;
-  const [tenant_id, project_id] = budgetId.split('/');
-  await request('/budget/state', {
-    query: { tenant_id, project_id, min_position: position },
-  }).catch(() => {});
+export function useStatusSummary(view: StatusView, barrier: Barrier) {
+  return useQuery({ ...pageQuery(view, 0, barrier), placeholderData: keepPreviousData });
 }
 
-async function refresh(qc: QueryClient, filter: StatusFilter, ids: Set<string>) {
-  const key = statusKey(filter);
-  const data = qc.getQueryData<GovernanceStatus>(key);
-  if (!data || filter.status) {
-    await qc.invalidateQueries({ queryKey: ['governance', 'status'] });
-    return;
-  }
-  const index = new Map(data.rows.map((r, i) => [`${r.tenant_id}/${r.project_id}`, i]));
-  const offsets = new Set<number>();
-  for (const id of ids) {
-    const i = index.get(id);
-    if (i === undefined) {
-      await qc.invalidateQueries({ queryKey: ['governance', 'status'] });
-      return;
-    }
-    offsets.add(Math.floor(i / PAGE) * PAGE);
-  }
-  const pages = await Promise.all(
-    [...offsets].map((o) => fetchStatusPage(filter, o).then((p) => [o, p] as const)),
-  );
-  qc.setQueryData<GovernanceStatus>(key, (old) => {
-    if (!old) return old;
-    const rows = old.rows.slice();
-    let latest = old;
-    for (const [o, p] of pages) {
-      rows.splice(o, p.rows.length, ...p.rows);
-      latest = p;
-    }
-    return { ...latest, rows, matching: Math.max(latest.matching, rows.length) };
-  });
-  // Other status filters cached earlier are stale now.
-  await qc.invalidateQueries({
-    queryKey: ['governance', 'status'],
-    predicate: (q) => q.queryKey[2] !== 'all',
-  });
+/** The rows of the pages at `offsets` of a view: `rowAt(i)` once row i's page has arrived. */
+export function useStatusRows(
+  view: StatusView,
+  offsets: number[],
+  barrier: Barrier,
+): (i: number) => BudgetRow | undefined {
+  const pages = useQueries({ queries: offsets.map((o) => pageQuery(view, o, barrier)) });
+  const byOffset = new Map<number, GovernanceStatus | undefined>();
+  offsets.forEach((o, i) => byOffset.set(o, pages[i]!.data));
+  return (i) => byOffset.get(Math.floor(i / PAGE) * PAGE)?.rows[i % PAGE];
 }

@@ -1,7 +1,6 @@
-import { useMemo } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import { useSearchParams, Link as RouterLink } from 'react-router-dom';
 import {
-  Alert,
   Box,
   Chip,
   FormControl,
@@ -22,15 +21,16 @@ import { ErrorAlert } from '@/components/ErrorAlert';
 import { TableSkeleton } from '@/components/Skeletons';
 import { statusLabel } from '@/components/StatusChip';
 import { fmtInt } from '@/lib/format';
-import { statuses, useGovernanceLive, useGovernanceStatus, type BudgetStatus } from '../api/status';
 import {
-  applyView,
-  readParams,
   sortKeys,
-  writeParams,
+  statuses,
+  useGovernanceLive,
+  useStatusSummary,
+  type BudgetStatus,
   type SortKey,
-  type ViewParams,
-} from './filters';
+  type StatusView,
+} from '../api/status';
+import { readParams, writeParams, type ViewParams } from './filters';
 import { RoleMatrix } from './RoleMatrix';
 import { StatusTable } from './StatusTable';
 
@@ -43,20 +43,31 @@ const sortLabels: Record<SortKey, string> = {
   limit: 'Limit',
 };
 
+/** The search the server runs: the text as typed, once typing pauses for a moment. */
+function useSettled(text: string, ms = 250): string {
+  const [settled, setSettled] = useState(text);
+  useEffect(() => {
+    const t = setTimeout(() => setSettled(text), ms);
+    return () => clearTimeout(t);
+  }, [text, ms]);
+  return settled;
+}
+
 export default function GovernancePage() {
   const [params, setParams] = useSearchParams();
   const view = readParams(params);
-  const filter = useMemo(() => ({ status: view.status }), [view.status]);
-  const status = useGovernanceStatus(filter);
-  useGovernanceLive(filter);
+  const q = useSettled(view.q);
+  const { status: st, sort, dir } = view;
+  const asked: StatusView = useMemo(() => ({ q, status: st, sort, dir }), [q, st, sort, dir]);
+  const barrier = useGovernanceLive();
+  const first = useStatusSummary(asked, barrier);
+  // The last answer stays on screen while a new view's first page is on its way.
+  const summary = first.data;
   const set = (patch: Partial<ViewParams>) =>
     setParams(writeParams({ ...view, ...patch }), { replace: true });
-  const { q, sort, dir } = view;
-  const filtered = !!(q || view.status);
-  const rows = useMemo(
-    () => (status.data ? applyView(status.data.rows, { q, sort, dir }) : []),
-    [status.data, q, sort, dir],
-  );
+  const filtered = !!(view.q || view.status);
+  // A new view starts at its top.
+  const viewKey = `${q}|${st ?? ''}|${sort}|${dir}`;
 
   return (
     <Stack spacing={3}>
@@ -68,44 +79,42 @@ export default function GovernancePage() {
           <Typography variant="h6" component="h2">
             Budgets per tenant and project
           </Typography>
-          {status.data && (
-            <Stack
-              direction="row"
-              spacing={1}
-              useFlexGap
-              sx={{ flexWrap: 'wrap' }}
-              aria-label="Budgets per status"
-            >
-              {statuses.map((s) => (
-                <Chip
-                  key={s}
-                  label={`${statusLabel(s)}: ${fmtInt(status.data.counts[s])}`}
-                  variant={view.status === s ? 'filled' : 'outlined'}
-                  color={view.status === s ? 'primary' : 'default'}
-                  onClick={() => set({ status: view.status === s ? undefined : s })}
-                  aria-pressed={view.status === s}
-                />
-              ))}
-              {status.data.open_breakers.length > 0 && (
-                <Chip
-                  color="error"
-                  component={RouterLink}
-                  to={paths.breakers}
-                  clickable
-                  label={`Open breakers: ${status.data.open_breakers.map((b) => b.name).join(', ')}`}
-                />
-              )}
-              {status.data.open_dlq_entries > 0 && (
-                <Chip
-                  color="warning"
-                  component={RouterLink}
-                  to={paths.dlq}
-                  clickable
-                  label={`Open dead letters: ${fmtInt(status.data.open_dlq_entries)}`}
-                />
-              )}
-            </Stack>
-          )}
+          <Stack
+            direction="row"
+            spacing={1}
+            useFlexGap
+            sx={{ flexWrap: 'wrap' }}
+            aria-label="Budgets per status"
+          >
+            {statuses.map((s) => (
+              <Chip
+                key={s}
+                label={`${statusLabel(s)}: ${summary ? fmtInt(summary.counts[s]) : '–'}`}
+                variant={view.status === s ? 'filled' : 'outlined'}
+                color={view.status === s ? 'primary' : 'default'}
+                onClick={() => set({ status: view.status === s ? undefined : s })}
+                aria-pressed={view.status === s}
+              />
+            ))}
+            {summary && summary.open_breakers.length > 0 && (
+              <Chip
+                color="error"
+                component={RouterLink}
+                to={paths.breakers}
+                clickable
+                label={`Open breakers: ${summary.open_breakers.map((b) => b.name).join(', ')}`}
+              />
+            )}
+            {summary && summary.open_dlq_entries > 0 && (
+              <Chip
+                color="warning"
+                component={RouterLink}
+                to={paths.dlq}
+                clickable
+                label={`Open dead letters: ${fmtInt(summary.open_dlq_entries)}`}
+              />
+            )}
+          </Stack>
           <Box
             sx={{
               display: 'grid',
@@ -169,11 +178,14 @@ export default function GovernancePage() {
               </ToggleButton>
             </ToggleButtonGroup>
           </Box>
-          {status.isPending ? (
-            <TableSkeleton />
-          ) : status.isError ? (
-            <ErrorAlert error={status.error} what="the budget status" />
-          ) : rows.length === 0 ? (
+          {first.isPending ? (
+            // The table's own height: the card below does not move when the rows arrive.
+            <Box sx={{ height: { xs: 'calc(60vh + 30px)', md: 'calc(65vh + 30px)' } }}>
+              <TableSkeleton />
+            </Box>
+          ) : !summary ? (
+            <ErrorAlert error={first.error} what="the budget status" />
+          ) : summary.matching === 0 ? (
             <EmptyState title={filtered ? 'No budget matches this view' : 'No budgets yet'}>
               {filtered ? (
                 <Link component={RouterLink} to={paths.governance}>
@@ -186,10 +198,17 @@ export default function GovernancePage() {
           ) : (
             <>
               <Typography variant="body2" color="text.secondary" role="status">
-                {fmtInt(rows.length)} of {fmtInt(status.data.matching)} budgets · warning from{' '}
-                {status.data.warning_threshold_percent}% of the limit
+                {fmtInt(summary.matching)} {summary.matching === 1 ? 'budget' : 'budgets'}
+                {filtered ? ' match this view' : ''} · warning from{' '}
+                {summary.warning_threshold_percent}% of the limit
               </Typography>
-              <StatusTable rows={rows} warning={status.data.warning_threshold_percent} />
+              <StatusTable
+                key={viewKey}
+                view={asked}
+                count={summary.matching}
+                warning={summary.warning_threshold_percent}
+                barrier={barrier}
+              />
             </>
           )}
         </Stack>
@@ -200,12 +219,6 @@ export default function GovernancePage() {
         </Typography>
         <RoleMatrix />
       </Paper>
-      {status.data && status.data.matching > status.data.rows.length && (
-        <Alert severity="info" role="status">
-          Reading the list: {fmtInt(status.data.rows.length)} of {fmtInt(status.data.matching)}{' '}
-          budgets so far.
-        </Alert>
-      )}
     </Stack>
   );
 }

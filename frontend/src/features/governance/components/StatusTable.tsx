@@ -1,14 +1,31 @@
-import { memo } from 'react';
+import { memo, useCallback, useState, type CSSProperties } from 'react';
 import { Link as RouterLink } from 'react-router-dom';
 import type { Theme } from '@mui/material';
 import { paths } from '@/config/paths';
 import { VirtualTable } from '@/components/VirtualTable';
 import { statusLabel } from '@/components/StatusChip';
 import { fmtInt } from '@/lib/format';
-import type { BudgetRow } from '../api/status';
+import {
+  pagesFor,
+  useStatusRows,
+  type Barrier,
+  type BudgetRow,
+  type StatusView,
+} from '../api/status';
 
 const ROW = 44;
+// The grid the header would use; rows (and the header) are laid out as flex below instead.
 const columns = 'minmax(180px, 2fr) 110px 110px 110px 110px minmax(160px, 1.5fr) 120px';
+/** `flex` of each column: the same widths as `columns`. */
+const widths = [
+  '2 1 180px',
+  '0 0 110px',
+  '0 0 110px',
+  '0 0 110px',
+  '0 0 110px',
+  '1.5 1 160px',
+  '0 0 120px',
+];
 const headers = [
   'Tenant / project',
   'Limit',
@@ -19,8 +36,10 @@ const headers = [
   'Status',
 ];
 
-// Rows are plain elements styled once here (not MUI components per cell): scrolling 10,000
-// rows re-renders ~30 rows a frame, and per-component styling cost a long task each time.
+// Rows are plain elements styled once here (not MUI components per cell), as few as a row
+// needs (the bar's fill is its track's ::after, its figure a bare text), laid out as flex
+// rows (a grid row cost twice as much to lay out): scrolling 10,000 rows mounts a dozen rows a
+// frame, and every element of them is styled and laid out in that frame.
 const tableSx = (t: Theme) => {
   const chip = (bg: string, fg: string, border = bg) => ({
     background: bg,
@@ -29,9 +48,12 @@ const tableSx = (t: Theme) => {
   });
   const p = t.palette;
   return {
+    '& .r': { display: 'flex' },
+    ...Object.fromEntries(widths.map((w, i) => [`& .k${i}`, { flex: w }])),
     '& .n': { overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap' },
     '& .n a': { color: p.primary.main, textDecoration: 'none' },
     '& .n a:hover, & .n a:focus-visible': { textDecoration: 'underline' },
+    // The bar, then its figure (a bare text: one element less per row).
     '& .u': { display: 'flex', alignItems: 'center', gap: 1 },
     '& .track': {
       flexGrow: 1,
@@ -40,10 +62,16 @@ const tableSx = (t: Theme) => {
       background: p.action.selected,
       overflow: 'hidden',
     },
-    '& .fill': { height: '100%', borderRadius: 4, background: p.primary.main },
-    '& .fill.warning': { background: p.warning.main },
-    '& .fill.exhausted': { background: p.error.main },
-    '& .pct': { width: 52, textAlign: 'right' },
+    '& .track::after': {
+      content: '""',
+      display: 'block',
+      height: '100%',
+      width: 'var(--w)',
+      borderRadius: 4,
+      background: p.primary.main,
+    },
+    '& .track.warning::after': { background: p.warning.main },
+    '& .track.exhausted::after': { background: p.error.main },
     '& .chip': {
       display: 'inline-block',
       px: 1,
@@ -57,6 +85,15 @@ const tableSx = (t: Theme) => {
     '& .chip.warning': chip(p.warning.main, p.warning.contrastText),
     '& .chip.exhausted': chip(p.error.main, p.error.contrastText),
     '& .chip.no_budget': chip('transparent', p.text.primary, p.divider),
+    // A row whose page is still on its way.
+    '& .wait::after': {
+      content: '""',
+      flexGrow: 1,
+      height: 12,
+      mx: 1,
+      borderRadius: 4,
+      background: p.action.hover,
+    },
   };
 };
 
@@ -89,64 +126,91 @@ const Row = memo(function Row({
       className="r b"
       style={{ transform: `translateY(${start}px)` }}
     >
-      <div role="cell" className="n">
+      <div role="cell" className="k0 n">
         <RouterLink
           to={`${paths.budget}?tenant=${encodeURIComponent(r.tenant_id)}&project=${encodeURIComponent(r.project_id)}`}
         >
           {r.tenant_id} / {r.project_id}
         </RouterLink>
       </div>
-      <div role="cell">{fmtInt(r.limit)}</div>
-      <div role="cell">{fmtInt(r.used)}</div>
-      <div role="cell">{fmtInt(r.reserved)}</div>
-      <div role="cell">{fmtInt(r.available)}</div>
-      <div role="cell">
+      {[r.limit, r.used, r.reserved, r.available].map((v, k) => (
+        <div key={k} role="cell" className={`k${k + 1}`}>
+          {fmtInt(v)}
+        </div>
+      ))}
+      <div role="cell" className={pct === undefined || pct === null ? 'k5' : 'k5 u'}>
         {pct === undefined || pct === null ? (
           '–'
         ) : (
-          <div className="u">
+          <>
             <div
-              className="track"
+              className={`track ${level}`}
               role="progressbar"
               aria-label={`Utilisation of ${id}`}
               aria-valuenow={Math.round(pct)}
               aria-valuemin={0}
               aria-valuemax={100}
-            >
-              <div className={`fill ${level}`} style={{ width: `${Math.min(100, pct)}%` }} />
-            </div>
-            <span className="pct">{pct.toFixed(1)}%</span>
-          </div>
+              style={{ '--w': `${Math.min(100, pct)}%` } as CSSProperties}
+            />
+            {pct.toFixed(1)}%
+          </>
         )}
       </div>
-      <div role="cell">
+      <div role="cell" className="k6">
         <span className={`chip ${r.status}`}>{statusLabel(r.status)}</span>
       </div>
     </div>
   );
 });
 
-/** The status table: only the rows in view are in the DOM (10,000 rows stay smooth). */
-export function StatusTable({ rows, warning }: { rows: BudgetRow[]; warning: number }) {
+/**
+ * The status table of a view: `count` rows (every budget that matches), of which only those in
+ * view are in the DOM. It reads the pages (100 rows each) that hold the rows in view; the set
+ * of pages changes every hundred rows, so scrolling re-renders the rows alone in between.
+ */
+export const StatusTable = memo(function StatusTable({
+  view,
+  count,
+  warning,
+  barrier,
+}: {
+  view: StatusView;
+  count: number;
+  warning: number;
+  barrier: Barrier;
+}) {
+  const [offsets, setOffsets] = useState([0]);
+  const onRange = useCallback((first: number, last: number) => {
+    const next = pagesFor(first, last);
+    setOffsets((prev) => (prev.join() === next.join() ? prev : next));
+  }, []);
+  const rowAt = useStatusRows(view, offsets, barrier);
   return (
     <VirtualTable
       label="Budget status per tenant and project"
       testId="status-table"
-      count={rows.length}
+      count={count}
       rowHeight={ROW}
       columns={columns}
       headers={headers}
       minWidth={900}
       sx={tableSx}
-      renderRow={(item) => (
-        <Row
-          key={item.key}
-          r={rows[item.index]!}
-          index={item.index}
-          start={item.start}
-          warning={warning}
-        />
-      )}
+      onRange={onRange}
+      renderRow={(item) => {
+        const r = rowAt(item.index);
+        return r ? (
+          <Row key={item.key} r={r} index={item.index} start={item.start} warning={warning} />
+        ) : (
+          <div
+            key={item.key}
+            role="row"
+            aria-rowindex={item.index + 2}
+            aria-busy="true"
+            className="r b wait"
+            style={{ transform: `translateY(${item.start}px)` }}
+          />
+        );
+      }}
     />
   );
-}
+});
