@@ -633,7 +633,7 @@ test('sandbox: code runs from the editor with Ctrl+Enter through the control pla
   });
 });
 
-test('users: an admin adds a viewer from the page, who then signs in and cannot reach the sandbox', async () => {
+test('users: an admin adds a viewer from the page (and may not disable themselves), who then signs in and cannot reach the sandbox', async () => {
   const viewer = { username: 'added-viewer', password: 'added-viewer-password-1' };
   await withPage('users', async (page) => {
     await login(page, { username: 'admin', password: dep.password });
@@ -648,6 +648,20 @@ test('users: an admin adds a viewer from the page, who then signs in and cannot 
     await form.getByLabel('Password').fill(viewer.password);
     await form.getByRole('button', { name: 'Add user' }).click();
     await form.getByText('This name is taken').waitFor();
+    // The signed-in admin's own row: the server refuses disabling yourself and changing your
+    // own role (400), so the page offers neither and says why.
+    const own = page.locator('[data-user="admin"]');
+    assert.equal(await own.getByRole('button', { name: 'Disable admin' }).isDisabled(), true);
+    const refused = own.locator('[data-refused="You cannot disable yourself"]');
+    await refused.hover();
+    await page.getByRole('tooltip', { name: 'You cannot disable yourself' }).waitFor();
+    assert.equal(await own.locator('[data-refused="You cannot change your own role"]').count(), 1);
+    // Another account's button stays enabled.
+    const other = page.locator(`[data-user="${viewer.username}"]`);
+    assert.equal(
+      await other.getByRole('button', { name: `Disable ${viewer.username}` }).isDisabled(),
+      false,
+    );
     await page.screenshot({ path: `${artifacts}users.png`, fullPage: true });
   });
   await withPage('users-viewer', async (page) => {
