@@ -497,6 +497,60 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
   }
 });
 
+test('dead letters: an operator edits a payload, reviews and confirms it; the worker gets the edit, the original stays readable', async () => {
+  const worker = await deadLetterWorker();
+  try {
+    await withPage('dlq-edit', async (page) => {
+      await login(page, { username: 'admin', password: dep.password });
+      const original = '{"invoice": "seventeen"}';
+      const fixed = '{"invoice": 17}';
+      const subject = `${dep.prefix}.task.invoices`;
+      await page.goto(`/dlq?subject=${subject}`);
+      await page.locator('[data-live-state="live"]').waitFor();
+      await worker.publish('invoices', original);
+      const row = page.locator('[data-entry]').first();
+      await row.waitFor({ timeout: 20_000 });
+      await row.getByRole('button').click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByRole('button', { name: 'Edit, then requeue…' }).click();
+      const editor = dialog.getByLabel('Edited payload');
+      assert.equal(await editor.inputValue(), original, 'the editor starts from the exact bytes');
+      assert.equal(
+        await dialog.getByRole('button', { name: 'Review the edit…' }).isDisabled(),
+        true,
+        'nothing edited yet',
+      );
+      await editor.fill(fixed);
+      await dialog.getByRole('button', { name: 'Review the edit…' }).click();
+      // The review: what is sent, both sizes and hashes, then a note and the confirmation.
+      const confirm = dialog.getByRole('form', { name: 'Confirm the edited requeue' });
+      assert.equal(await confirm.getByTestId('edited-payload').textContent(), fixed);
+      await confirm.getByText(/Edited.*15 bytes · SHA-256 [0-9a-f]{16}…/).waitFor();
+      await confirm.getByText(/Captured.*24 bytes · SHA-256 [0-9a-f]{16}…/).waitFor();
+      await page.screenshot({ path: `${artifacts}dlq-edit-confirm.png` });
+      await confirm.getByLabel('Note').fill('invoice numbers are numbers');
+      await confirm.getByRole('button', { name: 'Requeue edited payload' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await until('the edited message', () => worker.requeued.length === 1);
+      assert.deepEqual(worker.requeued[0], { subject, data: fixed });
+
+      // The resolved entry: the edit by default, the captured payload one click away.
+      await page.goto(`/dlq?status=resolved&subject=${subject}`);
+      await page.locator('[data-entry]').first().getByRole('button').click();
+      await dialog.getByRole('button', { name: 'Text' }).click();
+      assert.equal(await dialog.getByTestId('payload').textContent(), fixed);
+      await dialog.getByRole('button', { name: 'Captured' }).click();
+      assert.equal(await dialog.getByTestId('payload').textContent(), original);
+      await dialog.getByRole('tab', { name: /History/ }).click();
+      await dialog.getByText(/edited\s*by http:admin/).waitFor();
+      await dialog.getByText(/SHA-256 [0-9a-f]{16}… → [0-9a-f]{16}…/).waitFor();
+      await axe(page, 'the edited entry');
+    });
+  } finally {
+    await worker.close();
+  }
+});
+
 test('breakers: one tripped over NATS turns OPEN on its card without a reload and is reset from the page', async () => {
   await withPage('breakers', async (page) => {
     await login(page, { username: 'admin', password: dep.password });

@@ -1,4 +1,5 @@
-//! `/dlq`: the dead-letter queue — capture, list, show, resolve (with requeue) and redrive.
+//! `/dlq`: the dead-letter queue — capture, list, show, resolve (with requeue), requeue an
+//! edited payload, and redrive.
 //! Who may call each route is declared in [`crate::routes::ROUTES`] (the handlers check it
 //! again, which costs nothing).
 //! Reads come from the `read_dlq` read model (eventually consistent: pass a command's
@@ -13,11 +14,13 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use commands::dlq_api::{
-    payload_value, CaptureRequest, EntryBody, EntryResponse, ListResponse, ResolveRequest,
-    MAX_CAPTURE_BYTES,
+    payload_value, CaptureRequest, EditedBody, EntryBody, EntryResponse, ListResponse,
+    RequeueEditedRequest, ResolveRequest, MAX_CAPTURE_BYTES,
 };
 use commands::dlq_redrive::{RedriveJob, RedriveRequest};
-use domain::dlq::{payload_base64, validate_entry_id, Encoding, HistoryItem};
+use domain::dlq::{
+    decode_payload, payload_base64, sha256_hex, validate_entry_id, Encoding, HistoryItem,
+};
 use projections::dlq::{DlqFilter, DlqRow};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +49,11 @@ pub fn router() -> Router<AppState> {
         .route("/dlq/redrive/{job}/cancel", post(cancel_redrive))
         .route("/dlq/{id}", get(show))
         .route("/dlq/{id}/resolve", post(resolve))
+        // An edited payload is a whole message, like a capture's.
+        .route(
+            "/dlq/{id}/requeue_edited",
+            post(requeue_edited).layer(DefaultBodyLimit::max(MAX_CAPTURE_BYTES)),
+        )
 }
 
 /// The `{id}` segment, validated like every entry id (400 naming `id`).
@@ -65,6 +73,21 @@ pub(crate) async fn capture(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<EntryResponse>), ApiError> {
     caller.require(Permission::WriteDlq)?;
+    let request: CaptureRequest = message_body(body)?;
+    let answer = state.dlq.api_capture(request, &caller.actor()).await?;
+    let status = if answer.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(answer)))
+}
+
+/// A body that carries a whole message (a capture, an edited payload): up to
+/// `MAX_CAPTURE_BYTES` (413 past it), JSON, a bad field named (400).
+fn message_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(MAX_CAPTURE_BYTES)
@@ -75,14 +98,7 @@ pub(crate) async fn capture(
     if bytes.is_empty() {
         return Err(ApiError::invalid("body", "a JSON body is required"));
     }
-    let request: CaptureRequest = commands::api::parse_limited(&bytes, MAX_CAPTURE_BYTES)?;
-    let answer = state.dlq.api_capture(request, &caller.actor()).await?;
-    let status = if answer.changed {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(answer)))
+    Ok(commands::api::parse_limited(&bytes, MAX_CAPTURE_BYTES)?)
 }
 
 /// `GET /dlq` query: every condition optional.
@@ -337,6 +353,29 @@ pub(crate) async fn resolve(
     ))
 }
 
+#[utoipa::path(post, path = "/dlq/{id}/requeue_edited", tag = "dlq", params(("id" = String, Path, description = "Entry id", pattern = r"^[A-Za-z0-9_.:-]{1,160}$")), request_body = RequeueEditedRequest,
+    responses(
+        (status = 200, description = "The edited payload was published on the original subject with the entry's headers; the edit (SHA-256 of both payloads, who) and the resolution are recorded; the captured payload stays readable", body = EntryResponse),
+        (status = 404, description = "No such entry", body = ErrorBody),
+        (status = 409, description = "Already resolved", body = ErrorBody),
+        (status = 413, description = "Body over 1.5 MiB", body = ErrorBody)))]
+pub(crate) async fn requeue_edited(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<EntryResponse>, ApiError> {
+    caller.require(Permission::WriteDlq)?;
+    let id = id_of(path)?;
+    let request: RequeueEditedRequest = message_body(body)?;
+    Ok(Json(
+        state
+            .dlq
+            .api_requeue_edited(&id, request, &caller.actor())
+            .await?,
+    ))
+}
+
 fn encoding_of(text: &str) -> Encoding {
     match text {
         "text" => Encoding::Text,
@@ -348,6 +387,23 @@ fn encoding_of(text: &str) -> Encoding {
 /// A read-model row as the API shows it; `full` adds headers and history.
 pub fn body_of(row: DlqRow, full: bool) -> EntryBody {
     let encoding = encoding_of(&row.encoding);
+    let edited = match (full, row.edited) {
+        (true, Some(edit)) => {
+            let edit_encoding = encoding_of(&edit.encoding);
+            Some(EditedBody {
+                payload: payload_value(edit_encoding, &edit.payload),
+                encoding: edit_encoding,
+                payload_base64: payload_base64(edit_encoding, &edit.payload),
+                sha256: edit.sha256,
+                original_sha256: decode_payload(encoding, &row.payload)
+                    .map(|b| sha256_hex(&b))
+                    .unwrap_or_default(),
+                edited_by: edit.edited_by,
+                edited_at: edit.edited_at,
+            })
+        }
+        _ => None,
+    };
     let (headers, history) = if full {
         (
             serde_json::from_value(row.headers).ok(),
@@ -375,6 +431,7 @@ pub fn body_of(row: DlqRow, full: bool) -> EntryBody {
         stream_seq: row.stream_seq.and_then(|s| u64::try_from(s).ok()),
         headers,
         history,
+        edited,
     }
 }
 

@@ -148,6 +148,11 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/dlq/groups", needs(Permission::ReadDlq)),
     route("GET", "/dlq/{id}", needs(Permission::ReadDlq)),
     route("POST", "/dlq/{id}/resolve", needs(Permission::WriteDlq)),
+    route(
+        "POST",
+        "/dlq/{id}/requeue_edited",
+        needs(Permission::WriteDlq),
+    ),
     route("POST", "/dlq/redrive", needs(Permission::WriteDlq)),
     route("GET", "/dlq/redrive/{job}", needs(Permission::ReadDlq)),
     route(

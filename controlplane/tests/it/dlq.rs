@@ -848,3 +848,192 @@ async fn requeues_never_reach_control_plane_or_nats_subjects_and_automatic_ids_c
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["id"], "cap:admin:WORK:42", "{body}");
 }
+
+/// The start of a `DlqEntryPayloadEdited` event of `id` in the log, as stored.
+async fn edit_events(database_url: &str, id: &str) -> Vec<Value> {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let rows: Vec<(Value,)> = sqlx::query_as(
+        "SELECT payload FROM events WHERE aggregate_type = 'DlqEntry' AND aggregate_id = $1
+            AND event_type = 'DlqEntryPayloadEdited' ORDER BY sequence",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows.into_iter().map(|(v,)| v).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edited_payload_is_requeued_with_the_headers_and_the_original_stays_readable() {
+    let env = TestEnv::start().await;
+    let consumer = work_stream(&env.prefix, 2).await;
+    let (seen, worker) = run_worker(consumer);
+    let original = br#"{"task":"t1","n":"one"}"#;
+    publish(&env.prefix, original, "trace-edit").await;
+    wait_for_open(&env, &env.base, &env.admin_token, 1).await;
+    let id = format!("js:{}:1", work_stream_name(&env.prefix));
+    let path = format!("/dlq/{id}/requeue_edited");
+    let fixed = r#"{"task":"t1","n":1}"#;
+
+    // Bad input: a 400 naming the field, nothing published, nothing recorded.
+    for (body, field) in [
+        (json!({"encoding": "text"}), "payload"),
+        (json!({"payload": fixed, "encoding": "utf16"}), "encoding"),
+        (json!({"payload": fixed, "encoding": "text", "x": 1}), "x"),
+        (json!({"payload": "@@", "encoding": "base64"}), "payload"),
+        (json!({"payload": 5, "encoding": "text"}), "payload"),
+        // The captured bytes exactly: nothing was edited.
+        (
+            json!({"payload": std::str::from_utf8(original).unwrap(), "encoding": "text"}),
+            "payload",
+        ),
+        (
+            json!({"payload": fixed, "encoding": "text", "note": "n".repeat(2049)}),
+            "note",
+        ),
+    ] {
+        let (status, answer) = env.post(&path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+    }
+    let (status, answer) = env
+        .post("/dlq/bad id/requeue_edited", json!({"payload": 1}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "id");
+    let (status, _) = env
+        .post("/dlq/no-such-entry/requeue_edited", json!({"payload": 1}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Larger than the capture limit (a 1 MiB payload, base64-encoded, and the rest): 413.
+    let huge = json!({"payload": "x".repeat(1600 * 1024), "encoding": "text"});
+    let (status, answer) = env.post(&path, huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(answer["error"]["message"].is_string(), "{answer}");
+    // Payloads up to 1 MiB, as for a capture: one byte more is a 400 naming the payload.
+    let (status, answer) = env
+        .post(
+            &path,
+            json!({"payload": "x".repeat(1024 * 1024 + 1), "encoding": "text"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "payload");
+    // Reading dead letters is not enough (auditors have read:dlq only).
+    let auditor = env.user_token("auditor1", auth::Role::Auditor).await;
+    let (status, answer) = env
+        .call(
+            Method::POST,
+            &path,
+            Some(&auditor),
+            Some(json!({"payload": fixed, "encoding": "text"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(
+        answer["error"]["message"]
+            .as_str()
+            .map(|m| m.contains("write:dlq")),
+        Some(true),
+        "{answer}"
+    );
+    // A plain requeue with a note the entry would refuse publishes nothing either.
+    let (status, answer) = env
+        .post(
+            &format!("/dlq/{id}/resolve"),
+            json!({"requeue": true, "note": "n".repeat(2049)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "note");
+    assert!(edit_events(&env.database_url, &id).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        seen.requeued.load(Ordering::SeqCst),
+        0,
+        "nothing was published"
+    );
+
+    // The edit: published with the entry's headers, recorded with both hashes and who.
+    let (status, answer) = env
+        .post(
+            &path,
+            json!({"payload": fixed, "encoding": "text", "note": "n was a word"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["resolved"], true);
+    assert_eq!(answer["requeue_count"], 1);
+    assert_eq!(answer["edited"]["edited_by"], "http:admin");
+    let original_sha = domain::dlq::sha256_hex(original);
+    let edited_sha = domain::dlq::sha256_hex(fixed.as_bytes());
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            seen.requeued.load(Ordering::SeqCst) >= 1
+        })
+        .await,
+        "the worker receives the edited message"
+    );
+    {
+        let received = seen.requeued_messages.lock().unwrap();
+        let (payload, headers) = &received[0];
+        assert_eq!(payload.as_slice(), fixed.as_bytes(), "the edited bytes");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("Trace-Id").as_deref(), Some("trace-edit"));
+        assert_eq!(header("Cp-Dlq-Entry").as_deref(), Some(id.as_str()));
+        assert_eq!(
+            header("Nats-Msg-Id"),
+            Some(format!("dlq/{id}/1/{}", &edited_sha[..16]))
+        );
+    }
+    let events = edit_events(&env.database_url, &id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["original_sha256"], original_sha.as_str());
+    assert_eq!(events[0]["edited_sha256"], edited_sha.as_str());
+    assert_eq!(events[0]["actor"], "http:admin");
+
+    // The entry: the captured payload as it was, the edit beside it, the history.
+    let position = answer["position"].as_i64().unwrap();
+    let (status, entry) = env.get(&format!("/dlq/{id}?min_position={position}")).await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        b64(&entry["payload_base64"]),
+        original,
+        "the original stays"
+    );
+    assert_eq!(b64(&entry["edited"]["payload_base64"]), fixed.as_bytes());
+    assert_eq!(entry["edited"]["payload"], json!({"task": "t1", "n": 1}));
+    assert_eq!(entry["edited"]["sha256"], edited_sha.as_str());
+    assert_eq!(entry["edited"]["original_sha256"], original_sha.as_str());
+    assert_eq!(entry["edited"]["edited_by"], "http:admin");
+    assert_eq!(entry["note"], "n was a word");
+    let history = entry["history"].as_array().unwrap();
+    let actions: Vec<&str> = history
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["captured", "edited", "requeued"]);
+    assert_eq!(history[1]["actor"], "http:admin");
+    assert_eq!(history[1]["original_sha256"], original_sha.as_str());
+    assert_eq!(history[1]["edited_sha256"], edited_sha.as_str());
+
+    // Resolved now: a second edited requeue is a conflict and publishes nothing.
+    let (status, answer) = env
+        .post(&path, json!({"payload": r#"{"n":2}"#, "encoding": "text"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(seen.requeued.load(Ordering::SeqCst), 1);
+    worker.abort();
+}

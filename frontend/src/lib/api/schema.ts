@@ -2389,6 +2389,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/dlq/{id}/requeue_edited": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Access: a token with the `write:dlq` permission. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Entry id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["RequeueEditedRequest"];
+                };
+            };
+            responses: {
+                /** @description The edited payload was published on the original subject with the entry's headers; the edit (SHA-256 of both payloads, who) and the resolution are recorded; the captured payload stays readable */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EntryResponse"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such entry */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Already resolved */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over 1.5 MiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/dlq/{id}/resolve": {
         parameters: {
             query?: never;
@@ -4801,6 +4925,20 @@ export interface components {
             /** Format: int64 */
             total: number;
         };
+        /** @description The edited payload of an entry (`GET /dlq/{id}`): what requeues send since the edit. */
+        EditedBody: {
+            /** Format: date-time */
+            edited_at: string;
+            edited_by: string;
+            encoding: components["schemas"]["Encoding"];
+            original_sha256: string;
+            /** @description Like the entry's `payload`: the JSON value, or the text or base64 string. */
+            payload: unknown;
+            /** @description Its exact bytes, base64-encoded. */
+            payload_base64: string;
+            /** @description SHA-256 (hex) of the edited bytes, and of the captured ones. */
+            sha256: string;
+        };
         /**
          * @description How a payload is kept (see [`super::encode_payload`]).
          * @enum {string}
@@ -4817,6 +4955,7 @@ export interface components {
             consumer?: string | null;
             /** Format: date-time */
             created_at: string;
+            edited?: components["schemas"]["EditedBody"] | null;
             encoding: components["schemas"]["Encoding"];
             error: string;
             headers?: {
@@ -4942,14 +5081,17 @@ export interface components {
         };
         /** @description One step of an entry's life, as `GET /dlq/{id}` shows it. */
         HistoryItem: {
-            /** @description `captured`, `resolved`, `requeued` or `recaptured`. */
+            /** @description `captured`, `resolved`, `requeued`, `edited` or `recaptured`. */
             action: string;
             actor: string;
             /** Format: date-time */
             at: string;
+            edited_sha256?: string | null;
             error?: string | null;
             message_id?: string | null;
             note?: string | null;
+            /** @description `edited`: SHA-256 of the captured payload and of the edited one. */
+            original_sha256?: string | null;
             source?: components["schemas"]["Source"] | null;
         };
         /**
@@ -5197,6 +5339,18 @@ export interface components {
              * @description How many minutes (the current one included) the figures cover.
              */
             window_minutes: number;
+        };
+        /**
+         * @description `POST /dlq/{id}/requeue_edited`: `{"payload", "encoding"?, "note"?}`. The payload is read
+         *     like a capture's: with `"encoding":"text"` (what the dashboard sends) a string whose exact
+         *     UTF-8 bytes are published, with `"base64"` exact bytes, by default (`"json"`) any JSON
+         *     value, sent as its compact text.
+         */
+        RequeueEditedRequest: {
+            encoding?: components["schemas"]["PayloadEncoding"] | null;
+            /** @description Why; kept in the entry's history with the resolution. */
+            note?: string | null;
+            payload: unknown;
         };
         ReservationsResponse: {
             items: components["schemas"]["OpenReservationBody"][];
