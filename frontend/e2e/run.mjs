@@ -470,17 +470,52 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
       await page.locator(`[data-group="${dep.prefix}.task.mail"][data-count="5"]`).waitFor();
       await page.screenshot({ path: `${artifacts}dlq-groups.png`, fullPage: true });
       await group.getByRole('button', { name: `Redrive ${dep.prefix}.task.mail` }).click();
-      await page.getByLabel('Rate (messages per second)').fill('10');
+      // Slow enough (one per 3.3 s) for the pause to come between two messages.
+      await page.getByLabel('Rate (messages per second)').fill('0.3');
       await page.getByRole('button', { name: 'Start redrive' }).click();
       const progress = page.getByTestId('redrive-progress');
       await progress.waitFor();
       await page.waitForURL(/job=/);
+      // Paused after the first message: the bar stops where it is until it is resumed.
+      await progress.getByText(/[1-4] requeued/).waitFor({ timeout: 20_000 });
+      await progress.getByRole('button', { name: 'Pause redrive' }).click();
+      await page.locator('[data-testid="redrive-progress"][data-state="paused"]').waitFor();
+      await progress.getByText(/Paused by http:admin/).waitFor();
+      await page.waitForTimeout(1500); // an entry in flight at the pause still finishes
+      const atPause = await progress.getByLabel('Redrive progress').getAttribute('aria-valuenow');
+      const movedAtPause = worker.requeued.length;
+      await page.waitForTimeout(2500);
+      assert.equal(
+        await progress.getByLabel('Redrive progress').getAttribute('aria-valuenow'),
+        atPause,
+      );
+      assert.equal(worker.requeued.length, movedAtPause, 'nothing moves while paused');
+      assert.ok(movedAtPause < 6, `the pause held back the rest (${movedAtPause - 1} of 5)`);
+      await page.screenshot({ path: `${artifacts}dlq-redrive-paused.png`, fullPage: true });
+      await progress.getByRole('button', { name: 'Resume redrive' }).click();
       await page.locator('[data-testid="redrive-progress"][data-state="completed"]').waitFor({
-        timeout: 20_000,
+        timeout: 45_000,
       });
       assert.match(await progress.textContent(), /5 requeued, 0 skipped, 0 failed, 0 to go/);
       assert.equal(await page.getByLabel('Redrive progress').getAttribute('aria-valuenow'), '100');
       await until('five more requeued messages', () => worker.requeued.length === 6);
+      // Per entry: each of the five moved, with its requeue's message id; one opens its entry.
+      await progress.getByRole('button', { name: 'Results per entry (5)' }).click();
+      const results = progress.getByRole('region', { name: 'Redrive results' });
+      await until(
+        'five moved entries listed',
+        async () => (await results.locator('[data-outcome="moved"]').count()) === 5,
+      );
+      assert.match(await results.textContent(), /message id dlq\//);
+      const firstMoved = results.locator('[data-outcome="moved"]').first();
+      const movedId = await firstMoved.getAttribute('data-result');
+      await firstMoved.getByRole('button').click();
+      await page.waitForURL(/entry=/);
+      await page
+        .getByRole('dialog')
+        .getByRole('heading', { name: `Dead letter ${movedId}` })
+        .waitFor();
+      await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
       await page.getByText('No open dead letters').waitFor();
       await page.screenshot({ path: `${artifacts}dlq-redrive.png`, fullPage: true });
       assert.equal(await page.evaluate(() => window.__marker), 'no reload');

@@ -17,7 +17,9 @@ use commands::dlq_api::{
     payload_value, CaptureRequest, EditedBody, EntryBody, EntryResponse, ListResponse,
     RequeueEditedRequest, ResolveRequest, MAX_CAPTURE_BYTES,
 };
-use commands::dlq_redrive::{RedriveJob, RedriveRequest};
+use commands::dlq_redrive::{
+    RedriveAction, RedriveJob, RedriveOutcome, RedriveRequest, RedriveResults, MAX_RESULTS_LIMIT,
+};
 use domain::dlq::{
     decode_payload, payload_base64, sha256_hex, validate_entry_id, Encoding, HistoryItem,
 };
@@ -47,6 +49,9 @@ pub fn router() -> Router<AppState> {
         .route("/dlq/redrive", post(start_redrive))
         .route("/dlq/redrive/{job}", get(show_redrive))
         .route("/dlq/redrive/{job}/cancel", post(cancel_redrive))
+        .route("/dlq/redrive/{job}/pause", post(pause_redrive))
+        .route("/dlq/redrive/{job}/resume", post(resume_redrive))
+        .route("/dlq/redrive/{job}/results", get(redrive_results))
         .route("/dlq/{id}", get(show))
         .route("/dlq/{id}/resolve", post(resolve))
         // An edited payload is a whole message, like a capture's.
@@ -470,7 +475,7 @@ pub(crate) async fn show_redrive(
 
 #[utoipa::path(post, path = "/dlq/redrive/{job}/cancel", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)")),
     responses(
-        (status = 200, description = "Cancelled", body = RedriveJob),
+        (status = 200, description = "Cancelled (from running or paused); an entry being moved still finishes", body = RedriveJob),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job already ended", body = ErrorBody)))]
 pub(crate) async fn cancel_redrive(
@@ -478,7 +483,94 @@ pub(crate) async fn cancel_redrive(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RedriveJob>, ApiError> {
+    steer(state, caller, path, RedriveAction::Cancel).await
+}
+
+#[utoipa::path(post, path = "/dlq/redrive/{job}/pause", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)")),
+    responses(
+        (status = 200, description = "Paused: no further entry moves until it is resumed", body = RedriveJob),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not running", body = ErrorBody)))]
+pub(crate) async fn pause_redrive(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RedriveJob>, ApiError> {
+    steer(state, caller, path, RedriveAction::Pause).await
+}
+
+#[utoipa::path(post, path = "/dlq/redrive/{job}/resume", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)")),
+    responses(
+        (status = 200, description = "Running again from where it stopped", body = RedriveJob),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not paused", body = ErrorBody)))]
+pub(crate) async fn resume_redrive(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RedriveJob>, ApiError> {
+    steer(state, caller, path, RedriveAction::Resume).await
+}
+
+/// Pause, resume, cancel: the same request with another action.
+async fn steer(
+    state: AppState,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    action: RedriveAction,
+) -> Result<Json<RedriveJob>, ApiError> {
     caller.require(Permission::WriteDlq)?;
     let job = job_of(path)?;
-    Ok(Json(state.redrive.cancel(job).await?))
+    Ok(Json(
+        state.redrive.steer(job, action, &caller.actor()).await?,
+    ))
+}
+
+/// `GET /dlq/redrive/{job}/results` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// Only entries with this outcome.
+    #[serde(default)]
+    pub outcome: Option<RedriveOutcome>,
+    /// Results after this `n` (the previous page's `next_after`); default: from the start.
+    #[serde(default)]
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// Results per page, 1-1000 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/dlq/redrive/{job}/results", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)"), ResultsQuery),
+    responses(
+        (status = 200, description = "What the job did with each entry, in its order: moved (with the requeue's message id), skipped or failed, and why", body = RedriveResults),
+        (status = 404, description = "No such job", body = ErrorBody)))]
+pub(crate) async fn redrive_results(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    ValidQuery(query): ValidQuery<ResultsQuery>,
+) -> Result<Json<RedriveResults>, ApiError> {
+    caller.require(Permission::ReadDlq)?;
+    let job = job_of(path)?;
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::invalid("after", "must not be negative"));
+    }
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_RESULTS_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_RESULTS_LIMIT}"),
+        ));
+    }
+    Ok(Json(
+        state
+            .redrive
+            .results(job, query.outcome, after, limit)
+            .await?,
+    ))
 }

@@ -160,6 +160,21 @@ pub const ROUTES: &[RouteSpec] = &[
         "/dlq/redrive/{job}/cancel",
         needs(Permission::WriteDlq),
     ),
+    route(
+        "POST",
+        "/dlq/redrive/{job}/pause",
+        needs(Permission::WriteDlq),
+    ),
+    route(
+        "POST",
+        "/dlq/redrive/{job}/resume",
+        needs(Permission::WriteDlq),
+    ),
+    route(
+        "GET",
+        "/dlq/redrive/{job}/results",
+        needs(Permission::ReadDlq),
+    ),
     // The sandbox service through the gateway (docs/sandbox.md).
     route("GET", "/sandbox/languages", needs(Permission::ExecuteCode)),
     route("POST", "/sandbox/execute", needs(Permission::ExecuteCode)),

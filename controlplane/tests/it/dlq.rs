@@ -1037,3 +1037,245 @@ async fn an_edited_payload_is_requeued_with_the_headers_and_the_original_stays_r
     assert_eq!(seen.requeued.load(Ordering::SeqCst), 1);
     worker.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redrive_job_pauses_resumes_and_says_what_it_did_with_each_entry() {
+    let env = TestEnv::start().await;
+    let subject = format!("{}.task.redrive", env.prefix);
+    // A requeue may not publish on the control plane's own subjects: this one fails.
+    let forbidden = format!("{}.cmd.x.y", env.prefix);
+    let mut ids = Vec::new();
+    for (i, on) in [&subject, &forbidden, &subject, &subject, &subject]
+        .into_iter()
+        .enumerate()
+    {
+        let (status, body) = env
+            .post(
+                "/dlq",
+                json!({"original_subject": on, "payload": {"i": i}, "error": "E503 upstream", "attempts": 3}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push((
+            body["id"].as_str().unwrap().to_string(),
+            body["created_at"].as_str().unwrap().to_string(),
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for_open(&env, &env.base, &env.admin_token, 5).await;
+    // `until` the fourth entry's capture: the fifth stays out of the job.
+    let until = ids[3].1.clone();
+
+    let (status, answer) = env
+        .post(
+            "/dlq/redrive",
+            json!({"filter": {"error_contains": "E503", "since": until, "until": ids[0].1}, "rate": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "filter.until");
+
+    let (status, job) = env
+        .post(
+            "/dlq/redrive",
+            json!({"filter": {"error_contains": "E503", "until": until}, "rate": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["remaining"], 4, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let job_url = format!("{}/dlq/redrive/{id}", env.base);
+    let handled = |job: &Value| {
+        job["moved"].as_i64().unwrap_or(0)
+            + job["failed"].as_i64().unwrap_or(0)
+            + job["skipped"].as_i64().unwrap_or(0)
+    };
+
+    // Pause after the first entry: nothing more moves until it is resumed.
+    let (moved, _) = poll_json(
+        &env.http,
+        &job_url,
+        &env.admin_token,
+        Duration::from_secs(20),
+        |job| handled(job) >= 1,
+    )
+    .await;
+    assert!(moved, "the first entry is handled");
+    let (status, paused) = env
+        .post(&format!("/dlq/redrive/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["state"], "paused");
+    assert_eq!(paused["state_changed_by"], "http:admin");
+    let (status, _) = env
+        .post(&format!("/dlq/redrive/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "pausing a paused job");
+    // An entry that was being moved at the pause still finishes; after that, nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, settled) = env.get(&format!("/dlq/redrive/{id}")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, still) = env.get(&format!("/dlq/redrive/{id}")).await;
+    assert_eq!(still["state"], "paused", "{still}");
+    assert_eq!(
+        handled(&still),
+        handled(&settled),
+        "nothing moved while paused: {still}"
+    );
+    assert!(handled(&still) < 4, "{still}");
+    let (_, results) = env.get(&format!("/dlq/redrive/{id}/results")).await;
+    assert_eq!(
+        results["items"].as_array().unwrap().len() as i64,
+        handled(&still),
+        "a result per counted entry: {results}"
+    );
+
+    // Resumed, it goes on from where it stopped and ends.
+    let (status, resumed) = env
+        .post(&format!("/dlq/redrive/{id}/resume"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    assert_eq!(resumed["state"], "running");
+    let (done, job) = poll_json(
+        &env.http,
+        &job_url,
+        &env.admin_token,
+        Duration::from_secs(30),
+        |job| job["state"] == "completed",
+    )
+    .await;
+    assert!(done, "{job}");
+    assert_eq!(
+        (
+            &job["moved"],
+            &job["failed"],
+            &job["skipped"],
+            &job["remaining"]
+        ),
+        (&json!(3), &json!(1), &json!(0), &json!(0)),
+        "{job}"
+    );
+    assert!(
+        job["last_error"].as_str().unwrap().starts_with(&ids[1].0),
+        "{job}"
+    );
+
+    // Per-entry results, in the job's order: which moved (with the message id), which
+    // failed and why.
+    let (status, results) = env.get(&format!("/dlq/redrive/{id}/results")).await;
+    assert_eq!(status, StatusCode::OK, "{results}");
+    let items = results["items"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = items
+        .iter()
+        .map(|r| {
+            (
+                r["entry_id"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ids[0].0.as_str(), "moved"),
+            (ids[1].0.as_str(), "failed"),
+            (ids[2].0.as_str(), "moved"),
+            (ids[3].0.as_str(), "moved"),
+        ]
+    );
+    assert_eq!(items[0]["message_id"], format!("dlq/{}/1", ids[0].0));
+    assert!(
+        items[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("of the control plane itself"),
+        "{}",
+        items[1]
+    );
+    assert!(results.get("next_after").is_none(), "{results}");
+    let (_, failed) = env
+        .get(&format!("/dlq/redrive/{id}/results?outcome=failed"))
+        .await;
+    assert_eq!(failed["items"].as_array().unwrap().len(), 1, "{failed}");
+    let (_, first) = env.get(&format!("/dlq/redrive/{id}/results?limit=3")).await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 3);
+    let after = first["next_after"].as_i64().expect("a next page");
+    let (_, rest) = env
+        .get(&format!("/dlq/redrive/{id}/results?after={after}"))
+        .await;
+    assert_eq!(rest["items"][0]["entry_id"], ids[3].0.as_str(), "{rest}");
+    // The entry captured after `until` is still open, and so is the failed one.
+    let (_, open) = env.get("/dlq?resolved=false").await;
+    let open_ids: Vec<&str> = open["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(open_ids, [ids[1].0.as_str(), ids[4].0.as_str()]);
+
+    // A finished job can be neither paused nor resumed nor cancelled.
+    for verb in ["pause", "resume", "cancel"] {
+        let (status, body) = env
+            .post(&format!("/dlq/redrive/{id}/{verb}"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{verb}: {body}");
+    }
+    // A paused job can be cancelled; then it stays cancelled.
+    let (_, slow) = env
+        .post(
+            "/dlq/redrive",
+            json!({"filter": {"subject": subject}, "rate": 0.01}),
+        )
+        .await;
+    let slow = slow["id"].as_str().unwrap().to_string();
+    let (status, _) = env
+        .post(&format!("/dlq/redrive/{slow}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, cancelled) = env
+        .post(&format!("/dlq/redrive/{slow}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    assert!(cancelled["finished_at"].is_string(), "{cancelled}");
+    let (status, _) = env
+        .post(&format!("/dlq/redrive/{slow}/resume"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Bad input is named; readers see results but may not steer jobs.
+    for (path, field) in [
+        (format!("/dlq/redrive/{id}/results?limit=0"), "limit"),
+        (format!("/dlq/redrive/{id}/results?outcome=lost"), "outcome"),
+        (format!("/dlq/redrive/{id}/results?after=-1"), "after"),
+        ("/dlq/redrive/not-a-uuid/results".to_string(), "job"),
+    ] {
+        let (status, body) = env.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
+    }
+    let (status, _) = env
+        .get(&format!("/dlq/redrive/{}/results", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let auditor = env.user_token("auditor2", auth::Role::Auditor).await;
+    let (status, _) = env
+        .call(
+            Method::GET,
+            &format!("/dlq/redrive/{id}/results"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = env
+        .call(
+            Method::POST,
+            &format!("/dlq/redrive/{slow}/pause"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -2967,7 +2967,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Cancelled */
+                /** @description Cancelled (from running or paused); an entry being moved still finishes */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -3013,6 +3013,337 @@ export interface paths {
                     };
                 };
                 /** @description The job already ended */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dlq/redrive/{job}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Access: a token with the `write:dlq` permission. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Redrive job id (UUID) */
+                    job: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Paused: no further entry moves until it is resumed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RedriveJob"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such job */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The job is not running */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dlq/redrive/{job}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Access: a token with the `read:dlq` permission. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Results after this `n` (the previous page's `next_after`); default: from the start. */
+                    after?: number;
+                    /** @description Results per page, 1-1000 (default 100). */
+                    limit?: number;
+                    /** @description Only entries with this outcome. */
+                    outcome?: components["schemas"]["RedriveOutcome"];
+                };
+                header?: never;
+                path: {
+                    /** @description Redrive job id (UUID) */
+                    job: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description What the job did with each entry, in its order: moved (with the requeue's message id), skipped or failed, and why */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RedriveResults"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such job */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dlq/redrive/{job}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Access: a token with the `write:dlq` permission. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Redrive job id (UUID) */
+                    job: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Running again from where it stopped */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RedriveJob"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such job */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The job is not paused */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -5253,6 +5584,12 @@ export interface components {
             since?: string | null;
             /** @description The exact original subject. */
             subject?: string | null;
+            /**
+             * Format: date-time
+             * @description Entries created at or before this instant (a job never moves entries created after it
+             *     started either).
+             */
+            until?: string | null;
         };
         /** @description A job as `GET /dlq/redrive/{job}` shows it. */
         RedriveJob: {
@@ -5287,11 +5624,18 @@ export interface components {
              * @description Entries resolved by someone else before the job reached them.
              */
             skipped: number;
-            /** @description `running`, `cancelled` or `completed`. */
+            /** @description `running`, `paused`, `cancelled` or `completed`. */
             state: string;
+            /** @description Who paused, resumed or cancelled it last. */
+            state_changed_by?: string | null;
             /** Format: date-time */
             updated_at: string;
         };
+        /**
+         * @description What a job did with one entry.
+         * @enum {string}
+         */
+        RedriveOutcome: "moved" | "skipped" | "failed";
         /** @description `POST /dlq/redrive`: `{"filter"?, "rate"}` (messages per second). */
         RedriveRequest: {
             filter?: components["schemas"]["RedriveFilter"];
@@ -5300,6 +5644,28 @@ export interface components {
              * @description Messages per second, 0.001-1000.
              */
             rate: number;
+        };
+        /** @description One entry a job handled, in the order it did (`n`). */
+        RedriveResult: {
+            /** Format: date-time */
+            at: string;
+            entry_id: string;
+            /** @description The `Nats-Msg-Id` of the requeue (moved entries). */
+            message_id?: string | null;
+            /** Format: int64 */
+            n: number;
+            outcome: components["schemas"]["RedriveOutcome"];
+            /** @description Why it failed or was skipped. */
+            reason?: string | null;
+        };
+        /** @description `GET /dlq/redrive/{job}/results`: a page of results, and where the next one starts. */
+        RedriveResults: {
+            items: components["schemas"]["RedriveResult"][];
+            /**
+             * Format: int64
+             * @description Pass as `after` for the next page (absent: this was the last one for now).
+             */
+            next_after?: number | null;
         };
         ReleaseRequest: {
             /** Format: uuid */
