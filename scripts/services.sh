@@ -344,7 +344,19 @@ nats_auth() {
         || die "nats-identities init $NATS_AUTH_DIR failed"
     local tmp="$NATS_CONF.tmp.$$"
     cat "$NATS_SETTINGS" "$NATS_AUTH_DIR/auth.conf" >"$tmp"
-    if ! cmp -s "$tmp" "$NATS_CONF" 2>/dev/null; then mv -f -- "$tmp" "$NATS_CONF"; else rm -f -- "$tmp"; fi
+    # A running server takes a changed configuration (revoked keys, `nats-identities
+    # revoke`) by reloading it; a changed operator it can only take by restarting.
+    NATS_CONF_CHANGE=none
+    if ! cmp -s "$tmp" "$NATS_CONF" 2>/dev/null; then
+        if [ "$(grep '^operator:' "$tmp")" = "$(grep '^operator:' "$NATS_CONF" 2>/dev/null)" ]; then
+            NATS_CONF_CHANGE=reload
+        else
+            NATS_CONF_CHANGE=restart
+        fi
+        mv -f -- "$tmp" "$NATS_CONF"
+    else
+        rm -f -- "$tmp"
+    fi
 }
 
 nats_up() {
@@ -355,7 +367,12 @@ nats_up() {
         # without authentication: restart it with them, on the same port.
         if ! tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$NATS_CONF"; then
             log "nats: pid $pid runs without $NATS_CONF (authentication); restarting it with it"
+        elif [ "${NATS_CONF_CHANGE:-none}" = restart ]; then
+            log "nats: the trusted operator changed; restarting pid $pid"
         elif [ -n "$port" ] && tcp_open 127.0.0.1 "$port"; then
+            if [ "${NATS_CONF_CHANGE:-none}" = reload ]; then
+                kill -HUP "$pid" && log "nats: pid $pid reloads $NATS_CONF (revocations)"
+            fi
             log "nats: already running on 127.0.0.1:$port (pid $pid, monitor :$(read_file "$NATS_MPORT_FILE"))"
             NATS_PORT=$port; return 0
         else

@@ -10,8 +10,15 @@ use std::sync::Arc;
 
 /// Issuer written into and required from every token.
 pub const ISSUER: &str = "golden-arch-controlplane";
-/// Audience written into and required from every token.
+/// Audience of the control plane's session tokens (what login issues).
 pub const AUDIENCE: &str = "golden-arch";
+/// Audience of the tokens the sandbox service accepts. Only the gateway issues them, for
+/// one proxied request at a time and after its own session check, so a session that was
+/// revoked (logout, password or role change, disabled account) cannot reach the sandbox:
+/// the sandbox has no view of revocations and refuses session tokens outright.
+pub const SANDBOX_AUDIENCE: &str = "golden-arch-sandbox";
+/// Lifetime of a sandbox token: the sandbox checks it when the request arrives.
+pub const SANDBOX_TOKEN_SECONDS: i64 = 60;
 /// Clock skew tolerated on `exp`, in seconds.
 const LEEWAY_SECONDS: u64 = 5;
 
@@ -272,6 +279,8 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     validation: Validation,
     lifetime_seconds: i64,
+    /// The audience these keys issue tokens for and require.
+    audience: &'static str,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -279,6 +288,7 @@ impl std::fmt::Debug for TokenKeys {
         // Never print key material.
         f.debug_struct("TokenKeys")
             .field("lifetime_seconds", &self.lifetime_seconds)
+            .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
 }
@@ -296,7 +306,16 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             lifetime_seconds,
+            audience: AUDIENCE,
         }
+    }
+
+    /// The same secret, issuing and requiring `audience` instead (the sandbox service
+    /// verifies with `with_audience(SANDBOX_AUDIENCE)`).
+    pub fn with_audience(mut self, audience: &'static str) -> Self {
+        self.validation.set_audience(&[audience]);
+        self.audience = audience;
+        self
     }
 
     pub fn lifetime_seconds(&self) -> i64 {
@@ -312,10 +331,29 @@ impl TokenKeys {
             iat: now_unix,
             exp: now_unix + self.lifetime_seconds,
             iss: ISSUER.to_string(),
-            aud: AUDIENCE.to_string(),
+            aud: self.audience.to_string(),
             tenants: grant.tenants.map(<[String]>::to_vec),
             sid: grant.session_id.to_string(),
             ver: grant.version,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| AuthError::Signing(e.to_string()))
+    }
+
+    /// A token for `audience` carrying `claims`' user, role, tenants and session, valid for
+    /// `lifetime_seconds` from `now_unix` (and never past the session token's own expiry).
+    pub fn issue_for(
+        &self,
+        claims: &Claims,
+        audience: &str,
+        lifetime_seconds: i64,
+        now_unix: i64,
+    ) -> Result<String, AuthError> {
+        let claims = Claims {
+            iat: now_unix,
+            exp: (now_unix + lifetime_seconds).min(claims.exp),
+            aud: audience.to_string(),
+            ..claims.clone()
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::Signing(e.to_string()))
@@ -397,6 +435,69 @@ mod tests {
         });
         let body = b64(claims.to_string().as_bytes());
         assert!(keys.verify(&format!("{header}.{body}.")).is_err());
+    }
+
+    #[test]
+    fn session_and_sandbox_tokens_are_not_interchangeable() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let sessions = TokenKeys::new(secret, 3600);
+        let sandbox = TokenKeys::new(secret, 3600).with_audience(SANDBOX_AUDIENCE);
+        let grant = Grant {
+            username: "alice",
+            role: Role::Developer,
+            tenants: Some(&["acme".to_string()]),
+            session_id: "s1",
+            version: 3,
+        };
+        let session = sessions.issue(&grant, now()).unwrap();
+        assert!(
+            sandbox.verify(&session).is_err(),
+            "a session token is refused by the sandbox"
+        );
+        let claims = sessions.verify(&session).unwrap();
+        let for_sandbox = sessions
+            .issue_for(&claims, SANDBOX_AUDIENCE, SANDBOX_TOKEN_SECONDS, now())
+            .unwrap();
+        assert!(
+            sessions.verify(&for_sandbox).is_err(),
+            "and a sandbox token by the control plane"
+        );
+        let carried = sandbox.verify(&for_sandbox).unwrap();
+        assert_eq!(
+            (
+                carried.sub.as_str(),
+                carried.role,
+                carried.tenants.clone(),
+                carried.sid.as_str(),
+                carried.ver
+            ),
+            (
+                "alice",
+                Role::Developer,
+                Some(vec!["acme".to_string()]),
+                "s1",
+                3
+            )
+        );
+        assert!(carried.exp <= now() + SANDBOX_TOKEN_SECONDS);
+    }
+
+    #[test]
+    fn a_token_for_another_audience_never_outlives_the_session_token() {
+        let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef", 10);
+        let claims = keys
+            .verify(
+                &keys
+                    .issue(&Grant::unscoped("a", Role::Admin), now())
+                    .unwrap(),
+            )
+            .unwrap();
+        let token = keys
+            .issue_for(&claims, SANDBOX_AUDIENCE, 3600, now())
+            .unwrap();
+        let sandbox =
+            TokenKeys::new(b"0123456789abcdef0123456789abcdef", 10).with_audience(SANDBOX_AUDIENCE);
+        assert_eq!(sandbox.verify(&token).unwrap().exp, claims.exp);
     }
 
     #[test]

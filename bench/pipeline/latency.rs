@@ -1,8 +1,10 @@
 //! Commit-to-JetStream and commit-to-projection latency under a paced reservation load.
 //!
-//! `pipeline_latency <nats_url> <prefix> <rate/s> <seconds> <http_url> <admin_token> <database_url>`
+//! `pipeline_latency <nats_url> <prefix> <rate/s> <seconds> <http_url> <admin_token> <database_url> [commit]`
 //! prints one JSON line: ops, rate, errors, js_p50_ms, js_p99_ms, proj_p50_ms, proj_p99_ms,
-//! proj_samples.
+//! proj_samples. With `commit`, every approved reservation is committed right after its
+//! answer (as a worker does after its model call), so nothing stays open for its TTL; the
+//! rate is then of reservations, and each carries two commands (both in the p99).
 //!
 //! Commit → JetStream: a core-NATS subscription on `<prefix>.events.>` sees every message the
 //! publisher puts on the stream; latency = arrival − the event's `recorded_at` (its
@@ -32,8 +34,16 @@ fn ms_since(recorded_at: DateTime<Utc>) -> Duration {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 8 {
-        eprintln!("usage: pipeline_latency <nats_url> <prefix> <rate> <seconds> <http_url> <admin_token> <database_url>");
+    let commit = match args.get(8).map(String::as_str) {
+        None => false,
+        Some("commit") => true,
+        Some(other) => {
+            eprintln!("the 8th argument may only be `commit`, not {other:?}");
+            std::process::exit(2);
+        }
+    };
+    if !(8..=9).contains(&args.len()) {
+        eprintln!("usage: pipeline_latency <nats_url> <prefix> <rate> <seconds> <http_url> <admin_token> <database_url> [commit]");
         std::process::exit(2);
     }
     let (nats_url, prefix) = (&args[1], args[2].clone());
@@ -100,25 +110,19 @@ async fn main() {
         let (commands, waiting) = (commands.clone(), waiting.clone());
         tasks.push(tokio::spawn(async move {
             let body = json!({"tenant_id": format!("lat{run}"), "project_id": format!("p{}", n as usize % BUDGETS), "task_id": format!("t{n}"), "model": "m", "estimated_tokens": 1});
-            let sent = Instant::now();
-            let reply = tokio::time::timeout(
-                Duration::from_secs(10),
-                service.client.request(
-                    service.subject("budget", "request"),
-                    serde_json::to_vec(&body).unwrap().into(),
-                ),
-            )
-            .await;
-            let Ok(Ok(reply)) = reply else {
-                commands.lock().await.errors += 1;
+            let Some(answer) = timed_request(&service, "request", &body, &commands).await else {
                 return;
             };
-            commands.lock().await.latencies.push(sent.elapsed());
-            let answer: Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
             let Some(position) = answer["position"].as_i64() else {
                 commands.lock().await.errors += 1;
                 return;
             };
+            if commit {
+                let body = json!({"reservation_id": answer["reservation_id"], "actual_tokens": 1});
+                if timed_request(&service, "commit", &body, &commands).await.is_none() {
+                    return;
+                }
+            }
             if !n.is_multiple_of(10) {
                 return;
             }
@@ -145,6 +149,35 @@ async fn main() {
             "proj_p50_ms": proj["p50_ms"], "proj_p99_ms": proj["p99_ms"], "proj_samples": proj["ops"],
         })
     );
+}
+
+/// Sends one budget command and records its latency; `None` (and an error counted) when no
+/// answer came within 10 s or the answer is not JSON.
+async fn timed_request(
+    service: &bench::Service,
+    verb: &str,
+    body: &Value,
+    commands: &Mutex<Recorder>,
+) -> Option<Value> {
+    let sent = Instant::now();
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        service.client.request(
+            service.subject("budget", verb),
+            serde_json::to_vec(body).unwrap().into(),
+        ),
+    )
+    .await;
+    let Ok(Ok(reply)) = reply else {
+        commands.lock().await.errors += 1;
+        return None;
+    };
+    commands.lock().await.latencies.push(sent.elapsed());
+    let answer = serde_json::from_slice::<Value>(&reply.payload).ok();
+    if answer.is_none() {
+        commands.lock().await.errors += 1;
+    }
+    answer
 }
 
 /// Every millisecond, one query for all waiting samples: those applied to the read model

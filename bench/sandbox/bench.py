@@ -30,7 +30,8 @@ def b64(data: bytes) -> str:
 
 
 def mint_token(secret: str) -> str:
-    """A control-plane token (HS256) for a developer, as auth::TokenKeys::issue makes it."""
+    """A sandbox token (HS256, audience golden-arch-sandbox) for a developer, as the gateway
+    mints one per proxied request (auth::TokenKeys::issue_for); session tokens are refused."""
     now = int(time.time())
     header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     claims = b64(
@@ -42,7 +43,7 @@ def mint_token(secret: str) -> str:
                 "iat": now,
                 "exp": now + 3600,
                 "iss": "golden-arch-controlplane",
-                "aud": "golden-arch",
+                "aud": "golden-arch-sandbox",
             }
         ).encode()
     )

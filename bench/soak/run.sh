@@ -3,7 +3,9 @@
 # minutes against one release control plane, one minute at a time. Each minute records the
 # server's resident memory (VmRSS from /proc), the commands' p99, commit → JetStream and
 # commit → read model p99, and errors. The baseline is the first minute of the same run:
-# RSS should stay within 10 % of it after warm-up, p99 steady, no error.
+# RSS should stay within 10 % of it after warm-up, p99 steady, no error. Each reservation is
+# committed right after its answer, as workers do (BENCH_SOAK_OPEN=1 leaves them open until
+# the expiry worker releases them after their TTL: the abandoned-reservations case).
 # Not in `make test` (it takes the machine for the whole run). Writes docs/benchmarks/soak.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +16,8 @@ source bench/lib.sh
 MINUTES="${BENCH_MINUTES:-10}"
 CLIENTS="${BENCH_CLIENTS:-64}"
 out="${BENCH_OUT:-docs/benchmarks/soak.md}"
+mode=commit
+[ -z "${BENCH_SOAK_OPEN:-}" ] || mode=open
 db="cp_bench_soak_$(date +%s)"
 bench_url="${DATABASE_URL%/*}/$db"
 prefix="benchs$(date +%s)"
@@ -41,7 +45,8 @@ rss_start=$(rss_kib)
 rows=""
 results=()
 for minute in $(seq 1 "$MINUTES"); do
-  r=$("$release/pipeline_latency" "$NATS_URL" "$prefix" "$half" 60 "$url" "$token" "$bench_url")
+  # shellcheck disable=SC2046 # no argument in open mode
+  r=$("$release/pipeline_latency" "$NATS_URL" "$prefix" "$half" 60 "$url" "$token" "$bench_url" $([ "$mode" = commit ] && echo commit))
   rss=$(rss_kib)
   results+=("$rss $r")
   echo "    minute $minute: RSS $((rss / 1024)) MiB $r"
@@ -75,7 +80,8 @@ plane (release), PostgreSQL, NATS and the load share the machine. Load average a
 $load_start; at the end: $load_end.
 
 The peak of the reserve path over 1,000 budgets was $(fmt "$(field "$peak" rate)")/s; the soak
-ran at $half/s, one minute at a time (\`pipeline_latency\`, the pipeline benchmark's paced load).
+ran at $half reservations/s, one minute at a time (\`pipeline_latency\`, the pipeline benchmark's
+paced load), $( [ "$mode" = commit ] && echo "each committed right after its answer (commands/s counts both commands)" || echo "none committed: each stays open until the expiry worker releases it after its TTL (BENCH_SOAK_OPEN=1)").
 The server's RSS was $((rss_start / 1024)) MiB after the peak run.
 
 | minute | RSS (MiB) | commands/s | command p99 (ms) | commit → JetStream p99 (ms) | commit → read model p99 (ms) | errors |

@@ -1,21 +1,24 @@
 //! `/sandbox/*`: the sandbox service (docs/sandbox.md) reached through the control plane's
 //! origin, so the dashboard needs no CORS opening and keeps its cookie session and CSRF
-//! rule. The gateway checks `execute:code` (route table), then forwards the request with the
-//! caller's own token as `Authorization: Bearer`: the sandbox checks it again and audits the
-//! run under the caller's name. Bodies pass through unchanged, in both directions.
+//! rule. The gateway checks the session (revocations included) and `execute:code` (route
+//! table), then forwards the request with a sandbox token it mints for the caller
+//! (`auth::SANDBOX_AUDIENCE`, one minute, same user, role, tenants and session): the sandbox
+//! checks it again and audits the run under the caller's name. The sandbox refuses session
+//! tokens, so a revoked session cannot go around the gateway to it. Bodies pass through
+//! unchanged, in both directions.
 
 use auth::Permission;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{bearer_token, session_token, Caller};
+use crate::extract::Caller;
 use crate::AppState;
 
 /// Largest body forwarded: the sandbox's own limits (64 KiB of code and of stdin by
@@ -154,7 +157,6 @@ pub(crate) async fn languages(
 pub(crate) async fn execute(
     State(state): State<AppState>,
     caller: Caller,
-    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Permission::ExecuteCode)?;
@@ -168,10 +170,16 @@ pub(crate) async fn execute(
     if body.is_empty() {
         return Err(ApiError::invalid("body", "a JSON body is required"));
     }
-    // The route table let the request in, so one of the two holds a valid token.
-    let token = bearer_token(&headers)
-        .or_else(|| session_token(&headers))
-        .ok_or(ApiError::Unauthenticated)?;
+    let token = state
+        .auth
+        .keys()
+        .issue_for(
+            &caller.0,
+            auth::SANDBOX_AUDIENCE,
+            auth::SANDBOX_TOKEN_SECONDS,
+            chrono::Utc::now().timestamp(),
+        )
+        .map_err(|error| ApiError::Internal(Box::new(error)))?;
     let url = format!("{}/execute", base(&state)?);
     let answer = CLIENT
         .post(url)

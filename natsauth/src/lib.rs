@@ -12,6 +12,9 @@
 //!   its own inbox prefix `P.reply.S`; nothing else. The control plane reads `S` from the
 //!   subject, which only `S` may publish on: that is the sender NATS vouches for;
 //! - an administrator (operators' tools and the test harness): everything.
+//!
+//! A leaked creds file is revoked in the account (`nats-identities revoke`, [`Revocations`]):
+//! the server refuses the key once it reloads its configuration.
 #![forbid(unsafe_code)]
 
 use std::path::Path;
@@ -22,6 +25,8 @@ use nkeys::KeyPair;
 use serde_json::{json, Value};
 
 pub use nkeys;
+
+pub mod deployment;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -199,23 +204,39 @@ fn creds_text(jwt: &str, seed: &str) -> String {
     )
 }
 
-/// The name claim of the user JWT in a creds file (which identity the file is).
-pub fn creds_name(creds: &str) -> Result<String, IdentityError> {
+/// The claims of the user JWT in a creds file.
+fn creds_claims(creds: &str) -> Result<Value, IdentityError> {
     let jwt = creds
         .lines()
         .map(str::trim)
         .find(|line| line.starts_with("eyJ"))
         .ok_or_else(|| IdentityError::Invalid("no user JWT in the creds file".into()))?;
-    let claims = jwt
-        .split('.')
+    jwt_claims(jwt)
+}
+
+/// The claims of a JWT (not verified: for reading what a file of ours says).
+pub(crate) fn jwt_claims(jwt: &str) -> Result<Value, IdentityError> {
+    jwt.split('.')
         .nth(1)
         .and_then(|c| URL_SAFE_NO_PAD.decode(c).ok())
         .and_then(|c| serde_json::from_slice::<Value>(&c).ok())
-        .ok_or_else(|| IdentityError::Invalid("the creds file's JWT is malformed".into()))?;
-    claims["name"]
+        .ok_or_else(|| IdentityError::Invalid("the JWT is malformed".into()))
+}
+
+/// The name claim of the user JWT in a creds file (which identity the file is).
+pub fn creds_name(creds: &str) -> Result<String, IdentityError> {
+    creds_claims(creds)?["name"]
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| IdentityError::Invalid("the creds file's JWT has no name".into()))
+}
+
+/// The user's public key in a creds file (what a revocation names).
+pub fn creds_user_key(creds: &str) -> Result<String, IdentityError> {
+    creds_claims(creds)?["sub"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| IdentityError::Invalid("the creds file's JWT has no subject".into()))
 }
 
 /// Reads an account seed (`SA…`) from a file.
@@ -258,6 +279,70 @@ pub fn write_secret(path: &Path, contents: &str) -> Result<(), IdentityError> {
     file.write_all(contents.as_bytes()).map_err(io)
 }
 
+/// Revoked user keys (public `U…` key → unix seconds: every JWT of that key issued at or
+/// before it is refused), kept one per line as `KEY SECONDS` in a deployment's `revoked`
+/// file beside its seeds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Revocations(pub std::collections::BTreeMap<String, u64>);
+
+impl Revocations {
+    /// The revocations in `path`; none when the file does not exist.
+    pub fn read(path: &Path) -> Result<Revocations, IdentityError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(IdentityError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let mut revoked = Self::default();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let parsed = line
+                .split_once(' ')
+                .and_then(|(key, at)| Some((key, at.trim().parse::<u64>().ok()?)))
+                .filter(|(key, _)| KeyPair::from_public_key(key).is_ok() && key.starts_with('U'));
+            let Some((key, at)) = parsed else {
+                return Err(IdentityError::Invalid(format!(
+                    "{}: '{line}' is not 'USER_PUBLIC_KEY UNIX_SECONDS'",
+                    path.display()
+                )));
+            };
+            revoked.0.insert(key.to_string(), at);
+        }
+        Ok(revoked)
+    }
+
+    /// Revokes `user_key` as of now; its tokens issued until now stop working.
+    pub fn revoke(&mut self, user_key: &str) -> Result<(), IdentityError> {
+        if !user_key.starts_with('U') || KeyPair::from_public_key(user_key).is_err() {
+            return Err(IdentityError::Invalid(format!(
+                "'{user_key}' is not a user's public key (U…)"
+            )));
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        self.0.insert(user_key.to_string(), now);
+        Ok(())
+    }
+
+    pub fn write(&self, path: &Path) -> Result<(), IdentityError> {
+        let text: String = self
+            .0
+            .iter()
+            .map(|(key, at)| format!("{key} {at}\n"))
+            .collect();
+        std::fs::write(path, text).map_err(|source| IdentityError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}
+
 /// The keys of one deployment: the operator the server trusts, the project's account and
 /// the system account (the server's own).
 pub struct Trust {
@@ -275,16 +360,28 @@ impl Trust {
         }
     }
 
-    /// The nats-server settings that trust this operator and its two accounts (operator
-    /// mode with the accounts preloaded: no resolver service to run). nats-server 2.9
-    /// takes the operator JWT inline.
-    pub fn server_config(&self) -> Result<String, IdentityError> {
-        let operator = sign_jwt(
+    /// The operator's JWT, which the server trusts. Sign it once per deployment and keep it
+    /// (`deployment`): nats-server cannot reload a configuration whose operator changed,
+    /// and a fresh signature (new `jti`, `iat`) is a change.
+    pub fn operator_jwt(&self) -> Result<String, IdentityError> {
+        sign_jwt(
             &self.operator,
             json!({"name": "golden-arch", "sub": self.operator.public_key(),
                    "nats": {"type": "operator", "version": 2,
                             "system_account": self.system.public_key()}}),
-        )?;
+        )
+    }
+
+    /// The nats-server settings that trust `operator` (this operator's JWT) and its two
+    /// accounts (operator mode with the accounts preloaded: no resolver service to run).
+    /// nats-server 2.9 takes the operator JWT inline. The account carries `revoked`: a
+    /// user key listed there cannot connect with a JWT issued at or before its time (NATS's
+    /// own rule); a running server applies a new list when it reloads this configuration.
+    pub fn server_config(
+        &self,
+        operator: &str,
+        revoked: &Revocations,
+    ) -> Result<String, IdentityError> {
         let unlimited = json!({
             "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
             "wildcards": true, "conn": -1, "leaf": -1,
@@ -293,7 +390,8 @@ impl Trust {
         let account = sign_jwt(
             &self.operator,
             json!({"name": "controlplane", "sub": self.account.public_key(),
-                   "nats": {"type": "account", "version": 2, "limits": unlimited}}),
+                   "nats": {"type": "account", "version": 2, "limits": unlimited,
+                            "revocations": revoked.0}}),
         )?;
         let system = sign_jwt(
             &self.operator,

@@ -6,18 +6,23 @@
 //!       plane, the sandbox and an administrator for subject prefix PREFIX (default `cp`).
 //!   nats-identities creds controlplane|sandbox|admin ACCOUNT_SEED_FILE PREFIX OUT
 //!       one identity's creds for another prefix (e.g. a test's own).
+//!   nats-identities revoke DIR CREDS_FILE|USER_PUBLIC_KEY
+//!       revokes a creds file (a leaked one): its key goes into DIR/revoked and DIR/auth.conf
+//!       is written again; a nats-server that reloads it (SIGHUP, or `make services`) refuses
+//!       the key and drops its connections. Issue the service new creds with
+//!       `controlplane service add`.
 //!
 //! Services get theirs from `controlplane service add`, which also records their tenants.
 #![forbid(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use natsauth::nkeys::KeyPair;
-use natsauth::{read_account_seed, user_creds, write_secret, IdentityError, Role, Trust};
+use natsauth::{deployment, read_account_seed, user_creds, write_secret, IdentityError, Role};
 
 const USAGE: &str = "usage: nats-identities init DIR [PREFIX]\n       \
-                     nats-identities creds controlplane|sandbox|admin ACCOUNT_SEED_FILE PREFIX OUT";
+                     nats-identities creds controlplane|sandbox|admin ACCOUNT_SEED_FILE PREFIX OUT\n       \
+                     nats-identities revoke DIR CREDS_FILE|USER_PUBLIC_KEY";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +31,7 @@ fn main() -> ExitCode {
         ["init", dir] => init(Path::new(dir), "cp"),
         ["init", dir, prefix] => init(Path::new(dir), prefix),
         ["creds", role, seed, prefix, out] => creds(role, Path::new(seed), prefix, Path::new(out)),
+        ["revoke", dir, what] => revoke(Path::new(dir), what),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -57,48 +63,16 @@ fn creds(role_name: &str, seed: &Path, prefix: &str, out: &Path) -> Result<(), I
     write_secret(out, &user_creds(&account, &role, prefix)?)
 }
 
-/// A seed kept in `path`, made when missing.
-fn keep_seed(path: PathBuf, fresh: &KeyPair) -> Result<KeyPair, IdentityError> {
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(KeyPair::from_seed(text.trim())?),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let seed = fresh.seed()?;
-            write_secret(&path, &format!("{seed}\n"))?;
-            Ok(KeyPair::from_seed(&seed)?)
-        }
-        Err(source) => Err(IdentityError::Io {
-            path: path.display().to_string(),
-            source,
-        }),
-    }
+fn revoke(dir: &Path, what: &str) -> Result<(), IdentityError> {
+    let (key, conf) = deployment::revoke(dir, what)?;
+    println!(
+        "revoked {key}; reload nats-server with {} (SIGHUP, or `make services`)",
+        conf.display()
+    );
+    Ok(())
 }
 
 fn init(dir: &Path, prefix: &str) -> Result<(), IdentityError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| IdentityError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
-    let fresh = Trust::generate();
-    let trust = Trust {
-        operator: keep_seed(dir.join("operator.seed"), &fresh.operator)?,
-        account: keep_seed(dir.join("account.seed"), &fresh.account)?,
-        system: keep_seed(dir.join("system.seed"), &fresh.system)?,
-    };
-    // The server reads auth.conf; it holds public keys and signed JWTs, no seed.
-    let conf = dir.join("auth.conf");
-    std::fs::write(&conf, trust.server_config()?).map_err(|source| IdentityError::Io {
-        path: conf.display().to_string(),
-        source,
-    })?;
-    for role in [Role::ControlPlane, Role::Sandbox, Role::Admin] {
-        let path = dir.join(format!("{}.creds", role.name()));
-        write_secret(&path, &user_creds(&trust.account, &role, prefix)?)?;
-    }
-    println!("{}", conf.display());
+    println!("{}", deployment::init(dir, prefix)?.display());
     Ok(())
 }

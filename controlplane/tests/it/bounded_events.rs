@@ -13,18 +13,6 @@ use common::{OwnNats, TestEnv};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn nats_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("cp-nats-{}", uuid::Uuid::new_v4().simple()))
-}
-
 /// A nats-server configuration with NATS's default 1 MiB `max_payload`.
 fn small_payload_conf() -> tempfile_conf::Conf {
     tempfile_conf::Conf::new("max_payload: 1048576\n")
@@ -56,7 +44,7 @@ mod tempfile_conf {
 #[tokio::test]
 async fn serve_refuses_a_nats_server_too_small_for_the_largest_event() {
     let conf = small_payload_conf();
-    let nats = OwnNats::start_with(free_port(), nats_dir(), conf.path());
+    let nats = OwnNats::start_with(common::free_port(), common::nats_dir(), conf.path());
     let url = nats.url();
     assert!(common::eventually(Duration::from_secs(10), || common::nats_answers(&url)).await);
     let database_url = common::fresh_database().await;
@@ -83,7 +71,7 @@ async fn readiness(env: &TestEnv) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publisher_that_cannot_publish_an_event_says_which_and_why_then_recovers() {
-    let mut nats = OwnNats::start(free_port(), nats_dir());
+    let mut nats = OwnNats::start(common::free_port(), common::nats_dir());
     let url = nats.url();
     assert!(common::eventually(Duration::from_secs(10), || common::nats_answers(&url)).await);
     let env = TestEnv::start_with(&[("NATS_URL", &url), ("METRICS_REFRESH_MS", "100")]).await;

@@ -386,3 +386,78 @@ async fn service_add_registers_the_tenants_and_writes_working_creds() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A leaked creds file is revoked in the account (`nats-identities revoke`) and the server
+/// reloads its configuration: the key can no longer connect, its open connection is cut,
+/// and the service's new creds (and everyone else's) keep working. On a nats-server and a
+/// deployment of the test's own, since it changes the server's trust.
+#[tokio::test]
+async fn revoked_creds_are_refused_and_cut_off_after_a_reload() {
+    let deployment = common::nats_dir().with_extension("auth");
+    let prefix = common::unique_prefix();
+    natsauth::deployment::init(&deployment, &prefix).unwrap();
+    let nats = common::OwnNats::start_trusting(
+        common::free_port(),
+        common::nats_dir(),
+        common::NATS_CONF,
+        deployment.join("auth.conf"),
+    );
+    let connect = |creds: String| {
+        let url = nats.url();
+        async move {
+            ConnectOptions::with_credentials(&creds)
+                .unwrap()
+                .connection_timeout(Duration::from_secs(2))
+                .max_reconnects(Some(1))
+                .connect(url)
+                .await
+        }
+    };
+    let admin = std::fs::read_to_string(deployment.join("admin.creds")).unwrap();
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            let admin = admin.clone();
+            async { connect(admin).await.is_ok() }
+        })
+        .await,
+        "the server starts"
+    );
+    let account = natsauth::read_account_seed(&deployment.join("account.seed")).unwrap();
+    let service = Role::Service("leaky".into());
+    let leaked = natsauth::user_creds(&account, &service, &prefix).unwrap();
+    let open = connect(leaked.clone())
+        .await
+        .expect("the creds work before");
+
+    let leaked_file = deployment.join("leaky.creds");
+    std::fs::write(&leaked_file, &leaked).unwrap();
+    let (key, _) =
+        natsauth::deployment::revoke(&deployment, leaked_file.to_str().unwrap()).unwrap();
+    assert_eq!(key, natsauth::creds_user_key(&leaked).unwrap());
+    // Revoked as of this second: a JWT issued in the same second is covered too.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = natsauth::user_creds(&account, &service, &prefix).unwrap();
+    nats.reload();
+
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), connect(leaked))
+            .await
+            .map(|c| c.is_err())
+            .unwrap_or(true),
+        "the revoked creds connect no more"
+    );
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            let open = &open;
+            async move { open.connection_state() != async_nats::connection::State::Connected }
+        })
+        .await,
+        "the revoked key's open connection is cut"
+    );
+    connect(fresh).await.expect("the service's new creds work");
+    let admin = std::fs::read_to_string(deployment.join("admin.creds")).unwrap();
+    connect(admin)
+        .await
+        .expect("other identities are untouched");
+    let _ = std::fs::remove_dir_all(&deployment);
+}

@@ -105,7 +105,8 @@ async fn every_event_reaches_jetstream_exactly_once_in_aggregate_order_with_its_
 
 #[tokio::test]
 async fn state_reads_its_writes_with_min_position_and_503s_while_not_applied() {
-    let env = TestEnv::start().await;
+    // Holds a row lock (a transaction id) for seconds: on a cluster of its own.
+    let env = TestEnv::start_alone(&[]).await;
     env.set_limit("org1", "p1", 1000).await;
     let (_, reserved) = env
         .post("/budget/request", reserve("org1", "p1", "t", 300))
@@ -423,7 +424,8 @@ async fn metrics_count_appended_published_projected_and_the_lag_drains_to_zero()
 /// publisher still publishes the event as soon as it ends, not at its next poll.
 #[tokio::test]
 async fn an_event_held_back_by_an_older_transaction_goes_out_when_that_one_ends() {
-    let env = TestEnv::start_with(&[("PUBLISHER_POLL_MS", "20000")]).await;
+    // Holds an older transaction open: on a cluster of its own.
+    let env = TestEnv::start_alone(&[("PUBLISHER_POLL_MS", "20000")]).await;
     let stream = env.stream();
     env.set_limit("org1", "p1", 1_000).await;
     assert!(
@@ -461,12 +463,8 @@ async fn an_event_held_back_by_an_older_transaction_goes_out_when_that_one_ends(
     );
 }
 
-/// The publisher's "is anything held back?" check runs hundreds of times a second under
-/// load; as a prepared statement (generic plan) it must walk the commit-order index from
-/// its position, not scan the log from the oldest event (which it once did: 4–5 ms a call
-/// on a 30,000-event log, growing with the log).
-#[tokio::test]
-async fn the_held_back_check_walks_the_commit_order_index_not_the_whole_log() {
+/// A fresh database whose log holds 20,000 events, one per transaction 1001..=21000.
+async fn log_of_20000_transactions() -> sqlx::PgPool {
     let url = common::fresh_database().await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     commands::store::migrate(&pool).await.unwrap();
@@ -479,6 +477,16 @@ async fn the_held_back_check_walks_the_commit_order_index_not_the_whole_log() {
     .execute(&pool)
     .await
     .unwrap();
+    pool
+}
+
+/// The publisher's "is anything held back?" check runs hundreds of times a second under
+/// load; as a prepared statement (generic plan) it must walk the commit-order index from
+/// its position, not scan the log from the oldest event (which it once did: 4–5 ms a call
+/// on a 30,000-event log, growing with the log).
+#[tokio::test]
+async fn the_held_back_check_walks_the_commit_order_index_not_the_whole_log() {
+    let pool = log_of_20000_transactions().await;
     sqlx::query("ANALYZE events").execute(&pool).await.unwrap();
 
     let mut conn = pool.acquire().await.unwrap();
@@ -522,6 +530,67 @@ async fn the_held_back_check_walks_the_commit_order_index_not_the_whole_log() {
     );
     assert_eq!(next("20990", at_20990).await.unwrap(), Some(at_20991));
     assert_eq!(next("21000", at_21000).await.unwrap(), None);
+}
+
+/// The pipeline gauges are counted every few seconds whatever the log's size: the lag
+/// behind each checkpoint must be read from the commit-order index, not by filtering the
+/// whole log (which took over a second at 400,000 events in the soak).
+#[tokio::test]
+async fn the_lag_counts_read_only_the_lagging_events_from_the_commit_order_index() {
+    let pool = log_of_20000_transactions().await;
+    // With no checkpoint yet, everything lags.
+    let counts = streams::status::pipeline_counts(&pool, "S", "P")
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts.publisher_lag_events, counts.projection_lag_events),
+        (20_000, 20_000)
+    );
+    // The publisher is 10 events behind, the projector 25.
+    for (table, key, behind) in [
+        ("publisher_checkpoints", "stream", 10),
+        ("projection_checkpoints", "name", 25),
+    ] {
+        let name = if key == "stream" { "S" } else { "P" };
+        sqlx::query(&format!(
+            "INSERT INTO {table} ({key}, last_tx, last_position)
+             SELECT $1, transaction_id, global_position FROM events
+              ORDER BY transaction_id DESC OFFSET $2 LIMIT 1"
+        ))
+        .bind(name)
+        .bind(behind)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("ANALYZE events").execute(&pool).await.unwrap();
+    let counts = streams::status::pipeline_counts(&pool, "S", "P")
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts.publisher_lag_events, counts.projection_lag_events),
+        (10, 25)
+    );
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN (ANALYZE, COSTS OFF) {}",
+        streams::status::PIPELINE_COUNTS_SQL
+            .replace("$1", "'S'")
+            .replace("$2", "'P'")
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert_eq!(
+        plan.matches("Index Cond: ((ROW(transaction_id, global_position) > ROW(")
+            .count(),
+        2,
+        "both lags are index ranges from their checkpoint:\n{plan}"
+    );
+    assert!(
+        !plan.contains("Rows Removed by Filter") && !plan.contains("Seq Scan on events"),
+        "no event outside the lag is read:\n{plan}"
+    );
 }
 
 /// The projector commits without waiting for the WAL flush and acknowledges a batch to

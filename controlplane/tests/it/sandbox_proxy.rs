@@ -1,6 +1,6 @@
 //! `/sandbox/*` through the gateway: a stand-in sandbox service (its HTTP contract,
 //! docs/sandbox.md) records what reaches it, so the test checks what the proxy forwards
-//! (the caller's own token, the body byte for byte) and what it passes back (status, body,
+//! (a sandbox token for the caller's session, never the session token; the body byte for byte) and what it passes back (status, body,
 //! `Retry-After`); and the proxy's own answers: permissions, the CSRF rule for cookies,
 //! no sandbox configured, a sandbox that does not answer. The real sandbox behind the proxy
 //! is exercised by the dashboard's end-to-end run when a container engine is available.
@@ -70,8 +70,31 @@ async fn fake_sandbox() -> (String, Seen) {
     (url, seen)
 }
 
+/// `authorization` is `Bearer <t>` where `t` is a sandbox token (refused by the control
+/// plane, accepted by the sandbox's keys) carrying the user and session of `session`.
+fn assert_sandbox_token_for(authorization: &str, session: &str) {
+    let token = authorization
+        .strip_prefix("Bearer ")
+        .expect("a bearer token");
+    assert_ne!(token, session, "never the session token itself");
+    let sessions = auth::TokenKeys::new(common::JWT_SECRET.as_bytes(), 3600);
+    assert!(sessions.verify(token).is_err(), "not usable as a session");
+    let sandbox = auth::TokenKeys::new(common::JWT_SECRET.as_bytes(), 3600)
+        .with_audience(auth::SANDBOX_AUDIENCE);
+    let (carried, of) = (
+        sandbox.verify(token).unwrap(),
+        sessions.verify(session).unwrap(),
+    );
+    assert_eq!(
+        (carried.sub, carried.sid, carried.ver),
+        (of.sub, of.sid, of.ver)
+    );
+    assert!(carried.exp <= chrono::Utc::now().timestamp() + auth::SANDBOX_TOKEN_SECONDS);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_gateway_forwards_runs_with_the_callers_token_and_passes_the_answer_back() {
+async fn the_gateway_forwards_runs_with_a_sandbox_token_for_the_caller_and_passes_the_answer_back()
+{
     let (sandbox, seen) = fake_sandbox().await;
     let env = TestEnv::start_with(&[("SANDBOX_URL", sandbox.as_str())]).await;
     let developer = env.user_token("proxy-dev", Role::Developer).await;
@@ -94,11 +117,7 @@ async fn the_gateway_forwards_runs_with_the_callers_token_and_passes_the_answer_
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
-        assert_eq!(
-            seen[0].0,
-            format!("Bearer {developer}"),
-            "the caller's own token"
-        );
+        assert_sandbox_token_for(&seen[0].0, &developer);
         assert_eq!(seen[0].1, body.as_bytes());
     }
 
@@ -124,7 +143,7 @@ async fn the_gateway_forwards_runs_with_the_callers_token_and_passes_the_answer_
     assert_eq!(languages["languages"][0]["name"], "python");
     assert_eq!(languages["limits"]["max_timeout"], 30.0);
 
-    // A browser session: the cookie's token is forwarded, and the CSRF rule holds.
+    // A browser session: the cookie's session is the one forwarded, and the CSRF rule holds.
     let cookie = format!("cp_session={developer}");
     let refused = env
         .http
@@ -149,10 +168,7 @@ async fn the_gateway_forwards_runs_with_the_callers_token_and_passes_the_answer_
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        seen.lock().unwrap().last().unwrap().0,
-        format!("Bearer {developer}")
-    );
+    assert_sandbox_token_for(&seen.lock().unwrap().last().unwrap().0, &developer);
 
     // Roles without execute:code never reach the sandbox; bad bodies are 400s naming `body`.
     let before = seen.lock().unwrap().len();
@@ -183,6 +199,38 @@ async fn the_gateway_forwards_runs_with_the_callers_token_and_passes_the_answer_
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["field"], "body");
     assert_eq!(seen.lock().unwrap().len(), before);
+}
+
+/// The sandbox cannot see revocations, so a revoked session must not reach it: the proxy
+/// refuses it, and the session token itself is no key to the sandbox (it takes only the
+/// sandbox tokens the proxy mints, checked above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_ended_by_logout_runs_nothing_in_the_sandbox() {
+    let (sandbox, seen) = fake_sandbox().await;
+    let env = TestEnv::start_with(&[("SANDBOX_URL", sandbox.as_str())]).await;
+    let developer = env.user_token("proxy-revoked", Role::Developer).await;
+    let run = || {
+        env.http
+            .post(env.url("/sandbox/execute"))
+            .bearer_auth(&developer)
+            .json(&json!({"language": "python", "code": "print(1)"}))
+            .send()
+    };
+    assert_eq!(run().await.unwrap().status(), StatusCode::OK);
+    let response = env
+        .http
+        .post(env.url("/auth/logout"))
+        .bearer_auth(&developer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(run().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "only the run before the logout arrived"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

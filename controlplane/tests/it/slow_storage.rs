@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_locked_event_table_gets_bounded_queues_and_503s_not_endless_waits() {
-    let env = std::sync::Arc::new(TestEnv::start().await);
+    let env = std::sync::Arc::new(TestEnv::start_alone(&[]).await);
     env.set_limit("org1", "slow", 1_000_000_000).await;
 
     // Another session takes a lock that blocks every append (reads still work).

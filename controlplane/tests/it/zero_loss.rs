@@ -191,12 +191,7 @@ async fn kill_9_mid_stream_loses_nothing_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn commands_keep_working_while_nats_is_down_and_the_publisher_catches_up() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("cp-nats-{}", uuid::Uuid::new_v4().simple()));
+    let (port, dir) = (common::free_port(), common::nats_dir());
     let mut nats = common::OwnNats::start(port, dir.clone());
     let url = nats.url();
     assert!(common::eventually(Duration::from_secs(10), || common::nats_answers(&url)).await);

@@ -40,7 +40,9 @@ pub fn unique(prefix: &str) -> String {
 pub struct TestService {
     pub base: String,
     pub instance: String,
+    /// Sandbox tokens (`auth::SANDBOX_AUDIENCE`), as the gateway mints them.
     pub keys: TokenKeys,
+    session_keys: TokenKeys,
     pub http: reqwest::Client,
     server: tokio::task::JoinHandle<()>,
 }
@@ -87,7 +89,8 @@ impl TestService {
         let service = TestService {
             base,
             instance: instance.to_string(),
-            keys: TokenKeys::new(secret.as_bytes(), 3600),
+            keys: TokenKeys::new(secret.as_bytes(), 3600).with_audience(auth::SANDBOX_AUDIENCE),
+            session_keys: TokenKeys::new(secret.as_bytes(), 3600),
             http,
             server,
         };
@@ -107,6 +110,17 @@ impl TestService {
         panic!("the sandbox service did not start");
     }
 
+    /// A control-plane session token (what login issues) signed with the same secret.
+    pub fn session_token(&self, role: Role) -> String {
+        self.session_keys
+            .issue(
+                &auth::Grant::unscoped("alice", role),
+                chrono::Utc::now().timestamp(),
+            )
+            .unwrap()
+    }
+
+    /// A sandbox token, as the gateway mints one per proxied request.
     pub fn token(&self, role: Role) -> String {
         self.keys
             .issue(

@@ -221,6 +221,9 @@ pub struct TestEnv {
     pub last_position: AtomicI64,
     /// Every `position` command answers carried, for [`TestEnv::wait_for_own_writes`].
     positions: std::sync::Mutex<Vec<i64>>,
+    /// The PostgreSQL cluster of [`TestEnv::start_alone`] (declared after `server`, so it
+    /// stops after the server does).
+    own_postgres: Option<OwnPostgres>,
 }
 
 /// `TEST_LOG=1` (or a filter such as `TEST_LOG=commands=debug,warn`) prints the logs of
@@ -253,6 +256,18 @@ impl TestEnv {
     pub async fn start_with(extra: &[(&str, &str)]) -> TestEnv {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         Self::start_on(listener, extra).await
+    }
+
+    /// Starts on a PostgreSQL cluster of the test's own. For a test that holds a transaction
+    /// with a transaction id open for seconds (a lock, a held-back commit): the commit-order
+    /// horizon (`pg_snapshot_xmin`) is the whole cluster's, so on the shared cluster it would
+    /// hold back the publishers and projectors of every test running beside it.
+    pub async fn start_alone(extra: &[(&str, &str)]) -> TestEnv {
+        let postgres = OwnPostgres::start();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut env = Self::start_as(postgres.url(), unique_prefix(), listener, extra).await;
+        env.own_postgres = Some(postgres);
+        env
     }
 
     /// Starts on a listener the test prepared (e.g. with small socket buffers).
@@ -290,6 +305,7 @@ impl TestEnv {
             admin_token: String::new(),
             last_position: AtomicI64::new(0),
             positions: std::sync::Mutex::new(Vec::new()),
+            own_postgres: None,
         };
         env.admin_token = env.login("admin", ADMIN_PASSWORD).await;
         // The NATS listener subscribes in the background: wait until it answers.
@@ -858,11 +874,27 @@ pub async fn assert_exactly_once(database_url: &str, nats_url: &str, stream: &st
 /// The project's nats-server settings (max_payload), as scripts/services.sh uses them.
 pub const NATS_CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/nats.conf");
 
+/// A free TCP port on 127.0.0.1 (for a server of the test's own).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh directory name for a nats-server's store.
+pub fn nats_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("cp-nats-{}", uuid::Uuid::new_v4().simple()))
+}
+
 /// A nats-server of this test's own (JetStream, file store), so it can be stopped.
 pub struct OwnNats {
     child: std::process::Child,
     port: u16,
     dir: std::path::PathBuf,
+    /// The trust it runs with (an `auth.conf` of `nats-identities`).
+    auth: std::path::PathBuf,
 }
 
 impl OwnNats {
@@ -873,13 +905,19 @@ impl OwnNats {
     /// Started with the configuration file `conf` (e.g. a smaller `max_payload`) and the
     /// project's authentication (`auth.conf`, as scripts/services.sh starts NATS).
     pub fn start_with(port: u16, dir: std::path::PathBuf, conf: &str) -> OwnNats {
-        // nats-server 2.9 resolves `include` relative to the including file: one file.
+        Self::start_trusting(port, dir, conf, nats_auth_dir().join("auth.conf"))
+    }
+
+    /// Started with the project's settings and the trust in `auth` (a deployment of the
+    /// test's own, e.g. to revoke a key in it).
+    pub fn start_trusting(
+        port: u16,
+        dir: std::path::PathBuf,
+        conf: &str,
+        auth: std::path::PathBuf,
+    ) -> OwnNats {
         std::fs::create_dir_all(&dir).unwrap();
-        let combined = dir.join("server.conf");
-        let text = std::fs::read_to_string(conf).unwrap()
-            + "\n"
-            + &std::fs::read_to_string(nats_auth_dir().join("auth.conf")).unwrap();
-        std::fs::write(&combined, text).unwrap();
+        let combined = Self::write_config(&dir, conf, &auth);
         let child = std::process::Command::new("nats-server")
             .arg("-c")
             .arg(&combined)
@@ -889,7 +927,36 @@ impl OwnNats {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("nats-server is installed (scripts/services.sh installs it)");
-        OwnNats { child, port, dir }
+        OwnNats {
+            child,
+            port,
+            dir,
+            auth,
+        }
+    }
+
+    /// nats-server 2.9 resolves `include` relative to the including file: one file.
+    fn write_config(
+        dir: &std::path::Path,
+        conf: &str,
+        auth: &std::path::Path,
+    ) -> std::path::PathBuf {
+        let combined = dir.join("server.conf");
+        let text =
+            std::fs::read_to_string(conf).unwrap() + "\n" + &std::fs::read_to_string(auth).unwrap();
+        std::fs::write(&combined, text).unwrap();
+        combined
+    }
+
+    /// Writes the configuration again from the project's settings and the (changed) trust
+    /// file, and has the running server reload it (SIGHUP), as an operator would.
+    pub fn reload(&self) {
+        Self::write_config(&self.dir, NATS_CONF, &self.auth);
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "SIGHUP to nats-server");
     }
 
     pub fn url(&self) -> String {
@@ -899,7 +966,8 @@ impl OwnNats {
     /// Stops the server and starts it again on the same port and store with `conf`.
     pub fn restart_with(&mut self, conf: &str) {
         self.stop();
-        *self = Self::start_with(self.port, std::mem::take(&mut self.dir), conf);
+        let auth = std::mem::take(&mut self.auth);
+        *self = Self::start_trusting(self.port, std::mem::take(&mut self.dir), conf, auth);
     }
 
     pub fn stop(&mut self) {
