@@ -595,6 +595,15 @@ test('breakers: one tripped over NATS turns OPEN on its card without a reload an
     await page.evaluate(() => (window.__marker = 'no reload'));
     const { nc, subject } = await dep.serviceNats('e2e-breakers');
     const sc = StringCodec();
+    // Five calls go well, then five fail: the fifth failure in a row opens it; half of the
+    // calls of the last five minutes failed.
+    for (let i = 0; i < 5; i++) {
+      await nc.request(
+        subject('breaker', 'record'),
+        sc.encode(JSON.stringify({ name: 'e2e-db', outcome: 'success' })),
+        { timeout: 5000 },
+      );
+    }
     for (let i = 0; i < 5; i++) {
       await nc.request(
         subject('breaker', 'record'),
@@ -607,21 +616,46 @@ test('breakers: one tripped over NATS turns OPEN on its card without a reload an
     await page.locator('[data-breaker="e2e-db"][data-state="OPEN"]').waitFor({ timeout: 10_000 });
     await card.getByText(/Half-open in/).waitFor();
     await card.getByText('Last error: refused 4').waitFor();
+    // The rate follows the counts every process stores (read again on each stats frame).
+    await card
+      .getByTestId('failure-rate')
+      .getByText(/50% of 10 calls \(5 failed\)/)
+      .waitFor({ timeout: 20_000 });
+    assert.ok(
+      Number(
+        await card.getByLabel('Time until e2e-db turns half-open').getAttribute('aria-valuenow'),
+      ) < 100,
+    );
+    await card.getByText('Last 10 openings').click();
+    await card
+      .getByTestId('transitions-openings')
+      .getByText(/opened from CLOSED · cause: refused 4/)
+      .waitFor();
     await page.screenshot({ path: `${artifacts}breakers-open.png`, fullPage: true });
     // Forced open with a reason, which the card's transitions show.
     await card.getByRole('button', { name: 'Force open e2e-db' }).click();
     await page.getByRole('dialog').getByLabel('Reason').fill('e2e maintenance');
     await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
     await page.locator('[data-breaker="e2e-db"][data-state="FORCED_OPEN"]').waitFor();
-    await card.getByText('Last transitions').click();
-    await card
-      .getByTestId('transitions')
-      .getByText(/e2e maintenance/)
-      .waitFor();
+    await card.getByText('Forced changes (who, why)').click();
+    const forced = card.getByTestId('transitions-overrides');
+    await forced.getByText(/forced open by http:admin: “e2e maintenance”/).waitFor();
     await card.getByRole('button', { name: 'Reset e2e-db' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
     await page.locator('[data-breaker="e2e-db"][data-state="CLOSED"]').waitFor({ timeout: 10_000 });
+    await forced.getByText(/reset by http:admin/).waitFor();
     assert.equal(await page.evaluate(() => window.__marker), 'no reload');
+    // A forced change links to the audit page filtered to this breaker, its event open.
+    await forced
+      .getByRole('link', { name: /^event / })
+      .last()
+      .click();
+    await page.waitForURL(/\/audit\?aggregate_type=CircuitBreaker&aggregate_id=e2e-db&event=\d+/);
+    await page
+      .getByRole('dialog')
+      .getByText(/BreakerForcedOpen/)
+      .first()
+      .waitFor();
   });
   // A viewer sees the card, with every action disabled and the permission named.
   await withPage('breakers-viewer', async (page) => {

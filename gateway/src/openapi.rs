@@ -503,6 +503,36 @@ mod tests {
     }
 
     #[test]
+    fn every_schema_reference_resolves() {
+        // A type used only in a query's parameters is not collected into the components
+        // (utoipa): its `$ref` dangled and the front end's type generator refused the
+        // document. Such a parameter takes `#[param(inline)]`.
+        let doc: serde_json::Value = serde_json::from_str(&DOCUMENT_JSON).unwrap();
+        fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(target)) = map.get("$ref") {
+                        out.push(target);
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        let dangling: Vec<_> = found
+            .into_iter()
+            .filter(|target| {
+                let pointer = target.trim_start_matches('#');
+                doc.pointer(pointer).is_none()
+            })
+            .collect();
+        assert!(dangling.is_empty(), "unresolved $refs: {dangling:?}");
+    }
+
+    #[test]
     fn the_swagger_page_is_embedded() {
         let index = utoipa_swagger_ui::serve("index.html", SWAGGER_CONFIG.clone())
             .unwrap()

@@ -1914,6 +1914,11 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /**
+                     * @description `all` (default), `openings` (each opening with its cause) or `overrides` (operators'
+                     *     resets, forced openings and disablings, with who and why).
+                     */
+                    kind?: "all" | "openings" | "overrides";
                     /** @description Transitions in the answer, newest first, 1-100 (default 10). */
                     limit?: number;
                 };
@@ -5088,10 +5093,23 @@ export interface components {
         BreakerState: "CLOSED" | "OPEN" | "HALF_OPEN" | "FORCED_OPEN" | "DISABLED";
         /** @description One entry of `GET /circuit-breakers`. */
         BreakerSummaryBody: {
+            /**
+             * Format: double
+             * @description `recent_failures / recent_calls` (0-1); absent without calls.
+             */
+            failure_rate?: number | null;
             /** Format: int32 */
             failures: number;
             /** Format: date-time */
             next_retry?: string | null;
+            /**
+             * Format: int64
+             * @description Calls reported over the last five minutes (every process's counts, stored every
+             *     `EXPIRY_INTERVAL_MS`), and how many of them failed.
+             */
+            recent_calls: number;
+            /** Format: int64 */
+            recent_failures: number;
             state: string;
         };
         /** @description One tenant/project. */
