@@ -9,7 +9,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
-import { StringCodec } from 'nats';
+import { StringCodec, headers as natsHeaders } from 'nats';
 import { apiAs, chromiumArgs, Deployment } from './server.mjs';
 
 const artifacts = fileURLToPath(new URL('../e2e-artifacts/', import.meta.url));
@@ -745,6 +745,13 @@ test('sandbox: code runs from the editor with Ctrl+Enter through the control pla
     await result.waitFor({ timeout: 60_000 });
     assert.equal((await page.getByTestId('stdout').textContent()).trim(), '42');
     assert.equal(await page.getByTestId('exit-code').textContent(), 'exit 3');
+    // The run reaches the audit log a moment later and is listed as one of the person's own.
+    await page
+      .getByTestId('my-runs')
+      .locator('li')
+      .first()
+      .getByText(/python · \d+ bytes · exit 3/)
+      .waitFor({ timeout: 15_000 });
     await page.screenshot({ path: `${artifacts}sandbox-run.png`, fullPage: true });
     assert.deepEqual(csp, [], 'Monaco and its worker load under the CSP');
   });
@@ -753,6 +760,67 @@ test('sandbox: code runs from the editor with Ctrl+Enter through the control pla
     await page.goto('/sandbox');
     await page.getByRole('heading', { name: /403/ }).waitFor();
     assert.match(await page.textContent('main'), /execute:code/);
+  });
+});
+
+test('sandbox: a person’s recent runs come from the audit log, theirs only', async () => {
+  // Reports as the sandbox service publishes them (sandbox/src/audit.rs); no engine needed.
+  const nc = await dep.adminNats();
+  const sc = StringCodec();
+  const report = (id, who, exitCode) => ({
+    event_type: 'SandboxCodeExecuted',
+    event_version: 1,
+    id,
+    at: new Date().toISOString(),
+    who,
+    role: who === 'admin' ? 'admin' : 'developer',
+    language: 'python',
+    code_sha256: 'ab'.repeat(32),
+    code_bytes: 21,
+    duration_ms: 312,
+    exit_code: exitCode,
+    timed_out: false,
+    oom_killed: false,
+    truncated: false,
+    outcome: exitCode === 0 ? 'ok' : 'exit_nonzero',
+    instance: 'e2e',
+  });
+  for (const [id, who, code] of [
+    ['e2e-run-1', 'admin', 0],
+    ['e2e-run-2', 'someone-else', 0],
+    ['e2e-run-3', 'admin', 7],
+  ]) {
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', id);
+    nc.publish(`${dep.prefix}.audit.sandbox`, sc.encode(JSON.stringify(report(id, who, code))), {
+      headers: h,
+    });
+  }
+  await nc.flush();
+  await nc.close();
+  await withPage('sandbox-runs', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    await page.goto('/sandbox');
+    const mine = page.getByTestId('my-runs');
+    // Read on arrival; reports recorded after that show on the next visit.
+    await until(
+      'two runs of admin',
+      async () => {
+        if ((await mine.locator('li').count()) === 2) return true;
+        await page.reload();
+        await page.getByRole('heading', { name: 'Your recent runs' }).waitFor();
+        return false;
+      },
+      20_000,
+    );
+    const ids = await mine.locator('li').evaluateAll((lis) => lis.map((l) => l.dataset.run));
+    assert.deepEqual(ids, ['e2e-run-3', 'e2e-run-1'], 'newest first, only the person’s own');
+    await mine
+      .locator('[data-run="e2e-run-3"]')
+      .getByText(/exit 7/)
+      .waitFor();
+    await mine.locator('[data-run="e2e-run-3"]').getByText('non-zero exit').waitFor();
+    await axe(page, 'the sandbox page with runs');
   });
 });
 

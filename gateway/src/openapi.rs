@@ -83,6 +83,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         crate::dlq_routes::redrive_results,
         crate::sandbox_routes::languages,
         crate::sandbox_routes::execute,
+        crate::sandbox_routes::runs,
         crate::stats_routes::stats,
         crate::governance_routes::status,
         crate::governance_routes::roles,

@@ -178,6 +178,8 @@ pub const ROUTES: &[RouteSpec] = &[
     // The sandbox service through the gateway (docs/sandbox.md).
     route("GET", "/sandbox/languages", needs(Permission::ExecuteCode)),
     route("POST", "/sandbox/execute", needs(Permission::ExecuteCode)),
+    // The caller's own runs, from the audit log (not the whole log: no read:audit needed).
+    route("GET", "/sandbox/runs", needs(Permission::ExecuteCode)),
     // Audit.
     route("GET", "/audit/events", needs(Permission::ReadAudit)),
     route("GET", "/audit/export", needs(Permission::ReadAudit)),

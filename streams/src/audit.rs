@@ -151,6 +151,30 @@ pub async fn list_events(pool: &PgPool, filter: &AuditFilter) -> Result<EventPag
     Ok(EventPage { events, more })
 }
 
+/// The latest runs of the code sandbox by one person (`who` of the `SandboxRun` events),
+/// newest first: what `GET /sandbox/runs` shows the person themselves. One backward scan of
+/// a partial index (`events_sandbox_run_who_idx`, migration 0017).
+pub async fn sandbox_runs_of(
+    pool: &PgPool,
+    who: &str,
+    limit: i64,
+) -> Result<Vec<EventEnvelope>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SELECT_ENVELOPE} FROM events
+          WHERE aggregate_type = 'SandboxRun' AND payload ->> 'who' = $1
+          ORDER BY payload ->> 'who', global_position DESC
+          LIMIT $2"
+    );
+    sqlx::query(&sql)
+        .bind(who)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(EventEnvelope::from_row)
+        .collect()
+}
+
 /// The first event that does not check out.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VerifyFailure {

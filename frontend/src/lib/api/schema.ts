@@ -4268,6 +4268,99 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sandbox/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Access: a token with the `execute:code` permission. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Runs in the answer, newest first, 1-100 (default 20). */
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller's own latest runs, newest first, from the audit log (a run shows once the sandbox's report is recorded, normally within a second) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SandboxRunsResponse"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/stats": {
         parameters: {
             query?: never;
@@ -5865,6 +5958,36 @@ export interface components {
             max_timeout: number;
             /** Format: int64 */
             pids_limit: number;
+        };
+        /** @description One of the caller's runs, as the sandbox reported it (without the code itself). */
+        SandboxRunBody: {
+            /** @description When the run ended (the sandbox's clock). */
+            at: string;
+            /** Format: int64 */
+            code_bytes: number;
+            code_sha256: string;
+            /** Format: int64 */
+            duration_ms: number;
+            /** Format: int64 */
+            exit_code?: number | null;
+            /** @description The report's id (the `SandboxRun` aggregate). */
+            id: string;
+            language: string;
+            oom_killed: boolean;
+            /** @description `ok`, `exit_nonzero`, `timeout`, `oom` or `error`. */
+            outcome: string;
+            /**
+             * Format: int64
+             * @description The event's place in the audit log.
+             */
+            position: number;
+            timed_out: boolean;
+            truncated: boolean;
+        };
+        /** @description `GET /sandbox/runs`. */
+        SandboxRunsResponse: {
+            /** @description Newest first. */
+            runs: components["schemas"]["SandboxRunBody"][];
         };
         SetLimitRequest: {
             project_id: string;
