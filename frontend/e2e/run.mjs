@@ -695,11 +695,28 @@ test('audit: a search by aggregate, the event with its hashes, a verify and an e
     await page.screenshot({ path: `${artifacts}audit-event.png` });
     await dialog.getByRole('button', { name: 'Close' }).click();
 
+    // The verify streams its progress (phase, events done of total) before the result.
+    await page.evaluate(() => {
+      window.__verifyPhases = [];
+      new MutationObserver(() => {
+        const el = document.querySelector('[data-testid="verify-progress"]');
+        const phase = el?.getAttribute('data-phase');
+        if (phase && window.__verifyPhases.at(-1) !== phase) window.__verifyPhases.push(phase);
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    });
     await page.getByRole('button', { name: 'Verify the log' }).click();
     await page
       .getByTestId('verify-result')
       .getByText(/The log verifies/)
       .waitFor({ timeout: 30_000 });
+    const phases = await page.evaluate(() => window.__verifyPhases);
+    assert.ok(phases.length >= 1, `a progress indication was shown (${phases.join(', ')})`);
+    const order = ['starting', 'chains', 'checkpoints', 'stream'];
+    assert.deepEqual(
+      [...phases].sort((a, b) => order.indexOf(a) - order.indexOf(b)),
+      phases,
+      'phases in order',
+    );
 
     const [download] = await Promise.all([
       page.waitForEvent('download'),

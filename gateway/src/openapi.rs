@@ -68,6 +68,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         crate::audit_routes::events,
         crate::audit_routes::export,
         crate::audit_routes::verify,
+        crate::audit_routes::verify_stream,
         crate::pipeline_routes::status,
         crate::dlq_routes::list,
         crate::dlq_routes::groups,

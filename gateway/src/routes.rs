@@ -184,6 +184,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/audit/events", needs(Permission::ReadAudit)),
     route("GET", "/audit/export", needs(Permission::ReadAudit)),
     route("GET", "/audit/verify", needs(Permission::ReadAudit)),
+    route("GET", "/audit/verify/stream", needs(Permission::ReadAudit)),
     // System.
     route("GET", "/system/pipeline", needs(Permission::ReadSystem)),
     route("GET", "/system/health", needs(Permission::ReadSystem)),

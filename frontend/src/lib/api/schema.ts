@@ -304,6 +304,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/audit/verify/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /audit/verify` for long logs: the same verification, its progress streamed as NDJSON
+         *     lines while it runs, the report last. One request, no state kept on the server: a reader
+         *     that goes away stops the verification (its next progress report finds nobody listening).
+         * @description Access: a token with the `read:audit` permission.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description NDJSON: `{"type":"progress","phase","done","total"}` lines while it runs (at most every 250 ms), then one `{"type":"result","report":{…}}` (as `GET /audit/verify`) or `{"type":"error","message"}` */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/x-ndjson": components["schemas"]["VerifyLine"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/login": {
         parameters: {
             query?: never;
@@ -6217,6 +6303,38 @@ export interface components {
             /** Format: int64 */
             sequence: number;
             stored_hash?: string | null;
+        };
+        /** @description One line of `GET /audit/verify/stream`. */
+        VerifyLine: (components["schemas"]["VerifyProgress"] & {
+            /** @enum {string} */
+            type: "progress";
+        }) | {
+            report: components["schemas"]["VerifyReport"];
+            /** @enum {string} */
+            type: "result";
+        } | {
+            message: string;
+            /** @enum {string} */
+            type: "error";
+        };
+        /** @description Where a running verification is: `GET /audit/verify/stream` sends these as it goes. */
+        VerifyProgress: {
+            /**
+             * Format: int64
+             * @description Events of this phase checked so far.
+             */
+            done: number;
+            /**
+             * @description `chains`: every aggregate's chain, every event of the log; `checkpoints`: the running
+             *     hash in commit order, up to the newest global checkpoint.
+             */
+            phase: string;
+            /**
+             * Format: int64
+             * @description Events this phase reads (counted when it starts; events appended meanwhile are not
+             *     in it).
+             */
+            total: number;
         };
         /** @description The outcome of recomputing every chain. */
         VerifyReport: {
