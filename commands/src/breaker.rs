@@ -11,9 +11,15 @@
 //! `half_open_max_calls` times per half-open period. Counting permits in the log rather than
 //! in process memory keeps the limit exact however many control-plane processes answer
 //! checks; counting them in memory would let every process hand out the full number.
+//!
+//! Failure rates: a success in CLOSED records nothing, so the log cannot say how many calls
+//! there were. Each process counts the outcomes reported to it per breaker and minute in
+//! memory and adds them to `breaker_outcomes` on each pass of the retry worker
+//! ([`BreakerService::flush_outcomes`]); [`BreakerService::recent_outcomes`] sums every
+//! process's rows. A process that dies loses at most one interval of counts.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -70,6 +76,21 @@ pub struct BreakerSummary {
     pub next_retry: Option<DateTime<Utc>>,
 }
 
+/// Outcomes reported to one breaker in one minute: (successes, failures).
+type OutcomeCounts = HashMap<(String, DateTime<Utc>), (i64, i64)>;
+
+/// How far back [`BreakerService::recent_outcomes`] looks by default.
+pub const RATE_WINDOW: Duration = Duration::from_secs(300);
+/// How long per-minute outcome counts are kept.
+const OUTCOMES_KEPT: Duration = Duration::from_secs(24 * 3600);
+
+/// Calls reported to a breaker over a recent window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RecentOutcomes {
+    pub successes: i64,
+    pub failures: i64,
+}
+
 /// Runs circuit-breaker commands against the event store.
 pub struct BreakerService {
     executor: Executor<CircuitBreaker>,
@@ -77,6 +98,10 @@ pub struct BreakerService {
     max_staleness: Duration,
     /// Names of breakers this process changed, for the cross-process announcement.
     changes: broadcast::Sender<String>,
+    /// Outcomes reported to this process since the last flush.
+    outcomes: Mutex<OutcomeCounts>,
+    /// When this process last deleted old outcome rows.
+    outcomes_pruned: Mutex<Option<Instant>>,
 }
 
 fn actor_text(actor: &Actor) -> String {
@@ -84,7 +109,7 @@ fn actor_text(actor: &Actor) -> String {
 }
 
 /// The events that change a breaker's state (the others count failures, trials, successes).
-const TRANSITION_EVENTS: [&str; 6] = [
+pub const TRANSITION_EVENTS: [&str; 6] = [
     "BreakerOpened",
     "BreakerHalfOpened",
     "BreakerClosed",
@@ -109,6 +134,8 @@ impl BreakerService {
             clock,
             max_staleness: DEFAULT_MAX_STALENESS,
             changes,
+            outcomes: Mutex::new(HashMap::new()),
+            outcomes_pruned: Mutex::new(None),
         }
     }
 
@@ -219,16 +246,127 @@ impl BreakerService {
         outcome: Outcome,
         actor: &Actor,
     ) -> Result<(bool, BreakerStatus), CommandError> {
+        let now = self.clock.now();
+        let failed = matches!(outcome, Outcome::Failure { .. });
         let command = BreakerCommand::RecordOutcome {
             name: name.to_string(),
             outcome,
             actor: actor_text(actor),
-            now: self.clock.now(),
+            now,
         };
         match self.execute(command, actor).await? {
-            BreakerReply::Recorded { counted, status } => Ok((counted, status)),
+            BreakerReply::Recorded { counted, status } => {
+                self.count_outcome(name, failed, now);
+                Ok((counted, status))
+            }
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Adds a reported outcome to this process's counts (every report, counted by the
+    /// breaker or not: the rate is of the calls the services made).
+    fn count_outcome(&self, name: &str, failed: bool, now: DateTime<Utc>) {
+        use chrono::DurationRound;
+        let minute = now
+            .duration_trunc(chrono::Duration::minutes(1))
+            .unwrap_or(now);
+        let mut counts = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = counts.entry((name.to_string(), minute)).or_default();
+        if failed {
+            slot.1 += 1;
+        } else {
+            slot.0 += 1;
+        }
+    }
+
+    /// Adds this process's outcome counts to `breaker_outcomes` (one statement), and once in
+    /// a while deletes rows older than a day. Counts that could not be written are kept for
+    /// the next flush.
+    pub async fn flush_outcomes(&self) -> Result<(), CommandError> {
+        let taken = std::mem::take(&mut *self.outcomes.lock().unwrap_or_else(|e| e.into_inner()));
+        if !taken.is_empty() {
+            let mut names = Vec::with_capacity(taken.len());
+            let mut minutes = Vec::with_capacity(taken.len());
+            let mut successes = Vec::with_capacity(taken.len());
+            let mut failures = Vec::with_capacity(taken.len());
+            for ((name, minute), (ok, failed)) in &taken {
+                names.push(name.clone());
+                minutes.push(*minute);
+                successes.push(*ok);
+                failures.push(*failed);
+            }
+            let written = sqlx::query(
+                "INSERT INTO breaker_outcomes (name, minute, successes, failures)
+                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[])
+                 ON CONFLICT (name, minute) DO UPDATE
+                    SET successes = breaker_outcomes.successes + EXCLUDED.successes,
+                        failures = breaker_outcomes.failures + EXCLUDED.failures",
+            )
+            .bind(&names)
+            .bind(&minutes)
+            .bind(&successes)
+            .bind(&failures)
+            .execute(self.executor.store().pool())
+            .await;
+            if let Err(error) = written {
+                let mut counts = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+                for (key, (ok, failed)) in taken {
+                    let slot = counts.entry(key).or_default();
+                    slot.0 += ok;
+                    slot.1 += failed;
+                }
+                return Err(error.into());
+            }
+        }
+        let prune = {
+            let mut pruned = self
+                .outcomes_pruned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let due = pruned.is_none_or(|at| at.elapsed() >= Duration::from_secs(600));
+            if due {
+                *pruned = Some(Instant::now());
+            }
+            due
+        };
+        if prune {
+            sqlx::query("DELETE FROM breaker_outcomes WHERE minute < $1")
+                .bind(self.clock.now() - OUTCOMES_KEPT)
+                .execute(self.executor.store().pool())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Calls reported to every breaker over the last `window` (whole minutes: the minute
+    /// `window` ago included), from every process's flushed counts.
+    pub async fn recent_outcomes(
+        &self,
+        window: Duration,
+    ) -> Result<HashMap<String, RecentOutcomes>, CommandError> {
+        use chrono::DurationRound;
+        let since = (self.clock.now() - window)
+            .duration_trunc(chrono::Duration::minutes(1))
+            .unwrap_or_else(|_| self.clock.now() - window);
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT name, sum(successes)::bigint, sum(failures)::bigint FROM breaker_outcomes
+              WHERE minute >= $1 GROUP BY name",
+        )
+        .bind(since)
+        .fetch_all(self.executor.store().pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, successes, failures)| {
+                (
+                    name,
+                    RecentOutcomes {
+                        successes,
+                        failures,
+                    },
+                )
+            })
+            .collect())
     }
 
     async fn change(
@@ -400,12 +538,13 @@ impl BreakerService {
             .map_err(CommandError::from)
     }
 
-    /// The breaker's latest transitions (openings with their cause, half-openings, closings,
-    /// and operators' resets, forced openings and disablings with who did them), newest first:
-    /// at most `limit`, read from the log by the primary key, newest first.
+    /// The breaker's latest transitions of `kind` (openings with their cause, half-openings,
+    /// closings, and operators' resets, forced openings and disablings with who did them and
+    /// why), newest first: at most `limit`, read from the log by the primary key, newest first.
     pub async fn transitions(
         &self,
         name: &str,
+        kind: crate::breaker_api::TransitionKind,
         limit: i64,
     ) -> Result<Vec<crate::breaker_api::TransitionBody>, CommandError> {
         check_name(name)?;
@@ -421,7 +560,7 @@ impl BreakerService {
               LIMIT $3",
         )
         .bind(name)
-        .bind(&TRANSITION_EVENTS[..])
+        .bind(kind.event_types())
         .bind(limit)
         .fetch_all(self.executor.store().pool())
         .await?;
@@ -474,6 +613,9 @@ pub async fn run_retry_worker(service: Arc<BreakerService>, interval: Duration) 
         ticker.tick().await;
         if let Err(error) = retry_due(&service, &actor).await {
             tracing::warn!(error = ?error, "breaker retry pass failed; retrying next tick");
+        }
+        if let Err(error) = service.flush_outcomes().await {
+            tracing::warn!(error = ?error, "could not store breaker outcome counts; kept for the next tick");
         }
     }
 }

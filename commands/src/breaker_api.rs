@@ -54,6 +54,31 @@ pub struct TransitionBody {
     pub reason: Option<String>,
 }
 
+/// Which transitions to list.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TransitionKind {
+    /// Every change of state.
+    #[default]
+    All,
+    /// `BreakerOpened` only: each opening with the failure that caused it.
+    Openings,
+    /// Operators' changes: `BreakerReset`, `BreakerForcedOpen`, `BreakerDisabled`, with who
+    /// and (for the two overrides) why.
+    Overrides,
+}
+
+impl TransitionKind {
+    /// The event types of this kind.
+    pub fn event_types(self) -> &'static [&'static str] {
+        match self {
+            TransitionKind::All => &crate::breaker::TRANSITION_EVENTS,
+            TransitionKind::Openings => &["BreakerOpened"],
+            TransitionKind::Overrides => &["BreakerReset", "BreakerForcedOpen", "BreakerDisabled"],
+        }
+    }
+}
+
 /// `GET /circuit-breakers/{name}/transitions`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct TransitionsResponse {
@@ -170,6 +195,13 @@ pub struct BreakerSummaryBody {
     pub failures: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_retry: Option<DateTime<Utc>>,
+    /// Calls reported over the last five minutes (every process's counts, stored every
+    /// `EXPIRY_INTERVAL_MS`), and how many of them failed.
+    pub recent_calls: i64,
+    pub recent_failures: i64,
+    /// `recent_failures / recent_calls` (0-1); absent without calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_rate: Option<f64>,
 }
 
 /// `GET /circuit-breakers`: `{"breakers":{"<name>":{"state","failures","next_retry"?}}}`.
@@ -292,17 +324,23 @@ impl BreakerService {
     }
 
     pub async fn api_list(&self) -> Result<ListResponse, CommandError> {
+        let recent = self.recent_outcomes(crate::breaker::RATE_WINDOW).await?;
         let breakers = self
             .list()
             .await?
             .into_iter()
             .map(|b| {
+                let calls = recent.get(&b.name).copied().unwrap_or_default();
+                let total = calls.successes + calls.failures;
                 (
                     b.name,
                     BreakerSummaryBody {
                         state: b.state,
                         failures: b.failures,
                         next_retry: b.next_retry,
+                        recent_calls: total,
+                        recent_failures: calls.failures,
+                        failure_rate: (total > 0).then(|| calls.failures as f64 / total as f64),
                     },
                 )
             })

@@ -8,6 +8,11 @@
 //! JetStream's duplicate window drops it; when recording succeeded, a retry is a 409
 //! (resolved twice) and publishes nothing. With core NATS (no stream covers the subject)
 //! there is no duplicate window: a requeue retried after a failed write can deliver twice.
+//!
+//! An edited requeue ([`DlqService::requeue_edited`]) publishes the operator's corrected
+//! bytes the same way, with `Nats-Msg-Id: dlq/<id>/<n>/<first 16 hex of the edit's SHA-256>`
+//! (the same edit retried is a duplicate; another edit is not), then records the edit and the
+//! resolution in one command.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +21,8 @@ use async_nats::header::{HeaderMap, HeaderName, HeaderValue};
 use async_nats::jetstream::context::GetStreamByNameErrorKind;
 use chrono::{DateTime, Utc};
 use domain::dlq::{
-    decode_payload, entry_id_for, validate_entry_id, DeadLetter, DlqCommand, DlqEntry, DlqError,
-    DlqReply, Requeue, Source, ENTRY_HEADER,
+    decode_payload, entry_id_for, sha256_hex, validate_entry_id, DeadLetter, DlqCommand, DlqEntry,
+    DlqError, DlqReply, Encoding, Requeue, Source, ENTRY_HEADER,
 };
 
 use crate::clock::Clock;
@@ -190,53 +195,111 @@ impl DlqService {
         requeue: bool,
         actor: &Actor,
     ) -> Result<DlqOutcome, CommandError> {
-        let requeued = if requeue {
-            let entry = self.entry(id).await?;
-            // Refuse before publishing: resolving twice must not send the message again.
-            if entry.resolved {
-                return Err(DlqError::AlreadyResolved {
-                    id: id.to_string(),
-                    by: entry.resolved_by.clone().unwrap_or_default(),
-                    at: entry.resolved_at.unwrap_or_else(|| self.clock.now()),
-                }
-                .into());
-            }
-            if !requeue_target_allowed(&entry.original_subject, self.own_prefix.as_deref()) {
-                return Err(CommandError::invalid(
-                    "requeue",
-                    format!(
-                        "'{}' is a subject of NATS or of the control plane itself; resolve \
-                         without requeue",
-                        entry.original_subject
-                    ),
-                ));
-            }
-            Some(self.republish(&entry).await?)
-        } else {
-            None
-        };
-        let command = DlqCommand::Resolve {
+        let mut command = DlqCommand::Resolve {
             id: id.to_string(),
             note,
-            requeue: requeued,
+            requeue: None,
             actor: actor_text(actor),
             now: self.clock.now(),
         };
+        if requeue {
+            let entry = self.requeueable(id).await?;
+            // The latest edit when there is one, else the captured bytes.
+            let (encoding, payload) = entry.requeue_payload();
+            let payload =
+                decode_payload(encoding, payload).map_err(|e| CommandError::Internal(e.into()))?;
+            let message_id = entry.next_message_id();
+            let planned = Requeue {
+                message_id: message_id.clone(),
+                stored_in: None,
+            };
+            if let DlqCommand::Resolve { requeue, .. } = &mut command {
+                *requeue = Some(planned);
+            }
+            // Everything the entry would refuse (a long note) is refused before publishing.
+            entry.decide(command.clone())?;
+            let published = self.republish(&entry, payload, message_id).await?;
+            if let DlqCommand::Resolve { requeue, .. } = &mut command {
+                *requeue = Some(published);
+            }
+        }
         self.execute(command, actor).await
     }
 
-    /// Publishes the entry's message again on its original subject: through JetStream
-    /// (acknowledged, deduplicated by `Nats-Msg-Id`) when a stream covers the subject,
-    /// else on core NATS.
-    async fn republish(&self, entry: &DlqEntry) -> Result<Requeue, CommandError> {
+    /// Corrects the payload and requeues the correction: the edited bytes are published on
+    /// the original subject (with the entry's headers), then the edit (both SHA-256 hashes,
+    /// who) and the resolution are recorded. The captured payload stays in the entry.
+    pub async fn requeue_edited(
+        &self,
+        id: &str,
+        encoding: Encoding,
+        payload: String,
+        note: Option<String>,
+        actor: &Actor,
+    ) -> Result<DlqOutcome, CommandError> {
+        let entry = self.requeueable(id).await?;
+        let bytes = entry.check_edit(encoding, &payload)?;
+        let message_id = entry.next_edited_message_id(&sha256_hex(&bytes));
+        let mut command = DlqCommand::RequeueEdited {
+            id: id.to_string(),
+            payload,
+            encoding,
+            note,
+            requeue: Requeue {
+                message_id: message_id.clone(),
+                stored_in: None,
+            },
+            actor: actor_text(actor),
+            now: self.clock.now(),
+        };
+        // Checked before publishing: what the entry could not record is never sent.
+        entry.decide(command.clone())?;
+        let published = self.republish(&entry, bytes, message_id).await?;
+        if let DlqCommand::RequeueEdited { requeue, .. } = &mut command {
+            *requeue = published;
+        }
+        self.execute(command, actor).await
+    }
+
+    /// The entry, when it may be requeued now: open, and on a subject a requeue may use.
+    /// Refused before publishing: resolving twice must not send the message again.
+    async fn requeueable(&self, id: &str) -> Result<DlqEntry, CommandError> {
+        let entry = self.entry(id).await?;
+        if entry.resolved {
+            return Err(DlqError::AlreadyResolved {
+                id: id.to_string(),
+                by: entry.resolved_by.clone().unwrap_or_default(),
+                at: entry.resolved_at.unwrap_or_else(|| self.clock.now()),
+            }
+            .into());
+        }
+        if !requeue_target_allowed(&entry.original_subject, self.own_prefix.as_deref()) {
+            return Err(CommandError::invalid(
+                "requeue",
+                format!(
+                    "'{}' is a subject of NATS or of the control plane itself; resolve \
+                     without requeue",
+                    entry.original_subject
+                ),
+            ));
+        }
+        Ok(entry)
+    }
+
+    /// Publishes `payload` with the entry's headers on its original subject: through
+    /// JetStream (acknowledged, deduplicated by `Nats-Msg-Id`) when a stream covers the
+    /// subject, else on core NATS.
+    async fn republish(
+        &self,
+        entry: &DlqEntry,
+        payload: Vec<u8>,
+        message_id: String,
+    ) -> Result<Requeue, CommandError> {
         let client = self
             .nats
             .as_ref()
             .ok_or_else(|| CommandError::Unavailable("no NATS connection to requeue on".into()))?;
         let unavailable = |e: String| CommandError::Unavailable(e.into());
-        let payload = decode_payload(entry.encoding, &entry.payload)
-            .map_err(|e| CommandError::Internal(e.into()))?;
-        let message_id = entry.next_message_id();
         let mut headers = HeaderMap::new();
         for (name, values) in &entry.headers {
             if is_publish_control(name) {

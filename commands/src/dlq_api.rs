@@ -60,24 +60,33 @@ pub struct CaptureRequest {
     pub stream_seq: Option<u64>,
 }
 
+/// A request's `payload` as the entry keeps it: a JSON value as compact JSON text, `text` and
+/// `base64` strings as their exact bytes (kept in the most readable exact form).
+fn kept_payload(
+    payload: &serde_json::Value,
+    encoding: Option<PayloadEncoding>,
+) -> Result<(Encoding, String), CommandError> {
+    let text = |what: &str| -> Result<&str, CommandError> {
+        payload.as_str().ok_or_else(|| {
+            CommandError::invalid("payload", format!("must be a string with encoding {what}"))
+        })
+    };
+    Ok(match encoding.unwrap_or(PayloadEncoding::Json) {
+        PayloadEncoding::Json => (Encoding::Json, payload.to_string()),
+        // Classified like captured bytes: text with NUL is kept as base64.
+        PayloadEncoding::Text => encode_payload(text("text")?.as_bytes()),
+        PayloadEncoding::Base64 => {
+            let bytes = domain::dlq::decode_payload(Encoding::Base64, text("base64")?)
+                .map_err(|m| CommandError::invalid("payload", m))?;
+            encode_payload(&bytes)
+        }
+    })
+}
+
 impl CaptureRequest {
     /// The dead letter it describes, or the field that is wrong.
     pub fn letter(&self) -> Result<DeadLetter, CommandError> {
-        let text = |what: &str| -> Result<&str, CommandError> {
-            self.payload.as_str().ok_or_else(|| {
-                CommandError::invalid("payload", format!("must be a string with encoding {what}"))
-            })
-        };
-        let (encoding, payload) = match self.encoding.unwrap_or(PayloadEncoding::Json) {
-            PayloadEncoding::Json => (Encoding::Json, self.payload.to_string()),
-            // Classified like captured bytes: text with NUL is kept as base64.
-            PayloadEncoding::Text => encode_payload(text("text")?.as_bytes()),
-            PayloadEncoding::Base64 => {
-                let bytes = domain::dlq::decode_payload(Encoding::Base64, text("base64")?)
-                    .map_err(|m| CommandError::invalid("payload", m))?;
-                encode_payload(&bytes)
-            }
-        };
+        let (encoding, payload) = kept_payload(&self.payload, self.encoding)?;
         let source = match (&self.stream, self.stream_seq) {
             (Some(stream), Some(stream_seq)) => Some(Source {
                 stream: stream.clone(),
@@ -134,6 +143,36 @@ pub struct ResolveRequest {
     pub requeue: bool,
 }
 
+/// `POST /dlq/{id}/requeue_edited`: `{"payload", "encoding"?, "note"?}`. The payload is read
+/// like a capture's: with `"encoding":"text"` (what the dashboard sends) a string whose exact
+/// UTF-8 bytes are published, with `"base64"` exact bytes, by default (`"json"`) any JSON
+/// value, sent as its compact text.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequeueEditedRequest {
+    pub payload: serde_json::Value,
+    #[serde(default)]
+    pub encoding: Option<PayloadEncoding>,
+    /// Why; kept in the entry's history with the resolution.
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The edited payload of an entry (`GET /dlq/{id}`): what requeues send since the edit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct EditedBody {
+    /// Like the entry's `payload`: the JSON value, or the text or base64 string.
+    pub payload: serde_json::Value,
+    pub encoding: Encoding,
+    /// Its exact bytes, base64-encoded.
+    pub payload_base64: String,
+    /// SHA-256 (hex) of the edited bytes, and of the captured ones.
+    pub sha256: String,
+    pub original_sha256: String,
+    pub edited_by: String,
+    pub edited_at: DateTime<Utc>,
+}
+
 /// An entry as the API shows it. `payload` is the JSON value for JSON payloads, else the
 /// text or the base64 string (`encoding` says which). `headers` and `history` appear in
 /// `GET /dlq/{id}` and command answers, not in lists.
@@ -168,6 +207,10 @@ pub struct EntryBody {
     /// publishes, whatever the encoding (a JSON payload's `payload` is its parsed value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_base64: Option<String>,
+    /// The operator's correction of the payload, when it was edited (`GET /dlq/{id}` and
+    /// command answers): `payload` stays the captured one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<EditedBody>,
 }
 
 /// The payload as the API shows it: JSON payloads as their value (the exact text is
@@ -201,6 +244,17 @@ impl From<&DlqEntry> for EntryBody {
             headers: Some(e.headers.clone()),
             history: Some(e.history.clone()),
             payload_base64: None,
+            edited: e.edited.as_ref().map(|edit| EditedBody {
+                payload: payload_value(edit.encoding, &edit.payload),
+                encoding: edit.encoding,
+                payload_base64: domain::dlq::payload_base64(edit.encoding, &edit.payload),
+                sha256: edit.sha256.clone(),
+                original_sha256: domain::dlq::decode_payload(e.encoding, &e.payload)
+                    .map(|b| domain::dlq::sha256_hex(&b))
+                    .unwrap_or_default(),
+                edited_by: edit.actor.clone(),
+                edited_at: edit.at,
+            }),
         }
     }
 }
@@ -295,6 +349,19 @@ impl DlqService {
             .await?
             .into())
     }
+
+    pub async fn api_requeue_edited(
+        &self,
+        id: &str,
+        request: RequeueEditedRequest,
+        actor: &Actor,
+    ) -> Result<EntryResponse, CommandError> {
+        let (encoding, payload) = kept_payload(&request.payload, request.encoding)?;
+        Ok(self
+            .requeue_edited(id, encoding, payload, request.note, actor)
+            .await?
+            .into())
+    }
 }
 
 #[cfg(test)]
@@ -367,6 +434,33 @@ mod tests {
                     .unwrap_err()
             ),
             "stream"
+        );
+    }
+
+    #[test]
+    fn an_edited_payload_is_read_like_a_captured_one_and_bad_fields_are_named() {
+        let edit = |body: &str| -> Result<(Encoding, String), CommandError> {
+            let request =
+                parse_limited::<RequeueEditedRequest>(body.as_bytes(), MAX_CAPTURE_BYTES)?;
+            kept_payload(&request.payload, request.encoding)
+        };
+        // The dashboard sends the edited text: its exact bytes, JSON when they are JSON.
+        assert_eq!(
+            edit(r#"{"payload":"{ \"a\" : 1 }","encoding":"text"}"#).unwrap(),
+            (Encoding::Json, r#"{ "a" : 1 }"#.to_string())
+        );
+        assert_eq!(
+            edit(r#"{"payload":"plain","encoding":"text","note":"why"}"#).unwrap(),
+            (Encoding::Text, "plain".to_string())
+        );
+        assert_eq!(field_of(edit(r#"{"note":"n"}"#).unwrap_err()), "payload");
+        assert_eq!(
+            field_of(edit(r#"{"payload":1,"encoding":"text"}"#).unwrap_err()),
+            "payload"
+        );
+        assert_eq!(
+            field_of(edit(r#"{"payload":1,"requeue":true}"#).unwrap_err()),
+            "requeue"
         );
     }
 

@@ -11,8 +11,15 @@
 //! between the publish and the record, requeued again with the same `Nats-Msg-Id`, which
 //! JetStream drops as a duplicate.
 //!
-//! Which entries: open, matching the filter, created no later than the job (so a job ends
-//! even while new dead letters arrive), after the cursor in (created_at, id) order. They are
+//! A job may be paused (no worker claims it; it keeps its cursor), resumed and cancelled. The
+//! worker checks the job's state (and renews its lease) before every entry and at least every
+//! [`RENEW_EVERY`] while it waits for its next turn, so a pause takes effect before the next
+//! entry moves, at any rate. Every entry handled leaves a row in `dlq_redrive_results`
+//! (moved / skipped / failed and why), written with the job's counters and cursor in one
+//! statement.
+//!
+//! Which entries: open, matching the filter, created no later than the job (and no later
+//! than the filter's `until`; so a job ends even while new dead letters arrive), after the cursor in (created_at, id) order. They are
 //! read from the read model through [`DlqReads`] (the binary plugs in the projections), so an
 //! entry resolved a moment ago may still be listed; resolving it again answers 409 and it is
 //! skipped.
@@ -38,6 +45,11 @@ pub const MAX_RATE: f64 = 1000.0;
 pub const MIN_RATE: f64 = 0.001;
 /// How long a worker holds a job without renewing.
 const LEASE: Duration = Duration::from_secs(10);
+/// How often a worker waiting for its next turn renews its lease and looks for a pause or a
+/// cancel (well inside [`LEASE`], so a slow job is never taken over while it waits).
+pub const RENEW_EVERY: Duration = Duration::from_secs(2);
+/// Most results one page lists.
+pub const MAX_RESULTS_LIMIT: i64 = 1000;
 
 /// Which open entries a job moves.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -52,6 +64,10 @@ pub struct RedriveFilter {
     /// Entries created at or after this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
+    /// Entries created at or before this instant (a job never moves entries created after it
+    /// started either).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// `POST /dlq/redrive`: `{"filter"?, "rate"}` (messages per second).
@@ -93,7 +109,7 @@ pub trait DlqReads: Send + Sync {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct RedriveJob {
     pub id: Uuid,
-    /// `running`, `cancelled` or `completed`.
+    /// `running`, `paused`, `cancelled` or `completed`.
     pub state: String,
     pub filter: RedriveFilter,
     pub rate: f64,
@@ -108,10 +124,59 @@ pub struct RedriveJob {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     pub created_by: String,
+    /// Who paused, resumed or cancelled it last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_changed_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// What a job did with one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RedriveOutcome {
+    /// Requeued and resolved.
+    Moved,
+    /// Resolved by someone else before the job reached it.
+    Skipped,
+    /// The requeue failed; the entry stays open.
+    Failed,
+}
+
+impl RedriveOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedriveOutcome::Moved => "moved",
+            RedriveOutcome::Skipped => "skipped",
+            RedriveOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// One entry a job handled, in the order it did (`n`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct RedriveResult {
+    pub n: i64,
+    pub entry_id: String,
+    pub outcome: RedriveOutcome,
+    /// Why it failed or was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The `Nats-Msg-Id` of the requeue (moved entries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// `GET /dlq/redrive/{job}/results`: a page of results, and where the next one starts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct RedriveResults {
+    pub items: Vec<RedriveResult>,
+    /// Pass as `after` for the next page (absent: this was the last one for now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
 }
 
 struct JobRow {
@@ -121,7 +186,8 @@ struct JobRow {
 }
 
 const COLUMNS: &str = "id, state, filter, rate_per_second, moved, failed, skipped, last_error, \
-    created_by, created_at, updated_at, finished_at, created_before, cursor_created, cursor_id";
+    created_by, state_changed_by, created_at, updated_at, finished_at, created_before, \
+    cursor_created, cursor_id";
 
 fn job_row(row: &PgRow) -> Result<JobRow, CommandError> {
     let filter: serde_json::Value = row.try_get("filter")?;
@@ -140,6 +206,7 @@ fn job_row(row: &PgRow) -> Result<JobRow, CommandError> {
             remaining: 0,
             last_error: row.try_get("last_error")?,
             created_by: row.try_get("created_by")?,
+            state_changed_by: row.try_get("state_changed_by")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,
@@ -149,7 +216,7 @@ fn job_row(row: &PgRow) -> Result<JobRow, CommandError> {
     })
 }
 
-/// Starts, shows and cancels redrive jobs; runs them ([`run_redrive_worker`]).
+/// Starts, shows, pauses, resumes and cancels redrive jobs and lists their results; runs them ([`run_redrive_worker`]).
 pub struct RedriveService {
     pool: PgPool,
     reads: Arc<dyn DlqReads>,
@@ -195,27 +262,40 @@ impl RedriveService {
         }
         check_text("filter.subject", &request.filter.subject)?;
         check_text("filter.error_contains", &request.filter.error_contains)?;
-        if let Some(since) = request.filter.since {
+        for (field, instant) in [
+            ("filter.since", request.filter.since),
+            ("filter.until", request.filter.until),
+        ] {
             use chrono::Datelike;
-            if !(1..=9999).contains(&since.year()) {
+            if instant.is_some_and(|t| !(1..=9999).contains(&t.year())) {
                 return Err(CommandError::invalid(
-                    "filter.since",
+                    field,
                     "must be between the years 1 and 9999",
+                ));
+            }
+        }
+        if let (Some(since), Some(until)) = (request.filter.since, request.filter.until) {
+            if until < since {
+                return Err(CommandError::invalid(
+                    "filter.until",
+                    "must not be before filter.since",
                 ));
             }
         }
         let filter = serde_json::to_value(&request.filter)
             .map_err(|e| CommandError::Internal(Box::new(e)))?;
+        // LEAST ignores a NULL `until`: entries created up to now, or up to `until`.
         let sql = format!(
             "INSERT INTO dlq_redrive_jobs (id, filter, rate_per_second, created_before, state, created_by)
-             VALUES ($1, $2, $3, now(), 'running', $4)
+             VALUES ($1, $2, $3, LEAST(now(), $5), 'running', $4)
              RETURNING {COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(Uuid::now_v7())
             .bind(filter)
             .bind(request.rate)
-            .bind(format!("{}:{}", actor.via, actor.user))
+            .bind(actor_text(actor))
+            .bind(request.filter.until)
             .fetch_one(&self.pool)
             .await?;
         self.with_remaining(job_row(&row)?).await
@@ -233,24 +313,92 @@ impl RedriveService {
         }
     }
 
-    /// Stops a running job (the entry being moved right now still finishes). Cancelling a
-    /// job that already ended is a 409.
-    pub async fn cancel(&self, id: Uuid) -> Result<RedriveJob, CommandError> {
+    /// Pauses, resumes or cancels a job ([`RedriveAction`]); 409 when its state does not
+    /// allow it.
+    pub async fn steer(
+        &self,
+        id: Uuid,
+        action: RedriveAction,
+        actor: &Actor,
+    ) -> Result<RedriveJob, CommandError> {
+        let (from, to): (&[&str], &str) = match action {
+            RedriveAction::Pause => (&["running"], "paused"),
+            RedriveAction::Resume => (&["paused"], "running"),
+            RedriveAction::Cancel => (&["running", "paused"], "cancelled"),
+        };
         let updated = sqlx::query(
-            "UPDATE dlq_redrive_jobs SET state = 'cancelled', finished_at = now(), updated_at = now()
-              WHERE id = $1 AND state = 'running'",
+            "UPDATE dlq_redrive_jobs
+                SET state = $3, state_changed_by = $4, updated_at = now(),
+                    finished_at = CASE WHEN $3 = 'cancelled' THEN now() ELSE finished_at END
+              WHERE id = $1 AND state = ANY($2)",
         )
         .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(actor_text(actor))
         .execute(&self.pool)
         .await?;
         let job = self.get(id).await?;
         if updated.rows_affected() == 0 {
             return Err(CommandError::Conflict(format!(
-                "redrive job {id} is already {}",
-                job.state
+                "redrive job {id} is {}; it can be made {to} only when {}",
+                job.state,
+                from.join(" or ")
             )));
         }
         Ok(job)
+    }
+
+    /// What the job did with each entry so far, in its order, after `after` (an `n`),
+    /// optionally of one outcome only.
+    pub async fn results(
+        &self,
+        id: Uuid,
+        outcome: Option<RedriveOutcome>,
+        after: i64,
+        limit: i64,
+    ) -> Result<RedriveResults, CommandError> {
+        if !(1..=MAX_RESULTS_LIMIT).contains(&limit) {
+            return Err(CommandError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_RESULTS_LIMIT}"),
+            ));
+        }
+        // 404 for a job that does not exist (an empty page for one that did nothing yet).
+        self.get(id).await?;
+        let rows = sqlx::query(
+            "SELECT n, entry_id, outcome, reason, message_id, at FROM dlq_redrive_results
+              WHERE job_id = $1 AND ($2::text IS NULL OR outcome = $2) AND n > $3
+              ORDER BY n LIMIT $4",
+        )
+        .bind(id)
+        .bind(outcome.map(RedriveOutcome::as_str))
+        .bind(after)
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(|row| {
+                let outcome = match row.try_get::<String, _>("outcome")?.as_str() {
+                    "moved" => RedriveOutcome::Moved,
+                    "skipped" => RedriveOutcome::Skipped,
+                    _ => RedriveOutcome::Failed,
+                };
+                Ok(RedriveResult {
+                    n: row.try_get("n")?,
+                    entry_id: row.try_get("entry_id")?,
+                    outcome,
+                    reason: row.try_get("reason")?,
+                    message_id: row.try_get("message_id")?,
+                    at: row.try_get("at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let more = items.len() as i64 > limit;
+        items.truncate(limit as usize);
+        let next_after = more.then(|| items.last().map(|r| r.n)).flatten();
+        Ok(RedriveResults { items, next_after })
     }
 
     /// Takes the oldest running job nobody holds (or this worker already holds).
@@ -271,38 +419,98 @@ impl RedriveService {
         row.as_ref().map(job_row).transpose()
     }
 
-    /// Records one step; false when the job is no longer this worker's to run (cancelled,
-    /// or the lease was lost).
-    #[allow(clippy::too_many_arguments)]
+    /// Records one entry: the job's counters and cursor and the entry's result, in one
+    /// statement. Also when the job was paused or cancelled meanwhile (the entry did move);
+    /// not when the lease was lost (the new holder handles the entry again). True when the
+    /// job is still running and this worker's.
     async fn step(
         &self,
         job: Uuid,
         owner: &str,
         cursor: &(DateTime<Utc>, String),
-        moved: i64,
-        failed: i64,
-        skipped: i64,
-        error: Option<String>,
+        handled: &Handled,
     ) -> Result<bool, CommandError> {
-        let updated = sqlx::query(
-            "UPDATE dlq_redrive_jobs
-                SET cursor_created = $3, cursor_id = $4, moved = moved + $5, failed = failed + $6,
-                    skipped = skipped + $7, last_error = COALESCE($8, last_error),
-                    lease_until = now() + $9 * interval '1 millisecond', updated_at = now()
-              WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        let count = |o: RedriveOutcome| i64::from(handled.outcome == o);
+        let state: Option<String> = sqlx::query_scalar(
+            "WITH job AS (
+                 UPDATE dlq_redrive_jobs
+                    SET cursor_created = $3, cursor_id = $4, moved = moved + $5,
+                        failed = failed + $6, skipped = skipped + $7,
+                        last_error = CASE WHEN $6 = 1 THEN $4 || ': ' || $9 ELSE last_error END,
+                        lease_until = now() + $11 * interval '1 millisecond', updated_at = now()
+                  WHERE id = $1 AND lease_owner = $2
+                  RETURNING id, state),
+             result AS (
+                 INSERT INTO dlq_redrive_results (job_id, entry_id, outcome, reason, message_id)
+                 SELECT id, $4, $8, $9, $10 FROM job
+                 ON CONFLICT (job_id, entry_id) DO UPDATE
+                    SET outcome = EXCLUDED.outcome, reason = EXCLUDED.reason,
+                        message_id = EXCLUDED.message_id, at = now())
+             SELECT state FROM job",
         )
         .bind(job)
         .bind(owner)
         .bind(cursor.0)
         .bind(&cursor.1)
-        .bind(moved)
-        .bind(failed)
-        .bind(skipped)
-        .bind(error)
+        .bind(count(RedriveOutcome::Moved))
+        .bind(count(RedriveOutcome::Failed))
+        .bind(count(RedriveOutcome::Skipped))
+        .bind(handled.outcome.as_str())
+        .bind(&handled.reason)
+        .bind(&handled.message_id)
+        .bind(LEASE.as_millis() as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(state.as_deref() == Some("running"))
+    }
+
+    /// Renews the lease of a job this worker runs; false when it is no longer running (paused,
+    /// cancelled) or no longer this worker's.
+    async fn renew(&self, job: Uuid, owner: &str) -> Result<bool, CommandError> {
+        let updated = sqlx::query(
+            "UPDATE dlq_redrive_jobs SET lease_until = now() + $3 * interval '1 millisecond'
+              WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+        )
+        .bind(job)
+        .bind(owner)
         .bind(LEASE.as_millis() as i64)
         .execute(&self.pool)
         .await?;
         Ok(updated.rows_affected() == 1)
+    }
+
+    /// Lets go of a job this worker stopped running (so a resumed job is claimed at once).
+    async fn release(&self, job: Uuid, owner: &str) -> Result<(), CommandError> {
+        sqlx::query(
+            "UPDATE dlq_redrive_jobs SET lease_owner = NULL, lease_until = NULL
+              WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(job)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Waits until `turn`, renewing the lease every [`RENEW_EVERY`]; false as soon as the job
+    /// is paused, cancelled or taken over. Checks once even when the turn has come already, so
+    /// no entry moves after a pause was recorded.
+    async fn wait_turn(
+        &self,
+        job: Uuid,
+        owner: &str,
+        turn: tokio::time::Instant,
+    ) -> Result<bool, CommandError> {
+        loop {
+            if !self.renew(job, owner).await? {
+                return Ok(false);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= turn {
+                return Ok(true);
+            }
+            tokio::time::sleep((turn - now).min(RENEW_EVERY)).await;
+        }
     }
 
     async fn complete(&self, job: Uuid, owner: &str) -> Result<(), CommandError> {
@@ -317,7 +525,7 @@ impl RedriveService {
         Ok(())
     }
 
-    /// Runs one claimed job until it ends, is cancelled or its lease is lost.
+    /// Runs one claimed job until it ends, is paused or cancelled, or its lease is lost.
     async fn run_job(
         &self,
         dlq: &DlqService,
@@ -329,8 +537,7 @@ impl RedriveService {
         // Rates are checked when a job starts; a stored row is still never trusted to panic.
         let pause = Duration::try_from_secs_f64(1.0 / row.job.rate.clamp(MIN_RATE, MAX_RATE))
             .unwrap_or(Duration::from_secs(1000));
-        let mut ticker = tokio::time::interval(pause);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut turn = tokio::time::Instant::now();
         let mut cursor = row.cursor;
         loop {
             let next = self
@@ -342,35 +549,69 @@ impl RedriveService {
                 tracing::info!(job = %id, "redrive job completed");
                 return Ok(());
             };
-            ticker.tick().await;
+            if !self.wait_turn(id, owner, turn).await? {
+                self.release(id, owner).await?;
+                tracing::info!(job = %id, "redrive job stopped (paused, cancelled or taken over)");
+                return Ok(());
+            }
+            turn = tokio::time::Instant::now() + pause;
             let note = Some(format!("redrive job {id}"));
-            let (moved, failed, skipped, error) = match dlq
-                .resolve(&entry, note, true, &actor)
-                .await
-            {
-                Ok(_) => (1, 0, 0, None),
-                Err(CommandError::Conflict(_) | CommandError::NotFound(_)) => (0, 0, 1, None),
+            let handled = match dlq.resolve(&entry, note, true, &actor).await {
+                Ok(outcome) => Handled {
+                    outcome: RedriveOutcome::Moved,
+                    reason: None,
+                    message_id: outcome
+                        .entry
+                        .history
+                        .last()
+                        .and_then(|h| h.message_id.clone()),
+                },
+                Err(error @ (CommandError::Conflict(_) | CommandError::NotFound(_))) => Handled {
+                    outcome: RedriveOutcome::Skipped,
+                    reason: Some(error.public_message()),
+                    message_id: None,
+                },
                 Err(error) => {
                     tracing::warn!(job = %id, %entry, error = ?error, "redrive could not requeue an entry");
-                    (
-                        0,
-                        1,
-                        0,
-                        Some(format!("{entry}: {}", error.public_message())),
-                    )
+                    Handled {
+                        outcome: RedriveOutcome::Failed,
+                        reason: Some(error.public_message()),
+                        message_id: None,
+                    }
                 }
             };
             let at = (created_at, entry);
-            if !self
-                .step(id, owner, &at, moved, failed, skipped, error)
-                .await?
-            {
-                tracing::info!(job = %id, "redrive job stopped (cancelled or taken over)");
+            if !self.step(id, owner, &at, &handled).await? {
+                self.release(id, owner).await?;
+                tracing::info!(job = %id, "redrive job stopped (paused, cancelled or taken over)");
                 return Ok(());
             }
             cursor = Some(at);
         }
     }
+}
+
+/// What an operator may do to a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedriveAction {
+    /// running → paused: no entry moves until it is resumed (one being moved right now still
+    /// finishes, and is counted).
+    Pause,
+    /// paused → running, from its cursor (a worker claims it within its next tick).
+    Resume,
+    /// running or paused → cancelled, for good.
+    Cancel,
+}
+
+/// What a job did with one entry, before it is recorded.
+struct Handled {
+    outcome: RedriveOutcome,
+    reason: Option<String>,
+    message_id: Option<String>,
+}
+
+fn actor_text(actor: &Actor) -> String {
+    format!("{}:{}", actor.via, actor.user)
 }
 
 /// Runs redrive jobs forever: every `interval`, claims a running job and runs it. Every

@@ -177,8 +177,22 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
+            use std::io::{IsTerminal, Write};
             let pool = commands::store::connect(config.database.url.expose_secret(), 2).await?;
-            let mut report = streams::audit::verify(&pool).await?;
+            // Where it is, on a terminal (a long log takes a while); stdout stays the report.
+            let terminal = std::io::stderr().is_terminal();
+            let mut on_progress = |p: &streams::audit::VerifyProgress| {
+                if terminal {
+                    eprint!("\r{}: {}/{} events   ", p.phase, p.done, p.total);
+                    let _ = std::io::stderr().flush();
+                }
+                true
+            };
+            let report = streams::audit::verify_with(&pool, &mut on_progress).await?;
+            if terminal {
+                eprintln!();
+            }
+            let mut report = report.ok_or("the verification was stopped")?;
             // The log's copy outside the database, when NATS answers (else "unreachable").
             let nats = match controlplane::nats_options(&config).await {
                 Ok(options) => options

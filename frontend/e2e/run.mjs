@@ -9,7 +9,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
-import { StringCodec } from 'nats';
+import { StringCodec, headers as natsHeaders } from 'nats';
 import { apiAs, chromiumArgs, Deployment } from './server.mjs';
 
 const artifacts = fileURLToPath(new URL('../e2e-artifacts/', import.meta.url));
@@ -514,17 +514,52 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
       await page.locator(`[data-group="${dep.prefix}.task.mail"][data-count="5"]`).waitFor();
       await page.screenshot({ path: `${artifacts}dlq-groups.png`, fullPage: true });
       await group.getByRole('button', { name: `Redrive ${dep.prefix}.task.mail` }).click();
-      await page.getByLabel('Rate (messages per second)').fill('10');
+      // Slow enough (one per 3.3 s) for the pause to come between two messages.
+      await page.getByLabel('Rate (messages per second)').fill('0.3');
       await page.getByRole('button', { name: 'Start redrive' }).click();
       const progress = page.getByTestId('redrive-progress');
       await progress.waitFor();
       await page.waitForURL(/job=/);
+      // Paused after the first message: the bar stops where it is until it is resumed.
+      await progress.getByText(/[1-4] requeued/).waitFor({ timeout: 20_000 });
+      await progress.getByRole('button', { name: 'Pause redrive' }).click();
+      await page.locator('[data-testid="redrive-progress"][data-state="paused"]').waitFor();
+      await progress.getByText(/Paused by http:admin/).waitFor();
+      await page.waitForTimeout(1500); // an entry in flight at the pause still finishes
+      const atPause = await progress.getByLabel('Redrive progress').getAttribute('aria-valuenow');
+      const movedAtPause = worker.requeued.length;
+      await page.waitForTimeout(2500);
+      assert.equal(
+        await progress.getByLabel('Redrive progress').getAttribute('aria-valuenow'),
+        atPause,
+      );
+      assert.equal(worker.requeued.length, movedAtPause, 'nothing moves while paused');
+      assert.ok(movedAtPause < 6, `the pause held back the rest (${movedAtPause - 1} of 5)`);
+      await page.screenshot({ path: `${artifacts}dlq-redrive-paused.png`, fullPage: true });
+      await progress.getByRole('button', { name: 'Resume redrive' }).click();
       await page.locator('[data-testid="redrive-progress"][data-state="completed"]').waitFor({
-        timeout: 20_000,
+        timeout: 45_000,
       });
       assert.match(await progress.textContent(), /5 requeued, 0 skipped, 0 failed, 0 to go/);
       assert.equal(await page.getByLabel('Redrive progress').getAttribute('aria-valuenow'), '100');
       await until('five more requeued messages', () => worker.requeued.length === 6);
+      // Per entry: each of the five moved, with its requeue's message id; one opens its entry.
+      await progress.getByRole('button', { name: 'Results per entry (5)' }).click();
+      const results = progress.getByRole('region', { name: 'Redrive results' });
+      await until(
+        'five moved entries listed',
+        async () => (await results.locator('[data-outcome="moved"]').count()) === 5,
+      );
+      assert.match(await results.textContent(), /message id dlq\//);
+      const firstMoved = results.locator('[data-outcome="moved"]').first();
+      const movedId = await firstMoved.getAttribute('data-result');
+      await firstMoved.getByRole('button').click();
+      await page.waitForURL(/entry=/);
+      await page
+        .getByRole('dialog')
+        .getByRole('heading', { name: `Dead letter ${movedId}` })
+        .waitFor();
+      await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
       await page.getByText('No open dead letters').waitFor();
       await page.screenshot({ path: `${artifacts}dlq-redrive.png`, fullPage: true });
       assert.equal(await page.evaluate(() => window.__marker), 'no reload');
@@ -541,6 +576,60 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
   }
 });
 
+test('dead letters: an operator edits a payload, reviews and confirms it; the worker gets the edit, the original stays readable', async () => {
+  const worker = await deadLetterWorker();
+  try {
+    await withPage('dlq-edit', async (page) => {
+      await login(page, { username: 'admin', password: dep.password });
+      const original = '{"invoice": "seventeen"}';
+      const fixed = '{"invoice": 17}';
+      const subject = `${dep.prefix}.task.invoices`;
+      await page.goto(`/dlq?subject=${subject}`);
+      await page.locator('[data-live-state="live"]').waitFor();
+      await worker.publish('invoices', original);
+      const row = page.locator('[data-entry]').first();
+      await row.waitFor({ timeout: 20_000 });
+      await row.getByRole('button').click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByRole('button', { name: 'Edit, then requeue…' }).click();
+      const editor = dialog.getByLabel('Edited payload');
+      assert.equal(await editor.inputValue(), original, 'the editor starts from the exact bytes');
+      assert.equal(
+        await dialog.getByRole('button', { name: 'Review the edit…' }).isDisabled(),
+        true,
+        'nothing edited yet',
+      );
+      await editor.fill(fixed);
+      await dialog.getByRole('button', { name: 'Review the edit…' }).click();
+      // The review: what is sent, both sizes and hashes, then a note and the confirmation.
+      const confirm = dialog.getByRole('form', { name: 'Confirm the edited requeue' });
+      assert.equal(await confirm.getByTestId('edited-payload').textContent(), fixed);
+      await confirm.getByText(/Edited.*15 bytes · SHA-256 [0-9a-f]{16}…/).waitFor();
+      await confirm.getByText(/Captured.*24 bytes · SHA-256 [0-9a-f]{16}…/).waitFor();
+      await page.screenshot({ path: `${artifacts}dlq-edit-confirm.png` });
+      await confirm.getByLabel('Note').fill('invoice numbers are numbers');
+      await confirm.getByRole('button', { name: 'Requeue edited payload' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await until('the edited message', () => worker.requeued.length === 1);
+      assert.deepEqual(worker.requeued[0], { subject, data: fixed });
+
+      // The resolved entry: the edit by default, the captured payload one click away.
+      await page.goto(`/dlq?status=resolved&subject=${subject}`);
+      await page.locator('[data-entry]').first().getByRole('button').click();
+      await dialog.getByRole('button', { name: 'Text' }).click();
+      assert.equal(await dialog.getByTestId('payload').textContent(), fixed);
+      await dialog.getByRole('button', { name: 'Captured' }).click();
+      assert.equal(await dialog.getByTestId('payload').textContent(), original);
+      await dialog.getByRole('tab', { name: /History/ }).click();
+      await dialog.getByText(/edited\s*by http:admin/).waitFor();
+      await dialog.getByText(/SHA-256 [0-9a-f]{16}… → [0-9a-f]{16}…/).waitFor();
+      await axe(page, 'the edited entry');
+    });
+  } finally {
+    await worker.close();
+  }
+});
+
 test('breakers: one tripped over NATS turns OPEN on its card without a reload and is reset from the page', async () => {
   await withPage('breakers', async (page) => {
     await login(page, { username: 'admin', password: dep.password });
@@ -550,6 +639,15 @@ test('breakers: one tripped over NATS turns OPEN on its card without a reload an
     await page.evaluate(() => (window.__marker = 'no reload'));
     const { nc, subject } = await dep.serviceNats('e2e-breakers');
     const sc = StringCodec();
+    // Five calls go well, then five fail: the fifth failure in a row opens it; half of the
+    // calls of the last five minutes failed.
+    for (let i = 0; i < 5; i++) {
+      await nc.request(
+        subject('breaker', 'record'),
+        sc.encode(JSON.stringify({ name: 'e2e-db', outcome: 'success' })),
+        { timeout: 5000 },
+      );
+    }
     for (let i = 0; i < 5; i++) {
       await nc.request(
         subject('breaker', 'record'),
@@ -562,21 +660,46 @@ test('breakers: one tripped over NATS turns OPEN on its card without a reload an
     await page.locator('[data-breaker="e2e-db"][data-state="OPEN"]').waitFor({ timeout: 10_000 });
     await card.getByText(/Half-open in/).waitFor();
     await card.getByText('Last error: refused 4').waitFor();
+    // The rate follows the counts every process stores (read again on each stats frame).
+    await card
+      .getByTestId('failure-rate')
+      .getByText(/50% of 10 calls \(5 failed\)/)
+      .waitFor({ timeout: 20_000 });
+    assert.ok(
+      Number(
+        await card.getByLabel('Time until e2e-db turns half-open').getAttribute('aria-valuenow'),
+      ) < 100,
+    );
+    await card.getByText('Last 10 openings').click();
+    await card
+      .getByTestId('transitions-openings')
+      .getByText(/opened from CLOSED · cause: refused 4/)
+      .waitFor();
     await page.screenshot({ path: `${artifacts}breakers-open.png`, fullPage: true });
     // Forced open with a reason, which the card's transitions show.
     await card.getByRole('button', { name: 'Force open e2e-db' }).click();
     await page.getByRole('dialog').getByLabel('Reason').fill('e2e maintenance');
     await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
     await page.locator('[data-breaker="e2e-db"][data-state="FORCED_OPEN"]').waitFor();
-    await card.getByText('Last transitions').click();
-    await card
-      .getByTestId('transitions')
-      .getByText(/e2e maintenance/)
-      .waitFor();
+    await card.getByText('Forced changes (who, why)').click();
+    const forced = card.getByTestId('transitions-overrides');
+    await forced.getByText(/forced open by http:admin: “e2e maintenance”/).waitFor();
     await card.getByRole('button', { name: 'Reset e2e-db' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Confirm' }).click();
     await page.locator('[data-breaker="e2e-db"][data-state="CLOSED"]').waitFor({ timeout: 10_000 });
+    await forced.getByText(/reset by http:admin/).waitFor();
     assert.equal(await page.evaluate(() => window.__marker), 'no reload');
+    // A forced change links to the audit page filtered to this breaker, its event open.
+    await forced
+      .getByRole('link', { name: /^event / })
+      .last()
+      .click();
+    await page.waitForURL(/\/audit\?aggregate_type=CircuitBreaker&aggregate_id=e2e-db&event=\d+/);
+    await page
+      .getByRole('dialog')
+      .getByText(/BreakerForcedOpen/)
+      .first()
+      .waitFor();
   });
   // A viewer sees the card, with every action disabled and the permission named.
   await withPage('breakers-viewer', async (page) => {
@@ -616,11 +739,28 @@ test('audit: a search by aggregate, the event with its hashes, a verify and an e
     await page.screenshot({ path: `${artifacts}audit-event.png` });
     await dialog.getByRole('button', { name: 'Close' }).click();
 
+    // The verify streams its progress (phase, events done of total) before the result.
+    await page.evaluate(() => {
+      window.__verifyPhases = [];
+      new MutationObserver(() => {
+        const el = document.querySelector('[data-testid="verify-progress"]');
+        const phase = el?.getAttribute('data-phase');
+        if (phase && window.__verifyPhases.at(-1) !== phase) window.__verifyPhases.push(phase);
+      }).observe(document.body, { subtree: true, childList: true, attributes: true });
+    });
     await page.getByRole('button', { name: 'Verify the log' }).click();
     await page
       .getByTestId('verify-result')
       .getByText(/The log verifies/)
       .waitFor({ timeout: 30_000 });
+    const phases = await page.evaluate(() => window.__verifyPhases);
+    assert.ok(phases.length >= 1, `a progress indication was shown (${phases.join(', ')})`);
+    const order = ['starting', 'chains', 'checkpoints', 'stream'];
+    assert.deepEqual(
+      [...phases].sort((a, b) => order.indexOf(a) - order.indexOf(b)),
+      phases,
+      'phases in order',
+    );
 
     const [download] = await Promise.all([
       page.waitForEvent('download'),
@@ -666,6 +806,13 @@ test('sandbox: code runs from the editor with Ctrl+Enter through the control pla
     await result.waitFor({ timeout: 60_000 });
     assert.equal((await page.getByTestId('stdout').textContent()).trim(), '42');
     assert.equal(await page.getByTestId('exit-code').textContent(), 'exit 3');
+    // The run reaches the audit log a moment later and is listed as one of the person's own.
+    await page
+      .getByTestId('my-runs')
+      .locator('li')
+      .first()
+      .getByText(/python · \d+ bytes · exit 3/)
+      .waitFor({ timeout: 15_000 });
     await page.screenshot({ path: `${artifacts}sandbox-run.png`, fullPage: true });
     assert.deepEqual(csp, [], 'Monaco and its worker load under the CSP');
   });
@@ -677,7 +824,68 @@ test('sandbox: code runs from the editor with Ctrl+Enter through the control pla
   });
 });
 
-test('users: an admin adds a viewer from the page, who then signs in and cannot reach the sandbox', async () => {
+test('sandbox: a person’s recent runs come from the audit log, theirs only', async () => {
+  // Reports as the sandbox service publishes them (sandbox/src/audit.rs); no engine needed.
+  const nc = await dep.adminNats();
+  const sc = StringCodec();
+  const report = (id, who, exitCode) => ({
+    event_type: 'SandboxCodeExecuted',
+    event_version: 1,
+    id,
+    at: new Date().toISOString(),
+    who,
+    role: who === 'admin' ? 'admin' : 'developer',
+    language: 'python',
+    code_sha256: 'ab'.repeat(32),
+    code_bytes: 21,
+    duration_ms: 312,
+    exit_code: exitCode,
+    timed_out: false,
+    oom_killed: false,
+    truncated: false,
+    outcome: exitCode === 0 ? 'ok' : 'exit_nonzero',
+    instance: 'e2e',
+  });
+  for (const [id, who, code] of [
+    ['e2e-run-1', 'admin', 0],
+    ['e2e-run-2', 'someone-else', 0],
+    ['e2e-run-3', 'admin', 7],
+  ]) {
+    const h = natsHeaders();
+    h.set('Nats-Msg-Id', id);
+    nc.publish(`${dep.prefix}.audit.sandbox`, sc.encode(JSON.stringify(report(id, who, code))), {
+      headers: h,
+    });
+  }
+  await nc.flush();
+  await nc.close();
+  await withPage('sandbox-runs', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    await page.goto('/sandbox');
+    const mine = page.getByTestId('my-runs');
+    // Read on arrival; reports recorded after that show on the next visit.
+    await until(
+      'two runs of admin',
+      async () => {
+        if ((await mine.locator('li').count()) === 2) return true;
+        await page.reload();
+        await page.getByRole('heading', { name: 'Your recent runs' }).waitFor();
+        return false;
+      },
+      20_000,
+    );
+    const ids = await mine.locator('li').evaluateAll((lis) => lis.map((l) => l.dataset.run));
+    assert.deepEqual(ids, ['e2e-run-3', 'e2e-run-1'], 'newest first, only the person’s own');
+    await mine
+      .locator('[data-run="e2e-run-3"]')
+      .getByText(/exit 7/)
+      .waitFor();
+    await mine.locator('[data-run="e2e-run-3"]').getByText('non-zero exit').waitFor();
+    await axe(page, 'the sandbox page with runs');
+  });
+});
+
+test('users: an admin adds a viewer from the page (and may not disable themselves), who then signs in and cannot reach the sandbox', async () => {
   const viewer = { username: 'added-viewer', password: 'added-viewer-password-1' };
   await withPage('users', async (page) => {
     await login(page, { username: 'admin', password: dep.password });
@@ -692,6 +900,20 @@ test('users: an admin adds a viewer from the page, who then signs in and cannot 
     await form.getByLabel('Password').fill(viewer.password);
     await form.getByRole('button', { name: 'Add user' }).click();
     await form.getByText('This name is taken').waitFor();
+    // The signed-in admin's own row: the server refuses disabling yourself and changing your
+    // own role (400), so the page offers neither and says why.
+    const own = page.locator('[data-user="admin"]');
+    assert.equal(await own.getByRole('button', { name: 'Disable admin' }).isDisabled(), true);
+    const refused = own.locator('[data-refused="You cannot disable yourself"]');
+    await refused.hover();
+    await page.getByRole('tooltip', { name: 'You cannot disable yourself' }).waitFor();
+    assert.equal(await own.locator('[data-refused="You cannot change your own role"]').count(), 1);
+    // Another account's button stays enabled.
+    const other = page.locator(`[data-user="${viewer.username}"]`);
+    assert.equal(
+      await other.getByRole('button', { name: `Disable ${viewer.username}` }).isDisabled(),
+      false,
+    );
     await page.screenshot({ path: `${artifacts}users.png`, fullPage: true });
   });
   await withPage('users-viewer', async (page) => {

@@ -52,6 +52,9 @@ export class Deployment {
       DLQ_ADVISORY_STREAM: `E2E_DLQ_${this.id}`,
       // Dead letters are captured from this run's own work stream only (docs/dlq.md).
       DLQ_WATCH_STREAMS: this.workStream,
+      // The sandbox's run reports are kept in a stream of this run's own (another run on the
+      // same NATS has another subject prefix, and one stream name cannot serve both).
+      SANDBOX_AUDIT_STREAM: `E2E_SBX_${this.id}`,
       JWT_SECRET: this.secret,
       ADMIN_PASSWORD: this.password,
       HOST: '127.0.0.1',

@@ -1,6 +1,6 @@
 //! `/audit/*`: the event log for auditors (permission `read:audit`): a filtered, paginated
-//! listing, an NDJSON export, and a verification of the hash chains. Access is declared
-//! in [`crate::routes::ROUTES`].
+//! listing, an NDJSON export, and a verification of the hash chains (in one answer, or
+//! streamed with its progress for long logs). Access is declared in [`crate::routes::ROUTES`].
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use streams::audit::{self, AuditFilter, VerifyReport, MAX_PAGE};
+use streams::audit::{self, AuditFilter, VerifyProgress, VerifyReport, MAX_PAGE};
 use streams::EventEnvelope;
 
 use crate::error::ApiError;
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/audit/events", get(events))
         .route("/audit/export", get(export))
         .route("/audit/verify", get(verify))
+        .route("/audit/verify/stream", get(verify_stream))
 }
 
 /// A page of events; pass `next_after_position` as `after_position` for the next one. A page
@@ -152,10 +153,95 @@ pub(crate) async fn export(
 #[utoipa::path(get, path = "/audit/verify", tag = "audit",
     responses((status = 200, description = "The hash chains recomputed; the first bad event, if any", body = VerifyReport)))]
 pub(crate) async fn verify(State(state): State<AppState>) -> Result<Json<VerifyReport>, ApiError> {
-    let mut report = audit::verify(&state.pool).await?;
+    let report = audit::verify(&state.pool).await?;
+    Ok(Json(anchored(&state, report).await?))
+}
+
+/// The report with the log compared against the events stream's newest event.
+async fn anchored(state: &AppState, mut report: VerifyReport) -> Result<VerifyReport, ApiError> {
     let js = async_nats::jetstream::new(state.nats.clone());
     let anchor = audit::check_stream_anchor(&state.pool, &js, &state.pipeline.events.name).await?;
     report.ok &= !anchor.failed();
     report.stream_anchor = Some(anchor);
-    Ok(Json(report))
+    Ok(report)
+}
+
+/// One line of `GET /audit/verify/stream`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub(crate) enum VerifyLine {
+    /// Where the verification is (at most every 250 ms, and at the start of each phase:
+    /// `chains`, `checkpoints`, then `stream`, the comparison with the events stream).
+    Progress(VerifyProgress),
+    /// The last line: the same report as `GET /audit/verify`.
+    Result { report: Box<VerifyReport> },
+    /// The last line when the verification could not finish (the status was sent already).
+    Error { message: String },
+}
+
+fn ndjson(line: &VerifyLine) -> Bytes {
+    let mut bytes = serde_json::to_vec(line).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+/// `GET /audit/verify` for long logs: the same verification, its progress streamed as NDJSON
+/// lines while it runs, the report last. One request, no state kept on the server: a reader
+/// that goes away stops the verification (its next progress report finds nobody listening).
+#[utoipa::path(get, path = "/audit/verify/stream", tag = "audit",
+    responses((status = 200, description = "NDJSON: `{\"type\":\"progress\",\"phase\",\"done\",\"total\"}` lines while it runs (at most every 250 ms), then one `{\"type\":\"result\",\"report\":{…}}` (as `GET /audit/verify`) or `{\"type\":\"error\",\"message\"}`",
+        content_type = "application/x-ndjson", body = VerifyLine)))]
+pub(crate) async fn verify_stream(State(state): State<AppState>) -> Response {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    tokio::spawn(async move {
+        let outcome = {
+            let tx = &tx;
+            // A full channel (a slow reader) skips a progress line; a closed one stops.
+            let mut on = |p: &VerifyProgress| {
+                !matches!(
+                    tx.try_send(ndjson(&VerifyLine::Progress(p.clone()))),
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_))
+                )
+            };
+            audit::verify_with(&state.pool, &mut on).await
+        };
+        let last = match outcome {
+            Ok(None) => return, // the reader went away
+            Ok(Some(report)) => {
+                let stream = VerifyProgress {
+                    phase: "stream".into(),
+                    done: 0,
+                    total: 1,
+                };
+                let _ = tx.send(ndjson(&VerifyLine::Progress(stream))).await;
+                match anchored(&state, report).await {
+                    Ok(report) => VerifyLine::Result {
+                        report: Box::new(report),
+                    },
+                    Err(error) => {
+                        tracing::error!(?error, "audit verify stream: the stream anchor failed");
+                        VerifyLine::Error {
+                            message: "the verification could not finish".into(),
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "audit verify stream stopped");
+                VerifyLine::Error {
+                    message: "the verification could not finish".into(),
+                }
+            }
+        };
+        let _ = tx.send(ndjson(&last)).await;
+    });
+    let lines = futures::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|line| line.map(Ok::<Bytes, std::io::Error>))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
 }

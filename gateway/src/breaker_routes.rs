@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use commands::breaker_api::{
     AdminAction, BreakerBody, ChangeResponse, ConfigRequest, ListResponse, NameRequest,
-    OverrideRequest, ResetAllResponse, TransitionsResponse,
+    OverrideRequest, ResetAllResponse, TransitionKind, TransitionsResponse,
 };
 use serde::Deserialize;
 
@@ -37,6 +37,11 @@ pub struct TransitionsQuery {
     #[serde(default)]
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// `all` (default), `openings` (each opening with its cause) or `overrides` (operators'
+    /// resets, forced openings and disablings, with who and why).
+    #[serde(default)]
+    #[param(inline)]
+    pub kind: Option<TransitionKind>,
 }
 
 #[utoipa::path(get, path = "/circuit-breakers/{name}/transitions", tag = "breakers", params(("name" = String, Path, description = "Breaker name", pattern = r"^[A-Za-z0-9_.-]{1,64}$"), TransitionsQuery),
@@ -52,7 +57,10 @@ pub(crate) async fn transitions(
         return Err(ApiError::invalid("limit", "must be between 1 and 100"));
     }
     Ok(Json(TransitionsResponse {
-        transitions: state.breakers.transitions(&name, limit).await?,
+        transitions: state
+            .breakers
+            .transitions(&name, query.kind.unwrap_or_default(), limit)
+            .await?,
     }))
 }
 

@@ -1,4 +1,5 @@
-//! `/dlq`: the dead-letter queue — capture, list, show, resolve (with requeue) and redrive.
+//! `/dlq`: the dead-letter queue — capture, list, show, resolve (with requeue), requeue an
+//! edited payload, and redrive.
 //! Who may call each route is declared in [`crate::routes::ROUTES`] (the handlers check it
 //! again, which costs nothing).
 //! Reads come from the `read_dlq` read model (eventually consistent: pass a command's
@@ -13,11 +14,15 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use commands::dlq_api::{
-    payload_value, CaptureRequest, EntryBody, EntryResponse, ListResponse, ResolveRequest,
-    MAX_CAPTURE_BYTES,
+    payload_value, CaptureRequest, EditedBody, EntryBody, EntryResponse, ListResponse,
+    RequeueEditedRequest, ResolveRequest, MAX_CAPTURE_BYTES,
 };
-use commands::dlq_redrive::{RedriveJob, RedriveRequest};
-use domain::dlq::{payload_base64, validate_entry_id, Encoding, HistoryItem};
+use commands::dlq_redrive::{
+    RedriveAction, RedriveJob, RedriveOutcome, RedriveRequest, RedriveResults, MAX_RESULTS_LIMIT,
+};
+use domain::dlq::{
+    decode_payload, payload_base64, sha256_hex, validate_entry_id, Encoding, HistoryItem,
+};
 use projections::dlq::{DlqFilter, DlqRow};
 use serde::{Deserialize, Serialize};
 
@@ -44,8 +49,16 @@ pub fn router() -> Router<AppState> {
         .route("/dlq/redrive", post(start_redrive))
         .route("/dlq/redrive/{job}", get(show_redrive))
         .route("/dlq/redrive/{job}/cancel", post(cancel_redrive))
+        .route("/dlq/redrive/{job}/pause", post(pause_redrive))
+        .route("/dlq/redrive/{job}/resume", post(resume_redrive))
+        .route("/dlq/redrive/{job}/results", get(redrive_results))
         .route("/dlq/{id}", get(show))
         .route("/dlq/{id}/resolve", post(resolve))
+        // An edited payload is a whole message, like a capture's.
+        .route(
+            "/dlq/{id}/requeue_edited",
+            post(requeue_edited).layer(DefaultBodyLimit::max(MAX_CAPTURE_BYTES)),
+        )
 }
 
 /// The `{id}` segment, validated like every entry id (400 naming `id`).
@@ -65,6 +78,21 @@ pub(crate) async fn capture(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<EntryResponse>), ApiError> {
     caller.require(Permission::WriteDlq)?;
+    let request: CaptureRequest = message_body(body)?;
+    let answer = state.dlq.api_capture(request, &caller.actor()).await?;
+    let status = if answer.changed {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(answer)))
+}
+
+/// A body that carries a whole message (a capture, an edited payload): up to
+/// `MAX_CAPTURE_BYTES` (413 past it), JSON, a bad field named (400).
+fn message_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(MAX_CAPTURE_BYTES)
@@ -75,14 +103,7 @@ pub(crate) async fn capture(
     if bytes.is_empty() {
         return Err(ApiError::invalid("body", "a JSON body is required"));
     }
-    let request: CaptureRequest = commands::api::parse_limited(&bytes, MAX_CAPTURE_BYTES)?;
-    let answer = state.dlq.api_capture(request, &caller.actor()).await?;
-    let status = if answer.changed {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(answer)))
+    Ok(commands::api::parse_limited(&bytes, MAX_CAPTURE_BYTES)?)
 }
 
 /// `GET /dlq` query: every condition optional.
@@ -337,6 +358,29 @@ pub(crate) async fn resolve(
     ))
 }
 
+#[utoipa::path(post, path = "/dlq/{id}/requeue_edited", tag = "dlq", params(("id" = String, Path, description = "Entry id", pattern = r"^[A-Za-z0-9_.:-]{1,160}$")), request_body = RequeueEditedRequest,
+    responses(
+        (status = 200, description = "The edited payload was published on the original subject with the entry's headers; the edit (SHA-256 of both payloads, who) and the resolution are recorded; the captured payload stays readable", body = EntryResponse),
+        (status = 404, description = "No such entry", body = ErrorBody),
+        (status = 409, description = "Already resolved", body = ErrorBody),
+        (status = 413, description = "Body over 1.5 MiB", body = ErrorBody)))]
+pub(crate) async fn requeue_edited(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<EntryResponse>, ApiError> {
+    caller.require(Permission::WriteDlq)?;
+    let id = id_of(path)?;
+    let request: RequeueEditedRequest = message_body(body)?;
+    Ok(Json(
+        state
+            .dlq
+            .api_requeue_edited(&id, request, &caller.actor())
+            .await?,
+    ))
+}
+
 fn encoding_of(text: &str) -> Encoding {
     match text {
         "text" => Encoding::Text,
@@ -348,6 +392,23 @@ fn encoding_of(text: &str) -> Encoding {
 /// A read-model row as the API shows it; `full` adds headers and history.
 pub fn body_of(row: DlqRow, full: bool) -> EntryBody {
     let encoding = encoding_of(&row.encoding);
+    let edited = match (full, row.edited) {
+        (true, Some(edit)) => {
+            let edit_encoding = encoding_of(&edit.encoding);
+            Some(EditedBody {
+                payload: payload_value(edit_encoding, &edit.payload),
+                encoding: edit_encoding,
+                payload_base64: payload_base64(edit_encoding, &edit.payload),
+                sha256: edit.sha256,
+                original_sha256: decode_payload(encoding, &row.payload)
+                    .map(|b| sha256_hex(&b))
+                    .unwrap_or_default(),
+                edited_by: edit.edited_by,
+                edited_at: edit.edited_at,
+            })
+        }
+        _ => None,
+    };
     let (headers, history) = if full {
         (
             serde_json::from_value(row.headers).ok(),
@@ -375,6 +436,7 @@ pub fn body_of(row: DlqRow, full: bool) -> EntryBody {
         stream_seq: row.stream_seq.and_then(|s| u64::try_from(s).ok()),
         headers,
         history,
+        edited,
     }
 }
 
@@ -413,7 +475,7 @@ pub(crate) async fn show_redrive(
 
 #[utoipa::path(post, path = "/dlq/redrive/{job}/cancel", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)")),
     responses(
-        (status = 200, description = "Cancelled", body = RedriveJob),
+        (status = 200, description = "Cancelled (from running or paused); an entry being moved still finishes", body = RedriveJob),
         (status = 404, description = "No such job", body = ErrorBody),
         (status = 409, description = "The job already ended", body = ErrorBody)))]
 pub(crate) async fn cancel_redrive(
@@ -421,7 +483,94 @@ pub(crate) async fn cancel_redrive(
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<RedriveJob>, ApiError> {
+    steer(state, caller, path, RedriveAction::Cancel).await
+}
+
+#[utoipa::path(post, path = "/dlq/redrive/{job}/pause", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)")),
+    responses(
+        (status = 200, description = "Paused: no further entry moves until it is resumed", body = RedriveJob),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not running", body = ErrorBody)))]
+pub(crate) async fn pause_redrive(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RedriveJob>, ApiError> {
+    steer(state, caller, path, RedriveAction::Pause).await
+}
+
+#[utoipa::path(post, path = "/dlq/redrive/{job}/resume", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)")),
+    responses(
+        (status = 200, description = "Running again from where it stopped", body = RedriveJob),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 409, description = "The job is not paused", body = ErrorBody)))]
+pub(crate) async fn resume_redrive(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<RedriveJob>, ApiError> {
+    steer(state, caller, path, RedriveAction::Resume).await
+}
+
+/// Pause, resume, cancel: the same request with another action.
+async fn steer(
+    state: AppState,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    action: RedriveAction,
+) -> Result<Json<RedriveJob>, ApiError> {
     caller.require(Permission::WriteDlq)?;
     let job = job_of(path)?;
-    Ok(Json(state.redrive.cancel(job).await?))
+    Ok(Json(
+        state.redrive.steer(job, action, &caller.actor()).await?,
+    ))
+}
+
+/// `GET /dlq/redrive/{job}/results` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// Only entries with this outcome.
+    #[serde(default)]
+    pub outcome: Option<RedriveOutcome>,
+    /// Results after this `n` (the previous page's `next_after`); default: from the start.
+    #[serde(default)]
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// Results per page, 1-1000 (default 100).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+#[utoipa::path(get, path = "/dlq/redrive/{job}/results", tag = "dlq", params(("job" = String, Path, description = "Redrive job id (UUID)"), ResultsQuery),
+    responses(
+        (status = 200, description = "What the job did with each entry, in its order: moved (with the requeue's message id), skipped or failed, and why", body = RedriveResults),
+        (status = 404, description = "No such job", body = ErrorBody)))]
+pub(crate) async fn redrive_results(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    ValidQuery(query): ValidQuery<ResultsQuery>,
+) -> Result<Json<RedriveResults>, ApiError> {
+    caller.require(Permission::ReadDlq)?;
+    let job = job_of(path)?;
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::invalid("after", "must not be negative"));
+    }
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_RESULTS_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_RESULTS_LIMIT}"),
+        ));
+    }
+    Ok(Json(
+        state
+            .redrive
+            .results(job, query.outcome, after, limit)
+            .await?,
+    ))
 }

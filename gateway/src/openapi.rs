@@ -68,17 +68,23 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         crate::audit_routes::events,
         crate::audit_routes::export,
         crate::audit_routes::verify,
+        crate::audit_routes::verify_stream,
         crate::pipeline_routes::status,
         crate::dlq_routes::list,
         crate::dlq_routes::groups,
         crate::dlq_routes::capture,
         crate::dlq_routes::show,
         crate::dlq_routes::resolve,
+        crate::dlq_routes::requeue_edited,
         crate::dlq_routes::start_redrive,
         crate::dlq_routes::show_redrive,
         crate::dlq_routes::cancel_redrive,
+        crate::dlq_routes::pause_redrive,
+        crate::dlq_routes::resume_redrive,
+        crate::dlq_routes::redrive_results,
         crate::sandbox_routes::languages,
         crate::sandbox_routes::execute,
+        crate::sandbox_routes::runs,
         crate::stats_routes::stats,
         crate::governance_routes::status,
         crate::governance_routes::roles,
@@ -92,7 +98,7 @@ Send a token as `Authorization: Bearer <jwt>` (from `POST /auth/login`) or rely 
         (name = "budget", description = "Token budgets per tenant and project"),
         (name = "breakers", description = "Circuit breakers per dependency"),
         (name = "audit", description = "The event log for auditors"),
-        (name = "dlq", description = "Dead letters: capture, list, resolve and requeue, redrive"),
+        (name = "dlq", description = "Dead letters: capture, list, resolve and requeue (edited or not), redrive"),
         (name = "sandbox", description = "The sandbox service, reached through the control plane"),
         (name = "governance", description = "Budget use per tenant/project, roles and their limits"),
         (name = "live", description = "Live updates over WebSocket"),
@@ -546,6 +552,36 @@ mod tests {
             json["paths"]["/system/health"]["get"]["operationId"],
             "system_health"
         );
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        // A type used only in a query's parameters is not collected into the components
+        // (utoipa): its `$ref` dangled and the front end's type generator refused the
+        // document. Such a parameter takes `#[param(inline)]`.
+        let doc: serde_json::Value = serde_json::from_str(&DOCUMENT_JSON).unwrap();
+        fn refs<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(target)) = map.get("$ref") {
+                        out.push(target);
+                    }
+                    map.values().for_each(|v| refs(v, out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        let dangling: Vec<_> = found
+            .into_iter()
+            .filter(|target| {
+                let pointer = target.trim_start_matches('#');
+                doc.pointer(pointer).is_none()
+            })
+            .collect();
+        assert!(dangling.is_empty(), "unresolved $refs: {dangling:?}");
     }
 
     #[test]

@@ -148,6 +148,11 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/dlq/groups", needs(Permission::ReadDlq)),
     route("GET", "/dlq/{id}", needs(Permission::ReadDlq)),
     route("POST", "/dlq/{id}/resolve", needs(Permission::WriteDlq)),
+    route(
+        "POST",
+        "/dlq/{id}/requeue_edited",
+        needs(Permission::WriteDlq),
+    ),
     route("POST", "/dlq/redrive", needs(Permission::WriteDlq)),
     route("GET", "/dlq/redrive/{job}", needs(Permission::ReadDlq)),
     route(
@@ -155,13 +160,31 @@ pub const ROUTES: &[RouteSpec] = &[
         "/dlq/redrive/{job}/cancel",
         needs(Permission::WriteDlq),
     ),
+    route(
+        "POST",
+        "/dlq/redrive/{job}/pause",
+        needs(Permission::WriteDlq),
+    ),
+    route(
+        "POST",
+        "/dlq/redrive/{job}/resume",
+        needs(Permission::WriteDlq),
+    ),
+    route(
+        "GET",
+        "/dlq/redrive/{job}/results",
+        needs(Permission::ReadDlq),
+    ),
     // The sandbox service through the gateway (docs/sandbox.md).
     route("GET", "/sandbox/languages", needs(Permission::ExecuteCode)),
     route("POST", "/sandbox/execute", needs(Permission::ExecuteCode)),
+    // The caller's own runs, from the audit log (not the whole log: no read:audit needed).
+    route("GET", "/sandbox/runs", needs(Permission::ExecuteCode)),
     // Audit.
     route("GET", "/audit/events", needs(Permission::ReadAudit)),
     route("GET", "/audit/export", needs(Permission::ReadAudit)),
     route("GET", "/audit/verify", needs(Permission::ReadAudit)),
+    route("GET", "/audit/verify/stream", needs(Permission::ReadAudit)),
     // System.
     route("GET", "/system/pipeline", needs(Permission::ReadSystem)),
     route("GET", "/system/health", needs(Permission::ReadSystem)),

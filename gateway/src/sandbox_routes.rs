@@ -6,6 +6,10 @@
 //! checks it again and audits the run under the caller's name. The sandbox refuses session
 //! tokens, so a revoked session cannot go around the gateway to it. Bodies pass through
 //! unchanged, in both directions.
+//!
+//! `GET /sandbox/runs` is the control plane's own: the caller's recent runs, read from the
+//! audit log (the `SandboxRun` events the sandbox's reports became). Only the caller's own,
+//! so it needs `execute:code`, not `read:audit`.
 
 use auth::Permission;
 use axum::body::{Body, Bytes};
@@ -18,7 +22,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::Caller;
+use crate::extract::{Caller, ValidQuery};
 use crate::AppState;
 
 /// Largest body forwarded: the sandbox's own limits (64 KiB of code and of stdin by
@@ -40,6 +44,7 @@ static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/sandbox/languages", get(languages))
+        .route("/sandbox/runs", get(runs))
         .route(
             "/sandbox/execute",
             post(execute).layer(DefaultBodyLimit::max(MAX_EXECUTE_BYTES)),
@@ -98,6 +103,84 @@ pub struct SandboxLimits {
 pub struct SandboxLanguages {
     pub languages: Vec<SandboxLanguage>,
     pub limits: SandboxLimits,
+}
+
+/// `GET /sandbox/runs` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    /// Runs in the answer, newest first, 1-100 (default 20).
+    #[serde(default)]
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+/// One of the caller's runs, as the sandbox reported it (without the code itself).
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct SandboxRunBody {
+    /// The event's place in the audit log.
+    pub position: i64,
+    /// The report's id (the `SandboxRun` aggregate).
+    pub id: String,
+    /// When the run ended (the sandbox's clock).
+    pub at: String,
+    pub language: String,
+    pub code_sha256: String,
+    pub code_bytes: u64,
+    pub duration_ms: u64,
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    pub truncated: bool,
+    /// `ok`, `exit_nonzero`, `timeout`, `oom` or `error`.
+    pub outcome: String,
+}
+
+/// `GET /sandbox/runs`.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct SandboxRunsResponse {
+    /// Newest first.
+    pub runs: Vec<SandboxRunBody>,
+}
+
+#[utoipa::path(get, path = "/sandbox/runs", tag = "sandbox", params(RunsQuery),
+    responses((status = 200, description = "The caller's own latest runs, newest first, from the audit log (a run shows once the sandbox's report is recorded, normally within a second)", body = SandboxRunsResponse)))]
+pub(crate) async fn runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ValidQuery(query): ValidQuery<RunsQuery>,
+) -> Result<axum::Json<SandboxRunsResponse>, ApiError> {
+    caller.require(Permission::ExecuteCode)?;
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
+    }
+    let events = streams::audit::sandbox_runs_of(&state.pool, caller.username(), limit).await?;
+    let runs = events
+        .into_iter()
+        .filter_map(|event| {
+            // Every recorded run passed the domain's checks; one that does not parse is
+            // skipped rather than failing the list.
+            let report: domain::sandbox_run::SandboxRunReport =
+                serde_json::from_str(event.payload.get()).ok()?;
+            Some(SandboxRunBody {
+                position: event.global_position,
+                id: report.id,
+                at: report.at,
+                language: report.language,
+                code_sha256: report.code_sha256,
+                code_bytes: report.code_bytes,
+                duration_ms: report.duration_ms,
+                exit_code: report.exit_code,
+                timed_out: report.timed_out,
+                oom_killed: report.oom_killed,
+                truncated: report.truncated,
+                outcome: report.outcome,
+            })
+        })
+        .collect();
+    Ok(axum::Json(SandboxRunsResponse { runs }))
 }
 
 fn base(state: &AppState) -> Result<&str, ApiError> {

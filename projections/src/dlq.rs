@@ -37,6 +37,19 @@ pub struct DlqRow {
     pub history: serde_json::Value,
     pub last_position: i64,
     pub updated_at: DateTime<Utc>,
+    /// The latest edit of the payload (what requeues send), if any.
+    pub edited: Option<EditedRow>,
+}
+
+/// An edited payload as `read_dlq` keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EditedRow {
+    pub payload: String,
+    /// `json`, `text` or `base64`.
+    pub encoding: String,
+    pub sha256: String,
+    pub edited_by: String,
+    pub edited_at: DateTime<Utc>,
 }
 
 /// The rows a batch touches, loaded before and written back after.
@@ -89,8 +102,29 @@ impl DlqRows {
                         history: serde_json::Value::Array(vec![line]),
                         last_position: at.position,
                         updated_at: at.recorded_at,
+                        edited: None,
                     },
                 );
+            }
+            DlqEvent::DlqEntryPayloadEdited {
+                payload,
+                encoding,
+                edited_sha256,
+                actor,
+                at: edited_at,
+                ..
+            } => {
+                let Some(row) = self.row(id) else { return };
+                row.edited = Some(EditedRow {
+                    payload: payload.clone(),
+                    encoding: encoding.as_str().to_string(),
+                    sha256: edited_sha256.clone(),
+                    edited_by: actor.clone(),
+                    edited_at: *edited_at,
+                });
+                push(&mut row.history, line);
+                row.last_position = at.position;
+                row.updated_at = at.recorded_at;
             }
             DlqEvent::DlqEntryResolved {
                 note,
@@ -152,7 +186,8 @@ fn push(history: &mut serde_json::Value, line: serde_json::Value) {
 
 const COLUMNS: &str = "id, original_subject, payload, encoding, headers, error, attempts, stream, \
     consumer, stream_seq, created_at, resolved, resolved_at, resolved_by, note, requeue_count, \
-    history, last_position, updated_at";
+    history, last_position, updated_at, edited_payload, edited_encoding, edited_sha256, edited_by, \
+    edited_at";
 
 fn from_row(row: &PgRow) -> Result<DlqRow, sqlx::Error> {
     Ok(DlqRow {
@@ -175,6 +210,16 @@ fn from_row(row: &PgRow) -> Result<DlqRow, sqlx::Error> {
         history: row.try_get("history")?,
         last_position: row.try_get("last_position")?,
         updated_at: row.try_get("updated_at")?,
+        edited: match row.try_get::<Option<String>, _>("edited_payload")? {
+            Some(payload) => Some(EditedRow {
+                payload,
+                encoding: row.try_get("edited_encoding")?,
+                sha256: row.try_get("edited_sha256")?,
+                edited_by: row.try_get("edited_by")?,
+                edited_at: row.try_get("edited_at")?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -195,14 +240,19 @@ pub async fn write_rows(conn: &mut PgConnection, rows: &[&DlqRow]) -> Result<(),
         sqlx::query(
             "INSERT INTO read_dlq (id, original_subject, payload, encoding, headers, error, attempts,
                     stream, consumer, stream_seq, created_at, resolved, resolved_at, resolved_by, note,
-                    requeue_count, history, last_position, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+                    requeue_count, history, last_position, updated_at, edited_payload, edited_encoding,
+                    edited_sha256, edited_by, edited_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                     $20, $21, $22, $23, $24)
              ON CONFLICT (id) DO UPDATE
                 SET error = EXCLUDED.error, attempts = EXCLUDED.attempts,
                     resolved = EXCLUDED.resolved, resolved_at = EXCLUDED.resolved_at,
                     resolved_by = EXCLUDED.resolved_by, note = EXCLUDED.note,
                     requeue_count = EXCLUDED.requeue_count, history = EXCLUDED.history,
-                    last_position = EXCLUDED.last_position, updated_at = EXCLUDED.updated_at",
+                    last_position = EXCLUDED.last_position, updated_at = EXCLUDED.updated_at,
+                    edited_payload = EXCLUDED.edited_payload, edited_encoding = EXCLUDED.edited_encoding,
+                    edited_sha256 = EXCLUDED.edited_sha256, edited_by = EXCLUDED.edited_by,
+                    edited_at = EXCLUDED.edited_at",
         )
         .bind(&r.id)
         .bind(&r.original_subject)
@@ -223,6 +273,11 @@ pub async fn write_rows(conn: &mut PgConnection, rows: &[&DlqRow]) -> Result<(),
         .bind(&r.history)
         .bind(r.last_position)
         .bind(r.updated_at)
+        .bind(r.edited.as_ref().map(|e| &e.payload))
+        .bind(r.edited.as_ref().map(|e| &e.encoding))
+        .bind(r.edited.as_ref().map(|e| &e.sha256))
+        .bind(r.edited.as_ref().map(|e| &e.edited_by))
+        .bind(r.edited.as_ref().map(|e| e.edited_at))
         .execute(&mut *conn)
         .await?;
     }
@@ -272,7 +327,8 @@ pub async fn list(
     // in MAX_PAGE_BYTES (at least one): the caller goes on from offset + the rows it got.
     let sql = format!(
         "WITH limited AS (
-             SELECT id, created_at, pg_column_size(payload) + pg_column_size(headers) AS size,
+             SELECT id, created_at, pg_column_size(payload) + pg_column_size(headers)
+                    + coalesce(pg_column_size(edited_payload), 0) AS size,
                     count(*) OVER () AS total
                FROM read_dlq WHERE {WHERE}
               ORDER BY created_at, id LIMIT $6 OFFSET $7),

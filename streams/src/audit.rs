@@ -151,6 +151,30 @@ pub async fn list_events(pool: &PgPool, filter: &AuditFilter) -> Result<EventPag
     Ok(EventPage { events, more })
 }
 
+/// The latest runs of the code sandbox by one person (`who` of the `SandboxRun` events),
+/// newest first: what `GET /sandbox/runs` shows the person themselves. One backward scan of
+/// a partial index (`events_sandbox_run_who_idx`, migration 0017).
+pub async fn sandbox_runs_of(
+    pool: &PgPool,
+    who: &str,
+    limit: i64,
+) -> Result<Vec<EventEnvelope>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {SELECT_ENVELOPE} FROM events
+          WHERE aggregate_type = 'SandboxRun' AND payload ->> 'who' = $1
+          ORDER BY payload ->> 'who', global_position DESC
+          LIMIT $2"
+    );
+    sqlx::query(&sql)
+        .bind(who)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(EventEnvelope::from_row)
+        .collect()
+}
+
 /// The first event that does not check out.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VerifyFailure {
@@ -306,9 +330,76 @@ pub async fn check_stream_anchor(
     })
 }
 
+/// Where a running verification is: `GET /audit/verify/stream` sends these as it goes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct VerifyProgress {
+    /// `chains`: every aggregate's chain, every event of the log; `checkpoints`: the running
+    /// hash in commit order, up to the newest global checkpoint.
+    pub phase: String,
+    /// Events of this phase checked so far.
+    pub done: u64,
+    /// Events this phase reads (counted when it starts; events appended meanwhile are not
+    /// in it).
+    pub total: u64,
+}
+
+/// How often a verification reports where it is, at most.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Told where a verification is; answers whether to go on (false stops it: the caller left).
+pub type OnProgress<'a> = &'a mut (dyn FnMut(&VerifyProgress) -> bool + Send);
+
+/// Throttles progress reports to [`PROGRESS_EVERY`] (and always reports a phase's start).
+struct Reporter<'a> {
+    on: OnProgress<'a>,
+    last: Option<std::time::Instant>,
+}
+
+impl Reporter<'_> {
+    /// Reports when due (or `now`); false when the listener wants the verification stopped.
+    fn report(&mut self, phase: &str, done: u64, total: u64, now: bool) -> bool {
+        // Reading the clock costs little, but not nothing: look every 256 events.
+        if !now && !done.is_multiple_of(256) {
+            return true;
+        }
+        if !now && self.last.is_some_and(|at| at.elapsed() < PROGRESS_EVERY) {
+            return true;
+        }
+        self.last = Some(std::time::Instant::now());
+        (self.on)(&VerifyProgress {
+            phase: phase.to_string(),
+            done,
+            total,
+        })
+    }
+}
+
 /// Recomputes every aggregate's chain from the stored rows (streamed, aggregate by
 /// aggregate) and reports the first event whose content, order or hash does not match.
 pub async fn verify(pool: &PgPool) -> Result<VerifyReport, sqlx::Error> {
+    match verify_with(pool, &mut |_| true).await? {
+        Some(report) => Ok(report),
+        None => Err(sqlx::Error::Protocol("the verification was stopped".into())),
+    }
+}
+
+/// [`verify`], telling `on_progress` where it is (at most every [`PROGRESS_EVERY`]); `None`
+/// when `on_progress` asked to stop (the reader went away: the rest is not read).
+pub async fn verify_with(
+    pool: &PgPool,
+    on_progress: OnProgress<'_>,
+) -> Result<Option<VerifyReport>, sqlx::Error> {
+    let mut reporter = Reporter {
+        on: on_progress,
+        last: None,
+    };
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await?;
+    let total = u64::try_from(total).unwrap_or(0);
+    if !reporter.report("chains", 0, total, true) {
+        return Ok(None);
+    }
     let sql = format!(
         "SELECT {SELECT_ENVELOPE} FROM events ORDER BY aggregate_type, aggregate_id, sequence"
     );
@@ -337,6 +428,9 @@ pub async fn verify(pool: &PgPool) -> Result<VerifyReport, sqlx::Error> {
             report.aggregates_checked += 1;
         }
         report.events_checked += 1;
+        if !reporter.report("chains", report.events_checked, total, false) {
+            return Ok(None);
+        }
         let failure = |problem: &str, detail: String, stored, expected| VerifyFailure {
             global_position: event.global_position,
             aggregate_type: event.aggregate_type.clone(),
@@ -394,13 +488,15 @@ pub async fn verify(pool: &PgPool) -> Result<VerifyReport, sqlx::Error> {
         last_position = event.global_position;
     }
     drop(rows);
-    let (checked, failure) = verify_checkpoints(pool).await?;
+    let Some((checked, failure)) = checkpoints_with(pool, &mut reporter).await? else {
+        return Ok(None);
+    };
     report.checkpoints_checked = checked;
     if failure.is_some() {
         report.ok = false;
         report.first_checkpoint_failure = failure;
     }
-    Ok(report)
+    Ok(Some(report))
 }
 
 struct StoredCheckpoint {
@@ -417,6 +513,21 @@ struct StoredCheckpoint {
 pub async fn verify_checkpoints(
     pool: &PgPool,
 ) -> Result<(u64, Option<CheckpointFailure>), sqlx::Error> {
+    let mut on = |_: &VerifyProgress| true;
+    let mut reporter = Reporter {
+        on: &mut on,
+        last: None,
+    };
+    Ok(checkpoints_with(pool, &mut reporter)
+        .await?
+        .unwrap_or((0, None)))
+}
+
+/// [`verify_checkpoints`] with progress (`None`: stopped).
+async fn checkpoints_with(
+    pool: &PgPool,
+    reporter: &mut Reporter<'_>,
+) -> Result<Option<(u64, Option<CheckpointFailure>)>, sqlx::Error> {
     let stored = sqlx::query(
         "SELECT stream, event_count, last_position, running_hash, recorded_at
            FROM global_hash_checkpoints ORDER BY event_count, stream",
@@ -438,8 +549,12 @@ pub async fn verify_checkpoints(
             .push(checkpoint);
     }
     let Some(&newest) = by_count.keys().next_back() else {
-        return Ok((0, None));
+        return Ok(Some((0, None)));
     };
+    let total = u64::try_from(newest).unwrap_or(0);
+    if !reporter.report("checkpoints", 0, total, true) {
+        return Ok(None);
+    }
     let fail = |c: &StoredCheckpoint, problem: &str, detail: String, expected: Option<String>| {
         CheckpointFailure {
             stream: c.stream.clone(),
@@ -461,6 +576,9 @@ pub async fn verify_checkpoints(
         let event = EventEnvelope::from_row(&row)?;
         running = chain_hash(&running, &event);
         count += 1;
+        if !reporter.report("checkpoints", count as u64, total, false) {
+            return Ok(None);
+        }
         for c in by_count.get(&count).into_iter().flatten() {
             checked += 1;
             if c.last_position != event.global_position {
@@ -468,14 +586,14 @@ pub async fn verify_checkpoints(
                     "the {count}th event in commit order is at position {}, the checkpoint recorded {}: events were added, removed or reordered before it",
                     event.global_position, c.last_position
                 );
-                return Ok((checked, Some(fail(c, "position", detail, None))));
+                return Ok(Some((checked, Some(fail(c, "position", detail, None)))));
             }
             if c.running_hash != running {
                 let detail = "the running hash recomputed from the log does not match the one recorded: an event up to this point was changed".to_string();
-                return Ok((
+                return Ok(Some((
                     checked,
                     Some(fail(c, "hash", detail, Some(hex::encode(running)))),
-                ));
+                )));
             }
         }
     }
@@ -484,9 +602,9 @@ pub async fn verify_checkpoints(
             "the checkpoint covers {} events, the log has {count}: events were removed",
             c.event_count
         );
-        return Ok((checked + 1, Some(fail(c, "missing", detail, None))));
+        return Ok(Some((checked + 1, Some(fail(c, "missing", detail, None)))));
     }
-    Ok((checked, None))
+    Ok(Some((checked, None)))
 }
 
 #[cfg(test)]

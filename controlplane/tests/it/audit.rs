@@ -158,7 +158,12 @@ async fn audit_events_filter_paginate_and_export_as_ndjson_for_auditors_only() {
 
     let viewer = env.user_token("viewer1", Role::Viewer).await;
     let auditor = env.user_token("auditor1", Role::Auditor).await;
-    for path in ["/audit/events", "/audit/export", "/audit/verify"] {
+    for path in [
+        "/audit/events",
+        "/audit/export",
+        "/audit/verify",
+        "/audit/verify/stream",
+    ] {
         let (status, _) = env.call(Method::GET, path, Some(&viewer), None).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
         let (status, _) = env.call(Method::GET, path, Some(&auditor), None).await;
@@ -468,4 +473,88 @@ async fn verify_catches_the_newest_event_deleted_with_the_checkpoints_by_the_eve
     assert_eq!(report["checkpoints_checked"], 0, "{report}");
     assert_eq!(report["ok"], false, "{report}");
     assert_eq!(report["stream_anchor"]["result"], "truncated", "{report}");
+}
+
+/// The lines of `GET /audit/verify/stream`.
+async fn verify_stream(env: &TestEnv) -> Vec<Value> {
+    let response = env
+        .http
+        .get(env.url("/audit/verify/stream"))
+        .bearer_auth(&env.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/x-ndjson",
+        "NDJSON"
+    );
+    response
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_streamed_verify_reports_its_progress_then_the_same_result() {
+    let env = TestEnv::start().await;
+    workload(&env).await;
+    let (_, plain) = env.get("/audit/verify").await;
+    let lines = verify_stream(&env).await;
+    let (last, progress) = lines.split_last().unwrap();
+    assert_eq!(last["type"], "result", "{last}");
+    let report = &last["report"];
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["events_checked"], plain["events_checked"]);
+    assert_eq!(report["aggregates_checked"], plain["aggregates_checked"]);
+    assert_eq!(report["stream_anchor"]["result"], "ok", "{report}");
+    // Progress first: the chains (every event), then the comparison with the stream.
+    assert!(
+        progress.iter().all(|l| l["type"] == "progress"),
+        "{lines:?}"
+    );
+    assert_eq!(progress[0]["phase"], "chains");
+    assert_eq!(progress[0]["done"], 0);
+    assert_eq!(progress[0]["total"], plain["events_checked"]);
+    assert_eq!(progress.last().unwrap()["phase"], "stream");
+    let phases: Vec<&str> = progress
+        .iter()
+        .map(|l| l["phase"].as_str().unwrap())
+        .collect();
+    let order = ["chains", "checkpoints", "stream"];
+    assert!(
+        phases
+            .windows(2)
+            .all(|w| order.iter().position(|p| *p == w[0]) <= order.iter().position(|p| *p == w[1])),
+        "{phases:?}"
+    );
+    for line in progress {
+        assert!(line["done"].as_u64() <= line["total"].as_u64(), "{line}");
+    }
+
+    // An edit behind the application's back: the stream's result names it, as the plain one.
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    for sql in [
+        "ALTER TABLE events DISABLE TRIGGER events_append_only",
+        "UPDATE events SET payload = jsonb_set(payload::jsonb, '{allocated}', '1')::json
+          WHERE aggregate_id = 'org1/p1' AND sequence = 3",
+        "ALTER TABLE events ENABLE TRIGGER events_append_only",
+    ] {
+        sqlx::query(sql).execute(&mut *conn).await.unwrap();
+    }
+    drop(conn);
+    pool.close().await;
+    let lines = verify_stream(&env).await;
+    let last = lines.last().unwrap();
+    assert_eq!(last["type"], "result", "{last}");
+    assert_eq!(last["report"]["ok"], false, "{last}");
+    assert_eq!(
+        last["report"]["first_failure"]["problem"], "content",
+        "{last}"
+    );
 }

@@ -43,6 +43,26 @@ async fn check(env: &TestEnv, name: &str) -> Value {
     .await
 }
 
+/// A `GET /circuit-breakers` answer without the call counts (which move with every flush):
+/// state, failures and `next_retry` of each breaker.
+fn states(list: &Value) -> Value {
+    let breakers = list["breakers"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, b)| {
+            let mut kept = serde_json::Map::new();
+            for key in ["state", "failures", "next_retry"] {
+                if let Some(v) = b.get(key) {
+                    kept.insert(key.to_string(), v.clone());
+                }
+            }
+            (name.clone(), Value::Object(kept))
+        })
+        .collect::<serde_json::Map<_, _>>();
+    json!({ "breakers": breakers })
+}
+
 async fn record(env: &TestEnv, name: &str, outcome: &str) -> Value {
     breaker(
         &env.service,
@@ -363,7 +383,7 @@ async fn overrides_and_reset_all_are_recorded_with_who_did_them() {
     assert_eq!(reset["reset"], json!(["flaky", "payments", "search"]));
     let (_, list) = env.get("/circuit-breakers").await;
     assert_eq!(
-        list,
+        states(&list),
         json!({"breakers": {
             "flaky": {"state": "CLOSED", "failures": 0},
             "payments": {"state": "CLOSED", "failures": 0},
@@ -501,7 +521,10 @@ async fn two_serve_processes_agree_on_breaker_state_and_trial_permits() {
     }))
     .await;
     assert!(reports.iter().all(|r| r["counted"] == true), "{reports:?}");
-    let (a, b) = (list(url_a.clone()).await, list(url_b.clone()).await);
+    let (a, b) = (
+        states(&list(url_a.clone()).await),
+        states(&list(url_b.clone()).await),
+    );
     assert_eq!(a, b);
     assert_eq!(a["breakers"]["llm"]["state"], "OPEN", "{a}");
     assert_eq!(a["breakers"]["llm"]["failures"], 5);
@@ -534,7 +557,7 @@ async fn two_serve_processes_agree_on_breaker_state_and_trial_permits() {
         .unwrap();
     assert_eq!(reset.status(), StatusCode::OK);
     wait_until_all_checks_say(&nats, &prefix, "llm", "CLOSED").await;
-    let (a, b) = (list(url_a).await, list(url_b).await);
+    let (a, b) = (states(&list(url_a).await), states(&list(url_b).await));
     assert_eq!(a, b);
     assert_eq!(
         a["breakers"]["llm"],
@@ -729,6 +752,35 @@ async fn transitions_list_openings_with_their_cause_and_overrides_with_who_newes
         .get(&format!("/circuit-breakers/{name}/transitions?limit=1"))
         .await;
     assert_eq!(body["transitions"].as_array().unwrap().len(), 1);
+    // By kind: the openings with their cause; the operators' changes with who and why.
+    let kinds = |body: &Value| -> Vec<String> {
+        body["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["event_type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, body) = env
+        .get(&format!(
+            "/circuit-breakers/{name}/transitions?kind=openings"
+        ))
+        .await;
+    assert_eq!(kinds(&body), ["BreakerOpened"], "{body}");
+    assert_eq!(body["transitions"][0]["error"], "connection refused");
+    let (_, body) = env
+        .get(&format!(
+            "/circuit-breakers/{name}/transitions?kind=overrides&limit=2"
+        ))
+        .await;
+    assert_eq!(kinds(&body), ["BreakerReset", "BreakerDisabled"], "{body}");
+    let (_, body) = env
+        .get(&format!(
+            "/circuit-breakers/{name}/transitions?kind=overrides"
+        ))
+        .await;
+    assert_eq!(body["transitions"][3]["reason"], "db maintenance", "{body}");
+    assert_eq!(body["transitions"][3]["actor"], "http:admin", "{body}");
     let (_, body) = env.get("/circuit-breakers/never-seen/transitions").await;
     assert_eq!(body, json!({"transitions": []}));
     for (path, field) in [
@@ -748,9 +800,54 @@ async fn transitions_list_openings_with_their_cause_and_overrides_with_who_newes
             "/circuit-breakers/bad%20name/transitions".to_string(),
             "name",
         ),
+        (
+            format!("/circuit-breakers/{name}/transitions?kind=closings"),
+            "kind",
+        ),
     ] {
         let (status, body) = env.get(&path).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(body["error"]["field"], field, "{path}: {body}");
     }
+}
+
+#[tokio::test]
+async fn the_list_has_each_breakers_failure_rate_over_the_last_five_minutes() {
+    let env = TestEnv::start().await;
+    let name = "rated-api";
+    // Two failures (not enough to open it), then eight successes: 10 calls, 20 % failed.
+    // Successes while closed write no event; they are counted all the same.
+    for outcome in ["failure", "failure", "success", "success"] {
+        record(&env, name, outcome).await;
+    }
+    for _ in 0..6 {
+        record(&env, name, "success").await;
+    }
+    // Counts reach the table on each pass of the retry worker (every 100 ms in tests).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let last = loop {
+        let (_, body) = env.get("/circuit-breakers").await;
+        let last = body["breakers"][name].clone();
+        if last["recent_calls"] == 10 || tokio::time::Instant::now() >= deadline {
+            break last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(last["recent_calls"], 10, "ten calls are counted: {last}");
+    assert_eq!(last["recent_failures"], 2, "{last}");
+    assert_eq!(last["failure_rate"], 0.2, "{last}");
+    assert_eq!(last["state"], "CLOSED", "{last}");
+    assert_eq!(last["failures"], 0, "the successes cleared the run: {last}");
+    // Kept per breaker and minute; every process adds to the same rows.
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (rows, calls): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), sum(successes + failures)::bigint FROM breaker_outcomes WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!((1..=2).contains(&rows), "one row per minute: {rows}");
+    assert_eq!(calls, 10);
+    pool.close().await;
 }

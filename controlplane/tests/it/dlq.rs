@@ -848,3 +848,434 @@ async fn requeues_never_reach_control_plane_or_nats_subjects_and_automatic_ids_c
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["id"], "cap:admin:WORK:42", "{body}");
 }
+
+/// The start of a `DlqEntryPayloadEdited` event of `id` in the log, as stored.
+async fn edit_events(database_url: &str, id: &str) -> Vec<Value> {
+    let pool = sqlx::PgPool::connect(database_url).await.unwrap();
+    let rows: Vec<(Value,)> = sqlx::query_as(
+        "SELECT payload FROM events WHERE aggregate_type = 'DlqEntry' AND aggregate_id = $1
+            AND event_type = 'DlqEntryPayloadEdited' ORDER BY sequence",
+    )
+    .bind(id)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows.into_iter().map(|(v,)| v).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_edited_payload_is_requeued_with_the_headers_and_the_original_stays_readable() {
+    let env = TestEnv::start().await;
+    let consumer = work_stream(&env.prefix, 2).await;
+    let (seen, worker) = run_worker(consumer);
+    let original = br#"{"task":"t1","n":"one"}"#;
+    publish(&env.prefix, original, "trace-edit").await;
+    wait_for_open(&env, &env.base, &env.admin_token, 1).await;
+    let id = format!("js:{}:1", work_stream_name(&env.prefix));
+    let path = format!("/dlq/{id}/requeue_edited");
+    let fixed = r#"{"task":"t1","n":1}"#;
+
+    // Bad input: a 400 naming the field, nothing published, nothing recorded.
+    for (body, field) in [
+        (json!({"encoding": "text"}), "payload"),
+        (json!({"payload": fixed, "encoding": "utf16"}), "encoding"),
+        (json!({"payload": fixed, "encoding": "text", "x": 1}), "x"),
+        (json!({"payload": "@@", "encoding": "base64"}), "payload"),
+        (json!({"payload": 5, "encoding": "text"}), "payload"),
+        // The captured bytes exactly: nothing was edited.
+        (
+            json!({"payload": std::str::from_utf8(original).unwrap(), "encoding": "text"}),
+            "payload",
+        ),
+        (
+            json!({"payload": fixed, "encoding": "text", "note": "n".repeat(2049)}),
+            "note",
+        ),
+    ] {
+        let (status, answer) = env.post(&path, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{body}: {answer}");
+    }
+    let (status, answer) = env
+        .post("/dlq/bad id/requeue_edited", json!({"payload": 1}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "id");
+    let (status, _) = env
+        .post("/dlq/no-such-entry/requeue_edited", json!({"payload": 1}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Larger than the capture limit (a 1 MiB payload, base64-encoded, and the rest): 413.
+    let huge = json!({"payload": "x".repeat(1600 * 1024), "encoding": "text"});
+    let (status, answer) = env.post(&path, huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(answer["error"]["message"].is_string(), "{answer}");
+    // Payloads up to 1 MiB, as for a capture: one byte more is a 400 naming the payload.
+    let (status, answer) = env
+        .post(
+            &path,
+            json!({"payload": "x".repeat(1024 * 1024 + 1), "encoding": "text"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "payload");
+    // Reading dead letters is not enough (auditors have read:dlq only).
+    let auditor = env.user_token("auditor1", auth::Role::Auditor).await;
+    let (status, answer) = env
+        .call(
+            Method::POST,
+            &path,
+            Some(&auditor),
+            Some(json!({"payload": fixed, "encoding": "text"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(
+        answer["error"]["message"]
+            .as_str()
+            .map(|m| m.contains("write:dlq")),
+        Some(true),
+        "{answer}"
+    );
+    // A plain requeue with a note the entry would refuse publishes nothing either.
+    let (status, answer) = env
+        .post(
+            &format!("/dlq/{id}/resolve"),
+            json!({"requeue": true, "note": "n".repeat(2049)}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "note");
+    assert!(edit_events(&env.database_url, &id).await.is_empty());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        seen.requeued.load(Ordering::SeqCst),
+        0,
+        "nothing was published"
+    );
+
+    // The edit: published with the entry's headers, recorded with both hashes and who.
+    let (status, answer) = env
+        .post(
+            &path,
+            json!({"payload": fixed, "encoding": "text", "note": "n was a word"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["resolved"], true);
+    assert_eq!(answer["requeue_count"], 1);
+    assert_eq!(answer["edited"]["edited_by"], "http:admin");
+    let original_sha = domain::dlq::sha256_hex(original);
+    let edited_sha = domain::dlq::sha256_hex(fixed.as_bytes());
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            seen.requeued.load(Ordering::SeqCst) >= 1
+        })
+        .await,
+        "the worker receives the edited message"
+    );
+    {
+        let received = seen.requeued_messages.lock().unwrap();
+        let (payload, headers) = &received[0];
+        assert_eq!(payload.as_slice(), fixed.as_bytes(), "the edited bytes");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(header("Trace-Id").as_deref(), Some("trace-edit"));
+        assert_eq!(header("Cp-Dlq-Entry").as_deref(), Some(id.as_str()));
+        assert_eq!(
+            header("Nats-Msg-Id"),
+            Some(format!("dlq/{id}/1/{}", &edited_sha[..16]))
+        );
+    }
+    let events = edit_events(&env.database_url, &id).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["original_sha256"], original_sha.as_str());
+    assert_eq!(events[0]["edited_sha256"], edited_sha.as_str());
+    assert_eq!(events[0]["actor"], "http:admin");
+
+    // The entry: the captured payload as it was, the edit beside it, the history.
+    let position = answer["position"].as_i64().unwrap();
+    let (status, entry) = env.get(&format!("/dlq/{id}?min_position={position}")).await;
+    assert_eq!(status, StatusCode::OK, "{entry}");
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap()
+    };
+    assert_eq!(
+        b64(&entry["payload_base64"]),
+        original,
+        "the original stays"
+    );
+    assert_eq!(b64(&entry["edited"]["payload_base64"]), fixed.as_bytes());
+    assert_eq!(entry["edited"]["payload"], json!({"task": "t1", "n": 1}));
+    assert_eq!(entry["edited"]["sha256"], edited_sha.as_str());
+    assert_eq!(entry["edited"]["original_sha256"], original_sha.as_str());
+    assert_eq!(entry["edited"]["edited_by"], "http:admin");
+    assert_eq!(entry["note"], "n was a word");
+    let history = entry["history"].as_array().unwrap();
+    let actions: Vec<&str> = history
+        .iter()
+        .map(|h| h["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["captured", "edited", "requeued"]);
+    assert_eq!(history[1]["actor"], "http:admin");
+    assert_eq!(history[1]["original_sha256"], original_sha.as_str());
+    assert_eq!(history[1]["edited_sha256"], edited_sha.as_str());
+
+    // Resolved now: a second edited requeue is a conflict and publishes nothing.
+    let (status, answer) = env
+        .post(&path, json!({"payload": r#"{"n":2}"#, "encoding": "text"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(seen.requeued.load(Ordering::SeqCst), 1);
+    worker.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redrive_job_pauses_resumes_and_says_what_it_did_with_each_entry() {
+    let env = TestEnv::start().await;
+    let subject = format!("{}.task.redrive", env.prefix);
+    // A requeue may not publish on the control plane's own subjects: this one fails.
+    let forbidden = format!("{}.cmd.x.y", env.prefix);
+    let mut ids = Vec::new();
+    for (i, on) in [&subject, &forbidden, &subject, &subject, &subject]
+        .into_iter()
+        .enumerate()
+    {
+        let (status, body) = env
+            .post(
+                "/dlq",
+                json!({"original_subject": on, "payload": {"i": i}, "error": "E503 upstream", "attempts": 3}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        ids.push((
+            body["id"].as_str().unwrap().to_string(),
+            body["created_at"].as_str().unwrap().to_string(),
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for_open(&env, &env.base, &env.admin_token, 5).await;
+    // `until` the fourth entry's capture: the fifth stays out of the job.
+    let until = ids[3].1.clone();
+
+    let (status, answer) = env
+        .post(
+            "/dlq/redrive",
+            json!({"filter": {"error_contains": "E503", "since": until, "until": ids[0].1}, "rate": 1}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert_eq!(answer["error"]["field"], "filter.until");
+
+    let (status, job) = env
+        .post(
+            "/dlq/redrive",
+            json!({"filter": {"error_contains": "E503", "until": until}, "rate": 2}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["remaining"], 4, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let job_url = format!("{}/dlq/redrive/{id}", env.base);
+    let handled = |job: &Value| {
+        job["moved"].as_i64().unwrap_or(0)
+            + job["failed"].as_i64().unwrap_or(0)
+            + job["skipped"].as_i64().unwrap_or(0)
+    };
+
+    // Pause after the first entry: nothing more moves until it is resumed.
+    let (moved, _) = poll_json(
+        &env.http,
+        &job_url,
+        &env.admin_token,
+        Duration::from_secs(20),
+        |job| handled(job) >= 1,
+    )
+    .await;
+    assert!(moved, "the first entry is handled");
+    let (status, paused) = env
+        .post(&format!("/dlq/redrive/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused["state"], "paused");
+    assert_eq!(paused["state_changed_by"], "http:admin");
+    let (status, _) = env
+        .post(&format!("/dlq/redrive/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "pausing a paused job");
+    // An entry that was being moved at the pause still finishes; after that, nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, settled) = env.get(&format!("/dlq/redrive/{id}")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, still) = env.get(&format!("/dlq/redrive/{id}")).await;
+    assert_eq!(still["state"], "paused", "{still}");
+    assert_eq!(
+        handled(&still),
+        handled(&settled),
+        "nothing moved while paused: {still}"
+    );
+    assert!(handled(&still) < 4, "{still}");
+    let (_, results) = env.get(&format!("/dlq/redrive/{id}/results")).await;
+    assert_eq!(
+        results["items"].as_array().unwrap().len() as i64,
+        handled(&still),
+        "a result per counted entry: {results}"
+    );
+
+    // Resumed, it goes on from where it stopped and ends.
+    let (status, resumed) = env
+        .post(&format!("/dlq/redrive/{id}/resume"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{resumed}");
+    assert_eq!(resumed["state"], "running");
+    let (done, job) = poll_json(
+        &env.http,
+        &job_url,
+        &env.admin_token,
+        Duration::from_secs(30),
+        |job| job["state"] == "completed",
+    )
+    .await;
+    assert!(done, "{job}");
+    assert_eq!(
+        (
+            &job["moved"],
+            &job["failed"],
+            &job["skipped"],
+            &job["remaining"]
+        ),
+        (&json!(3), &json!(1), &json!(0), &json!(0)),
+        "{job}"
+    );
+    assert!(
+        job["last_error"].as_str().unwrap().starts_with(&ids[1].0),
+        "{job}"
+    );
+
+    // Per-entry results, in the job's order: which moved (with the message id), which
+    // failed and why.
+    let (status, results) = env.get(&format!("/dlq/redrive/{id}/results")).await;
+    assert_eq!(status, StatusCode::OK, "{results}");
+    let items = results["items"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = items
+        .iter()
+        .map(|r| {
+            (
+                r["entry_id"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ids[0].0.as_str(), "moved"),
+            (ids[1].0.as_str(), "failed"),
+            (ids[2].0.as_str(), "moved"),
+            (ids[3].0.as_str(), "moved"),
+        ]
+    );
+    assert_eq!(items[0]["message_id"], format!("dlq/{}/1", ids[0].0));
+    assert!(
+        items[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("of the control plane itself"),
+        "{}",
+        items[1]
+    );
+    assert!(results.get("next_after").is_none(), "{results}");
+    let (_, failed) = env
+        .get(&format!("/dlq/redrive/{id}/results?outcome=failed"))
+        .await;
+    assert_eq!(failed["items"].as_array().unwrap().len(), 1, "{failed}");
+    let (_, first) = env.get(&format!("/dlq/redrive/{id}/results?limit=3")).await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 3);
+    let after = first["next_after"].as_i64().expect("a next page");
+    let (_, rest) = env
+        .get(&format!("/dlq/redrive/{id}/results?after={after}"))
+        .await;
+    assert_eq!(rest["items"][0]["entry_id"], ids[3].0.as_str(), "{rest}");
+    // The entry captured after `until` is still open, and so is the failed one.
+    let (_, open) = env.get("/dlq?resolved=false").await;
+    let open_ids: Vec<&str> = open["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(open_ids, [ids[1].0.as_str(), ids[4].0.as_str()]);
+
+    // A finished job can be neither paused nor resumed nor cancelled.
+    for verb in ["pause", "resume", "cancel"] {
+        let (status, body) = env
+            .post(&format!("/dlq/redrive/{id}/{verb}"), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{verb}: {body}");
+    }
+    // A paused job can be cancelled; then it stays cancelled.
+    let (_, slow) = env
+        .post(
+            "/dlq/redrive",
+            json!({"filter": {"subject": subject}, "rate": 0.01}),
+        )
+        .await;
+    let slow = slow["id"].as_str().unwrap().to_string();
+    let (status, _) = env
+        .post(&format!("/dlq/redrive/{slow}/pause"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, cancelled) = env
+        .post(&format!("/dlq/redrive/{slow}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    assert!(cancelled["finished_at"].is_string(), "{cancelled}");
+    let (status, _) = env
+        .post(&format!("/dlq/redrive/{slow}/resume"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    // Bad input is named; readers see results but may not steer jobs.
+    for (path, field) in [
+        (format!("/dlq/redrive/{id}/results?limit=0"), "limit"),
+        (format!("/dlq/redrive/{id}/results?outcome=lost"), "outcome"),
+        (format!("/dlq/redrive/{id}/results?after=-1"), "after"),
+        ("/dlq/redrive/not-a-uuid/results".to_string(), "job"),
+    ] {
+        let (status, body) = env.get(&path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["field"], field, "{path}: {body}");
+    }
+    let (status, _) = env
+        .get(&format!("/dlq/redrive/{}/results", uuid::Uuid::now_v7()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let auditor = env.user_token("auditor2", auth::Role::Auditor).await;
+    let (status, _) = env
+        .call(
+            Method::GET,
+            &format!("/dlq/redrive/{id}/results"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = env
+        .call(
+            Method::POST,
+            &format!("/dlq/redrive/{slow}/pause"),
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

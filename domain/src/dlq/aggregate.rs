@@ -6,8 +6,8 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    compact_payload, decode_payload, validate_entry_id, validate_subject, DeadLetter, DlqCommand,
-    DlqEvent, Encoding, Requeue, Source, MAX_ATTEMPTS, MAX_ERROR_CHARS, MAX_HEADERS,
+    compact_payload, decode_payload, sha256_hex, validate_entry_id, validate_subject, DeadLetter,
+    DlqCommand, DlqEvent, Encoding, Requeue, Source, MAX_ATTEMPTS, MAX_ERROR_CHARS, MAX_HEADERS,
     MAX_HEADER_BYTES, MAX_HEADER_NAME, MAX_HEADER_VALUE, MAX_NOTE_CHARS, MAX_PAYLOAD_BYTES,
 };
 
@@ -15,7 +15,7 @@ use super::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryItem {
-    /// `captured`, `resolved`, `requeued` or `recaptured`.
+    /// `captured`, `resolved`, `requeued`, `edited` or `recaptured`.
     pub action: String,
     pub actor: String,
     pub at: DateTime<Utc>,
@@ -27,6 +27,22 @@ pub struct HistoryItem {
     pub source: Option<Source>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// `edited`: SHA-256 of the captured payload and of the edited one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_sha256: Option<String>,
+}
+
+/// A payload an operator put in place of the captured one; what requeues send.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditedPayload {
+    pub payload: String,
+    pub encoding: Encoding,
+    /// SHA-256 (hex) of its bytes.
+    pub sha256: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
 }
 
 /// A dead-letter entry.
@@ -52,6 +68,9 @@ pub struct DlqEntry {
     pub resolved_by: Option<String>,
     pub note: Option<String>,
     pub requeue_count: u32,
+    /// The latest edit of the payload, if any (`payload` stays the captured one).
+    #[serde(default)]
+    pub edited: Option<EditedPayload>,
     pub history: Vec<HistoryItem>,
 }
 
@@ -104,22 +123,26 @@ fn check_text(field: &'static str, text: &str) -> Result<(), DlqError> {
     Ok(())
 }
 
-fn check_letter(letter: &DeadLetter) -> Result<(), DlqError> {
-    validate_subject(&letter.original_subject).map_err(|m| invalid("original_subject", m))?;
-    let bytes =
-        decode_payload(letter.encoding, &letter.payload).map_err(|m| invalid("payload", m))?;
+/// A payload the entry may keep (captured or edited): its bytes, or what is wrong with it.
+fn check_payload(encoding: Encoding, payload: &str) -> Result<Vec<u8>, DlqError> {
+    let bytes = decode_payload(encoding, payload).map_err(|m| invalid("payload", m))?;
     if bytes.len() > MAX_PAYLOAD_BYTES {
         return Err(invalid(
             "payload",
             format!("must be at most {MAX_PAYLOAD_BYTES} bytes"),
         ));
     }
-    if letter.encoding == Encoding::Json
-        && serde_json::from_str::<serde::de::IgnoredAny>(&letter.payload).is_err()
+    if encoding == Encoding::Json && serde_json::from_str::<serde::de::IgnoredAny>(payload).is_err()
     {
         return Err(invalid("payload", "is not JSON but is marked as json"));
     }
-    check_text("payload", &letter.payload)?;
+    check_text("payload", payload)?;
+    Ok(bytes)
+}
+
+fn check_letter(letter: &DeadLetter) -> Result<(), DlqError> {
+    validate_subject(&letter.original_subject).map_err(|m| invalid("original_subject", m))?;
+    check_payload(letter.encoding, &letter.payload)?;
     check_text("error", &letter.error)?;
     if letter.error.trim().is_empty() {
         return Err(invalid("error", "must not be empty"));
@@ -204,6 +227,51 @@ impl DlqEntry {
         format!("dlq/{}/{}", self.id, self.requeue_count + 1)
     }
 
+    /// The `Nats-Msg-Id` of the next requeue of an edited payload: the plain id plus the
+    /// start of the edit's hash, so a retry of the same edit is dropped as a duplicate while
+    /// a different edit is not mistaken for it.
+    pub fn next_edited_message_id(&self, edited_sha256: &str) -> String {
+        let short = edited_sha256.get(..16).unwrap_or(edited_sha256);
+        format!("{}/{short}", self.next_message_id())
+    }
+
+    /// What a requeue publishes: the latest edit, else the captured payload.
+    pub fn requeue_payload(&self) -> (Encoding, &str) {
+        match &self.edited {
+            Some(edit) => (edit.encoding, &edit.payload),
+            None => (self.encoding, &self.payload),
+        }
+    }
+
+    /// The refusals a resolve and an edited requeue share: unknown, or resolved already.
+    fn check_open(&self, id: &str, now: DateTime<Utc>) -> Result<(), DlqError> {
+        if !self.exists() {
+            return Err(DlqError::NotFound(id.to_string()));
+        }
+        if self.resolved {
+            return Err(DlqError::AlreadyResolved {
+                id: id.to_string(),
+                by: self.resolved_by.clone().unwrap_or_default(),
+                at: self.resolved_at.unwrap_or(now),
+            });
+        }
+        Ok(())
+    }
+
+    /// An edited payload an edited requeue may send, checked before anything is published:
+    /// its bytes, or why not (a bad payload, or the very bytes a plain requeue sends).
+    pub fn check_edit(&self, encoding: Encoding, payload: &str) -> Result<Vec<u8>, DlqError> {
+        let bytes = check_payload(encoding, payload)?;
+        let (current_encoding, current) = self.requeue_payload();
+        if decode_payload(current_encoding, current).is_ok_and(|now| now == bytes) {
+            return Err(invalid(
+                "payload",
+                "is the payload a requeue sends already: nothing was edited",
+            ));
+        }
+        Ok(bytes)
+    }
+
     /// Decides what a command means for this entry. Pure.
     pub fn decide(&self, command: DlqCommand) -> Result<(Vec<DlqEvent>, DlqReply), DlqError> {
         validate_entry_id(command.id()).map_err(|e| invalid("id", e.to_string()))?;
@@ -265,46 +333,69 @@ impl DlqEntry {
                 actor,
                 now,
             } => {
-                if !self.exists() {
-                    return Err(DlqError::NotFound(id));
-                }
-                if self.resolved {
-                    return Err(DlqError::AlreadyResolved {
-                        id,
-                        by: self.resolved_by.clone().unwrap_or_default(),
-                        at: self.resolved_at.unwrap_or(now),
-                    });
-                }
-                if let Some(note) = &note {
-                    check_text("note", note)?;
-                    if note.chars().count() > MAX_NOTE_CHARS {
-                        return Err(invalid(
-                            "note",
-                            format!("must be at most {MAX_NOTE_CHARS} characters"),
-                        ));
-                    }
-                }
-                let requeued = requeue.is_some();
-                let (message_id, requeued_to) = match requeue {
-                    Some(Requeue {
-                        message_id,
-                        stored_in,
-                    }) => (Some(message_id), stored_in),
-                    None => (None, None),
-                };
-                let event = DlqEvent::DlqEntryResolved {
-                    id,
-                    note: note.filter(|n| !n.is_empty()),
-                    requeued,
-                    message_id,
-                    requeued_to,
-                    resolved: true,
-                    requeue_count: self.requeue_count + u32::from(requeued),
-                    actor,
-                    at: now,
-                };
+                self.check_open(&id, now)?;
+                check_note(note.as_deref())?;
+                let event = self.resolution(id, note, requeue, actor, now);
                 Ok(self.changed(vec![event]))
             }
+            DlqCommand::RequeueEdited {
+                id,
+                payload,
+                encoding,
+                note,
+                requeue,
+                actor,
+                now,
+            } => {
+                self.check_open(&id, now)?;
+                check_note(note.as_deref())?;
+                let bytes = self.check_edit(encoding, &payload)?;
+                let original_sha256 = decode_payload(self.encoding, &self.payload)
+                    .map(|b| sha256_hex(&b))
+                    .unwrap_or_default();
+                let (encoding, payload) = compact_payload(encoding, payload);
+                let edited = DlqEvent::DlqEntryPayloadEdited {
+                    id: id.clone(),
+                    payload,
+                    encoding,
+                    original_sha256,
+                    edited_sha256: sha256_hex(&bytes),
+                    actor: actor.clone(),
+                    at: now,
+                };
+                let resolved = self.resolution(id, note, Some(requeue), actor, now);
+                Ok(self.changed(vec![edited, resolved]))
+            }
+        }
+    }
+
+    /// The event that closes the entry, counting the requeue when there was one.
+    fn resolution(
+        &self,
+        id: String,
+        note: Option<String>,
+        requeue: Option<Requeue>,
+        actor: String,
+        now: DateTime<Utc>,
+    ) -> DlqEvent {
+        let requeued = requeue.is_some();
+        let (message_id, requeued_to) = match requeue {
+            Some(Requeue {
+                message_id,
+                stored_in,
+            }) => (Some(message_id), stored_in),
+            None => (None, None),
+        };
+        DlqEvent::DlqEntryResolved {
+            id,
+            note: note.filter(|n| !n.is_empty()),
+            requeued,
+            message_id,
+            requeued_to,
+            resolved: true,
+            requeue_count: self.requeue_count + u32::from(requeued),
+            actor,
+            at: now,
         }
     }
 
@@ -333,6 +424,19 @@ impl DlqEntry {
     }
 }
 
+fn check_note(note: Option<&str>) -> Result<(), DlqError> {
+    if let Some(note) = note {
+        check_text("note", note)?;
+        if note.chars().count() > MAX_NOTE_CHARS {
+            return Err(invalid(
+                "note",
+                format!("must be at most {MAX_NOTE_CHARS} characters"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The history line an event adds (shared with the read model, so both show the same).
 pub fn history_item(event: &DlqEvent) -> HistoryItem {
     match event {
@@ -350,6 +454,8 @@ pub fn history_item(event: &DlqEvent) -> HistoryItem {
             error: Some(error.clone()),
             source: source.clone(),
             message_id: None,
+            original_sha256: None,
+            edited_sha256: None,
         },
         DlqEvent::DlqEntryResolved {
             note,
@@ -367,6 +473,25 @@ pub fn history_item(event: &DlqEvent) -> HistoryItem {
             error: None,
             source: requeued_to.clone(),
             message_id: message_id.clone(),
+            original_sha256: None,
+            edited_sha256: None,
+        },
+        DlqEvent::DlqEntryPayloadEdited {
+            original_sha256,
+            edited_sha256,
+            actor,
+            at,
+            ..
+        } => HistoryItem {
+            action: "edited".into(),
+            actor: actor.clone(),
+            at: *at,
+            note: None,
+            error: None,
+            source: None,
+            message_id: None,
+            original_sha256: Some(original_sha256.clone()),
+            edited_sha256: Some(edited_sha256.clone()),
         },
         DlqEvent::DlqEntryRecaptured {
             error,
@@ -382,6 +507,8 @@ pub fn history_item(event: &DlqEvent) -> HistoryItem {
             error: Some(error.clone()),
             source: source.clone(),
             message_id: None,
+            original_sha256: None,
+            edited_sha256: None,
         },
     }
 }
@@ -451,6 +578,22 @@ impl Aggregate for DlqEntry {
                 self.resolved_by = Some(actor);
                 self.note = note;
                 self.requeue_count = requeue_count;
+            }
+            DlqEvent::DlqEntryPayloadEdited {
+                payload,
+                encoding,
+                edited_sha256,
+                actor,
+                at,
+                ..
+            } => {
+                self.edited = Some(EditedPayload {
+                    payload,
+                    encoding,
+                    sha256: edited_sha256,
+                    actor,
+                    at,
+                });
             }
             DlqEvent::DlqEntryRecaptured {
                 error,

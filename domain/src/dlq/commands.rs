@@ -46,12 +46,26 @@ pub enum DlqCommand {
         actor: String,
         now: DateTime<Utc>,
     },
+    /// Correct the payload, publish the correction on the original subject and close the
+    /// entry: `payload` (in `encoding`) is what `requeue` published. Refused when the entry
+    /// is resolved, or when the payload is the one a plain requeue would send.
+    RequeueEdited {
+        id: String,
+        payload: String,
+        encoding: Encoding,
+        note: Option<String>,
+        requeue: Requeue,
+        actor: String,
+        now: DateTime<Utc>,
+    },
 }
 
 impl DlqCommand {
     pub fn id(&self) -> &str {
         match self {
-            DlqCommand::Capture { id, .. } | DlqCommand::Resolve { id, .. } => id,
+            DlqCommand::Capture { id, .. }
+            | DlqCommand::Resolve { id, .. }
+            | DlqCommand::RequeueEdited { id, .. } => id,
         }
     }
 }

@@ -81,6 +81,22 @@ pub enum DlqEvent {
         actor: String,
         at: DateTime<Utc>,
     },
+    /// An operator corrected the payload before requeueing it (always followed, in the same
+    /// command, by the [`DlqEvent::DlqEntryResolved`] of that requeue). The entry keeps its
+    /// captured payload, readable as it was; requeues send this one from now on.
+    DlqEntryPayloadEdited {
+        id: String,
+        /// The edited payload in `encoding`; byte-exact.
+        payload: String,
+        encoding: Encoding,
+        /// SHA-256 (lowercase hex) of the captured payload's bytes.
+        original_sha256: String,
+        /// SHA-256 (lowercase hex) of the edited payload's bytes.
+        edited_sha256: String,
+        /// Who edited.
+        actor: String,
+        at: DateTime<Utc>,
+    },
     /// A requeued message died again: its entry is open again with the new failure.
     DlqEntryRecaptured {
         id: String,
@@ -103,6 +119,7 @@ impl DlqEvent {
         match self {
             DlqEvent::DlqEntryCaptured { id, .. }
             | DlqEvent::DlqEntryResolved { id, .. }
+            | DlqEvent::DlqEntryPayloadEdited { id, .. }
             | DlqEvent::DlqEntryRecaptured { id, .. } => id,
         }
     }
@@ -113,6 +130,7 @@ impl DomainEvent for DlqEvent {
         match self {
             DlqEvent::DlqEntryCaptured { .. } => "DlqEntryCaptured",
             DlqEvent::DlqEntryResolved { .. } => "DlqEntryResolved",
+            DlqEvent::DlqEntryPayloadEdited { .. } => "DlqEntryPayloadEdited",
             DlqEvent::DlqEntryRecaptured { .. } => "DlqEntryRecaptured",
         }
         .to_string()

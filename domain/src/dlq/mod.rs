@@ -10,6 +10,10 @@
 //! message that dies again names its entry in a header, and reopens that entry instead of
 //! making a new one (`DlqEntryRecaptured`), so the count says how often a message came back.
 //!
+//! An operator may correct the payload before a requeue ([`DlqCommand::RequeueEdited`]): the
+//! entry keeps the captured payload, records the edited one with both SHA-256 hashes and who
+//! edited (`DlqEntryPayloadEdited`), and every later requeue sends the edited bytes.
+//!
 //! Payloads are kept byte-exact: JSON as its exact text, other UTF-8 as text, anything else
 //! as base64 ([`Encoding`]).
 
@@ -17,7 +21,7 @@ mod aggregate;
 mod commands;
 mod events;
 
-pub use aggregate::{history_item, DlqEntry, DlqError, DlqReply, HistoryItem};
+pub use aggregate::{history_item, DlqEntry, DlqError, DlqReply, EditedPayload, HistoryItem};
 pub use commands::{DeadLetter, DlqCommand, Requeue};
 pub use events::{DlqEvent, Encoding, Source};
 
@@ -157,6 +161,12 @@ pub fn payload_base64(encoding: Encoding, payload: &str) -> String {
             base64::engine::general_purpose::STANDARD.encode(payload.as_bytes())
         }
     }
+}
+
+/// SHA-256 of bytes, lowercase hex: how edit events name the payloads they replace.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 /// The original bytes of a kept payload.

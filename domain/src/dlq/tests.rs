@@ -478,3 +478,203 @@ fn headers_are_refused_past_their_total_size() {
         "{refused:?}"
     );
 }
+
+// ---- edit, then requeue ----------------------------------------------------------------
+
+const FIXED: &str = r#"{"task":"t1","retries":0}"#;
+
+fn sha(bytes: &[u8]) -> String {
+    crate::dlq::sha256_hex(bytes)
+}
+
+fn requeue_edited(payload: &str, encoding: Encoding) -> DlqCommand {
+    DlqCommand::RequeueEdited {
+        id: id(),
+        payload: payload.into(),
+        encoding,
+        note: Some("schema fixed by hand".into()),
+        requeue: Requeue {
+            message_id: format!("dlq/{}/1/{}", id(), &sha(payload.as_bytes())[..16]),
+            stored_in: Some(source(101)),
+        },
+        actor: "http:ops1".into(),
+        now: at(60),
+    }
+}
+
+fn edited(payload: &str) -> DlqEvent {
+    DlqEvent::DlqEntryPayloadEdited {
+        id: id(),
+        payload: payload.into(),
+        encoding: Encoding::Json,
+        original_sha256: sha(br#"{"task":"t1"}"#),
+        edited_sha256: sha(payload.as_bytes()),
+        actor: "http:ops1".into(),
+        at: at(60),
+    }
+}
+
+fn requeued_edited(payload: &str, n: u32) -> DlqEvent {
+    DlqEvent::DlqEntryResolved {
+        id: id(),
+        note: Some("schema fixed by hand".into()),
+        requeued: true,
+        message_id: Some(format!(
+            "dlq/{}/{n}/{}",
+            id(),
+            &sha(payload.as_bytes())[..16]
+        )),
+        requeued_to: Some(source(101)),
+        resolved: true,
+        requeue_count: n,
+        actor: "http:ops1".into(),
+        at: at(60),
+    }
+}
+
+#[test]
+fn an_edited_requeue_records_both_hashes_and_who_edited_then_the_requeue() {
+    DlqTest::with(())
+        .given(vec![captured()])
+        .when(requeue_edited(FIXED, Encoding::Json))
+        .then_expect_events(vec![edited(FIXED), requeued_edited(FIXED, 1)]);
+}
+
+#[test]
+fn the_captured_payload_stays_readable_after_an_edit() {
+    let entry = fold(&[captured(), edited(FIXED), requeued_edited(FIXED, 1)]);
+    assert_eq!(entry.payload, r#"{"task":"t1"}"#);
+    assert_eq!(entry.encoding, Encoding::Json);
+    let edit = entry.edited.as_ref().expect("the edit is kept");
+    assert_eq!(
+        (edit.payload.as_str(), edit.actor.as_str(), edit.at),
+        (FIXED, "http:ops1", at(60))
+    );
+    assert_eq!(edit.sha256, sha(FIXED.as_bytes()));
+    let actions: Vec<&str> = entry.history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(actions, ["captured", "edited", "requeued"]);
+    assert_eq!(
+        entry.history[1].original_sha256.as_deref(),
+        Some(sha(br#"{"task":"t1"}"#).as_str())
+    );
+    assert_eq!(
+        entry.history[1].edited_sha256.as_deref(),
+        Some(sha(FIXED.as_bytes()).as_str())
+    );
+}
+
+#[test]
+fn a_later_requeue_sends_the_edited_bytes() {
+    let entry = fold(&[
+        captured(),
+        edited(FIXED),
+        requeued_edited(FIXED, 1),
+        recaptured(101, 1, 10),
+    ]);
+    assert_eq!(entry.requeue_payload(), (Encoding::Json, FIXED));
+    assert_eq!(fold(&[captured()]).requeue_payload().1, r#"{"task":"t1"}"#);
+}
+
+#[test]
+fn an_edit_that_changes_no_byte_is_refused() {
+    let command = requeue_edited(r#"{"task":"t1"}"#, Encoding::Json);
+    assert_eq!(
+        invalid_field(error_of(vec![captured()], command)),
+        "payload"
+    );
+    // After an edit, the edit is what would be sent: the same edit again is no edit.
+    let given = vec![
+        captured(),
+        edited(FIXED),
+        requeued_edited(FIXED, 1),
+        recaptured(101, 1, 10),
+    ];
+    let command = requeue_edited(FIXED, Encoding::Json);
+    assert_eq!(invalid_field(error_of(given.clone(), command)), "payload");
+    // Going back to the captured bytes is an edit.
+    assert!(fold(&given)
+        .decide(requeue_edited(r#"{"task":"t1"}"#, Encoding::Json))
+        .is_ok());
+}
+
+#[test]
+fn an_edit_of_a_resolved_entry_is_refused() {
+    DlqTest::with(())
+        .given(vec![captured(), requeued(1)])
+        .when(requeue_edited(FIXED, Encoding::Json))
+        .then_expect_error(DlqError::AlreadyResolved {
+            id: id(),
+            by: "http:ops1".into(),
+            at: at(60),
+        });
+}
+
+#[test]
+fn an_edit_of_an_unknown_entry_is_not_found() {
+    DlqTest::with(())
+        .given_no_previous_events()
+        .when(requeue_edited(FIXED, Encoding::Json))
+        .then_expect_error(DlqError::NotFound(id()));
+}
+
+#[test]
+fn an_edited_payload_is_checked_like_a_captured_one() {
+    for (payload, encoding) in [
+        ("{not json", Encoding::Json),
+        ("a\0b", Encoding::Text),
+        ("@@", Encoding::Base64),
+    ] {
+        let command = requeue_edited(payload, encoding);
+        assert_eq!(
+            invalid_field(error_of(vec![captured()], command)),
+            "payload",
+            "{payload:?}"
+        );
+    }
+    let too_big = "x".repeat(MAX_PAYLOAD_BYTES + 1);
+    let command = requeue_edited(&too_big, Encoding::Text);
+    assert_eq!(
+        invalid_field(error_of(vec![captured()], command)),
+        "payload"
+    );
+}
+
+#[test]
+fn an_edited_requeue_checks_its_note() {
+    let mut command = requeue_edited(FIXED, Encoding::Json);
+    if let DlqCommand::RequeueEdited { note, .. } = &mut command {
+        *note = Some("n".repeat(MAX_NOTE_CHARS + 1));
+    }
+    assert_eq!(invalid_field(error_of(vec![captured()], command)), "note");
+}
+
+#[test]
+fn the_edited_message_id_carries_the_start_of_the_edits_hash() {
+    let entry = fold(&[captured()]);
+    let hash = sha(FIXED.as_bytes());
+    assert_eq!(
+        entry.next_edited_message_id(&hash),
+        format!("dlq/{}/1/{}", id(), &hash[..16])
+    );
+}
+
+#[test]
+fn a_maximal_edited_payload_fits_in_an_event() {
+    for (what, letter) in maximal_letters() {
+        let (events, _) = fold(&[captured()])
+            .decide(DlqCommand::RequeueEdited {
+                id: id(),
+                payload: letter.payload,
+                encoding: letter.encoding,
+                note: Some("\u{1}".repeat(MAX_NOTE_CHARS)),
+                requeue: requeue(1),
+                actor: "http:ops1".into(),
+                now: t0(),
+            })
+            .unwrap_or_else(|e| panic!("{what} is accepted: {e}"));
+        for event in &events {
+            let size = serde_json::to_vec(event).unwrap().len();
+            assert!(size <= crate::MAX_EVENT_BYTES, "{what}: {size} bytes");
+        }
+    }
+}

@@ -41,12 +41,17 @@ export function buildUrl(path: string, query?: Query): string {
 }
 
 /**
- * One JSON request. The session is the HttpOnly `cp_session` cookie; the token is never held
- * in script. `X-Requested-With` is the server's CSRF check on cookie-authenticated writes.
+ * One request, answered with a success status: the session is the HttpOnly `cp_session`
+ * cookie (the token is never held in script); `X-Requested-With` is the server's CSRF check on
+ * cookie-authenticated writes. An error status becomes an {@link ApiError} from the server's
+ * JSON error body (a 401 outside login also ends the session in the store).
  */
-export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
+export async function fetchOk(
+  path: string,
+  opts: RequestOptions & { accept?: string } = {},
+): Promise<Response> {
   const headers: Record<string, string> = {
-    Accept: 'application/json',
+    Accept: opts.accept ?? 'application/json',
     'X-Requested-With': 'XMLHttpRequest',
   };
   if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
@@ -57,6 +62,7 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
     credentials: 'same-origin',
     signal: opts.signal,
   });
+  if (res.ok) return res;
   const text = await res.text();
   let data: unknown = undefined;
   try {
@@ -64,15 +70,22 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
   } catch {
     data = undefined;
   }
-  if (!res.ok) {
-    const err = (data as { error?: { code?: string; message?: string; field?: string } })?.error;
-    if (res.status === 401 && !opts.expect401) onUnauthenticated();
-    throw new ApiError(
-      res.status,
-      err?.code ?? 'http_' + res.status,
-      err?.message ?? res.statusText ?? 'request failed',
-      err?.field,
-    );
+  const err = (data as { error?: { code?: string; message?: string; field?: string } })?.error;
+  if (res.status === 401 && !opts.expect401) onUnauthenticated();
+  throw new ApiError(
+    res.status,
+    err?.code ?? 'http_' + res.status,
+    err?.message ?? res.statusText ?? 'request failed',
+    err?.field,
+  );
+}
+
+/** One JSON request (see {@link fetchOk}): the parsed answer. */
+export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
+  const text = await (await fetchOk(path, opts)).text();
+  try {
+    return (text ? JSON.parse(text) : undefined) as T;
+  } catch {
+    return undefined as T;
   }
-  return data as T;
 }

@@ -304,6 +304,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/audit/verify/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * `GET /audit/verify` for long logs: the same verification, its progress streamed as NDJSON
+         *     lines while it runs, the report last. One request, no state kept on the server: a reader
+         *     that goes away stops the verification (its next progress report finds nobody listening).
+         * @description Access: a token with the `read:audit` permission.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description NDJSON: `{"type":"progress","phase","done","total"}` lines while it runs (at most every 250 ms), then one `{"type":"result","report":{…}}` (as `GET /audit/verify`) or `{"type":"error","message"}` */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/x-ndjson": components["schemas"]["VerifyLine"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/login": {
         parameters: {
             query?: never;
@@ -1916,6 +2002,11 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
+                    /**
+                     * @description `all` (default), `openings` (each opening with its cause) or `overrides` (operators'
+                     *     resets, forced openings and disablings, with who and why).
+                     */
+                    kind?: "all" | "openings" | "overrides";
                     /** @description Transitions in the answer, newest first, 1-100 (default 10). */
                     limit?: number;
                 };
@@ -2391,6 +2482,130 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/dlq/{id}/requeue_edited": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Access: a token with the `write:dlq` permission. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Entry id */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["RequeueEditedRequest"];
+                };
+            };
+            responses: {
+                /** @description The edited payload was published on the original subject with the entry's headers; the edit (SHA-256 of both payloads, who) and the resolution are recorded; the captured payload stays readable */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EntryResponse"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such entry */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Already resolved */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Body over 1.5 MiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/dlq/{id}/resolve": {
         parameters: {
             query?: never;
@@ -2845,7 +3060,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description Cancelled */
+                /** @description Cancelled (from running or paused); an entry being moved still finishes */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -2891,6 +3106,337 @@ export interface paths {
                     };
                 };
                 /** @description The job already ended */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dlq/redrive/{job}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Access: a token with the `write:dlq` permission. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Redrive job id (UUID) */
+                    job: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Paused: no further entry moves until it is resumed */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RedriveJob"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such job */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The job is not running */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dlq/redrive/{job}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Access: a token with the `read:dlq` permission. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Results after this `n` (the previous page's `next_after`); default: from the start. */
+                    after?: number;
+                    /** @description Results per page, 1-1000 (default 100). */
+                    limit?: number;
+                    /** @description Only entries with this outcome. */
+                    outcome?: components["schemas"]["RedriveOutcome"];
+                };
+                header?: never;
+                path: {
+                    /** @description Redrive job id (UUID) */
+                    job: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description What the job did with each entry, in its order: moved (with the requeue's message id), skipped or failed, and why */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RedriveResults"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such job */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/dlq/redrive/{job}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Access: a token with the `write:dlq` permission. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description Redrive job id (UUID) */
+                    job: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Running again from where it stopped */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RedriveJob"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No such job */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The job is not paused */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -3825,6 +4371,99 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sandbox/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Access: a token with the `execute:code` permission. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Runs in the answer, newest first, 1-100 (default 20). */
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller's own latest runs, newest first, from the audit log (a run shows once the sandbox's report is recorded, normally within a second) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SandboxRunsResponse"];
+                    };
+                };
+                /** @description Invalid input; `field` names it */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description No token, or an invalid or expired one */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description The token lacks the permission */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Over the role's or the login rate limit; see Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description Unexpected; logged with the id the message quotes */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description A dependency is busy or away; nothing was applied; see Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/stats": {
         parameters: {
             query?: never;
@@ -4650,10 +5289,23 @@ export interface components {
         BreakerState: "CLOSED" | "OPEN" | "HALF_OPEN" | "FORCED_OPEN" | "DISABLED";
         /** @description One entry of `GET /circuit-breakers`. */
         BreakerSummaryBody: {
+            /**
+             * Format: double
+             * @description `recent_failures / recent_calls` (0-1); absent without calls.
+             */
+            failure_rate?: number | null;
             /** Format: int32 */
             failures: number;
             /** Format: date-time */
             next_retry?: string | null;
+            /**
+             * Format: int64
+             * @description Calls reported over the last five minutes (every process's counts, stored every
+             *     `EXPIRY_INTERVAL_MS`), and how many of them failed.
+             */
+            recent_calls: number;
+            /** Format: int64 */
+            recent_failures: number;
             state: string;
         };
         /** @description One tenant/project. */
@@ -4818,6 +5470,20 @@ export interface components {
             /** Format: int64 */
             total: number;
         };
+        /** @description The edited payload of an entry (`GET /dlq/{id}`): what requeues send since the edit. */
+        EditedBody: {
+            /** Format: date-time */
+            edited_at: string;
+            edited_by: string;
+            encoding: components["schemas"]["Encoding"];
+            original_sha256: string;
+            /** @description Like the entry's `payload`: the JSON value, or the text or base64 string. */
+            payload: unknown;
+            /** @description Its exact bytes, base64-encoded. */
+            payload_base64: string;
+            /** @description SHA-256 (hex) of the edited bytes, and of the captured ones. */
+            sha256: string;
+        };
         /**
          * @description How a payload is kept (see [`super::encode_payload`]).
          * @enum {string}
@@ -4834,6 +5500,7 @@ export interface components {
             consumer?: string | null;
             /** Format: date-time */
             created_at: string;
+            edited?: components["schemas"]["EditedBody"] | null;
             encoding: components["schemas"]["Encoding"];
             error: string;
             headers?: {
@@ -4959,14 +5626,17 @@ export interface components {
         };
         /** @description One step of an entry's life, as `GET /dlq/{id}` shows it. */
         HistoryItem: {
-            /** @description `captured`, `resolved`, `requeued` or `recaptured`. */
+            /** @description `captured`, `resolved`, `requeued`, `edited` or `recaptured`. */
             action: string;
             actor: string;
             /** Format: date-time */
             at: string;
+            edited_sha256?: string | null;
             error?: string | null;
             message_id?: string | null;
             note?: string | null;
+            /** @description `edited`: SHA-256 of the captured payload and of the edited one. */
+            original_sha256?: string | null;
             source?: components["schemas"]["Source"] | null;
         };
         /**
@@ -5139,6 +5809,12 @@ export interface components {
             since?: string | null;
             /** @description The exact original subject. */
             subject?: string | null;
+            /**
+             * Format: date-time
+             * @description Entries created at or before this instant (a job never moves entries created after it
+             *     started either).
+             */
+            until?: string | null;
         };
         /** @description A job as `GET /dlq/redrive/{job}` shows it. */
         RedriveJob: {
@@ -5173,11 +5849,18 @@ export interface components {
              * @description Entries resolved by someone else before the job reached them.
              */
             skipped: number;
-            /** @description `running`, `cancelled` or `completed`. */
+            /** @description `running`, `paused`, `cancelled` or `completed`. */
             state: string;
+            /** @description Who paused, resumed or cancelled it last. */
+            state_changed_by?: string | null;
             /** Format: date-time */
             updated_at: string;
         };
+        /**
+         * @description What a job did with one entry.
+         * @enum {string}
+         */
+        RedriveOutcome: "moved" | "skipped" | "failed";
         /** @description `POST /dlq/redrive`: `{"filter"?, "rate"}` (messages per second). */
         RedriveRequest: {
             filter?: components["schemas"]["RedriveFilter"];
@@ -5186,6 +5869,28 @@ export interface components {
              * @description Messages per second, 0.001-1000.
              */
             rate: number;
+        };
+        /** @description One entry a job handled, in the order it did (`n`). */
+        RedriveResult: {
+            /** Format: date-time */
+            at: string;
+            entry_id: string;
+            /** @description The `Nats-Msg-Id` of the requeue (moved entries). */
+            message_id?: string | null;
+            /** Format: int64 */
+            n: number;
+            outcome: components["schemas"]["RedriveOutcome"];
+            /** @description Why it failed or was skipped. */
+            reason?: string | null;
+        };
+        /** @description `GET /dlq/redrive/{job}/results`: a page of results, and where the next one starts. */
+        RedriveResults: {
+            items: components["schemas"]["RedriveResult"][];
+            /**
+             * Format: int64
+             * @description Pass as `after` for the next page (absent: this was the last one for now).
+             */
+            next_after?: number | null;
         };
         ReleaseRequest: {
             /** Format: uuid */
@@ -5225,6 +5930,18 @@ export interface components {
              * @description How many minutes (the current one included) the figures cover.
              */
             window_minutes: number;
+        };
+        /**
+         * @description `POST /dlq/{id}/requeue_edited`: `{"payload", "encoding"?, "note"?}`. The payload is read
+         *     like a capture's: with `"encoding":"text"` (what the dashboard sends) a string whose exact
+         *     UTF-8 bytes are published, with `"base64"` exact bytes, by default (`"json"`) any JSON
+         *     value, sent as its compact text.
+         */
+        RequeueEditedRequest: {
+            encoding?: components["schemas"]["PayloadEncoding"] | null;
+            /** @description Why; kept in the entry's history with the resolution. */
+            note?: string | null;
+            payload: unknown;
         };
         ReservationsResponse: {
             items: components["schemas"]["OpenReservationBody"][];
@@ -5355,6 +6072,36 @@ export interface components {
             max_timeout: number;
             /** Format: int64 */
             pids_limit: number;
+        };
+        /** @description One of the caller's runs, as the sandbox reported it (without the code itself). */
+        SandboxRunBody: {
+            /** @description When the run ended (the sandbox's clock). */
+            at: string;
+            /** Format: int64 */
+            code_bytes: number;
+            code_sha256: string;
+            /** Format: int64 */
+            duration_ms: number;
+            /** Format: int64 */
+            exit_code?: number | null;
+            /** @description The report's id (the `SandboxRun` aggregate). */
+            id: string;
+            language: string;
+            oom_killed: boolean;
+            /** @description `ok`, `exit_nonzero`, `timeout`, `oom` or `error`. */
+            outcome: string;
+            /**
+             * Format: int64
+             * @description The event's place in the audit log.
+             */
+            position: number;
+            timed_out: boolean;
+            truncated: boolean;
+        };
+        /** @description `GET /sandbox/runs`. */
+        SandboxRunsResponse: {
+            /** @description Newest first. */
+            runs: components["schemas"]["SandboxRunBody"][];
         };
         SetLimitRequest: {
             project_id: string;
@@ -5584,6 +6331,38 @@ export interface components {
             /** Format: int64 */
             sequence: number;
             stored_hash?: string | null;
+        };
+        /** @description One line of `GET /audit/verify/stream`. */
+        VerifyLine: (components["schemas"]["VerifyProgress"] & {
+            /** @enum {string} */
+            type: "progress";
+        }) | {
+            report: components["schemas"]["VerifyReport"];
+            /** @enum {string} */
+            type: "result";
+        } | {
+            message: string;
+            /** @enum {string} */
+            type: "error";
+        };
+        /** @description Where a running verification is: `GET /audit/verify/stream` sends these as it goes. */
+        VerifyProgress: {
+            /**
+             * Format: int64
+             * @description Events of this phase checked so far.
+             */
+            done: number;
+            /**
+             * @description `chains`: every aggregate's chain, every event of the log; `checkpoints`: the running
+             *     hash in commit order, up to the newest global checkpoint.
+             */
+            phase: string;
+            /**
+             * Format: int64
+             * @description Events this phase reads (counted when it starts; events appended meanwhile are not
+             *     in it).
+             */
+            total: number;
         };
         /** @description The outcome of recomputing every chain. */
         VerifyReport: {

@@ -1,4 +1,5 @@
 import { memo, useState } from 'react';
+import { Link as RouterLink } from 'react-router-dom';
 import {
   Box,
   Card,
@@ -6,15 +7,66 @@ import {
   CardContent,
   Chip,
   LinearProgress,
+  Link,
   Stack,
   Typography,
 } from '@mui/material';
 import { PermissionButton } from '@/components/PermissionButton';
 import { fmtDuration, fmtInt, fmtTime } from '@/lib/format';
 import { perm } from '@/lib/permissions';
+import { useCan } from '@/lib/session';
 import type { AdminAction } from '../api/admin';
 import type { Breaker, BreakerState } from '../api/breaker';
-import { Transitions } from './Transitions';
+import type { BreakerList } from '../api/list';
+import type { TransitionKind } from '../api/transitions';
+import { auditOfBreaker, Transitions } from './Transitions';
+
+/** Calls reported over the last five minutes (from `GET /circuit-breakers`). */
+export type RecentCalls = Pick<
+  BreakerList['breakers'][string],
+  'recent_calls' | 'recent_failures' | 'failure_rate'
+>;
+
+/** A disclosure that reads its transitions only once opened. */
+function TransitionsDisclosure({
+  name,
+  kind,
+  label,
+}: {
+  name: string;
+  kind: TransitionKind;
+  label: string;
+}) {
+  const [open, setOpen] = useState(false);
+  return (
+    <Box
+      component="details"
+      sx={{ mt: 1, '& summary': { cursor: 'pointer' } }}
+      onToggle={(e) => setOpen((e.currentTarget as HTMLDetailsElement).open)}
+    >
+      <Typography component="summary" variant="body2">
+        {label}
+      </Typography>
+      {open && <Transitions name={name} kind={kind} />}
+    </Box>
+  );
+}
+
+function FailureRate({ calls }: { calls: RecentCalls | undefined }) {
+  if (!calls || calls.recent_calls === 0)
+    return (
+      <Typography variant="body2" color="text.secondary" data-testid="failure-rate">
+        No calls reported in the last 5 minutes
+      </Typography>
+    );
+  const rate = Math.round((calls.failure_rate ?? 0) * 1000) / 10;
+  return (
+    <Typography variant="body2" data-testid="failure-rate">
+      Failure rate (5 min): <strong>{rate}%</strong> of {fmtInt(calls.recent_calls)}{' '}
+      {calls.recent_calls === 1 ? 'call' : 'calls'} ({fmtInt(calls.recent_failures)} failed)
+    </Typography>
+  );
+}
 
 const colour: Record<BreakerState, 'success' | 'error' | 'warning' | 'default'> = {
   CLOSED: 'success',
@@ -35,14 +87,16 @@ export const stateLabel: Record<BreakerState, string> = {
 /** One breaker: state, failures against the threshold, the countdown to half-open, actions. */
 export const BreakerCard = memo(function BreakerCard({
   b,
+  calls,
   now,
   onAction,
 }: {
   b: Breaker;
+  calls: RecentCalls | undefined;
   now: number;
   onAction: (name: string, action: AdminAction) => void;
 }) {
-  const [showTransitions, setShowTransitions] = useState(false);
+  const audit = useCan(perm.readAudit);
   const threshold = b.config.failure_threshold;
   const pct = Math.min(100, (b.failures / threshold) * 100);
   const retryIn = b.next_retry ? new Date(b.next_retry).getTime() - now : null;
@@ -92,10 +146,26 @@ export const BreakerCard = memo(function BreakerCard({
             sx={{ mt: 0.5, height: 6, borderRadius: 3 }}
           />
         </Box>
+        <Box sx={{ mt: 1 }}>
+          <FailureRate calls={calls} />
+        </Box>
         {b.state === 'OPEN' && retryIn !== null && (
-          <Typography variant="body2" sx={{ mt: 1 }} role="timer" aria-live="off">
-            Half-open in {fmtDuration(retryIn)}
-          </Typography>
+          <Box sx={{ mt: 1 }}>
+            <Typography variant="body2" role="timer" aria-live="off">
+              Half-open in {fmtDuration(Math.max(0, retryIn))}
+              {b.next_retry ? ` (at ${fmtTime(b.next_retry)})` : ''}
+            </Typography>
+            <LinearProgress
+              variant="determinate"
+              value={Math.min(
+                100,
+                Math.max(0, 100 - (retryIn / (b.config.open_seconds * 1000)) * 100),
+              )}
+              color="error"
+              aria-label={`Time until ${b.name} turns half-open`}
+              sx={{ mt: 0.5, height: 4, borderRadius: 2 }}
+            />
+          </Box>
         )}
         {b.state === 'HALF_OPEN' && (
           <Typography variant="body2" sx={{ mt: 1 }}>
@@ -112,16 +182,15 @@ export const BreakerCard = memo(function BreakerCard({
           {b.changed_at ? `Changed ${fmtTime(b.changed_at)} by ${b.changed_by ?? '?'}` : ''} · opens
           after {fmtInt(threshold)} failures for {fmtDuration(b.config.open_seconds * 1000)}
         </Typography>
-        <Box
-          component="details"
-          sx={{ mt: 1, '& summary': { cursor: 'pointer' } }}
-          onToggle={(e) => setShowTransitions((e.currentTarget as HTMLDetailsElement).open)}
-        >
-          <Typography component="summary" variant="body2">
-            Last transitions
+        <TransitionsDisclosure name={b.name} kind="openings" label="Last 10 openings" />
+        <TransitionsDisclosure name={b.name} kind="overrides" label="Forced changes (who, why)" />
+        {audit && (
+          <Typography variant="body2" sx={{ mt: 1 }}>
+            <Link component={RouterLink} to={auditOfBreaker(b.name)}>
+              Every event of {b.name} in the audit log
+            </Link>
           </Typography>
-          {showTransitions && <Transitions name={b.name} />}
-        </Box>
+        )}
       </CardContent>
       <CardActions sx={{ flexWrap: 'wrap', gap: 1 }}>
         <PermissionButton

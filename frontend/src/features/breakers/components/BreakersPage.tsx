@@ -233,6 +233,7 @@ export default function BreakersPage() {
             <BreakerCard
               key={b.name}
               b={b}
+              calls={list.data?.breakers[b.name]}
               now={now}
               onAction={(name, action) => setAsk({ name, action })}
             />

@@ -131,20 +131,19 @@ export default function DlqPage() {
     if (hasNextPage && !isFetchingNextPage) void fetchNextPage();
   }, [hasNextPage, isFetchingNextPage, fetchNextPage]);
 
-  // Redrive takes subject, error text and "since" (open entries captured up to the job's start).
+  // Redrive takes the list's filter (open entries captured up to the job's start at the latest).
   const redriveFilter: RedriveFilter = {
     subject: filter.subject,
     error_contains: filter.error_contains,
     since: filter.since,
+    until: filter.until,
   };
   const redriveBlocked =
     view.status !== 'open'
       ? 'Redrive moves open entries: show the open ones to redrive them'
-      : view.until
-        ? 'A redrive cannot stop at a time: clear “Captured until” to redrive'
-        : total === 0
-          ? 'Nothing to redrive'
-          : undefined;
+      : total === 0
+        ? 'Nothing to redrive'
+        : undefined;
   const filtered = !!(view.subject || view.error || view.since || view.until);
   const showGroup = (g: DlqGroup) =>
     set({ view: 'entries', status: 'open', subject: g.original_subject, error: g.error });
@@ -154,7 +153,13 @@ export default function DlqPage() {
       <Typography variant="h4" component="h1">
         Dead letters
       </Typography>
-      {view.job && <RedriveProgress id={view.job} onDismiss={() => set({ job: undefined })} />}
+      {view.job && (
+        <RedriveProgress
+          id={view.job}
+          onDismiss={() => set({ job: undefined })}
+          onOpenEntry={(id) => set({ entry: id })}
+        />
+      )}
       <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
         <Stack spacing={2}>
           <Tabs

@@ -27,38 +27,71 @@ import { perm } from '@/lib/permissions';
 import { toast } from '@/lib/ui';
 import { useDlqEntry, type DlqEntryDetail } from '../api/entry';
 import { useResolveEntry } from '../api/resolve';
+import { EditRequeueForm } from './EditRequeueForm';
 import { bytesOf, hexDump, prettyJson, textOf } from './payload';
 
 type PayloadView = 'json' | 'text' | 'hex';
 const HEX_MAX = 64 * 1024;
 
+/**
+ * The payload (JSON, text or hex of its exact bytes). An edited entry shows the edit by
+ * default and the captured payload on demand: the original stays readable.
+ */
 function Payload({ entry }: { entry: DlqEntryDetail }) {
+  const [which, setWhich] = useState<'edited' | 'captured'>(entry.edited ? 'edited' : 'captured');
+  const shownPayload =
+    which === 'edited' && entry.edited
+      ? {
+          payload: entry.edited.payload,
+          encoding: entry.edited.encoding,
+          base64: entry.edited.payload_base64,
+        }
+      : { payload: entry.payload, encoding: entry.encoding, base64: entry.payload_base64 ?? '' };
   const [view, setView] = useState<PayloadView>(entry.encoding === 'json' ? 'json' : 'text');
-  const bytes = useMemo(() => bytesOf(entry.payload_base64 ?? ''), [entry.payload_base64]);
+  const bytes = useMemo(() => bytesOf(shownPayload.base64), [shownPayload.base64]);
+  const jsonView = view === 'json' && shownPayload.encoding !== 'json' ? 'text' : view;
   const shown =
-    view === 'json'
-      ? prettyJson(entry.payload)
-      : view === 'text'
+    jsonView === 'json'
+      ? prettyJson(shownPayload.payload)
+      : jsonView === 'text'
         ? textOf(bytes)
         : hexDump(bytes, HEX_MAX);
   return (
     <Stack spacing={1}>
+      {entry.edited && (
+        <Stack direction="row" spacing={1} sx={{ alignItems: 'center', flexWrap: 'wrap' }}>
+          <ToggleButtonGroup
+            size="small"
+            exclusive
+            value={which}
+            onChange={(_, v) => v && setWhich(v)}
+            aria-label="Which payload"
+          >
+            <ToggleButton value="edited">Edited</ToggleButton>
+            <ToggleButton value="captured">Captured</ToggleButton>
+          </ToggleButtonGroup>
+          <Typography variant="body2" color="text.secondary">
+            edited by {entry.edited.edited_by} at {fmtTime(entry.edited.edited_at)}; requeues send
+            the edit
+          </Typography>
+        </Stack>
+      )}
       <Stack direction="row" spacing={1} sx={{ alignItems: 'center', flexWrap: 'wrap' }}>
         <ToggleButtonGroup
           size="small"
           exclusive
-          value={view}
+          value={jsonView}
           onChange={(_, v) => v && setView(v)}
           aria-label="Payload view"
         >
-          <ToggleButton value="json" disabled={entry.encoding !== 'json'}>
+          <ToggleButton value="json" disabled={shownPayload.encoding !== 'json'}>
             JSON
           </ToggleButton>
           <ToggleButton value="text">Text</ToggleButton>
           <ToggleButton value="hex">Hex</ToggleButton>
         </ToggleButtonGroup>
         <Typography variant="body2" color="text.secondary">
-          {fmtInt(bytes.length)} bytes · kept as {entry.encoding}
+          {fmtInt(bytes.length)} bytes · kept as {shownPayload.encoding}
         </Typography>
       </Stack>
       <CodeBlock label="Payload" testId="payload">
@@ -85,7 +118,14 @@ function Facts({ entry }: { entry: DlqEntryDetail }) {
     ['Stream', entry.stream ? `${entry.stream} #${entry.stream_seq ?? '?'}` : '–'],
     ['Consumer', entry.consumer ?? '–'],
   ];
-  return <FactList facts={facts} />;
+  if (entry.edited) {
+    facts.push(
+      ['Edited', `by ${entry.edited.edited_by} at ${fmtTime(entry.edited.edited_at)}`],
+      ['Captured SHA-256', entry.edited.original_sha256],
+      ['Edited SHA-256', entry.edited.sha256],
+    );
+  }
+  return <FactList facts={facts} mono={['Captured SHA-256', 'Edited SHA-256']} />;
 }
 
 function Headers({ entry }: { entry: DlqEntryDetail }) {
@@ -135,6 +175,11 @@ function History({ entry }: { entry: DlqEntryDetail }) {
               {h.error}
             </Typography>
           )}
+          {h.edited_sha256 && (
+            <Typography variant="caption" color="text.secondary" component="div">
+              SHA-256 {h.original_sha256?.slice(0, 16)}… → {h.edited_sha256.slice(0, 16)}…
+            </Typography>
+          )}
           {h.message_id && (
             <Typography variant="caption" color="text.secondary">
               message id {h.message_id}
@@ -180,7 +225,11 @@ function ResolveForm({ entry, onDone }: { entry: DlqEntryDetail; onDone: () => v
       />
       <FormControlLabel
         control={<Checkbox checked={requeue} onChange={(e) => setRequeue(e.target.checked)} />}
-        label="Requeue: publish the original payload and headers again on its subject"
+        label={
+          entry.edited
+            ? 'Requeue: publish the edited payload and the headers again on its subject'
+            : 'Requeue: publish the original payload and headers again on its subject'
+        }
       />
       {resolve.isError && <Alert severity="error">{errorText(resolve.error)}</Alert>}
       <Box>
@@ -201,7 +250,7 @@ function ResolveForm({ entry, onDone }: { entry: DlqEntryDetail; onDone: () => v
 export function EntryDialog({ id, onClose }: { id: string; onClose: () => void }) {
   const entry = useDlqEntry(id);
   const [tab, setTab] = useState(0);
-  const [resolving, setResolving] = useState(false);
+  const [acting, setActing] = useState<'resolve' | 'edit' | null>(null);
   const e = entry.data;
   return (
     <Dialog open onClose={onClose} fullWidth maxWidth="md" aria-labelledby="dlq-entry-title">
@@ -228,15 +277,23 @@ export function EntryDialog({ id, onClose }: { id: string; onClose: () => void }
             {tab === 1 && <Facts entry={e} />}
             {tab === 2 && <Headers entry={e} />}
             {tab === 3 && <History entry={e} />}
-            {resolving && <ResolveForm entry={e} onDone={onClose} />}
+            {acting === 'resolve' && <ResolveForm entry={e} onDone={onClose} />}
+            {acting === 'edit' && (
+              <EditRequeueForm entry={e} onCancel={() => setActing(null)} onDone={onClose} />
+            )}
           </Stack>
         ) : null}
       </DialogContent>
       <DialogActions>
-        {e && !e.resolved && !resolving && (
-          <PermissionButton permission={perm.writeDlq} onClick={() => setResolving(true)}>
-            Resolve…
-          </PermissionButton>
+        {e && !e.resolved && !acting && (
+          <>
+            <PermissionButton permission={perm.writeDlq} onClick={() => setActing('edit')}>
+              Edit, then requeue…
+            </PermissionButton>
+            <PermissionButton permission={perm.writeDlq} onClick={() => setActing('resolve')}>
+              Resolve…
+            </PermissionButton>
+          </>
         )}
         <Button onClick={onClose}>Close</Button>
       </DialogActions>

@@ -37,7 +37,8 @@ export function RedriveDialog({
       <DialogContent>
         <DialogContentText sx={{ mb: 2 }}>
           Requeues the {fmtInt(count)} open {count === 1 ? 'entry' : 'entries'} of {what} (captured
-          up to now), oldest first, each through resolve-with-requeue.
+          up to now), oldest first, each through resolve-with-requeue. It can be paused, resumed and
+          cancelled, and says what it did with each entry.
         </DialogContentText>
         <TextField
           label="Rate (messages per second)"

@@ -26,3 +26,21 @@ describe('payload views', () => {
     expect(hexDump(new Uint8Array(100), 32).split('\n')).toHaveLength(2);
   });
 });
+
+describe('editing payloads', () => {
+  it('round-trips bytes through base64 and refuses what is not base64', async () => {
+    const { base64Of, bytesOfBase64 } = await import('./payload');
+    const bytes = new Uint8Array([0, 255, 0x7b, 10, 128]);
+    expect(Array.from(bytesOfBase64(base64Of(bytes))!)).toEqual(Array.from(bytes));
+    expect(bytesOfBase64('AP+A\n')).not.toBeNull();
+    expect(bytesOfBase64('@@')).toBeNull();
+    expect(bytesOfBase64('abc')).toBeNull();
+  });
+
+  it('hashes as the server does (SHA-256, lowercase hex)', async () => {
+    const { sha256Hex, utf8 } = await import('./payload');
+    expect(await sha256Hex(utf8('abc'))).toBe(
+      'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad',
+    );
+  });
+});

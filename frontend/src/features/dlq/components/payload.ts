@@ -32,3 +32,46 @@ export function hexDump(bytes: Uint8Array, max = 64 * 1024): string {
 export function prettyJson(value: unknown): string {
   return JSON.stringify(value, null, 2);
 }
+
+/** Standard base64 of bytes. */
+export function base64Of(bytes: Uint8Array): string {
+  let bin = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(bin);
+}
+
+/** The bytes of standard base64, or null when it is not base64. */
+export function bytesOfBase64(text: string): Uint8Array | null {
+  const clean = text.replace(/\s+/g, '');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean) || clean.length % 4 !== 0) return null;
+  try {
+    return bytesOf(clean);
+  } catch {
+    return null;
+  }
+}
+
+/** UTF-8 bytes of text. */
+export const utf8 = (text: string) => new TextEncoder().encode(text);
+
+/** Whether text is JSON. */
+export function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * SHA-256 of bytes as lowercase hex, as the server records it; null where the browser offers
+ * no WebCrypto (a page served over plain HTTP from another host than localhost).
+ */
+export async function sha256Hex(bytes: Uint8Array): Promise<string | null> {
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = await crypto.subtle.digest('SHA-256', bytes as BufferSource);
+  return Array.from(new Uint8Array(digest), hex2).join('');
+}

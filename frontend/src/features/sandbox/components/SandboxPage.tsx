@@ -17,10 +17,11 @@ import {
 import { CodeBlock } from '@/components/CodeBlock';
 import { errorText } from '@/components/ErrorAlert';
 import { PermissionButton } from '@/components/PermissionButton';
-import { fmtInt } from '@/lib/format';
+import { fmtInt, fmtTime } from '@/lib/format';
 import { perm } from '@/lib/permissions';
 import { useExecute, type ExecuteResult } from '../api/execute';
 import { useLanguages, type SandboxLimits } from '../api/languages';
+import { useMyRuns, type SandboxRun } from '../api/runs';
 
 // Monaco and its worker: only this page loads them, after the page itself.
 const CodeEditor = lazy(() => import('./CodeEditor'));
@@ -93,6 +94,65 @@ function Result({ run }: { run: Run }) {
   );
 }
 
+const outcomeText: Record<string, string> = {
+  ok: 'ok',
+  exit_nonzero: 'non-zero exit',
+  timeout: 'timed out',
+  oom: 'out of memory',
+  error: 'error',
+};
+
+/** The person's recent runs as the audit log has them (every run, from any tab or device). */
+function MyRuns({ runs }: { runs: ReturnType<typeof useMyRuns> }) {
+  if (runs.isPending) return <Skeleton height={80} aria-label="Loading" />;
+  if (runs.isError)
+    return <Typography color="error">Could not read your runs: {errorText(runs.error)}</Typography>;
+  if (!runs.data.runs.length)
+    return <Typography variant="body2">No run of yours is recorded yet.</Typography>;
+  return (
+    <Box
+      component="ol"
+      sx={{ m: 0, pl: 3, display: 'grid', gap: 0.5 }}
+      aria-label="Your recent runs"
+      data-testid="my-runs"
+    >
+      {runs.data.runs.map((r: SandboxRun) => (
+        <li key={r.id} data-run={r.id}>
+          <Typography variant="body2" component="span">
+            {fmtTime(r.at)} · {r.language} · {fmtInt(r.code_bytes)} bytes ·{' '}
+            {r.exit_code === null || r.exit_code === undefined
+              ? 'no exit code'
+              : `exit ${r.exit_code}`}{' '}
+            · {fmtInt(r.duration_ms)} ms ·{' '}
+          </Typography>
+          <Chip
+            size="small"
+            label={outcomeText[r.outcome] ?? r.outcome}
+            color={r.outcome === 'ok' ? 'success' : 'warning'}
+            variant="outlined"
+          />
+          {(r.truncated || r.timed_out || r.oom_killed) && (
+            <Typography variant="caption" color="text.secondary">
+              {' '}
+              {[r.timed_out && 'timed out', r.oom_killed && 'OOM', r.truncated && 'output cut']
+                .filter(Boolean)
+                .join(', ')}
+            </Typography>
+          )}
+          <Typography
+            variant="caption"
+            color="text.secondary"
+            component="div"
+            sx={{ fontFamily: 'monospace', overflowWrap: 'anywhere' }}
+          >
+            code SHA-256 {r.code_sha256.slice(0, 16)}… · audit event {r.position}
+          </Typography>
+        </li>
+      ))}
+    </Box>
+  );
+}
+
 export default function SandboxPage() {
   const [params, setParams] = useSearchParams();
   const languages = useLanguages();
@@ -103,6 +163,8 @@ export default function SandboxPage() {
   const [timeout, setTimeoutSecs] = useState<number | null>(null);
   const [memory, setMemory] = useState<number | null>(null);
   const [runs, setRuns] = useState<Run[]>([]);
+  const [awaiting, setAwaiting] = useState<{ since: number; newestBefore: string | null }>();
+  const myRuns = useMyRuns(awaiting);
   const exec = useExecute();
   const t = timeout ?? limits?.default_timeout ?? 5;
   const m = memory ?? limits?.default_memory_mb ?? 128;
@@ -120,11 +182,15 @@ export default function SandboxPage() {
     exec.mutate(
       { code, language, timeout: t, memory_mb: m },
       {
-        onSuccess: (result) =>
-          setRuns((rs) => [{ at: new Date(), language, result }, ...rs].slice(0, 10)),
+        onSuccess: (result) => {
+          setRuns((rs) => [{ at: new Date(), language, result }, ...rs].slice(0, 10));
+          // The run reaches the audit log a moment later: read the list until it shows.
+          setAwaiting({ since: Date.now(), newestBefore: myRuns.data?.runs[0]?.id ?? null });
+          void myRuns.refetch();
+        },
       },
     );
-  }, [blocked, exec, code, language, t, m]);
+  }, [blocked, exec, code, language, t, m, myRuns]);
   // Ctrl/Cmd+Enter anywhere on the page (the editor handles it inside itself).
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
@@ -226,21 +292,16 @@ export default function SandboxPage() {
           <Result run={last} />
         </Paper>
       )}
-      {runs.length > 1 && (
-        <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
-          <Typography variant="h6" component="h2" gutterBottom>
-            Earlier runs (this page)
-          </Typography>
-          <Box component="ol" sx={{ m: 0, pl: 3 }}>
-            {runs.slice(1).map((r) => (
-              <li key={r.at.getTime()}>
-                {r.at.toLocaleTimeString()} · {r.language} · exit {r.result.exit_code} ·{' '}
-                {fmtInt(r.result.duration_ms)} ms
-              </li>
-            ))}
-          </Box>
-        </Paper>
-      )}
+      <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
+        <Typography variant="h6" component="h2" gutterBottom>
+          Your recent runs
+        </Typography>
+        <Typography variant="body2" color="text.secondary" sx={{ mb: 1 }}>
+          From the audit log: every run recorded under your name, from any tab or device (the output
+          is not kept there).
+        </Typography>
+        <MyRuns runs={myRuns} />
+      </Paper>
     </Stack>
   );
 }

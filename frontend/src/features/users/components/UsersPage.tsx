@@ -1,4 +1,4 @@
-import { useState } from 'react';
+import { useState, type ReactElement } from 'react';
 import { useSearchParams } from 'react-router-dom';
 import {
   Alert,
@@ -16,6 +16,7 @@ import {
   Select,
   Stack,
   TextField,
+  Tooltip,
   Typography,
 } from '@mui/material';
 import { EmptyState } from '@/components/EmptyState';
@@ -23,6 +24,7 @@ import { ErrorAlert, errorText } from '@/components/ErrorAlert';
 import { TableSkeleton } from '@/components/Skeletons';
 import { fmtTime } from '@/lib/format';
 import { ApiError } from '@/lib/http';
+import { useSession } from '@/lib/session';
 import { toast } from '@/lib/ui';
 import { useCreateUser } from '../api/create';
 import { useResetPassword } from '../api/password';
@@ -59,6 +61,29 @@ function RoleSelect({
         ))}
       </Select>
     </FormControl>
+  );
+}
+
+/**
+ * A control the server refuses for this account, disabled with the reason as its tooltip (the
+ * span carries the tooltip and the focus: a disabled control gets no pointer events).
+ */
+function Refused({
+  reason,
+  label,
+  children,
+}: {
+  reason: string | null;
+  label: string;
+  children: ReactElement;
+}) {
+  if (!reason) return children;
+  return (
+    <Tooltip title={reason}>
+      <span tabIndex={0} aria-label={`${label}: ${reason}`} data-refused={reason}>
+        {children}
+      </span>
+    </Tooltip>
   );
 }
 
@@ -196,6 +221,10 @@ function PasswordDialog({ user, onClose }: { user: User; onClose: () => void }) 
 
 function UserRow({ u, onPassword }: { u: User; onPassword: (u: User) => void }) {
   const update = useUpdateUser();
+  // The API refuses an admin's change of their own role and disabling themselves (400): the
+  // last admin could lock everyone out.
+  const self = useSession((s) => s.user?.username === u.username);
+  const toggle = u.disabled ? `Enable ${u.username}` : `Disable ${u.username}`;
   const patch = (p: Parameters<typeof update.mutate>[0]['patch'], done: string) =>
     update.mutate(
       { username: u.username, patch: p },
@@ -227,27 +256,37 @@ function UserRow({ u, onPassword }: { u: User; onPassword: (u: User) => void }) 
           since {fmtTime(u.created_at)} · changed {fmtTime(u.updated_at)}
         </Typography>
       </Box>
-      <RoleSelect
-        id={`role-${u.username}`}
-        value={u.role}
-        disabled={update.isPending}
-        onChange={(r) => patch({ role: r }, `${u.username} is now ${r}`)}
-      />
+      <Refused
+        reason={self ? 'You cannot change your own role' : null}
+        label={`Role of ${u.username}`}
+      >
+        <RoleSelect
+          id={`role-${u.username}`}
+          value={u.role}
+          disabled={update.isPending || self}
+          onChange={(r) => patch({ role: r }, `${u.username} is now ${r}`)}
+        />
+      </Refused>
       <Typography variant="body2" sx={{ overflowWrap: 'anywhere' }}>
         Tenants: {u.tenants ? u.tenants.join(', ') : 'all'}
       </Typography>
       <Stack direction="row" spacing={1}>
-        <Button
-          size="small"
-          variant="outlined"
-          color={u.disabled ? 'primary' : 'warning'}
-          disabled={update.isPending}
-          onClick={() =>
-            patch({ disabled: !u.disabled }, `${u.username} ${u.disabled ? 'enabled' : 'disabled'}`)
-          }
-        >
-          {u.disabled ? `Enable ${u.username}` : `Disable ${u.username}`}
-        </Button>
+        <Refused reason={self && !u.disabled ? 'You cannot disable yourself' : null} label={toggle}>
+          <Button
+            size="small"
+            variant="outlined"
+            color={u.disabled ? 'primary' : 'warning'}
+            disabled={update.isPending || (self && !u.disabled)}
+            onClick={() =>
+              patch(
+                { disabled: !u.disabled },
+                `${u.username} ${u.disabled ? 'enabled' : 'disabled'}`,
+              )
+            }
+          >
+            {toggle}
+          </Button>
+        </Refused>
         <Button size="small" onClick={() => onPassword(u)}>
           Reset password
         </Button>
