@@ -14,9 +14,12 @@
 //! the table and compares it with every checkpoint.
 //!
 //! Everything above lives in the database an operator controls: a superuser can delete the
-//! newest events and the checkpoints, and the rest still verifies. [`check_stream_anchor`]
-//! compares the log with a copy outside it, the JetStream events stream: the newest event
-//! published there must still be in the log, with the same hash.
+//! newest events and the checkpoints, or rewrite an event and recompute every hash after it,
+//! and the rest still verifies. Two copies outside it catch that: every checkpoint is also
+//! an anchor on JetStream ([`crate::anchors`]), which [`verify_with`] checks the running hash
+//! against like the checkpoints; and [`check_stream_anchor`] compares the log with the
+//! JetStream events stream: the newest event published there must still be in the log, with
+//! the same hash.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{PgPool, Row};
 
+use crate::anchors::Anchor;
 use crate::envelope::{EventEnvelope, COMMIT_ORDER, SELECT_ENVELOPE};
 
 /// The `prev` of an aggregate's first event.
@@ -195,6 +199,10 @@ pub struct VerifyFailure {
 /// The first global hash checkpoint that the log no longer matches.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CheckpointFailure {
+    /// Where the checkpoint was read: `database` (`global_hash_checkpoints`) or `anchor`
+    /// (its copy on the JetStream anchor stream, out of the database operator's reach).
+    #[serde(default = "database_source")]
+    pub source: String,
     /// The JetStream stream whose publisher recorded it.
     pub stream: String,
     /// Events the checkpoint covers (the running hash after the event_count-th event in
@@ -212,6 +220,15 @@ pub struct CheckpointFailure {
     pub expected_hash: Option<String>,
 }
 
+fn database_source() -> String {
+    DATABASE.to_string()
+}
+
+/// [`CheckpointFailure::source`] of the checkpoints in PostgreSQL.
+const DATABASE: &str = "database";
+/// [`CheckpointFailure::source`] of the anchors on JetStream.
+const ANCHOR: &str = "anchor";
+
 /// The outcome of recomputing every chain.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VerifyReport {
@@ -223,7 +240,10 @@ pub struct VerifyReport {
     /// Global hash checkpoints compared with the running hash recomputed from the log.
     #[serde(default)]
     pub checkpoints_checked: u64,
-    /// The first of them (in log order) that does not match.
+    /// Anchors on JetStream checked the same way (0 when none were read).
+    #[serde(default)]
+    pub anchors_checked: u64,
+    /// The first checkpoint or anchor (in log order) that does not match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_checkpoint_failure: Option<CheckpointFailure>,
     /// The log against the newest event of the JetStream events stream (absent when not
@@ -330,6 +350,47 @@ pub async fn check_stream_anchor(
     })
 }
 
+/// The whole verification, inside and outside the database: the anchors are read from
+/// JetStream first, then [`verify_with`] checks every chain and the running hash against the
+/// checkpoints and the anchors, then [`check_stream_anchor`] compares the log's newest
+/// published event (progress phase `stream`). Anchors that cannot be read leave the
+/// stream anchor `unreachable` (not checked), as NATS being down does. `None`: stopped.
+pub async fn verify_anchored(
+    pool: &PgPool,
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    on_progress: OnProgress<'_>,
+) -> Result<Option<VerifyReport>, sqlx::Error> {
+    let anchors = crate::anchors::read_anchors(js, stream).await;
+    let Some(mut report) = verify_with(
+        pool,
+        anchors.as_deref().unwrap_or_default(),
+        &mut *on_progress,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let progress = VerifyProgress {
+        phase: "stream".into(),
+        done: 0,
+        total: 1,
+    };
+    if !on_progress(&progress) {
+        return Ok(None);
+    }
+    let mut anchor = check_stream_anchor(pool, js, stream).await?;
+    if let Err(error) = anchors {
+        if !anchor.failed() {
+            anchor.result = "unreachable".into();
+            anchor.detail = format!("the audit anchors could not be read: {error}");
+        }
+    }
+    report.ok &= !anchor.failed();
+    report.stream_anchor = Some(anchor);
+    Ok(Some(report))
+}
+
 /// Where a running verification is: `GET /audit/verify/stream` sends these as it goes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VerifyProgress {
@@ -375,18 +436,22 @@ impl Reporter<'_> {
 }
 
 /// Recomputes every aggregate's chain from the stored rows (streamed, aggregate by
-/// aggregate) and reports the first event whose content, order or hash does not match.
+/// aggregate) and reports the first event whose content, order or hash does not match;
+/// then the running hash against the checkpoints in the database (no anchors).
 pub async fn verify(pool: &PgPool) -> Result<VerifyReport, sqlx::Error> {
-    match verify_with(pool, &mut |_| true).await? {
+    match verify_with(pool, &[], &mut |_| true).await? {
         Some(report) => Ok(report),
         None => Err(sqlx::Error::Protocol("the verification was stopped".into())),
     }
 }
 
-/// [`verify`], telling `on_progress` where it is (at most every [`PROGRESS_EVERY`]); `None`
-/// when `on_progress` asked to stop (the reader went away: the rest is not read).
+/// [`verify`], also checking the running hash against `anchors` (read from JetStream:
+/// [`crate::anchors::read_anchors`]), and telling `on_progress` where it is (at most every
+/// [`PROGRESS_EVERY`]); `None` when `on_progress` asked to stop (the reader went away: the
+/// rest is not read).
 pub async fn verify_with(
     pool: &PgPool,
+    anchors: &[Anchor],
     on_progress: OnProgress<'_>,
 ) -> Result<Option<VerifyReport>, sqlx::Error> {
     let mut reporter = Reporter {
@@ -410,6 +475,7 @@ pub async fn verify_with(
         aggregates_checked: 0,
         first_failure: None,
         checkpoints_checked: 0,
+        anchors_checked: 0,
         first_checkpoint_failure: None,
         stream_anchor: None,
     };
@@ -488,10 +554,12 @@ pub async fn verify_with(
         last_position = event.global_position;
     }
     drop(rows);
-    let Some((checked, failure)) = checkpoints_with(pool, &mut reporter).await? else {
+    let Some(checked) = checkpoints_with(pool, anchors, &mut reporter).await? else {
         return Ok(None);
     };
-    report.checkpoints_checked = checked;
+    report.checkpoints_checked = checked.database;
+    report.anchors_checked = checked.anchors;
+    let failure = checked.failure;
     if failure.is_some() {
         report.ok = false;
         report.first_checkpoint_failure = failure;
@@ -500,6 +568,7 @@ pub async fn verify_with(
 }
 
 struct StoredCheckpoint {
+    source: &'static str,
     stream: String,
     event_count: i64,
     last_position: i64,
@@ -507,27 +576,40 @@ struct StoredCheckpoint {
     recorded_at: DateTime<Utc>,
 }
 
+/// What [`verify_checkpoints`] checked.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CheckpointsChecked {
+    /// Checkpoints of `global_hash_checkpoints`.
+    pub database: u64,
+    /// Anchors from JetStream.
+    pub anchors: u64,
+    /// The first (in log order) that does not match.
+    pub failure: Option<CheckpointFailure>,
+}
+
 /// Recomputes the running hash over the log in commit order and compares it with every
-/// global hash checkpoint; returns how many were checked and the first that does not
-/// match. Reads the log only as far as the newest checkpoint.
+/// global hash checkpoint and every one of `anchors`. Reads the log only as far as the
+/// newest of them.
 pub async fn verify_checkpoints(
     pool: &PgPool,
-) -> Result<(u64, Option<CheckpointFailure>), sqlx::Error> {
+    anchors: &[Anchor],
+) -> Result<CheckpointsChecked, sqlx::Error> {
     let mut on = |_: &VerifyProgress| true;
     let mut reporter = Reporter {
         on: &mut on,
         last: None,
     };
-    Ok(checkpoints_with(pool, &mut reporter)
+    Ok(checkpoints_with(pool, anchors, &mut reporter)
         .await?
-        .unwrap_or((0, None)))
+        .unwrap_or_default())
 }
 
 /// [`verify_checkpoints`] with progress (`None`: stopped).
 async fn checkpoints_with(
     pool: &PgPool,
+    anchors: &[Anchor],
     reporter: &mut Reporter<'_>,
-) -> Result<Option<(u64, Option<CheckpointFailure>)>, sqlx::Error> {
+) -> Result<Option<CheckpointsChecked>, sqlx::Error> {
     let stored = sqlx::query(
         "SELECT stream, event_count, last_position, running_hash, recorded_at
            FROM global_hash_checkpoints ORDER BY event_count, stream",
@@ -537,6 +619,7 @@ async fn checkpoints_with(
     let mut by_count: BTreeMap<i64, Vec<StoredCheckpoint>> = BTreeMap::new();
     for row in stored {
         let checkpoint = StoredCheckpoint {
+            source: DATABASE,
             stream: row.try_get("stream")?,
             event_count: row.try_get("event_count")?,
             last_position: row.try_get("last_position")?,
@@ -548,8 +631,21 @@ async fn checkpoints_with(
             .or_default()
             .push(checkpoint);
     }
+    for anchor in anchors {
+        by_count
+            .entry(anchor.event_count)
+            .or_default()
+            .push(StoredCheckpoint {
+                source: ANCHOR,
+                stream: anchor.stream.clone(),
+                event_count: anchor.event_count,
+                last_position: anchor.last_position,
+                running_hash: hex::decode(&anchor.running_hash).unwrap_or_default(),
+                recorded_at: anchor.recorded_at,
+            });
+    }
     let Some(&newest) = by_count.keys().next_back() else {
-        return Ok(Some((0, None)));
+        return Ok(Some(CheckpointsChecked::default()));
     };
     let total = u64::try_from(newest).unwrap_or(0);
     if !reporter.report("checkpoints", 0, total, true) {
@@ -557,6 +653,7 @@ async fn checkpoints_with(
     }
     let fail = |c: &StoredCheckpoint, problem: &str, detail: String, expected: Option<String>| {
         CheckpointFailure {
+            source: c.source.to_string(),
             stream: c.stream.clone(),
             event_count: c.event_count,
             global_position: c.last_position,
@@ -571,7 +668,14 @@ async fn checkpoints_with(
     let mut rows = sqlx::query(&sql).bind(newest).fetch(pool);
     let mut running = GENESIS;
     let mut count: i64 = 0;
-    let mut checked = 0;
+    let mut checked = CheckpointsChecked::default();
+    let count_one = |checked: &mut CheckpointsChecked, c: &StoredCheckpoint| {
+        if c.source == ANCHOR {
+            checked.anchors += 1;
+        } else {
+            checked.database += 1;
+        }
+    };
     while let Some(row) = rows.try_next().await? {
         let event = EventEnvelope::from_row(&row)?;
         running = chain_hash(&running, &event);
@@ -580,20 +684,19 @@ async fn checkpoints_with(
             return Ok(None);
         }
         for c in by_count.get(&count).into_iter().flatten() {
-            checked += 1;
+            count_one(&mut checked, c);
             if c.last_position != event.global_position {
                 let detail = format!(
                     "the {count}th event in commit order is at position {}, the checkpoint recorded {}: events were added, removed or reordered before it",
                     event.global_position, c.last_position
                 );
-                return Ok(Some((checked, Some(fail(c, "position", detail, None)))));
+                checked.failure = Some(fail(c, "position", detail, None));
+                return Ok(Some(checked));
             }
             if c.running_hash != running {
                 let detail = "the running hash recomputed from the log does not match the one recorded: an event up to this point was changed".to_string();
-                return Ok(Some((
-                    checked,
-                    Some(fail(c, "hash", detail, Some(hex::encode(running)))),
-                )));
+                checked.failure = Some(fail(c, "hash", detail, Some(hex::encode(running))));
+                return Ok(Some(checked));
             }
         }
     }
@@ -602,9 +705,10 @@ async fn checkpoints_with(
             "the checkpoint covers {} events, the log has {count}: events were removed",
             c.event_count
         );
-        return Ok(Some((checked + 1, Some(fail(c, "missing", detail, None)))));
+        count_one(&mut checked, c);
+        checked.failure = Some(fail(c, "missing", detail, None));
     }
-    Ok(Some((checked, None)))
+    Ok(Some(checked))
 }
 
 #[cfg(test)]
