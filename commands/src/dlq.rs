@@ -83,10 +83,6 @@ pub fn requeue_target_allowed(subject: &str, own_prefix: Option<&str>) -> bool {
     !(first.starts_with('$') || first.starts_with("_INBOX") || own)
 }
 
-fn actor_text(actor: &Actor) -> String {
-    format!("{}:{}", actor.via, actor.user)
-}
-
 fn check_id(id: &str) -> Result<(), CommandError> {
     validate_entry_id(id).map_err(|e| CommandError::invalid("id", e.to_string()))
 }
@@ -166,7 +162,7 @@ impl DlqService {
         let command = DlqCommand::Capture {
             id,
             letter,
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         self.execute(command, actor).await
@@ -199,7 +195,7 @@ impl DlqService {
             id: id.to_string(),
             note,
             requeue: None,
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         if requeue {
@@ -249,7 +245,7 @@ impl DlqService {
                 message_id: message_id.clone(),
                 stored_in: None,
             },
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         // Checked before publishing: what the entry could not record is never sent.
