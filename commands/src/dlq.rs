@@ -72,13 +72,13 @@ pub struct DlqService {
 /// Whether a requeue may publish on `subject`: never NATS's own (`$JS.`, `$SYS.` and every
 /// other `$` subject), reply inboxes, or the control plane's own subjects
 /// (`<prefix>.cmd.>` commands, `<prefix>.events.>` events, `<prefix>.audit.>` sandbox
-/// reports): a dead letter's subject is whatever its capturer said, and a requeue publishes
+/// reports, `<prefix>.anchors.>` audit anchors): a dead letter's subject is whatever its capturer said, and a requeue publishes
 /// with the control plane's identity.
 pub fn requeue_target_allowed(subject: &str, own_prefix: Option<&str>) -> bool {
     let mut tokens = subject.split('.');
     let first = tokens.next().unwrap_or_default();
     let own = own_prefix.is_some_and(|prefix| {
-        first == prefix && matches!(tokens.next(), Some("cmd" | "events" | "audit"))
+        first == prefix && matches!(tokens.next(), Some("cmd" | "events" | "audit" | "anchors"))
     });
     !(first.starts_with('$') || first.starts_with("_INBOX") || own)
 }
@@ -367,6 +367,7 @@ mod tests {
             "cp.audit.sandbox",
             "cp.events.budget",
             "cp.cmd.budget.reserve",
+            "cp.anchors.CP_EVENTS",
         ] {
             assert!(!requeue_target_allowed(subject, Some("cp")), "{subject}");
         }
