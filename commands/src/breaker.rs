@@ -104,10 +104,6 @@ pub struct BreakerService {
     outcomes_pruned: Mutex<Option<Instant>>,
 }
 
-fn actor_text(actor: &Actor) -> String {
-    format!("{}:{}", actor.via, actor.user)
-}
-
 /// The events that change a breaker's state (the others count failures, trials, successes).
 pub const TRANSITION_EVENTS: [&str; 6] = [
     "BreakerOpened",
@@ -219,7 +215,7 @@ impl BreakerService {
             None => {
                 let command = BreakerCommand::Check {
                     name: name.to_string(),
-                    actor: actor_text(actor),
+                    actor: actor.label(),
                     now,
                 };
                 self.execute(command, actor).await?
@@ -251,7 +247,7 @@ impl BreakerService {
         let command = BreakerCommand::RecordOutcome {
             name: name.to_string(),
             outcome,
-            actor: actor_text(actor),
+            actor: actor.label(),
             now,
         };
         match self.execute(command, actor).await? {
@@ -389,7 +385,7 @@ impl BreakerService {
         let command = BreakerCommand::Configure {
             name: name.to_string(),
             config,
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         self.change(command, actor).await
@@ -402,7 +398,7 @@ impl BreakerService {
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::Reset {
             name: name.to_string(),
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         self.change(command, actor).await
@@ -416,7 +412,7 @@ impl BreakerService {
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::ForceOpen {
             name: name.to_string(),
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
             reason,
         };
@@ -431,7 +427,7 @@ impl BreakerService {
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::Disable {
             name: name.to_string(),
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
             reason,
         };
@@ -446,7 +442,7 @@ impl BreakerService {
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::RetryIfDue {
             name: name.to_string(),
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         self.change(command, actor).await

@@ -225,6 +225,7 @@ export class Deployment {
       const jsm = await nc.jetstreamManager();
       for (const name of [
         `E2E_${this.id}`,
+        `E2E_${this.id}_ANCHORS`,
         `E2E_DLQ_${this.id}`,
         `E2E_SBX_${this.id}`,
         this.workStream,
