@@ -9,7 +9,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { AxeBuilder } from '@axe-core/playwright';
-import { StringCodec, headers as natsHeaders } from 'nats';
+import { StringCodec } from 'nats';
 import { apiAs, chromiumArgs, Deployment } from './server.mjs';
 
 const artifacts = fileURLToPath(new URL('../e2e-artifacts/', import.meta.url));
@@ -846,18 +846,22 @@ test('sandbox: a person’s recent runs come from the audit log, theirs only', a
     outcome: exitCode === 0 ? 'ok' : 'exit_nonzero',
     instance: 'e2e',
   });
+  // Through JetStream, acknowledged: the control plane makes the sandbox's stream as it
+  // starts, and a plain publish sent before that (a busy machine) would be lost unseen.
+  const js = nc.jetstream();
   for (const [id, who, code] of [
     ['e2e-run-1', 'admin', 0],
     ['e2e-run-2', 'someone-else', 0],
     ['e2e-run-3', 'admin', 7],
   ]) {
-    const h = natsHeaders();
-    h.set('Nats-Msg-Id', id);
-    nc.publish(`${dep.prefix}.audit.sandbox`, sc.encode(JSON.stringify(report(id, who, code))), {
-      headers: h,
-    });
+    const data = sc.encode(JSON.stringify(report(id, who, code)));
+    await until(`the report ${id} stored`, () =>
+      js.publish(`${dep.prefix}.audit.sandbox`, data, { msgID: id }).then(
+        () => true,
+        () => false,
+      ),
+    );
   }
-  await nc.flush();
   await nc.close();
   await withPage('sandbox-runs', async (page) => {
     await login(page, { username: 'admin', password: dep.password });
