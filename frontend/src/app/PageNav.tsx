@@ -23,7 +23,7 @@ const navSx = (t: Theme) => ({
 });
 
 /** The pages the role may open. */
-export function Nav({ onNavigate }: { onNavigate?: () => void }) {
+export function PageNav({ onNavigate }: { onNavigate?: () => void }) {
   const user = useSession((s) => s.user);
   return (
     <Box component="nav" aria-label="Pages" sx={navSx}>
