@@ -124,7 +124,9 @@ function Results({
 }) {
   const first = useStatusSummary(asked, barrier);
   const summary = useDeferredValue(first.data);
-  const pending = first.isPending && !summary;
+  // The placeholder until `summary` has the answer: `first.data` has it one render earlier,
+  // and that render showed the error box instead (two layout shifts of the card below).
+  const pending = !summary && !first.isError;
   return (
     <Stack spacing={2}>
       <Typography variant="h6" component="h2">
