@@ -51,7 +51,8 @@ PY
   bench_service "$database_url" "$prefix"
 }
 
-# delete_stream <stream>: removes a benchmark's JetStream stream, as the administrator
+# delete_stream <stream>: removes a benchmark's JetStream stream and its audit anchors
+# (<stream>_ANCHORS, made by the publisher), as the administrator
 # (scripts/drop-test-streams.py's NATS connection; no nats CLI needed).
 delete_stream() {
   python3 - "$NATS_URL" "$1" "$NATS_AUTH_DIR/admin.creds" <<'PY' || true
@@ -59,7 +60,9 @@ import importlib.util, sys
 spec = importlib.util.spec_from_file_location("drop", "scripts/drop-test-streams.py")
 drop = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(drop)
-drop.Nats(sys.argv[1], sys.argv[3]).request(f"$JS.API.STREAM.DELETE.{sys.argv[2]}", {})
+nats = drop.Nats(sys.argv[1], sys.argv[3])
+for name in (sys.argv[2], f"{sys.argv[2]}_ANCHORS"):
+    nats.request(f"$JS.API.STREAM.DELETE.{name}", {})
 PY
 }
 

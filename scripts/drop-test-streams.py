@@ -7,8 +7,9 @@ With authentication on (docs/nats-auth.md) it connects with the creds file given
 administrator's, .data/nats-auth/admin.creds, by default NATS_CREDS when set), signing the
 server's nonce with the file's nkey seed (Ed25519, from python3-cryptography).
 
-Each test makes its own streams (EV_t<uuid>, ADV_t<uuid>, WORK_t<uuid>, SBX_t<uuid>, and
-FUZZ_<id> for schemathesis) and deletes them when it ends; a run that was killed leaves
+Each test makes its own streams (EV_t<uuid>, ADV_t<uuid>, WORK_t<uuid>, SBX_t<uuid>,
+FUZZ_<id> for schemathesis, E2E_<id>, E2E_DLQ_<id>, E2E_SBX_<id> and E2E_WORK_<id> for the browser tests,
+and <events stream>_ANCHORS beside each events stream) and deletes them when it ends; a run that was killed leaves
 them behind. Left there they pile up, and their advisory streams overlap the subjects of
 a control plane's catch-all advisory stream (`make run`'s dead-letter capture then fails
 with "subjects overlap"). Only names of that shape are touched. Plain NATS protocol over
@@ -22,7 +23,9 @@ import re
 import socket
 import sys
 
-TEST_STREAM = re.compile(r"^((EV|ADV|WORK|SBX)_t[0-9a-f]{32}|FUZZ_[0-9a-f]{12})$")
+TEST_STREAM = re.compile(
+    r"^((EV|ADV|WORK|SBX)_t[0-9a-f]{32}|FUZZ_[0-9a-f]{12}|E2E_(DLQ_|SBX_|WORK_)?[0-9a-f]{10})(_ANCHORS)?$"
+)
 INBOX = "_INBOX.drop_test_streams"
 
 

@@ -19,7 +19,7 @@
 //! process's rows. A process that dies loses at most one interval of counts.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -30,6 +30,8 @@ use domain::breaker::{
 use sqlx::Row;
 use tokio::sync::broadcast;
 
+use crate::breaker_outcomes::{recent_outcomes, OutcomeCounter};
+pub use crate::breaker_outcomes::{RecentOutcomes, RATE_WINDOW};
 use crate::clock::Clock;
 use crate::executor::{Decide, Decision, Executor};
 use crate::store::{Actor, EventStore};
@@ -77,20 +79,6 @@ pub struct BreakerSummary {
 }
 
 /// Outcomes reported to one breaker in one minute: (successes, failures).
-type OutcomeCounts = HashMap<(String, DateTime<Utc>), (i64, i64)>;
-
-/// How far back [`BreakerService::recent_outcomes`] looks by default.
-pub const RATE_WINDOW: Duration = Duration::from_secs(300);
-/// How long per-minute outcome counts are kept.
-const OUTCOMES_KEPT: Duration = Duration::from_secs(24 * 3600);
-
-/// Calls reported to a breaker over a recent window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RecentOutcomes {
-    pub successes: i64,
-    pub failures: i64,
-}
-
 /// Runs circuit-breaker commands against the event store.
 pub struct BreakerService {
     executor: Executor<CircuitBreaker>,
@@ -98,14 +86,8 @@ pub struct BreakerService {
     max_staleness: Duration,
     /// Names of breakers this process changed, for the cross-process announcement.
     changes: broadcast::Sender<String>,
-    /// Outcomes reported to this process since the last flush.
-    outcomes: Mutex<OutcomeCounts>,
-    /// When this process last deleted old outcome rows.
-    outcomes_pruned: Mutex<Option<Instant>>,
-}
-
-fn actor_text(actor: &Actor) -> String {
-    format!("{}:{}", actor.via, actor.user)
+    /// Outcomes reported to this process, per breaker and minute, until flushed.
+    outcomes: OutcomeCounter,
 }
 
 /// The events that change a breaker's state (the others count failures, trials, successes).
@@ -134,8 +116,7 @@ impl BreakerService {
             clock,
             max_staleness: DEFAULT_MAX_STALENESS,
             changes,
-            outcomes: Mutex::new(HashMap::new()),
-            outcomes_pruned: Mutex::new(None),
+            outcomes: OutcomeCounter::default(),
         }
     }
 
@@ -219,7 +200,7 @@ impl BreakerService {
             None => {
                 let command = BreakerCommand::Check {
                     name: name.to_string(),
-                    actor: actor_text(actor),
+                    actor: actor.label(),
                     now,
                 };
                 self.execute(command, actor).await?
@@ -251,122 +232,32 @@ impl BreakerService {
         let command = BreakerCommand::RecordOutcome {
             name: name.to_string(),
             outcome,
-            actor: actor_text(actor),
+            actor: actor.label(),
             now,
         };
         match self.execute(command, actor).await? {
             BreakerReply::Recorded { counted, status } => {
-                self.count_outcome(name, failed, now);
+                self.outcomes.count(name, failed, now);
                 Ok((counted, status))
             }
             other => Err(unexpected(other)),
         }
     }
 
-    /// Adds a reported outcome to this process's counts (every report, counted by the
-    /// breaker or not: the rate is of the calls the services made).
-    fn count_outcome(&self, name: &str, failed: bool, now: DateTime<Utc>) {
-        use chrono::DurationRound;
-        let minute = now
-            .duration_trunc(chrono::Duration::minutes(1))
-            .unwrap_or(now);
-        let mut counts = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = counts.entry((name.to_string(), minute)).or_default();
-        if failed {
-            slot.1 += 1;
-        } else {
-            slot.0 += 1;
-        }
-    }
-
-    /// Adds this process's outcome counts to `breaker_outcomes` (one statement), and once in
-    /// a while deletes rows older than a day. Counts that could not be written are kept for
-    /// the next flush.
+    /// Adds this process's outcome counts to `breaker_outcomes` (crate::breaker_outcomes).
     pub async fn flush_outcomes(&self) -> Result<(), CommandError> {
-        let taken = std::mem::take(&mut *self.outcomes.lock().unwrap_or_else(|e| e.into_inner()));
-        if !taken.is_empty() {
-            let mut names = Vec::with_capacity(taken.len());
-            let mut minutes = Vec::with_capacity(taken.len());
-            let mut successes = Vec::with_capacity(taken.len());
-            let mut failures = Vec::with_capacity(taken.len());
-            for ((name, minute), (ok, failed)) in &taken {
-                names.push(name.clone());
-                minutes.push(*minute);
-                successes.push(*ok);
-                failures.push(*failed);
-            }
-            let written = sqlx::query(
-                "INSERT INTO breaker_outcomes (name, minute, successes, failures)
-                 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[])
-                 ON CONFLICT (name, minute) DO UPDATE
-                    SET successes = breaker_outcomes.successes + EXCLUDED.successes,
-                        failures = breaker_outcomes.failures + EXCLUDED.failures",
-            )
-            .bind(&names)
-            .bind(&minutes)
-            .bind(&successes)
-            .bind(&failures)
-            .execute(self.executor.store().pool())
-            .await;
-            if let Err(error) = written {
-                let mut counts = self.outcomes.lock().unwrap_or_else(|e| e.into_inner());
-                for (key, (ok, failed)) in taken {
-                    let slot = counts.entry(key).or_default();
-                    slot.0 += ok;
-                    slot.1 += failed;
-                }
-                return Err(error.into());
-            }
-        }
-        let prune = {
-            let mut pruned = self
-                .outcomes_pruned
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let due = pruned.is_none_or(|at| at.elapsed() >= Duration::from_secs(600));
-            if due {
-                *pruned = Some(Instant::now());
-            }
-            due
-        };
-        if prune {
-            sqlx::query("DELETE FROM breaker_outcomes WHERE minute < $1")
-                .bind(self.clock.now() - OUTCOMES_KEPT)
-                .execute(self.executor.store().pool())
-                .await?;
-        }
-        Ok(())
+        let pool = self.executor.store().pool();
+        Ok(self.outcomes.flush(pool, self.clock.now()).await?)
     }
 
-    /// Calls reported to every breaker over the last `window` (whole minutes: the minute
-    /// `window` ago included), from every process's flushed counts.
+    /// Calls reported to every breaker over the last `window`, from every process's
+    /// flushed counts (crate::breaker_outcomes).
     pub async fn recent_outcomes(
         &self,
         window: Duration,
     ) -> Result<HashMap<String, RecentOutcomes>, CommandError> {
-        use chrono::DurationRound;
-        let since = (self.clock.now() - window)
-            .duration_trunc(chrono::Duration::minutes(1))
-            .unwrap_or_else(|_| self.clock.now() - window);
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT name, sum(successes)::bigint, sum(failures)::bigint FROM breaker_outcomes
-              WHERE minute >= $1 GROUP BY name",
-        )
-        .bind(since)
-        .fetch_all(self.executor.store().pool())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, successes, failures)| {
-                (
-                    name,
-                    RecentOutcomes {
-                        successes,
-                        failures,
-                    },
-                )
-            })
-            .collect())
+        let pool = self.executor.store().pool();
+        Ok(recent_outcomes(pool, self.clock.now(), window).await?)
     }
 
     async fn change(
@@ -389,7 +280,7 @@ impl BreakerService {
         let command = BreakerCommand::Configure {
             name: name.to_string(),
             config,
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         self.change(command, actor).await
@@ -402,7 +293,7 @@ impl BreakerService {
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::Reset {
             name: name.to_string(),
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         self.change(command, actor).await
@@ -416,7 +307,7 @@ impl BreakerService {
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::ForceOpen {
             name: name.to_string(),
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
             reason,
         };
@@ -431,7 +322,7 @@ impl BreakerService {
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::Disable {
             name: name.to_string(),
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
             reason,
         };
@@ -446,7 +337,7 @@ impl BreakerService {
     ) -> Result<(bool, BreakerStatus), CommandError> {
         let command = BreakerCommand::RetryIfDue {
             name: name.to_string(),
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         self.change(command, actor).await

@@ -72,19 +72,15 @@ pub struct DlqService {
 /// Whether a requeue may publish on `subject`: never NATS's own (`$JS.`, `$SYS.` and every
 /// other `$` subject), reply inboxes, or the control plane's own subjects
 /// (`<prefix>.cmd.>` commands, `<prefix>.events.>` events, `<prefix>.audit.>` sandbox
-/// reports): a dead letter's subject is whatever its capturer said, and a requeue publishes
+/// reports, `<prefix>.anchors.>` audit anchors): a dead letter's subject is whatever its capturer said, and a requeue publishes
 /// with the control plane's identity.
 pub fn requeue_target_allowed(subject: &str, own_prefix: Option<&str>) -> bool {
     let mut tokens = subject.split('.');
     let first = tokens.next().unwrap_or_default();
     let own = own_prefix.is_some_and(|prefix| {
-        first == prefix && matches!(tokens.next(), Some("cmd" | "events" | "audit"))
+        first == prefix && matches!(tokens.next(), Some("cmd" | "events" | "audit" | "anchors"))
     });
     !(first.starts_with('$') || first.starts_with("_INBOX") || own)
-}
-
-fn actor_text(actor: &Actor) -> String {
-    format!("{}:{}", actor.via, actor.user)
 }
 
 fn check_id(id: &str) -> Result<(), CommandError> {
@@ -166,7 +162,7 @@ impl DlqService {
         let command = DlqCommand::Capture {
             id,
             letter,
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         self.execute(command, actor).await
@@ -199,7 +195,7 @@ impl DlqService {
             id: id.to_string(),
             note,
             requeue: None,
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         if requeue {
@@ -249,7 +245,7 @@ impl DlqService {
                 message_id: message_id.clone(),
                 stored_in: None,
             },
-            actor: actor_text(actor),
+            actor: actor.label(),
             now: self.clock.now(),
         };
         // Checked before publishing: what the entry could not record is never sent.
@@ -371,6 +367,7 @@ mod tests {
             "cp.audit.sandbox",
             "cp.events.budget",
             "cp.cmd.budget.reserve",
+            "cp.anchors.CP_EVENTS",
         ] {
             assert!(!requeue_target_allowed(subject, Some("cp")), "{subject}");
         }

@@ -294,7 +294,7 @@ impl RedriveService {
             .bind(Uuid::now_v7())
             .bind(filter)
             .bind(request.rate)
-            .bind(actor_text(actor))
+            .bind(actor.label())
             .bind(request.filter.until)
             .fetch_one(&self.pool)
             .await?;
@@ -335,7 +335,7 @@ impl RedriveService {
         .bind(id)
         .bind(from)
         .bind(to)
-        .bind(actor_text(actor))
+        .bind(actor.label())
         .execute(&self.pool)
         .await?;
         let job = self.get(id).await?;
@@ -608,10 +608,6 @@ struct Handled {
     outcome: RedriveOutcome,
     reason: Option<String>,
     message_id: Option<String>,
-}
-
-fn actor_text(actor: &Actor) -> String {
-    format!("{}:{}", actor.via, actor.user)
 }
 
 /// Runs redrive jobs forever: every `interval`, claims a running job and runs it. Every

@@ -18,6 +18,7 @@ pub mod api;
 pub mod breaker;
 pub mod breaker_api;
 pub mod breaker_nats;
+pub mod breaker_outcomes;
 pub mod budget;
 pub mod budget_nats;
 pub mod clock;

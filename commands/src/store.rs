@@ -45,6 +45,11 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// How events name who acted: `<via>:<user>` (`http:alice`, `nats:billing`).
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.via, self.user)
+    }
+
     /// An actor allowed every tenant.
     pub fn new(user: impl Into<String>, via: &'static str) -> Self {
         Self {

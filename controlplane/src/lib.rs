@@ -51,6 +51,22 @@ pub struct Server {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// Returns once the NATS server has read everything this connection sent so far: a message
+/// to ourselves comes back only after it. `flush` is not enough: it only writes to the
+/// socket, and a process that exits with unread data on that socket (a JetStream consumer's
+/// messages) resets the connection, and the kernel drops what it had not sent yet — the
+/// last replies, which their callers then wait for until they time out.
+async fn delivered(nats: &async_nats::Client) -> Result<(), async_nats::Error> {
+    use futures::StreamExt;
+    let inbox = nats.new_inbox();
+    let mut echo = nats.subscribe(inbox.clone()).await?;
+    nats.publish(inbox, "".into()).await?;
+    tokio::time::timeout(Duration::from_secs(5), echo.next())
+        .await?
+        .ok_or("the NATS connection closed")?;
+    Ok(())
+}
+
 impl Server {
     /// Stops every task of this server at once (tests use it; `serve` stops gracefully).
     pub fn shutdown(self) {
@@ -90,9 +106,9 @@ impl Server {
             for listener in self.listeners {
                 let _ = listener.await;
             }
-            // The replies sent so far sit in the client's buffer until it writes them.
-            if let Err(error) = self.nats.flush().await {
-                tracing::warn!(%error, "could not flush the last NATS replies");
+            // The replies sent so far must reach the server before the process exits.
+            if let Err(error) = delivered(&self.nats).await {
+                tracing::warn!(%error, "could not confirm the last NATS replies");
             }
             let _ = self.http.await;
             live.wait_closed(grace).await;

@@ -188,12 +188,8 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 }
                 true
             };
-            let report = streams::audit::verify_with(&pool, &mut on_progress).await?;
-            if terminal {
-                eprintln!();
-            }
-            let mut report = report.ok_or("the verification was stopped")?;
-            // The log's copy outside the database, when NATS answers (else "unreachable").
+            // The log's copies outside the database, when NATS answers (else not checked:
+            // the stream anchor says "unreachable").
             let nats = match controlplane::nats_options(&config).await {
                 Ok(options) => options
                     .connect(&config.nats.url)
@@ -201,20 +197,28 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                     .map_err(|e| e.to_string()),
                 Err(error) => Err(error.to_string()),
             };
-            let anchor = match nats {
+            let events = &config.streams.events;
+            let report = match nats {
                 Ok(nats) => {
                     let js = async_nats::jetstream::new(nats);
-                    streams::audit::check_stream_anchor(&pool, &js, &config.streams.events).await?
+                    streams::audit::verify_anchored(&pool, &js, events, &mut on_progress).await?
                 }
-                Err(error) => streams::audit::StreamAnchor {
-                    stream: config.streams.events.clone(),
-                    result: "unreachable".into(),
-                    global_position: None,
-                    detail: error.to_string(),
-                },
+                Err(error) => streams::audit::verify_with(&pool, &[], &mut on_progress)
+                    .await?
+                    .map(|mut report| {
+                        report.stream_anchor = Some(streams::audit::StreamAnchor {
+                            stream: events.clone(),
+                            result: "unreachable".into(),
+                            global_position: None,
+                            detail: error,
+                        });
+                        report
+                    }),
             };
-            report.ok &= !anchor.failed();
-            report.stream_anchor = Some(anchor);
+            if terminal {
+                eprintln!();
+            }
+            let report = report.ok_or("the verification was stopped")?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.ok {
                 Ok(())

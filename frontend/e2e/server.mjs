@@ -223,7 +223,13 @@ export class Deployment {
     try {
       nc = await this.adminNats();
       const jsm = await nc.jetstreamManager();
-      for (const name of [`E2E_${this.id}`, `E2E_DLQ_${this.id}`, this.workStream]) {
+      for (const name of [
+        `E2E_${this.id}`,
+        `E2E_${this.id}_ANCHORS`,
+        `E2E_DLQ_${this.id}`,
+        `E2E_SBX_${this.id}`,
+        this.workStream,
+      ]) {
         await jsm.streams.delete(name).catch(() => {});
       }
     } catch (e) {

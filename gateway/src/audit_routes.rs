@@ -153,17 +153,13 @@ pub(crate) async fn export(
 #[utoipa::path(get, path = "/audit/verify", tag = "audit",
     responses((status = 200, description = "The hash chains recomputed; the first bad event, if any", body = VerifyReport)))]
 pub(crate) async fn verify(State(state): State<AppState>) -> Result<Json<VerifyReport>, ApiError> {
-    let report = audit::verify(&state.pool).await?;
-    Ok(Json(anchored(&state, report).await?))
-}
-
-/// The report with the log compared against the events stream's newest event.
-async fn anchored(state: &AppState, mut report: VerifyReport) -> Result<VerifyReport, ApiError> {
     let js = async_nats::jetstream::new(state.nats.clone());
-    let anchor = audit::check_stream_anchor(&state.pool, &js, &state.pipeline.events.name).await?;
-    report.ok &= !anchor.failed();
-    report.stream_anchor = Some(anchor);
-    Ok(report)
+    let report =
+        audit::verify_anchored(&state.pool, &js, &state.pipeline.events.name, &mut |_| true)
+            .await?
+            // Only a progress listener stops it, and this one never does.
+            .ok_or_else(|| ApiError::Internal("the verification stopped by itself".into()))?;
+    Ok(Json(report))
 }
 
 /// One line of `GET /audit/verify/stream`.
@@ -203,29 +199,14 @@ pub(crate) async fn verify_stream(State(state): State<AppState>) -> Response {
                     Err(tokio::sync::mpsc::error::TrySendError::Closed(_))
                 )
             };
-            audit::verify_with(&state.pool, &mut on).await
+            let js = async_nats::jetstream::new(state.nats.clone());
+            audit::verify_anchored(&state.pool, &js, &state.pipeline.events.name, &mut on).await
         };
         let last = match outcome {
             Ok(None) => return, // the reader went away
-            Ok(Some(report)) => {
-                let stream = VerifyProgress {
-                    phase: "stream".into(),
-                    done: 0,
-                    total: 1,
-                };
-                let _ = tx.send(ndjson(&VerifyLine::Progress(stream))).await;
-                match anchored(&state, report).await {
-                    Ok(report) => VerifyLine::Result {
-                        report: Box::new(report),
-                    },
-                    Err(error) => {
-                        tracing::error!(?error, "audit verify stream: the stream anchor failed");
-                        VerifyLine::Error {
-                            message: "the verification could not finish".into(),
-                        }
-                    }
-                }
-            }
+            Ok(Some(report)) => VerifyLine::Result {
+                report: Box::new(report),
+            },
             Err(error) => {
                 tracing::error!(%error, "audit verify stream stopped");
                 VerifyLine::Error {

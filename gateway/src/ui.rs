@@ -6,6 +6,10 @@
 //! (`/dlq`, and `/` with nothing): a navigation there (a `GET` that accepts `text/html`,
 //! which `fetch` and API clients do not send) gets the app; everything else the API.
 //! Unknown paths outside the app's routes stay a JSON 404.
+//!
+//! The build writes `.br` and `.gz` beside each file (`frontend/scripts/precompress.mjs`),
+//! which are sent as they are to a browser that accepts them; files without them (a build
+//! made otherwise) are gzipped per answer.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -118,7 +122,10 @@ pub async fn fallback(State(state): State<AppState>, request: Request) -> Respon
         } else {
             NO_CACHE
         };
-        let files = ServeDir::new(&ui.dir).append_index_html_on_directories(false);
+        let files = ServeDir::new(&ui.dir)
+            .append_index_html_on_directories(false)
+            .precompressed_br()
+            .precompressed_gzip();
         let response = CompressionLayer::new()
             .gzip(true)
             .layer(files)
@@ -149,7 +156,11 @@ fn is_root_file(dir: &Path, path: &str) -> bool {
 async fn serve_index(ui: &UiFiles, request: Request) -> Response {
     let result: Result<_, Infallible> = CompressionLayer::new()
         .gzip(true)
-        .layer(ServeFile::new(ui.index()))
+        .layer(
+            ServeFile::new(ui.index())
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
         .oneshot(request)
         .await;
     let Ok(response) = result;

@@ -11,10 +11,14 @@
 //! processes ([`singleton`]: a PostgreSQL advisory lock; a standby takes over when the
 //! holder's connection dies).
 //!
+//! Each hash checkpoint also goes to JetStream ([`anchors`]), where `audit verify` checks the
+//! log against copies the database's operator cannot change.
+//!
 //! [`envelope`] is the wire format shared with the projections and with auditors;
 //! [`setup`] declares the stream and the consumers and creates or updates them.
 #![forbid(unsafe_code)]
 
+pub mod anchors;
 pub mod audit;
 pub mod checkpoint;
 pub mod envelope;

@@ -13,7 +13,10 @@ use sqlx::PgPool;
 
 use domain::EVENTS_CHANNEL;
 
-use crate::checkpoint::{load_state, record_hash_checkpoint, save_checkpoint, HashCheckpoints};
+use crate::anchors::{ensure_anchor_stream, publish_anchor, Anchor};
+use crate::checkpoint::{
+    load_state, record_hash_checkpoint, save_checkpoint, HashCheckpoints, PublisherState,
+};
 use crate::envelope::{
     read_committed_after, subject_for, EventEnvelope, LogPosition, COMMIT_ORDER,
 };
@@ -171,6 +174,9 @@ async fn tail(
     ensure_events_stream(js, &config.stream)
         .await
         .map_err(nats)?;
+    ensure_anchor_stream(js, &config.stream)
+        .await
+        .map_err(TailError::Nats)?;
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(EVENTS_CHANNEL).await?;
     let stream = &config.stream.name;
@@ -195,7 +201,9 @@ async fn tail(
         if batch.is_empty() {
             if hash_checkpoints.due_while_idle(&state) {
                 // The stored state is this one (moved by our last save), so the row
-                // records a point of the same chain.
+                // records a point of the same chain. The anchor goes out first: a
+                // checkpoint row never exists without its copy outside the database.
+                anchor(js, &config.stream, &state).await?;
                 let mut conn = pool.acquire().await?;
                 record_hash_checkpoint(&mut conn, stream, &state).await?;
                 hash_checkpoints.recorded(&mut state);
@@ -221,6 +229,11 @@ async fn tail(
             let mut next = state.clone();
             next.fold(&batch[..published]);
             let record = hash_checkpoints.due_after(&state, published);
+            if record {
+                // The running hash after these events is the log's whatever happens to
+                // the save (a deposed publisher computed the one its successor will).
+                anchor(js, &config.stream, &next).await?;
+            }
             if !save_checkpoint(pool, stream, &state, &next, record).await? {
                 return Err(TailError::Deposed);
             }
@@ -234,6 +247,18 @@ async fn tail(
         }
         result?;
     }
+}
+
+/// Publishes the audit anchor of `state` (crate::anchors).
+async fn anchor(
+    js: &Context,
+    events: &EventsStream,
+    state: &PublisherState,
+) -> Result<(), TailError> {
+    let anchor = Anchor::of(&events.name, state, chrono::Utc::now());
+    publish_anchor(js, events, &anchor)
+        .await
+        .map_err(|e| TailError::Nats(format!("publishing the audit anchor: {e}")))
 }
 
 /// The first wait before looking again at events held back by the snapshot horizon.

@@ -231,7 +231,8 @@ class Server:
         try:
             nc = await self.admin_nats()
             js = nc.jetstream()
-            for stream in self.streams:
+            # The events stream's audit anchors (made by the publisher) go too.
+            for stream in [*self.streams, f"{self.streams[0]}_ANCHORS"]:
                 # A stream never made (no sandbox reports, say): nothing to delete.
                 with contextlib.suppress(Exception):
                     await js.delete_stream(stream)

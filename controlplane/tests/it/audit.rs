@@ -72,15 +72,8 @@ async fn verify_names_the_event_whose_payload_was_edited_in_sql() {
     assert_eq!(failure["problem"], "content");
 
     // The CLI says the same and fails.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
-        .args(["audit", "verify"])
-        .env("APP_ENV", "test")
-        .env("DATABASE_URL", &env.database_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (succeeded, printed) = cli_verify(&env);
+    assert!(!succeeded);
     assert_eq!(printed["first_failure"]["global_position"], victim);
 
     // Removing an event breaks the order.
@@ -216,6 +209,29 @@ async fn an_auditor_replays_jetstream_with_an_ordered_consumer_and_checks_every_
         }
     }
     assert_eq!(checked as i64, common::event_count(&env.database_url).await);
+}
+
+/// `controlplane audit verify` on this test's database and streams: whether it succeeded,
+/// and the report it printed.
+fn cli_verify(env: &TestEnv) -> (bool, Value) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
+        .args(["audit", "verify"])
+        .env("APP_ENV", "test")
+        .env("DATABASE_URL", &env.database_url)
+        .env("NATS_URL", common::nats_url())
+        .env("NATS_SUBJECT_PREFIX", &env.prefix)
+        .env("NATS_CREDS", common::control_plane_creds(&env.prefix))
+        .env("EVENTS_STREAM", env.stream())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let printed = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the CLI prints a report ({e}): {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.success(), printed)
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -355,15 +371,8 @@ async fn verify_names_the_first_global_hash_checkpoint_after_an_edited_payload()
     );
 
     // The CLI reports the same checkpoint.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_controlplane"))
-        .args(["audit", "verify"])
-        .env("APP_ENV", "test")
-        .env("DATABASE_URL", &env.database_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let (succeeded, printed) = cli_verify(&env);
+    assert!(!succeeded);
     assert_eq!(
         printed["first_checkpoint_failure"]["event_count"],
         expected_count
@@ -453,26 +462,140 @@ async fn verify_catches_the_newest_event_deleted_with_the_checkpoints_by_the_eve
     assert_eq!(report["stream_anchor"]["result"], "ok", "{report}");
 
     let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    as_superuser(
+        &pool,
+        &[
+            "DELETE FROM events WHERE global_position = (SELECT max(global_position) FROM events)",
+            "DELETE FROM global_hash_checkpoints",
+        ],
+    )
+    .await;
+
+    let report = verify_tampered_log(&env).await;
+    assert_eq!(report["stream_anchor"]["result"], "truncated", "{report}");
+}
+
+/// Runs `statements` with the append-only guard switched off, as a database superuser can.
+async fn as_superuser(pool: &sqlx::PgPool, statements: &[&str]) {
     let mut conn = pool.acquire().await.unwrap();
-    for statement in [
-        "ALTER TABLE events DISABLE TRIGGER events_append_only",
-        "DELETE FROM events WHERE global_position = (SELECT max(global_position) FROM events)",
-        "DELETE FROM global_hash_checkpoints",
-        "ALTER TABLE events ENABLE TRIGGER events_append_only",
-    ] {
+    let off = ["ALTER TABLE events DISABLE TRIGGER events_append_only"];
+    let on = ["ALTER TABLE events ENABLE TRIGGER events_append_only"];
+    for statement in off.iter().chain(statements).chain(&on) {
         sqlx::query(statement).execute(&mut *conn).await.unwrap();
     }
-    drop(conn);
+}
 
+/// Verifies a log tampered with so that every chain left still holds and no checkpoint is
+/// left in the database: it must not verify. Returns the report.
+async fn verify_tampered_log(env: &TestEnv) -> Value {
     let (_, report) = env.get("/audit/verify").await;
     assert_eq!(
         report["first_failure"],
         Value::Null,
-        "the chains left verify: {report}"
+        "every chain left verifies: {report}"
     );
     assert_eq!(report["checkpoints_checked"], 0, "{report}");
     assert_eq!(report["ok"], false, "{report}");
-    assert_eq!(report["stream_anchor"]["result"], "truncated", "{report}");
+    report
+}
+
+/// The other attack of issue 18: a database superuser rewrites an older event, recomputes
+/// its hash as the trigger would (so every chain verifies) and deletes the checkpoints. The
+/// newest event is untouched, so the events stream's newest message still matches; the
+/// anchors on JetStream carry the running hash over the whole log, and it no longer matches.
+#[tokio::test]
+async fn verify_catches_a_rewritten_event_with_recomputed_hashes_by_the_anchors() {
+    let env = TestEnv::start_with(&[("AUDIT_HASH_CHECKPOINT_EVENTS", "1")]).await;
+    workload(&env).await;
+    let events = wait_for_hash_checkpoint(&env).await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (checkpoints,): (i64,) = sqlx::query_as("SELECT count(*) FROM global_hash_checkpoints")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let (_, report) = env.get("/audit/verify").await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["checkpoints_checked"], checkpoints, "{report}");
+    assert_eq!(
+        report["anchors_checked"], checkpoints,
+        "every checkpoint has its anchor on JetStream: {report}"
+    );
+
+    // org2/p2's limit (its budget's only event, not the newest of the log) raised tenfold,
+    // with the hash the trigger would compute for that content.
+    let sql = format!(
+        "SELECT {} FROM events WHERE aggregate_id = 'org2/p2' AND sequence = 1",
+        streams::envelope::SELECT_ENVELOPE
+    );
+    let row = sqlx::query(&sql).fetch_one(&pool).await.unwrap();
+    let mut victim = streams::EventEnvelope::from_row(&row).unwrap();
+    let forged = victim.payload.get().replace("10000", "100000");
+    assert_ne!(forged, victim.payload.get(), "the limit is in the payload");
+    victim.payload = serde_json::value::RawValue::from_string(forged.clone()).unwrap();
+    let forged_hash = streams::audit::chain_hash(&streams::audit::GENESIS, &victim);
+    let forge = format!(
+        "UPDATE events SET payload = $forged${forged}$forged$::json,
+                           hash = decode('{}', 'hex')
+          WHERE global_position = {}",
+        hex_encode(&forged_hash),
+        victim.global_position
+    );
+    as_superuser(&pool, &[&forge, "DELETE FROM global_hash_checkpoints"]).await;
+
+    let report = verify_tampered_log(&env).await;
+    assert_eq!(
+        report["stream_anchor"]["result"], "ok",
+        "the newest published event is untouched: {report}"
+    );
+    assert_eq!(report["ok"], false, "{report}");
+    let failure = &report["first_checkpoint_failure"];
+    assert_eq!(failure["source"], "anchor", "{report}");
+    assert_eq!(failure["problem"], "hash", "{report}");
+    // The first anchor at or after the forged event is the one that breaks.
+    let (forged_count,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM events
+          WHERE (transaction_id, global_position) <=
+                (SELECT transaction_id, global_position FROM events WHERE global_position = $1)",
+    )
+    .bind(victim.global_position)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(forged_count < events, "the forged event is not the newest");
+    let js = async_nats::jetstream::new(env.nats.clone());
+    let anchors = streams::anchors::read_anchors(&js, &env.stream())
+        .await
+        .unwrap();
+    let first_after = anchors
+        .iter()
+        .map(|a| a.event_count)
+        .filter(|&count| count >= forged_count)
+        .min();
+    assert_eq!(failure["event_count"], first_after.unwrap(), "{report}");
+
+    // The CLI reads the same anchors and fails the same way.
+    let (succeeded, printed) = cli_verify(&env);
+    assert!(!succeeded, "{printed}");
+    assert_eq!(printed["first_checkpoint_failure"], *failure, "{printed}");
+}
+
+/// The anchor stream takes no deletes: not even the NATS administrator can remove an anchor
+/// (or purge them) to hide a rewrite; only the whole stream can go.
+#[tokio::test]
+async fn the_anchor_stream_refuses_deleting_or_purging_anchors() {
+    let env = TestEnv::start_with(&[("AUDIT_HASH_CHECKPOINT_EVENTS", "1")]).await;
+    workload(&env).await;
+    wait_for_hash_checkpoint(&env).await;
+    let js = async_nats::jetstream::new(env.nats.clone());
+    let mut anchors = js
+        .get_stream(streams::anchors::anchor_stream_name(&env.stream()))
+        .await
+        .expect("the publisher made the anchor stream");
+    let last = anchors.info().await.unwrap().state.last_sequence;
+    assert!(last >= 1, "anchors were published");
+    assert!(anchors.delete_message(last).await.is_err(), "no delete");
+    assert!(anchors.purge().await.is_err(), "no purge");
+    assert_eq!(anchors.info().await.unwrap().state.messages, last);
 }
 
 /// The lines of `GET /audit/verify/stream`.

@@ -202,9 +202,14 @@ fn built_app() -> tempdir::Dir {
         "console.log('dashboard');".repeat(100),
     )
     .unwrap();
+    // What `frontend/scripts/precompress.mjs` writes beside a file (stand-in bytes: the
+    // server sends them as they are).
+    std::fs::write(dir.path().join("assets/app-1a2b3c.js.br"), PRECOMPRESSED_BR).unwrap();
     std::fs::write(dir.path().join("favicon.svg"), "<svg/>").unwrap();
     dir
 }
+
+const PRECOMPRESSED_BR: &[u8] = b"brotli bytes made at build time";
 
 mod tempdir {
     /// A directory removed when dropped.
@@ -271,6 +276,20 @@ async fn the_built_app_is_served_beside_the_api() {
         .to_str()
         .unwrap()
         .contains("javascript"));
+    // A file compressed at build time is sent as it is, not compressed again.
+    let precompressed = env
+        .http
+        .get(env.url("/assets/app-1a2b3c.js"))
+        .header(header::ACCEPT_ENCODING, "br, gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(precompressed.headers()[header::CONTENT_ENCODING], "br");
+    assert_eq!(
+        precompressed.headers()[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(precompressed.bytes().await.unwrap(), PRECOMPRESSED_BR);
     // The CSP and the other security headers are on the app too.
     assert!(asset
         .headers()

@@ -197,7 +197,7 @@ fn control_plane_creds_path(prefix: &str) -> std::path::PathBuf {
 }
 
 /// The creds file of the control plane of `prefix` (made once; [`TestEnv`] removes it).
-fn control_plane_creds(prefix: &str) -> String {
+pub fn control_plane_creds(prefix: &str) -> String {
     let path = control_plane_creds_path(prefix);
     if !path.exists() {
         natsauth::write_secret(&path, &creds(natsauth::Role::ControlPlane, prefix)).unwrap();
@@ -544,8 +544,8 @@ impl Drop for TestEnv {
     }
 }
 
-/// Removes a test's JetStream stream (the NATS server outlives the tests). Best effort,
-/// on a thread of its own because `Drop` cannot await.
+/// Removes a test's JetStream stream and its audit anchor stream, if any (the NATS server
+/// outlives the tests). Best effort, on a thread of its own because `Drop` cannot await.
 pub fn delete_stream(stream: String) {
     let _ = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -555,8 +555,10 @@ pub fn delete_stream(stream: String) {
         runtime.block_on(async {
             if let Ok(client) = connect(&nats_url()).await {
                 let js = async_nats::jetstream::new(client);
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), js.delete_stream(&stream)).await;
+                for name in [streams::anchors::anchor_stream_name(&stream), stream] {
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), js.delete_stream(&name)).await;
+                }
             }
         });
     })

@@ -5402,6 +5402,11 @@ export interface components {
             problem: string;
             /** Format: date-time */
             recorded_at: string;
+            /**
+             * @description Where the checkpoint was read: `database` (`global_hash_checkpoints`) or `anchor`
+             *     (its copy on the JetStream anchor stream, out of the database operator's reach).
+             */
+            source?: string;
             stored_hash: string;
             /** @description The JetStream stream whose publisher recorded it. */
             stream: string;
@@ -6368,6 +6373,11 @@ export interface components {
         VerifyReport: {
             /** Format: int64 */
             aggregates_checked: number;
+            /**
+             * Format: int64
+             * @description Anchors on JetStream checked the same way (0 when none were read).
+             */
+            anchors_checked?: number;
             /**
              * Format: int64
              * @description Global hash checkpoints compared with the running hash recomputed from the log.

@@ -59,7 +59,7 @@ function Report({ r }: { r: VerifyReport }) {
     <Alert severity={r.ok ? 'success' : 'error'} role="status" data-testid="verify-result">
       {r.ok ? 'The log verifies' : 'The log does not verify'}: {fmtInt(r.events_checked)} events in{' '}
       {fmtInt(r.aggregates_checked)} aggregates, {fmtInt(r.checkpoints_checked ?? 0)} checkpoints
-      checked.
+      and {fmtInt(r.anchors_checked ?? 0)} anchors on JetStream checked.
       {r.first_failure && (
         <Typography variant="body2" sx={{ mt: 1, overflowWrap: 'anywhere' }}>
           First bad event: position {r.first_failure.global_position} (
@@ -69,8 +69,15 @@ function Report({ r }: { r: VerifyReport }) {
       )}
       {r.first_checkpoint_failure && (
         <Typography variant="body2" sx={{ mt: 1, overflowWrap: 'anywhere' }}>
-          First bad checkpoint: after {fmtInt(r.first_checkpoint_failure.event_count)} events of{' '}
-          {r.first_checkpoint_failure.stream}, {r.first_checkpoint_failure.problem}
+          First bad {r.first_checkpoint_failure.source === 'anchor' ? 'anchor' : 'checkpoint'}:
+          after {fmtInt(r.first_checkpoint_failure.event_count)} events of{' '}
+          {r.first_checkpoint_failure.stream}, {r.first_checkpoint_failure.problem}:{' '}
+          {r.first_checkpoint_failure.detail}
+        </Typography>
+      )}
+      {r.stream_anchor && r.stream_anchor.result !== 'ok' && (
+        <Typography variant="body2" sx={{ mt: 1, overflowWrap: 'anywhere' }}>
+          Events stream {r.stream_anchor.stream}: {r.stream_anchor.result}, {r.stream_anchor.detail}
         </Typography>
       )}
     </Alert>

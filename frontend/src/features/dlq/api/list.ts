@@ -16,11 +16,12 @@ export const fetchDlqPage = (f: DlqFilter, offset: number, signal?: AbortSignal)
     signal,
   });
 
-/** The filtered list, paged on the server by offset. */
-export const useDlqList = (f: DlqFilter) =>
+/** The filtered list, paged on the server by offset (not read while `enabled` is false). */
+export const useDlqList = (f: DlqFilter, enabled = true) =>
   useInfiniteQuery({
     queryKey: dlqKeys.list(f),
     queryFn: ({ pageParam, signal }) => fetchDlqPage(f, pageParam, signal),
+    enabled,
     initialPageParam: 0,
     getNextPageParam: (last, pages) => {
       const loaded = pages.reduce((n, p) => n + p.items.length, 0);

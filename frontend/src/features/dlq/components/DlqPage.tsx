@@ -121,7 +121,8 @@ export default function DlqPage() {
     [view.status, view.subject, view.error, view.since, view.until],
   );
   const groupsView = view.view === 'groups';
-  const list = useDlqList(filter);
+  // The grouped view shows the groups only: the list's first page is not fetched for it.
+  const list = useDlqList(filter, !groupsView);
   const groups = useDlqGroups(filter, groupsView);
   const rows = useMemo(() => list.data?.pages.flatMap((p) => p.items) ?? [], [list.data]);
   const total = list.data?.pages[0]?.total ?? 0;
