@@ -2,9 +2,11 @@
 // its own database and NATS names on the services of .data/services.env) with 10,000 budgets:
 //   1. Lighthouse 12 (Debian's Chromium) on Dashboard and Governance, desktop and mobile presets;
 //   2. an event committed -> visible on an open Governance page (wall clock, same machine);
-//   3. the longest main-thread task while scrolling the 10,000-row Governance table.
+//   3. the longest main-thread task while scrolling the 10,000-row Governance table (and a
+//      Chrome trace of part of that scroll, results/scroll-trace.json, for profiling).
 // Usage: bench/frontend/run.sh   (builds what it needs; prints the figures as JSON)
 import { writeFileSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import * as chromeLauncher from 'chrome-launcher';
@@ -150,6 +152,24 @@ try {
     },
     { steps, ms: Date.now() - t1 },
   );
+
+  // The same scroll again, from a fresh load (rows not read yet, as in the measured one) and
+  // shorter, under a Chrome trace (not measured: tracing slows the page): what the long tasks
+  // are made of. Open results/scroll-trace.json in DevTools' Performance panel.
+  // BENCH_TRACE=0 skips it.
+  if (process.env.BENCH_TRACE !== '0') {
+    await page.reload();
+    await page.locator('[data-budget]').first().waitFor({ timeout: 60_000 });
+    await page.waitForTimeout(1000);
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await browser.startTracing(page, {
+      path: fileURLToPath(new URL('scroll-trace.json', out)),
+      screenshots: false,
+    });
+    for (let i = 0; i < Math.min(steps, 150); i++) await page.mouse.wheel(0, 600);
+    await page.waitForTimeout(500);
+    await browser.stopTracing();
+  }
 
   // 2. Event committed -> visible: a reservation on `latency/p`, its Reserved cell watched.
   await page.goto('/governance?q=latency');

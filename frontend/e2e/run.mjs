@@ -184,6 +184,49 @@ test('at 390 px every page fits the width', async () => {
   );
 });
 
+test('at 390 px the menu opens the navigation of the role, which closes on a choice', async () => {
+  for (const [who, user, shown, hidden] of [
+    ['admin', { username: 'admin', password: dep.password }, pages.map((p) => p.heading), []],
+    [
+      'viewer',
+      VIEWER,
+      ['Dashboard', 'Governance', 'Budget', 'Circuit breakers'],
+      ['Dead letters', 'Sandbox', 'Audit log', 'Users'],
+    ],
+  ]) {
+    await withPage(
+      `narrow-nav-${who}`,
+      async (page) => {
+        await login(page, user);
+        const nav = page.getByRole('navigation', { name: 'Pages' });
+        assert.equal(await nav.count(), 0, 'no navigation on screen until the menu opens');
+        const menu = page.getByRole('button', { name: 'Open navigation' });
+        await menu.click();
+        for (const name of shown) await nav.getByRole('link', { name, exact: true }).waitFor();
+        for (const name of hidden)
+          assert.equal(await nav.getByRole('link', { name }).count(), 0, `${who}: no ${name}`);
+        await page.screenshot({ path: `${artifacts}nav-${who}-390.png` });
+        if (who === 'admin') await axe(page, 'the navigation drawer (390 px)');
+        // Escape closes it and gives the focus back to the menu button; so does a click on
+        // the backdrop (right of the panel); a page chosen closes it.
+        await page.keyboard.press('Escape');
+        await nav.waitFor({ state: 'hidden' });
+        assert.ok(await menu.evaluate((b) => b === document.activeElement), 'focus on the menu');
+        await menu.click();
+        await nav.waitFor();
+        await page.mouse.click(370, 600);
+        await nav.waitFor({ state: 'hidden' });
+        await menu.click();
+        await nav.getByRole('link', { name: 'Governance' }).click();
+        await page.getByRole('heading', { level: 1, name: 'Governance' }).waitFor();
+        await nav.waitFor({ state: 'hidden' });
+        assert.match(page.url(), /\/governance$/);
+      },
+      { width: 390, height: 844 },
+    );
+  }
+});
+
 test('a viewer sees no write action and gets the 403 page for admin pages', async () => {
   await withPage('viewer', async (page) => {
     await login(page, VIEWER);

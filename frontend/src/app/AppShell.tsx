@@ -1,15 +1,10 @@
-import { Suspense, useState, type ReactNode } from 'react';
-import { NavLink, useLocation } from 'react-router-dom';
+import { Suspense, useEffect, useState, type ReactNode } from 'react';
+import { useLocation } from 'react-router-dom';
 import {
   AppBar,
   Box,
   Button,
-  Drawer,
   IconButton,
-  List,
-  ListItem,
-  ListItemButton,
-  ListItemText,
   Toolbar,
   Typography,
   useMediaQuery,
@@ -18,49 +13,25 @@ import {
 import { ErrorBoundary } from '@/components/ErrorBoundary';
 import { LiveIndicator } from '@/components/LiveIndicator';
 import { PageSkeleton } from '@/components/Skeletons';
-import { hasPermission, useSession } from '@/lib/session';
+import { useSession } from '@/lib/session';
 import { useUi, type ColourMode } from '@/lib/ui';
 import { useLogout } from '@/features/auth/api/logout';
-import { navItems } from './nav';
+import { MobileNav } from './MobileNav';
+import { PageNav } from './PageNav';
 import { AutoIcon, DarkIcon, LightIcon, MenuIcon } from './icons';
 
 const drawerWidth = 220;
 const nextMode: Record<ColourMode, ColourMode> = { system: 'light', light: 'dark', dark: 'system' };
 const modeIcon = { system: AutoIcon, light: LightIcon, dark: DarkIcon };
 
-function Nav({ onNavigate }: { onNavigate?: () => void }) {
-  const user = useSession((s) => s.user);
-  return (
-    <nav aria-label="Pages">
-      <List>
-        {navItems
-          .filter((i) => hasPermission(user, i.permission))
-          .map((i) => (
-            <ListItem key={i.path} disablePadding>
-              <ListItemButton
-                component={NavLink}
-                to={i.path}
-                end={i.path === '/'}
-                onClick={onNavigate}
-                sx={{ '&.active': { bgcolor: 'action.selected', fontWeight: 600 } }}
-              >
-                <ListItemText
-                  primary={i.label}
-                  secondary={i.later ? 'part 2' : undefined}
-                  slotProps={{ secondary: { sx: { color: 'text.secondary' } } }}
-                />
-              </ListItemButton>
-            </ListItem>
-          ))}
-      </List>
-    </nav>
-  );
-}
-
 export function AppShell({ children }: { children: ReactNode }) {
   const theme = useTheme();
   const wide = useMediaQuery(theme.breakpoints.up('md'));
+  // The narrow screen's navigation; a screen that turns wide shows it in its column instead.
   const [open, setOpen] = useState(false);
+  useEffect(() => {
+    if (wide) setOpen(false);
+  }, [wide]);
   const user = useSession((s) => s.user);
   const mode = useUi((s) => s.mode);
   const setMode = useUi((s) => s.setMode);
@@ -111,24 +82,27 @@ export function AppShell({ children }: { children: ReactNode }) {
           </Button>
         </Toolbar>
       </AppBar>
-      <Drawer
-        variant={wide ? 'permanent' : 'temporary'}
-        open={wide || open}
-        onClose={() => setOpen(false)}
-        sx={{
-          width: wide ? drawerWidth : undefined,
-          flexShrink: 0,
-          '& .MuiDrawer-paper': { width: drawerWidth },
-        }}
-      >
-        <Toolbar />
-        {!wide && user && (
-          <Typography variant="body2" sx={{ px: 2, pt: 1, color: 'text.secondary' }}>
-            {user.username} · {user.role}
-          </Typography>
-        )}
-        <Nav onNavigate={() => setOpen(false)} />
-      </Drawer>
+      {wide ? (
+        <Box component="aside" sx={{ width: drawerWidth, flexShrink: 0 }}>
+          <Box
+            sx={{
+              position: 'fixed',
+              top: 0,
+              bottom: 0,
+              width: drawerWidth,
+              overflowY: 'auto',
+              bgcolor: 'background.paper',
+              borderRight: 1,
+              borderColor: 'divider',
+            }}
+          >
+            <Toolbar />
+            <PageNav />
+          </Box>
+        </Box>
+      ) : (
+        <MobileNav open={open} onClose={() => setOpen(false)} />
+      )}
       <Box
         component="main"
         id="main"

@@ -14,22 +14,14 @@ const actorOf = (e: AuditEvent) => {
 const Row = memo(function Row({
   e,
   index,
-  start,
   onOpen,
 }: {
   e: AuditEvent;
   index: number;
-  start: number;
   onOpen: (position: number) => void;
 }) {
   return (
-    <div
-      role="row"
-      aria-rowindex={index + 2}
-      data-position={e.global_position}
-      className="r b c"
-      style={{ transform: `translateY(${start}px)` }}
-    >
+    <div role="row" aria-rowindex={index + 2} data-position={e.global_position} className="r b c">
       <div role="cell">
         <button type="button" className="link" onClick={() => onOpen(e.global_position)}>
           {e.global_position}
@@ -75,7 +67,7 @@ export function EventTable({
           key={item.key}
           e={rows[item.index]!}
           index={item.index}
-          start={item.start}
+
           onOpen={onOpen}
         />
       )}

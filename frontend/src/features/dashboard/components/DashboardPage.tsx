@@ -1,4 +1,4 @@
-import { lazy, Suspense } from 'react';
+import { lazy, memo, Suspense, useDeferredValue, useMemo } from 'react';
 import { Link as RouterLink } from 'react-router-dom';
 import { Alert, Box, Button, Paper, Stack, Typography } from '@mui/material';
 import { EmptyState } from '@/components/EmptyState';
@@ -13,7 +13,7 @@ import { useAlertsSource } from '../api/governance';
 import { useHealth } from '../api/health';
 import { useDashboardLive, useLatestStatsFrame } from '../api/live';
 import { usePipeline } from '../api/pipeline';
-import { useStats } from '../api/stats';
+import { useStats, type Stats } from '../api/stats';
 import { buildAlerts } from './alerts';
 import { DeadLetterTrend } from './DeadLetterTrend';
 import { HealthCard } from './HealthCard';
@@ -48,29 +48,50 @@ export default function DashboardPage() {
   );
 }
 
+/**
+ * The cards render answers deferred: an answer re-renders the card at once with the values it
+ * had (its body is memoised, so nothing happens), then renders the new values as a transition,
+ * in slices that leave the main thread free in between instead of one long task.
+ */
 function AlertsCard({ canGovernance }: { canGovernance: boolean }) {
   const stats = useStats();
   const health = useHealth();
   const pipeline = usePipeline();
   const budgets = useAlertsSource(canGovernance);
-  const alerts = buildAlerts({
-    health: health.data,
-    stats: stats.data,
-    pipeline: pipeline.data,
-    budgets: budgets.data,
-  });
-  const s = stats.data;
+  // One change from the placeholder (the height of "Nothing needs attention") to the list,
+  // once every source has answered: alerts do not come in one by one.
+  const loading =
+    (budgets.isPending && canGovernance) ||
+    stats.isPending ||
+    health.isPending ||
+    pipeline.isPending;
+  const input = useDeferredValue(
+    useMemo(
+      () => ({
+        loading,
+        health: health.data,
+        stats: stats.data,
+        pipeline: pipeline.data,
+        budgets: budgets.data,
+      }),
+      [loading, health.data, stats.data, pipeline.data, budgets.data],
+    ),
+  );
+  return <AlertsBody {...input} />;
+}
+
+const AlertsBody = memo(function AlertsBody({
+  loading,
+  ...sources
+}: Parameters<typeof buildAlerts>[0] & { loading: boolean }) {
+  const alerts = buildAlerts(sources);
+  const s = sources.stats;
   return (
     <Paper sx={{ p: { xs: 1.5, sm: 2 } }} aria-labelledby="alerts-heading">
       <Typography id="alerts-heading" variant="h6" component="h2" gutterBottom>
         Alerts
       </Typography>
-      {/* One change from the placeholder (the height of "Nothing needs attention") to the
-          list, once every source has answered: alerts do not come in one by one. */}
-      {(budgets.isPending && canGovernance) ||
-      stats.isPending ||
-      health.isPending ||
-      pipeline.isPending ? (
+      {loading ? (
         <CardSkeleton height={92} />
       ) : alerts.length === 0 ? (
         <EmptyState title="Nothing needs attention" />
@@ -97,21 +118,31 @@ function AlertsCard({ canGovernance }: { canGovernance: boolean }) {
       </Box>
     </Paper>
   );
-}
+});
 
 function TrafficCard() {
   const stats = useStats();
-  const s = stats.data;
+  const s = useDeferredValue(stats.data);
+  return <TrafficBody s={s} error={stats.isError ? stats.error : null} />;
+}
+
+const TrafficBody = memo(function TrafficBody({
+  s,
+  error,
+}: {
+  s: Stats | undefined;
+  error: unknown;
+}) {
   return (
     <Paper sx={{ p: { xs: 1.5, sm: 2 } }} aria-labelledby="traffic-heading">
       <Typography id="traffic-heading" variant="h6" component="h2" gutterBottom>
         Traffic over the last hour
       </Typography>
-      {stats.isPending ? (
+      {error ? (
+        <ErrorAlert error={error} what="the stats" />
+      ) : !s ? (
         <CardSkeleton height={200} />
-      ) : stats.isError ? (
-        <ErrorAlert error={stats.error} what="the stats" />
-      ) : s ? (
+      ) : (
         <Stack spacing={2}>
           <Box
             sx={{
@@ -145,7 +176,7 @@ function TrafficCard() {
             <StatsCharts stats={s} />
           </Suspense>
         </Stack>
-      ) : null}
+      )}
     </Paper>
   );
-}
+});

@@ -1,3 +1,4 @@
+import { memo, useDeferredValue } from 'react';
 import { Box, Chip, Paper, Skeleton, Typography } from '@mui/material';
 import { ErrorAlert } from '@/components/ErrorAlert';
 import { useHealth, type SystemHealth } from '../api/health';
@@ -19,22 +20,34 @@ function colour(v: string): 'success' | 'default' | 'error' | 'warning' {
 
 export function HealthCard() {
   const health = useHealth();
+  // Rendered deferred, in slices (see DashboardPage).
+  const data = useDeferredValue(health.data);
+  return <HealthBody data={data} error={health.isError ? health.error : null} />;
+}
+
+const HealthBody = memo(function HealthBody({
+  data,
+  error,
+}: {
+  data: SystemHealth | undefined;
+  error: unknown;
+}) {
   return (
     <Paper sx={{ p: { xs: 1.5, sm: 2 } }} id="health" aria-labelledby="health-heading">
       <Box sx={{ display: 'flex', alignItems: 'center', gap: 1, mb: 1.5 }}>
         <Typography id="health-heading" variant="h6" component="h2" sx={{ flexGrow: 1 }}>
           Health
         </Typography>
-        {health.data && (
+        {data && (
           <Chip
             size="small"
-            color={health.data.ready ? 'success' : 'error'}
-            label={health.data.ready ? 'Ready' : 'Not ready'}
+            color={data.ready ? 'success' : 'error'}
+            label={data.ready ? 'Ready' : 'Not ready'}
           />
         )}
       </Box>
-      {health.isError ? (
-        <ErrorAlert error={health.error} what="the health" />
+      {error ? (
+        <ErrorAlert error={error} what="the health" />
       ) : (
         <Box
           component="dl"
@@ -47,7 +60,7 @@ export function HealthCard() {
         >
           {parts.map(({ key, label }) => {
             // While loading, the same grid with a placeholder per chip: nothing moves after.
-            const v = health.data ? String(health.data[key] ?? 'unknown') : null;
+            const v = data ? String(data[key] ?? 'unknown') : null;
             return (
               <Box key={key}>
                 <Typography component="dt" variant="body2" color="text.secondary">
@@ -72,4 +85,4 @@ export function HealthCard() {
       )}
     </Paper>
   );
-}
+});

@@ -11,22 +11,14 @@ const cellSx = (t: Theme) => ({ '& .open': { color: t.palette.warning.main, font
 const Row = memo(function Row({
   e,
   index,
-  start,
   onOpen,
 }: {
   e: DlqEntry;
   index: number;
-  start: number;
   onOpen: (id: string) => void;
 }) {
   return (
-    <div
-      role="row"
-      aria-rowindex={index + 2}
-      data-entry={e.id}
-      className="r b c"
-      style={{ transform: `translateY(${start}px)` }}
-    >
+    <div role="row" aria-rowindex={index + 2} data-entry={e.id} className="r b c">
       <div role="cell">
         <button type="button" className="link" onClick={() => onOpen(e.id)} title={e.id}>
           {e.original_subject}
@@ -73,7 +65,7 @@ export function EntryTable({
           key={item.key}
           e={rows[item.index]!}
           index={item.index}
-          start={item.start}
+
           onOpen={onOpen}
         />
       )}

@@ -100,12 +100,10 @@ const tableSx = (t: Theme) => {
 const Row = memo(function Row({
   r,
   index,
-  start,
   warning,
 }: {
   r: BudgetRow;
   index: number;
-  start: number;
   warning: number;
 }) {
   const pct = r.utilisation_percent;
@@ -119,13 +117,7 @@ const Row = memo(function Row({
           : '';
   const id = `${r.tenant_id}/${r.project_id}`;
   return (
-    <div
-      role="row"
-      aria-rowindex={index + 2}
-      data-budget={id}
-      className="r b"
-      style={{ transform: `translateY(${start}px)` }}
-    >
+    <div role="row" aria-rowindex={index + 2} data-budget={id} className="r b">
       <div role="cell" className="k0 n">
         <RouterLink
           to={`${paths.budget}?tenant=${encodeURIComponent(r.tenant_id)}&project=${encodeURIComponent(r.project_id)}`}
@@ -199,7 +191,7 @@ export const StatusTable = memo(function StatusTable({
       renderRow={(item) => {
         const r = rowAt(item.index);
         return r ? (
-          <Row key={item.key} r={r} index={item.index} start={item.start} warning={warning} />
+          <Row key={item.key} r={r} index={item.index} warning={warning} />
         ) : (
           <div
             key={item.key}
@@ -207,7 +199,6 @@ export const StatusTable = memo(function StatusTable({
             aria-rowindex={item.index + 2}
             aria-busy="true"
             className="r b wait"
-            style={{ transform: `translateY(${item.start}px)` }}
           />
         );
       }}
