@@ -86,7 +86,9 @@ pub trait Requests: Send + Sync + 'static {
 ///
 /// On shutdown the subscription is drained: the server sends the group's next requests to
 /// the other processes, the ones already delivered here are still answered, and this
-/// returns once every answer is sent.
+/// returns once every answer is sent. (The drain ends at the server's PONG to the PING
+/// after the UNSUB, so requests still on the wire arrive first: async-nats is patched for
+/// it, vendor/README.md.)
 pub async fn serve_requests<R: Requests>(
     client: Client,
     subject: String,

@@ -22,6 +22,7 @@ mod hardening;
 mod live;
 mod nats_auth;
 mod pipeline;
+mod request_drain;
 mod route_matrix;
 mod sandbox_audit;
 mod sandbox_proxy;
