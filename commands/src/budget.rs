@@ -130,6 +130,7 @@ impl BudgetService {
             BudgetCommand::CommitUsage {
                 reservation_id,
                 actual_tokens,
+                now: self.clock.now(),
             },
             actor,
         )
@@ -144,7 +145,10 @@ impl BudgetService {
         let id = self.budget_of(reservation_id, actor).await?;
         self.execute(
             &id,
-            BudgetCommand::ReleaseReservation { reservation_id },
+            BudgetCommand::ReleaseReservation {
+                reservation_id,
+                now: self.clock.now(),
+            },
             actor,
         )
         .await

@@ -291,6 +291,7 @@ mod tests {
                 late: false,
                 used: 50,
                 reserved: 0,
+                closed_at: None,
             },
             At::now(3),
         );

@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use cqrs_es::event_sink::EventSink;
@@ -6,7 +6,10 @@ use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{BudgetCommand, BudgetEvent, DenialReason, MAX_TOKENS, MAX_TTL_SECONDS};
+use super::{
+    BudgetCommand, BudgetEvent, DenialReason, CLOSED_RETENTION_MAX, CLOSED_RETENTION_SECONDS,
+    MAX_TOKENS, MAX_TTL_SECONDS,
+};
 use crate::validate_id;
 
 /// A reservation that still holds tokens.
@@ -18,7 +21,8 @@ pub struct OpenReservation {
     pub expires_at: DateTime<Utc>,
 }
 
-/// How a reservation ended; kept so repeated commands get the same answer.
+/// How a reservation ended; kept for a while (`CLOSED_RETENTION_SECONDS`,
+/// `CLOSED_RETENTION_MAX`) so repeated commands get the same answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Closed {
     Committed {
@@ -47,6 +51,16 @@ pub struct Totals {
     pub open_reservations: u64,
 }
 
+/// One remembered closing, in closing order (the order `Budget::closing_order` forgets in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closing {
+    pub reservation_id: Uuid,
+    /// When it closed: the event's `closed_at`, or for a version 1 event (none recorded) the
+    /// newest time the budget had seen then. `None` only before any closing of this budget
+    /// carried a time; the first one that does stamps these with its own.
+    pub at: Option<DateTime<Utc>>,
+}
+
 /// The token budget of one tenant/project.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
@@ -58,7 +72,15 @@ pub struct Budget {
     pub reserved: u64,
     pub open: BTreeMap<Uuid, OpenReservation>,
     pub open_by_task: BTreeMap<String, Uuid>,
+    /// Recently closed reservations: those closed within `CLOSED_RETENTION_SECONDS` of the
+    /// newest closing, at most `CLOSED_RETENTION_MAX`. Older ones are forgotten (ADR 020);
+    /// a command naming one is refused as unknown, never answered as if it were open.
     pub closed: BTreeMap<Uuid, Closed>,
+    /// The keys of `closed` in closing order, oldest first (one entry per key).
+    pub closing_order: VecDeque<Closing>,
+    /// The newest `closed_at` applied: the clock the window is measured on (the log's, so a
+    /// replay forgets exactly what the first run forgot).
+    pub latest_closed_at: Option<DateTime<Utc>>,
 }
 
 /// A rule the command broke. Each maps to one HTTP status in the gateway.
@@ -69,7 +91,12 @@ pub enum BudgetError {
         field: &'static str,
         message: String,
     },
-    #[error("reservation {0} does not exist")]
+    /// Never made, or closed so long ago that the budget forgot it (ADR 020).
+    #[error(
+        "reservation {0} is unknown: it does not exist, or it was closed more than {minutes} \
+         minutes (or {CLOSED_RETENTION_MAX} closings of its budget) ago",
+        minutes = CLOSED_RETENTION_SECONDS / 60
+    )]
     UnknownReservation(Uuid),
     #[error("reservation {0} was released and can no longer be committed")]
     ReservationReleased(Uuid),
@@ -281,6 +308,7 @@ impl Budget {
             BudgetCommand::CommitUsage {
                 reservation_id,
                 actual_tokens,
+                now,
             } => {
                 check_tokens("actual_tokens", actual_tokens)?;
                 let (allocated, late) = match (
@@ -324,6 +352,7 @@ impl Budget {
                     late,
                     used,
                     reserved,
+                    closed_at: Some(now),
                 };
                 let open_delta = if late { 0 } else { -1 };
                 let reply = BudgetReply::Committed {
@@ -336,7 +365,10 @@ impl Budget {
                 };
                 Ok((vec![event], reply))
             }
-            BudgetCommand::ReleaseReservation { reservation_id } => {
+            BudgetCommand::ReleaseReservation {
+                reservation_id,
+                now,
+            } => {
                 match (
                     self.open.get(&reservation_id),
                     self.closed.get(&reservation_id),
@@ -347,6 +379,7 @@ impl Budget {
                             allocated: open.allocated,
                             used: self.used,
                             reserved: self.reserved - open.allocated,
+                            closed_at: Some(now),
                         };
                         let totals = self.totals_with(
                             self.total,
@@ -394,6 +427,7 @@ impl Budget {
                         allocated: open.allocated,
                         used: self.used,
                         reserved: self.reserved - open.allocated,
+                        closed_at: Some(now),
                     };
                     Ok((
                         vec![event],
@@ -410,14 +444,15 @@ impl Budget {
                         expired: false,
                     },
                 )),
-                None if self.closed.contains_key(&reservation_id) => Ok((
+                // Closed, or forgotten (only closed reservations are): nothing to expire. The
+                // expiry worker reads a read model that may lag; it must not fail on these.
+                None => Ok((
                     vec![],
                     BudgetReply::Expired {
                         reservation_id,
                         expired: false,
                     },
                 )),
-                None => Err(BudgetError::UnknownReservation(reservation_id)),
             },
         }
     }
@@ -533,12 +568,13 @@ impl Aggregate for Budget {
                 late,
                 used,
                 reserved,
+                closed_at,
             } => {
                 self.used = used;
                 self.reserved = reserved;
                 self.close_open(reservation_id);
                 let totals = self.totals();
-                self.closed.insert(
+                self.remember_closed(
                     reservation_id,
                     Closed::Committed {
                         allocated,
@@ -547,6 +583,7 @@ impl Aggregate for Budget {
                         late,
                         totals,
                     },
+                    closed_at,
                 );
             }
             BudgetEvent::ReservationReleased {
@@ -554,24 +591,24 @@ impl Aggregate for Budget {
                 allocated,
                 used,
                 reserved,
+                closed_at,
             } => {
                 self.used = used;
                 self.reserved = reserved;
                 self.close_open(reservation_id);
-                self.closed
-                    .insert(reservation_id, Closed::Released { allocated });
+                self.remember_closed(reservation_id, Closed::Released { allocated }, closed_at);
             }
             BudgetEvent::ReservationExpired {
                 reservation_id,
                 allocated,
                 used,
                 reserved,
+                closed_at,
             } => {
                 self.used = used;
                 self.reserved = reserved;
                 self.close_open(reservation_id);
-                self.closed
-                    .insert(reservation_id, Closed::Expired { allocated });
+                self.remember_closed(reservation_id, Closed::Expired { allocated }, closed_at);
             }
         }
     }
@@ -581,6 +618,53 @@ impl Budget {
     fn close_open(&mut self, reservation_id: Uuid) {
         if let Some(open) = self.open.remove(&reservation_id) {
             self.open_by_task.remove(&open.task_id);
+        }
+    }
+
+    /// Remembers how a reservation closed, then forgets the closings that fell out of the
+    /// window: older than `CLOSED_RETENTION_SECONDS` before the newest closing, or past
+    /// `CLOSED_RETENTION_MAX`. Only closed reservations are ever forgotten; an open one stays
+    /// until it closes.
+    ///
+    /// Deterministic: the time is the events' own (`closed_at`), never the wall clock. A
+    /// version 1 event carries none and counts as closed at the newest time seen so far (at
+    /// most a little early: closings are applied in log order); before any event with a time,
+    /// such closings wait unstamped, and the first time that arrives stamps them.
+    fn remember_closed(
+        &mut self,
+        reservation_id: Uuid,
+        how: Closed,
+        closed_at: Option<DateTime<Utc>>,
+    ) {
+        if let Some(at) = closed_at {
+            if self.latest_closed_at.is_none() {
+                for closing in self.closing_order.iter_mut() {
+                    closing.at = Some(at);
+                }
+            }
+            self.latest_closed_at = self.latest_closed_at.max(Some(at));
+        }
+        // A reservation closes twice only when an expired one is committed late: it moves to
+        // the back, with the time of its commit (a linear scan, rare).
+        if self.closed.insert(reservation_id, how).is_some() {
+            self.closing_order
+                .retain(|closing| closing.reservation_id != reservation_id);
+        }
+        self.closing_order.push_back(Closing {
+            reservation_id,
+            at: closed_at.or(self.latest_closed_at),
+        });
+        let horizon = self
+            .latest_closed_at
+            .map(|latest| latest - Duration::seconds(CLOSED_RETENTION_SECONDS));
+        while let Some(oldest) = self.closing_order.front() {
+            let too_old = matches!((oldest.at, horizon), (Some(at), Some(horizon)) if at < horizon);
+            if !too_old && self.closing_order.len() <= CLOSED_RETENTION_MAX {
+                break;
+            }
+            let forgotten = oldest.reservation_id;
+            self.closing_order.pop_front();
+            self.closed.remove(&forgotten);
         }
     }
 }

@@ -27,9 +27,13 @@ pub enum BudgetCommand {
     CommitUsage {
         reservation_id: Uuid,
         actual_tokens: u64,
+        now: DateTime<Utc>,
     },
     /// Give a reservation back unused.
-    ReleaseReservation { reservation_id: Uuid },
+    ReleaseReservation {
+        reservation_id: Uuid,
+        now: DateTime<Utc>,
+    },
     /// Release a reservation whose TTL has passed (the expiry worker sends this).
     ExpireReservation {
         reservation_id: Uuid,

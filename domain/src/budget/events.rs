@@ -64,18 +64,27 @@ pub enum BudgetEvent {
         late: bool,
         used: u64,
         reserved: u64,
+        /// When it was closed (the command's clock); absent from version 1 events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closed_at: Option<DateTime<Utc>>,
     },
     ReservationReleased {
         reservation_id: Uuid,
         allocated: u64,
         used: u64,
         reserved: u64,
+        /// When it was closed (the command's clock); absent from version 1 events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closed_at: Option<DateTime<Utc>>,
     },
     ReservationExpired {
         reservation_id: Uuid,
         allocated: u64,
         used: u64,
         reserved: u64,
+        /// When it was closed (the command's clock); absent from version 1 events.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        closed_at: Option<DateTime<Utc>>,
     },
 }
 
@@ -92,7 +101,15 @@ impl DomainEvent for BudgetEvent {
         .to_string()
     }
 
+    /// Version 2 of the closing events adds `closed_at`; version 1 payloads lack it and read
+    /// as `None` (no upcaster: the field is optional).
     fn event_version(&self) -> String {
-        "1".to_string()
+        match self {
+            BudgetEvent::UsageCommitted { .. }
+            | BudgetEvent::ReservationReleased { .. }
+            | BudgetEvent::ReservationExpired { .. } => "2",
+            _ => "1",
+        }
+        .to_string()
     }
 }

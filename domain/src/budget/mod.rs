@@ -8,7 +8,7 @@ mod aggregate;
 mod commands;
 mod events;
 
-pub use aggregate::{Budget, BudgetError, BudgetReply, Closed, OpenReservation, Totals};
+pub use aggregate::{Budget, BudgetError, BudgetReply, Closed, Closing, OpenReservation, Totals};
 pub use commands::BudgetCommand;
 pub use events::{BudgetEvent, DenialReason};
 
@@ -23,3 +23,14 @@ pub const DEFAULT_TTL_SECONDS: u64 = 600;
 pub const MAX_TTL_SECONDS: u64 = 86_400;
 /// Largest token amount accepted anywhere (keeps sums far from overflow).
 pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+
+/// How long a budget remembers a closed reservation after the newest closing it has seen, so
+/// that a repeated commit, release or expiry gets the first answer and an expired reservation
+/// may still be committed late. Twice the Python client's longest retry (its final commit or
+/// release retries for 60 s; other requests for 30 s), and two minutes of late commits. Measured
+/// on the closing events' own times, never the wall clock, so a replay forgets the same ones
+/// (ADR 020).
+pub const CLOSED_RETENTION_SECONDS: i64 = 120;
+/// The most closed reservations one budget remembers, whatever their age: bounds a hot budget
+/// (10,000 entries are ~2 MiB; at 1,000 closings a second that is 10 s of retries).
+pub const CLOSED_RETENTION_MAX: usize = 10_000;
