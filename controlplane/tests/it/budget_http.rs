@@ -168,6 +168,131 @@ async fn committing_a_released_reservation_is_409_and_an_unknown_one_404() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
 
+/// A closing event records when it happened (version 2, ADR 020): the server's clock, not a
+/// default.
+#[tokio::test]
+async fn a_commit_is_stored_with_its_time_as_version_2() {
+    let env = TestEnv::start().await;
+    env.set_limit("org1", "proj1", 10_000).await;
+    let (_, reserved) = env
+        .post("/budget/request", reserve_body("task-1", 1000))
+        .await;
+    let before = chrono::Utc::now();
+    let (status, body) = env
+        .post(
+            "/budget/commit",
+            json!({"reservation_id": reserved["reservation_id"], "actual_tokens": 10}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (version, closed_at): (String, String) = sqlx::query_as(
+        "SELECT event_version, payload ->> 'closed_at' FROM events
+          WHERE event_type = 'UsageCommitted'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(version, "2");
+    let closed_at: chrono::DateTime<chrono::Utc> = closed_at.parse().unwrap();
+    let after = chrono::Utc::now();
+    assert!(before <= closed_at && closed_at <= after, "{closed_at}");
+}
+
+/// A budget forgets a reservation two minutes after a later closing (ADR 020): a repeated
+/// commit or release of it is 404 with the reason, and charges nothing; one closed within
+/// the window still gets its answer. The log is written as a budget's would be, with a
+/// commit ten minutes before the last release (a version 1 event among them: logs from
+/// before the field still load).
+#[tokio::test]
+async fn a_reservation_closed_more_than_two_minutes_before_is_404_and_charges_nothing() {
+    let env = TestEnv::start().await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let (old, recent, older_v1) = (
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    );
+    let now = chrono::Utc::now();
+    let expires = (now + chrono::Duration::seconds(600)).to_rfc3339();
+    let reserved = |id: uuid::Uuid, task: &str, used: u64| {
+        json!({"type": "TokensReserved", "tenant_id": "org1", "project_id": "aged",
+               "reservation_id": id, "task_id": task, "model": "m", "allocated": 100,
+               "expires_at": expires, "used": used, "reserved": 100})
+    };
+    let log = [
+        (
+            "BudgetLimitSet",
+            "1",
+            json!({"type": "BudgetLimitSet", "tenant_id": "org1",
+            "project_id": "aged", "total": 10_000, "previous_total": null}),
+        ),
+        ("TokensReserved", "1", reserved(older_v1, "t0", 0)),
+        (
+            "ReservationReleased",
+            "1",
+            json!({"type": "ReservationReleased",
+            "reservation_id": older_v1, "allocated": 100, "used": 0, "reserved": 0}),
+        ),
+        ("TokensReserved", "1", reserved(old, "t1", 0)),
+        (
+            "UsageCommitted",
+            "2",
+            json!({"type": "UsageCommitted", "reservation_id": old,
+            "allocated": 100, "actual_tokens": 80, "overage": 0, "late": false, "used": 80,
+            "reserved": 0, "closed_at": (now - chrono::Duration::minutes(10)).to_rfc3339()}),
+        ),
+        ("TokensReserved", "1", reserved(recent, "t2", 80)),
+        (
+            "ReservationReleased",
+            "2",
+            json!({"type": "ReservationReleased",
+            "reservation_id": recent, "allocated": 100, "used": 80, "reserved": 0,
+            "closed_at": (now - chrono::Duration::seconds(5)).to_rfc3339()}),
+        ),
+    ];
+    for (sequence, (event_type, version, payload)) in log.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                                 payload, metadata)
+             VALUES ('Budget', 'org1/aged', $1, $2, $3, $4, '{}')",
+        )
+        .bind(sequence as i64 + 1)
+        .bind(event_type)
+        .bind(version)
+        .bind(payload)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    for forgotten in [old, older_v1] {
+        let (status, body) = env
+            .post(
+                "/budget/commit",
+                json!({"reservation_id": forgotten, "actual_tokens": 80}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("closed more than 2 minutes"), "{message}");
+        let (status, body) = env
+            .post("/budget/release", json!({"reservation_id": forgotten}))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
+    let (status, body) = env
+        .post("/budget/release", json!({"reservation_id": recent}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "remembered: {body}");
+    let (count,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM events WHERE aggregate_id = 'org1/aged'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    // No event: nothing charged, nothing given back.
+    assert_eq!(count, log.len() as i64, "nothing was recorded");
+}
+
 #[tokio::test]
 async fn an_unused_reservation_expires_and_a_late_commit_is_flagged() {
     let env = TestEnv::start().await;
