@@ -1,4 +1,4 @@
-import { useCallback, useMemo, useState } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
 import { useSearchParams } from 'react-router-dom';
 import {
   Box,
@@ -24,7 +24,6 @@ import { useDlqGroups, type DlqGroup } from '../api/groups';
 import { useDlqList } from '../api/list';
 import { useDlqLive } from '../api/live';
 import type { RedriveFilter } from '../api/redrive';
-import { EntryDialog } from './EntryDialog';
 import { EntryTable } from './EntryTable';
 import {
   readDlqParams,
@@ -34,8 +33,18 @@ import {
   type DlqStatus,
 } from './filters';
 import { GroupsTable } from './GroupsTable';
-import { RedriveDialog } from './RedriveDialog';
-import { RedriveProgress } from './RedriveProgress';
+
+// What the page shows on demand (an entry, a redrive and its progress) loads apart from the
+// list: the first rows wait for fewer chunks (10 instead of 16: no dialogs, zod, toggle
+// buttons, progress bars), and the rest loads once the page is up.
+const loadEntryDialog = () => import('./EntryDialog').then((m) => ({ default: m.EntryDialog }));
+const loadRedriveDialog = () =>
+  import('./RedriveDialog').then((m) => ({ default: m.RedriveDialog }));
+const loadRedriveProgress = () =>
+  import('./RedriveProgress').then((m) => ({ default: m.RedriveProgress }));
+const EntryDialog = lazy(loadEntryDialog);
+const RedriveDialog = lazy(loadRedriveDialog);
+const RedriveProgress = lazy(loadRedriveProgress);
 
 interface RedriveAsk {
   filter: RedriveFilter;
@@ -115,6 +124,14 @@ export default function DlqPage() {
     [setParams],
   );
   useDlqLive();
+  useEffect(() => {
+    // Ready before the first click, after the page's own work.
+    const t = setTimeout(() => {
+      for (const load of [loadEntryDialog, loadRedriveDialog, loadRedriveProgress])
+        void load().catch(() => {});
+    }, 1000);
+    return () => clearTimeout(t);
+  }, []);
   const filter = useMemo(
     () => serverFilter(view),
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -155,11 +172,13 @@ export default function DlqPage() {
         Dead letters
       </Typography>
       {view.job && (
-        <RedriveProgress
-          id={view.job}
-          onDismiss={() => set({ job: undefined })}
-          onOpenEntry={(id) => set({ entry: id })}
-        />
+        <Suspense fallback={<TableSkeleton rows={2} />}>
+          <RedriveProgress
+            id={view.job}
+            onDismiss={() => set({ job: undefined })}
+            onOpenEntry={(id) => set({ entry: id })}
+          />
+        </Suspense>
       )}
       <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
         <Stack spacing={2}>
@@ -250,17 +269,19 @@ export default function DlqPage() {
           )}
         </Stack>
       </Paper>
-      {view.entry && <EntryDialog id={view.entry} onClose={() => set({ entry: undefined })} />}
-      {redrive && (
-        <RedriveDialog
-          {...redrive}
-          onClose={() => setRedrive(null)}
-          onStarted={(job) => {
-            setRedrive(null);
-            set({ job: job.id });
-          }}
-        />
-      )}
+      <Suspense fallback={null}>
+        {view.entry && <EntryDialog id={view.entry} onClose={() => set({ entry: undefined })} />}
+        {redrive && (
+          <RedriveDialog
+            {...redrive}
+            onClose={() => setRedrive(null)}
+            onStarted={(job) => {
+              setRedrive(null);
+              set({ job: job.id });
+            }}
+          />
+        )}
+      </Suspense>
     </Stack>
   );
 }
