@@ -1,4 +1,4 @@
-import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
+import { lazy, memo, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
 import { useSearchParams } from 'react-router-dom';
 import {
   Box,
@@ -52,7 +52,25 @@ interface RedriveAsk {
   count: number;
 }
 
-function Filters({ view, set }: { view: DlqParams; set: (p: Partial<DlqParams>) => void }) {
+type Setter = (p: Partial<DlqParams>) => void;
+
+// The tabs and the filter form are memoised: a page of rows arriving while the reader scrolls
+// re-renders the page, and MUI's Tabs measure themselves on every render (a forced layout),
+// the text fields and the select are many components each.
+const ViewTabs = memo(function ViewTabs({ value, set }: { value: DlqParams['view']; set: Setter }) {
+  return (
+    <Tabs
+      value={value}
+      onChange={(_, v: DlqParams['view']) => set({ view: v })}
+      aria-label="Dead-letter views"
+    >
+      <Tab value="entries" label="Entries" />
+      <Tab value="groups" label="Grouped by failure" />
+    </Tabs>
+  );
+});
+
+const Filters = memo(function Filters({ view, set }: { view: DlqParams; set: Setter }) {
   // The text fields apply on submit (Enter or the button): one server read per search.
   return (
     <Box
@@ -113,11 +131,12 @@ function Filters({ view, set }: { view: DlqParams; set: (p: Partial<DlqParams>) 
       </Button>
     </Box>
   );
-}
+});
 
 export default function DlqPage() {
   const [params, setParams] = useSearchParams();
-  const view = readDlqParams(params);
+  // One object per URL (`params` changes with it), so that the memoised parts keep theirs.
+  const view = useMemo(() => readDlqParams(params), [params]);
   const set = useCallback(
     (patch: Partial<DlqParams>) =>
       setParams((p) => writeDlqParams({ ...readDlqParams(p), ...patch }), { replace: true }),
@@ -182,14 +201,7 @@ export default function DlqPage() {
       )}
       <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
         <Stack spacing={2}>
-          <Tabs
-            value={view.view}
-            onChange={(_, v) => set({ view: v })}
-            aria-label="Dead-letter views"
-          >
-            <Tab value="entries" label="Entries" />
-            <Tab value="groups" label="Grouped by failure" />
-          </Tabs>
+          <ViewTabs value={view.view} set={set} />
           <Filters view={view} set={set} />
           {groupsView ? (
             groups.isPending ? (
