@@ -29,6 +29,11 @@ const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
 const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 10_000);
 const LOADS = Number(process.env.BENCH_LOADS ?? 5);
 const SKIP_LIGHTHOUSE = process.env.BENCH_SKIP_LIGHTHOUSE === '1';
+// BENCH_ONLY=first-rows: the seeding and the first rows only (no scroll, verify, Lighthouse).
+const FIRST_ROWS_ONLY = process.env.BENCH_ONLY === 'first-rows';
+// Another build of the dashboard (a dist folder, e.g. main's) served by a second `serve` on the
+// same database: each first-rows load is measured on both, alternately, under the same load.
+const COMPARE_UI_DIR = process.env.BENCH_COMPARE_UI_DIR;
 const load = () => loadavg().map((x) => +x.toFixed(2));
 const results = {
   asked: { events: EVENTS, dlq_entries: ENTRIES },
@@ -71,6 +76,9 @@ let browser;
 try {
   dep.createDatabase();
   const server = await dep.serve(0, 'bench');
+  const compare = COMPARE_UI_DIR
+    ? await dep.serve(0, 'bench-compare', { UI_DIR: COMPARE_UI_DIR })
+    : null;
   const admin = await apiAs(server.url, 'admin', dep.password);
   const psql = (sql) => execFileSync('psql', [dep.databaseUrl, '-qAtc', sql]).toString().trim();
   const count = (where = 'true') => Number(psql(`SELECT count(*) FROM events WHERE ${where}`));
@@ -136,21 +144,26 @@ try {
     executablePath: '/usr/bin/chromium',
     args: chromiumArgs,
   });
-  const newPage = async () => {
+  const newPage = async (url = server.url) => {
     const context = await browser.newContext({
-      baseURL: server.url,
+      baseURL: url,
       viewport: { width: 1280, height: 900 },
     });
-    await context.addCookies([{ name: 'cp_session', value: admin.token, url: server.url }]);
+    await context.addCookies([{ name: 'cp_session', value: admin.token, url }]);
     return { context, page: await context.newPage() };
   };
   // `listRequest`: the URL of the page's list request (its timing is reported apart).
-  const firstRows = async (path, rowSelector, listRequest) => {
-    const times = [];
-    const api = [];
-    const apiStart = [];
-    for (let i = 0; i < LOADS; i++) {
-      const { context, page } = await newPage();
+  const firstRowsOf = async (path, rowSelector, listRequest) => {
+    if (!compare) return firstRows(path, rowSelector, listRequest, [server.url]);
+    const [a, b] = await firstRows(path, rowSelector, listRequest, [server.url, compare.url]);
+    return { [`this build (${distDir})`]: a, [COMPARE_UI_DIR]: b };
+  };
+  // One series per URL in `urls`, their loads alternating.
+  const firstRows = async (path, rowSelector, listRequest, urls) => {
+    const series = urls.map(() => ({ times: [], api: [], apiStart: [] }));
+    for (let i = 0; i < LOADS * urls.length; i++) {
+      const { times, api, apiStart } = series[i % urls.length];
+      const { context, page } = await newPage(urls[i % urls.length]);
       // The browser's own clock: navigation start → the first row in the DOM.
       await context.addInitScript((sel) => {
         new MutationObserver((_, obs) => {
@@ -179,22 +192,23 @@ try {
       apiStart.push(t.start);
       await context.close();
     }
-    return {
+    const out = series.map(({ times, api, apiStart }) => ({
       ...summary(times),
       list_request_sent_at_ms_p50: pct(apiStart, 50),
       list_request_ms_p50: pct(api, 50),
-    };
+    }));
+    return urls.length === 1 ? out[0] : out;
   };
   results.first_rows_ms = {
-    [`Audit log, ${n(results.events)} events`]: await firstRows(
+    [`Audit log, ${n(results.events)} events`]: await firstRowsOf(
       '/audit',
       '[data-position]',
       /^\/audit\/events\?/,
     ),
     [`Audit log, search aggregate_type=DlqEntry (${n(results.dlq_events)} of ${n(results.events)} events, the first after ${n(before)} others)`]:
-      await firstRows('/audit?aggregate_type=DlqEntry', '[data-position]', /^\/audit\/events\?/),
-    [`Dead letters, ${n(open)} open`]: await firstRows('/dlq', '[data-entry]', /^\/dlq\?/),
-    [`Dead letters, ${n(open)} open, grouped by failure`]: await firstRows(
+      await firstRowsOf('/audit?aggregate_type=DlqEntry', '[data-position]', /^\/audit\/events\?/),
+    [`Dead letters, ${n(open)} open`]: await firstRowsOf('/dlq', '[data-entry]', /^\/dlq\?/),
+    [`Dead letters, ${n(open)} open, grouped by failure`]: await firstRowsOf(
       '/dlq?view=groups',
       '[data-group]',
       /^\/dlq\/groups\b/,
@@ -277,60 +291,62 @@ try {
       seconds: +seconds.toFixed(1),
     };
   };
-  results.scroll = {
-    [`Dead letters, ${n(open)} open entries`]: await scrollAll(
-      '/dlq',
-      'dlq-table',
-      '[data-entry]',
-      open,
-      600,
-    ),
-  };
-  log('dlq scroll', JSON.stringify(results.scroll));
-  const events = count();
-  results.scroll[`Audit log, ${n(events)} events`] = await scrollAll(
-    '/audit',
-    'audit-table',
-    '[data-position]',
-    events,
-    1200,
-  );
-  log('audit scroll', JSON.stringify(results.scroll));
+  if (!FIRST_ROWS_ONLY) {
+    results.scroll = {
+      [`Dead letters, ${n(open)} open entries`]: await scrollAll(
+        '/dlq',
+        'dlq-table',
+        '[data-entry]',
+        open,
+        600,
+      ),
+    };
+    log('dlq scroll', JSON.stringify(results.scroll));
+    const events = count();
+    results.scroll[`Audit log, ${n(events)} events`] = await scrollAll(
+      '/audit',
+      'audit-table',
+      '[data-position]',
+      events,
+      1200,
+    );
+    log('audit scroll', JSON.stringify(results.scroll));
 
-  // The streamed verify over the whole log, through the API (what the page reads).
-  t0 = Date.now();
-  const verify = await fetch(`${server.url}/audit/verify/stream`, {
-    headers: { authorization: `Bearer ${admin.token}` },
-  });
-  const lines = (await verify.text()).trim().split('\n').map(JSON.parse);
-  const last = lines.at(-1);
-  results.verify_stream = {
-    seconds: +((Date.now() - t0) / 1000).toFixed(1),
-    progress_lines: lines.length - 1,
-    phases: [...new Set(lines.filter((l) => l.type === 'progress').map((l) => l.phase))],
-    ok: last.type === 'result' && last.report.ok,
-    events_checked: last.report?.events_checked,
-  };
-  log('verify', JSON.stringify(results.verify_stream));
+    // The streamed verify over the whole log, through the API (what the page reads).
+    t0 = Date.now();
+    const verify = await fetch(`${server.url}/audit/verify/stream`, {
+      headers: { authorization: `Bearer ${admin.token}` },
+    });
+    const lines = (await verify.text()).trim().split('\n').map(JSON.parse);
+    const last = lines.at(-1);
+    results.verify_stream = {
+      seconds: +((Date.now() - t0) / 1000).toFixed(1),
+      progress_lines: lines.length - 1,
+      phases: [...new Set(lines.filter((l) => l.type === 'progress').map((l) => l.phase))],
+      ok: last.type === 'result' && last.report.ok,
+      events_checked: last.report?.events_checked,
+    };
+    log('verify', JSON.stringify(results.verify_stream));
 
-  // A developer's own runs among all the seeded ones (one in 50 is theirs): the partial index.
-  const dev = 'dev7';
-  dep.addUser(dev, 'developer', 'bench-password-1');
-  const devApi = await apiAs(server.url, dev, 'bench-password-1');
-  const runTimes = [];
-  for (let i = 0; i < 20; i++) {
-    const s = performance.now();
-    const r = await devApi.get('/sandbox/runs?limit=20');
-    runTimes.push(Math.round((performance.now() - s) * 10) / 10);
-    if (r.runs.length !== 20) throw new Error(`expected 20 runs, got ${r.runs.length}`);
+    // A developer's own runs among all the seeded ones (one in 50 is theirs): the partial index.
+    const dev = 'dev7';
+    dep.addUser(dev, 'developer', 'bench-password-1');
+    const devApi = await apiAs(server.url, dev, 'bench-password-1');
+    const runTimes = [];
+    for (let i = 0; i < 20; i++) {
+      const s = performance.now();
+      const r = await devApi.get('/sandbox/runs?limit=20');
+      runTimes.push(Math.round((performance.now() - s) * 10) / 10);
+      if (r.runs.length !== 20) throw new Error(`expected 20 runs, got ${r.runs.length}`);
+    }
+    results.sandbox_runs_ms = {
+      label: `GET /sandbox/runs?limit=20 as ${dev}: ${n(count(`aggregate_type = 'SandboxRun' AND payload ->> 'who' = '${dev}'`))} of ${n(results.sandbox_run_events)} SandboxRun events theirs`,
+      ...summary(runTimes),
+    };
   }
-  results.sandbox_runs_ms = {
-    label: `GET /sandbox/runs?limit=20 as ${dev}: ${n(count(`aggregate_type = 'SandboxRun' AND payload ->> 'who' = '${dev}'`))} of ${n(results.sandbox_run_events)} SandboxRun events theirs`,
-    ...summary(runTimes),
-  };
 
   // Lighthouse, logged in by the session cookie.
-  if (!SKIP_LIGHTHOUSE) {
+  if (!SKIP_LIGHTHOUSE && !FIRST_ROWS_ONLY) {
     results.lighthouse = {};
     const chrome = await chromeLauncher.launch({
       chromePath: '/usr/bin/chromium',

@@ -109,6 +109,36 @@ async function settle(page) {
     .catch(() => {});
 }
 
+/**
+ * The page is no wider than the viewport (no horizontal scrollbar); when it is, the message
+ * names the innermost elements that reach past the right edge.
+ */
+async function assertFits(page, label) {
+  const r = await page.evaluate(() => {
+    const de = document.documentElement;
+    const vw = de.clientWidth;
+    const past = (el) => el.getBoundingClientRect().right > vw + 0.5;
+    const culprits = [];
+    for (const el of document.querySelectorAll('body *')) {
+      if (culprits.length >= 5) break;
+      if (past(el) && ![...el.children].some(past)) {
+        const b = el.getBoundingClientRect();
+        culprits.push(
+          `<${el.tagName.toLowerCase()} class="${String(el.className).slice(0, 60)}"> ` +
+            `${Math.round(b.left)}–${Math.round(b.right)} px: ` +
+            `“${(el.textContent ?? '').slice(0, 40)}”`,
+        );
+      }
+    }
+    return { over: de.scrollWidth - vw, vw, culprits };
+  });
+  assert.ok(
+    r.over <= 0,
+    `${label}: the page is ${r.over}px wider than the ${r.vw}px viewport; past the edge: ` +
+      r.culprits.join('; '),
+  );
+}
+
 async function axe(page, label) {
   const result = await new AxeBuilder({ page }).analyze();
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
@@ -526,6 +556,7 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
       const row = page.locator('[data-entry]').first();
       await row.waitFor({ timeout: 20_000 });
       assert.match(await row.textContent(), /max deliveries/);
+      await assertFits(page, 'the list');
 
       // The detail: the payload byte for byte (text and hex), then resolve with requeue.
       await row.getByRole('button').click();
@@ -537,6 +568,7 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
       await dialog.getByRole('tab', { name: /History/ }).click();
       await dialog.getByText('captured').waitFor();
       await page.screenshot({ path: `${artifacts}dlq-entry.png` });
+      await assertFits(page, 'the entry dialog');
       await dialog.getByRole('button', { name: 'Resolve…' }).click();
       await dialog.getByLabel('Note').fill('fixed the schema');
       await dialog.getByRole('button', { name: 'Resolve and requeue' }).click();
@@ -556,6 +588,7 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
       const group = page.locator(`[data-group="${dep.prefix}.task.mail"]`);
       await page.locator(`[data-group="${dep.prefix}.task.mail"][data-count="5"]`).waitFor();
       await page.screenshot({ path: `${artifacts}dlq-groups.png`, fullPage: true });
+      await assertFits(page, 'the groups');
       await group.getByRole('button', { name: `Redrive ${dep.prefix}.task.mail` }).click();
       // Slow enough (one per 3.3 s) for the pause to come between two messages.
       await page.getByLabel('Rate (messages per second)').fill('0.3');
@@ -579,6 +612,7 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
       assert.equal(worker.requeued.length, movedAtPause, 'nothing moves while paused');
       assert.ok(movedAtPause < 6, `the pause held back the rest (${movedAtPause - 1} of 5)`);
       await page.screenshot({ path: `${artifacts}dlq-redrive-paused.png`, fullPage: true });
+      await assertFits(page, 'a paused redrive');
       await progress.getByRole('button', { name: 'Resume redrive' }).click();
       await page.locator('[data-testid="redrive-progress"][data-state="completed"]').waitFor({
         timeout: 45_000,
@@ -594,6 +628,7 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
         async () => (await results.locator('[data-outcome="moved"]').count()) === 5,
       );
       assert.match(await results.textContent(), /message id dlq\//);
+      await assertFits(page, 'the redrive results');
       const firstMoved = results.locator('[data-outcome="moved"]').first();
       const movedId = await firstMoved.getAttribute('data-result');
       await firstMoved.getByRole('button').click();
@@ -602,9 +637,11 @@ test('dead letters: one dies and appears live, is requeued from its dialog, then
         .getByRole('dialog')
         .getByRole('heading', { name: `Dead letter ${movedId}` })
         .waitFor();
+      await assertFits(page, 'an entry opened from the results');
       await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
       await page.getByText('No open dead letters').waitFor();
       await page.screenshot({ path: `${artifacts}dlq-redrive.png`, fullPage: true });
+      await assertFits(page, 'the redrive done');
       assert.equal(await page.evaluate(() => window.__marker), 'no reload');
 
       // Filters live in the URL: the resolved ones, by subject.
@@ -650,6 +687,7 @@ test('dead letters: an operator edits a payload, reviews and confirms it; the wo
       await confirm.getByText(/Edited.*15 bytes · SHA-256 [0-9a-f]{16}…/).waitFor();
       await confirm.getByText(/Captured.*24 bytes · SHA-256 [0-9a-f]{16}…/).waitFor();
       await page.screenshot({ path: `${artifacts}dlq-edit-confirm.png` });
+      await assertFits(page, 'the edit review');
       await confirm.getByLabel('Note').fill('invoice numbers are numbers');
       await confirm.getByRole('button', { name: 'Requeue edited payload' }).click();
       await dialog.waitFor({ state: 'detached' });
@@ -670,6 +708,117 @@ test('dead letters: an operator edits a payload, reviews and confirms it; the wo
     });
   } finally {
     await worker.close();
+  }
+});
+
+test('the operations pages stay within the window after use, at 1,280 and at 390 px (long ids, subjects, errors and payloads)', async () => {
+  // What real traffic brings: unbroken ids, subjects, hashes and error texts.
+  const hex = '0123456789abcdef'.repeat(8);
+  const breaker = `payments-gateway-eu-west-1-${'x'.repeat(37)}`; // the longest name (64)
+  const { nc, subject } = await dep.serviceNats('e2e-fit');
+  const sc = StringCodec();
+  for (let i = 0; i < 5; i++) {
+    await nc.request(
+      subject('breaker', 'record'),
+      sc.encode(
+        JSON.stringify({ name: breaker, outcome: 'failure', error: `refused: ${hex}${i}` }),
+      ),
+      { timeout: 5000 },
+    );
+  }
+  await nc.close();
+  for (const width of [1280, 390]) {
+    const dlqSubject = `fit${width}.orders.created.region-eu-west-1.${hex.slice(0, 48)}`;
+    for (let i = 0; i < 3; i++) {
+      await admin.post('/dlq', {
+        id: `fit-${width}-${i}-${hex.slice(0, 40)}`,
+        original_subject: dlqSubject,
+        payload: { order: i, sha256: hex, note: `unbroken ${'Z'.repeat(200)}` },
+        error: `handler failed: upstream said ${'E'.repeat(160)}`,
+        attempts: 5,
+        headers: { 'Trace-Id': hex, 'Nats-Msg-Id': `msg-${hex}` },
+      });
+    }
+    await withPage(
+      `fit-${width}`,
+      async (page) => {
+        const fits = (what) => assertFits(page, `${what} at ${width} px`);
+        await login(page, { username: 'admin', password: dep.password });
+        await page.goto(`/dlq?subject=${dlqSubject}`);
+        await until(
+          'three entries',
+          async () => (await page.locator('[data-entry]').count()) === 3,
+        );
+        await fits('the dead letters');
+        await page.locator('[data-entry]').first().getByRole('button').click();
+        const dialog = page.getByRole('dialog');
+        for (const view of ['Text', 'Hex']) {
+          await dialog.getByRole('button', { name: view }).click();
+          await fits(`an entry's payload as ${view}`);
+        }
+        for (const tab of ['Details', 'Headers', 'History']) {
+          await dialog.getByRole('tab', { name: new RegExp(tab) }).click();
+          await fits(`an entry's ${tab.toLowerCase()}`);
+        }
+        await dialog.getByRole('tab', { name: 'Payload' }).click();
+        await dialog.getByRole('button', { name: 'Edit, then requeue…' }).click();
+        await dialog.getByLabel('Edited payload').fill(`{"sha256": "${hex}${hex}"}`);
+        await dialog.getByRole('button', { name: 'Review the edit…' }).click();
+        await dialog.getByRole('form', { name: 'Confirm the edited requeue' }).waitFor();
+        await fits('the review of an edit');
+        await dialog.getByRole('button', { name: 'Close' }).click();
+        await dialog.waitFor({ state: 'detached' });
+        await page.getByRole('tab', { name: 'Grouped by failure' }).click();
+        await page.locator(`[data-group="${dlqSubject}"][data-count="3"]`).waitFor();
+        await fits('the groups');
+        await page.getByRole('button', { name: `Redrive ${dlqSubject}` }).click();
+        await fits('the redrive dialog');
+        await page.getByRole('button', { name: 'Start redrive' }).click();
+        const progress = page.getByTestId('redrive-progress');
+        await page.locator('[data-testid="redrive-progress"][data-state="completed"]').waitFor({
+          timeout: 30_000,
+        });
+        await progress.getByRole('button', { name: /Results per entry/ }).click();
+        await progress.locator('[data-outcome]').first().waitFor();
+        await fits('a redrive and its results');
+        await page.goto(`/dlq?status=all&subject=${dlqSubject}`);
+        await page.locator('[data-entry]').first().waitFor();
+        await fits('the resolved dead letters');
+
+        await page.goto('/audit?aggregate_type=DlqEntry');
+        await page.locator('[data-position]').last().getByRole('button').click();
+        await page
+          .getByRole('dialog')
+          .getByText(/DlqEntry/)
+          .first()
+          .waitFor();
+        await fits('an audit event');
+        await page.getByRole('dialog').getByRole('button', { name: 'Close' }).click();
+        await fits('the audit log');
+
+        await page.goto('/breakers');
+        const card = page.locator(`[data-breaker="${breaker}"]`);
+        await card.waitFor();
+        await card.getByText('Last 10 openings').click();
+        await card
+          .getByTestId('transitions-openings')
+          .getByText(/cause: refused/)
+          .waitFor();
+        await fits('the circuit breakers');
+
+        for (const [path, heading] of [
+          ['/users', 'Users'],
+          ['/sandbox', 'Sandbox'],
+        ]) {
+          await page.goto(path);
+          await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+          await settle(page);
+          await fits(`the ${heading} page`);
+        }
+        await page.screenshot({ path: `${artifacts}fit-${width}.png`, fullPage: true });
+      },
+      { width, height: width < 600 ? 844 : 900 },
+    );
   }
 });
 

@@ -149,10 +149,13 @@ export class Deployment {
     return child;
   }
 
-  /** Starts one `serve` (port 0 = a free one) and resolves with its base URL once it listens. */
-  async serve(port = 0, name = 'serve') {
+  /**
+   * Starts one `serve` (port 0 = a free one) and resolves with its base URL once it listens;
+   * `extra`: more environment (e.g. another `UI_DIR`).
+   */
+  async serve(port = 0, name = 'serve', extra = {}) {
     const log = join(this.logDir, `${name}-${Date.now()}.log`);
-    const child = this.spawn(this.bin, ['serve'], this.env({ PORT: String(port) }));
+    const child = this.spawn(this.bin, ['serve'], this.env({ PORT: String(port), ...extra }));
     const url = await new Promise((resolve, reject) => {
       const t = setTimeout(
         () => reject(new Error(`${name} did not start:\n${child.log()}`)),

@@ -24,7 +24,8 @@ function page(path: string): ReactNode {
   return Page ? <Page /> : null;
 }
 
-const queryClient = createQueryClient();
+/** The tab's query cache (main.tsx prefetches the first page's data into it). */
+export const queryClient = createQueryClient();
 
 function Signed({ children }: { children: ReactNode }) {
   useSessionExpiry();

@@ -1,5 +1,6 @@
 import { memo, useEffect, useMemo, useRef, useState, type PointerEvent } from 'react';
 import { Box, Typography, useTheme } from '@mui/material';
+import { layoutAxes, textMeasure, Y_GAP } from './chartAxes';
 
 // One formatter: toLocaleTimeString builds a new one per call (a third of a chart's render).
 const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
@@ -22,6 +23,7 @@ type Point<K extends string> = { at: string } & Partial<Record<K, number | null>
 
 const H_AXIS = 20;
 const PAD_TOP = 6;
+const FONT = 12;
 
 /** Up to about `n` round steps from 0 to at least `max`. */
 function ticks(max: number, n = 4): number[] {
@@ -95,12 +97,24 @@ function TimeChartImpl<K extends string>({
   const yTicks = ticks(max);
   const top = yTicks[yTicks.length - 1]!;
   const label = (v: number) => `${format(v)}${unit}`;
-  const yWidth = Math.max(28, ...yTicks.map((v) => label(v).length * 7 + 6));
-  const plotW = Math.max(0, width - yWidth - 4);
-  const plotH = height - H_AXIS - PAD_TOP;
   const n = data.length;
+  const fontFamily = t.typography.fontFamily ?? 'sans-serif';
+  // The labels' own widths decide the margin and how many time labels fit: none is cut.
+  const axes = useMemo(
+    () =>
+      layoutAxes({
+        width,
+        n,
+        yLabels: yTicks.map(label),
+        xLabel: (i) => fmtClock(data[i]!.at),
+        measure: textMeasure(fontFamily, FONT),
+      }),
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [data, width, top, unit, format, fontFamily],
+  );
+  const { left: yWidth, plotW, x, xTicks } = axes;
+  const plotH = height - H_AXIS - PAD_TOP;
   const slot = n > 0 ? plotW / n : 0;
-  const x = (i: number) => yWidth + slot * (i + 0.5);
   const y = (v: number) => PAD_TOP + plotH - (v / top) * plotH;
 
   const paths = useMemo(() => {
@@ -137,26 +151,7 @@ function TimeChartImpl<K extends string>({
     }
     return out;
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [data, series, width, top, height]);
-
-  // Time labels from the newest backwards, each a label's width (~60 px) clear of the last.
-  const xTicks = useMemo(() => {
-    if (!n || !width) return [];
-    const every = Math.max(1, Math.ceil(n / Math.max(1, Math.floor(plotW / 72))));
-    const out: { i: number; at: number; anchor: 'start' | 'middle' | 'end' }[] = [];
-    let left = Infinity;
-    for (let i = n - 1; i >= 0; i -= every) {
-      const anchor = x(i) + 32 > width ? 'end' : x(i) - 32 < yWidth ? 'start' : 'middle';
-      const at = anchor === 'end' ? width - 2 : anchor === 'start' ? yWidth : x(i);
-      const [from, to] =
-        anchor === 'end' ? [at - 64, at] : anchor === 'start' ? [at, at + 64] : [at - 32, at + 32];
-      if (to + 6 > left) continue;
-      out.push({ i, at, anchor });
-      left = from;
-    }
-    return out;
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [data, width]);
+  }, [data, series, axes, top, height]);
 
   const onMove = (e: PointerEvent<SVGSVGElement>) => {
     const r = e.currentTarget.getBoundingClientRect();
@@ -192,13 +187,13 @@ function TimeChartImpl<K extends string>({
                   stroke={t.palette.divider}
                   strokeDasharray="3 3"
                 />
-                <text x={yWidth - 6} y={y(v) + 4} textAnchor="end" fontSize={12} fill={axis}>
+                <text x={yWidth - Y_GAP} y={y(v) + 4} textAnchor="end" fontSize={FONT} fill={axis}>
                   {label(v)}
                 </text>
               </g>
             ))}
             {xTicks.map(({ i, at, anchor }) => (
-              <text key={i} x={at} y={height - 4} textAnchor={anchor} fontSize={12} fill={axis}>
+              <text key={i} x={at} y={height - 4} textAnchor={anchor} fontSize={FONT} fill={axis}>
                 {fmtClock(data[i]!.at)}
               </text>
             ))}

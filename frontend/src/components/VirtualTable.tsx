@@ -64,10 +64,11 @@ export function VirtualTable({
       aria-rowcount={(ariaRowCount ?? count) + 1}
       tabIndex={0}
       data-testid={testId}
+      // As tall as its rows, up to most of the screen. Inline: in `sx` each new page of rows
+      // (a new height) made emotion serialise the table's styles again and insert a new rule.
+      style={{ height: count * rowHeight + header }}
       sx={[
         (t: Theme) => ({
-          // As tall as its rows, up to most of the screen.
-          height: count * rowHeight + header,
           maxHeight: { xs: '60vh', md: '65vh' },
           overflow: 'auto',
           contain: 'strict',

@@ -30,10 +30,3 @@ export const fmtTime = (iso: string) =>
     dateStyle: 'short',
     timeStyle: 'medium',
   })).format(new Date(iso));
-
-/** A `datetime-local` input's value (the reader's time zone) as RFC 3339; undefined when empty or not a time. */
-export function localToIso(local: string): string | undefined {
-  if (!local) return undefined;
-  const t = new Date(local);
-  return Number.isNaN(t.getTime()) ? undefined : t.toISOString();
-}

@@ -1,4 +1,4 @@
-import { useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { infiniteQueryOptions, useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
 import { auditKeys, type AuditFilter } from './keys';
@@ -20,14 +20,16 @@ export const fetchAuditPage = (
     signal,
   });
 
-/** The log under a filter, paged by position on the server. */
-export const useAuditEvents = (f: AuditFilter) =>
-  useInfiniteQuery({
+/** The log under a filter, paged by position on the server (the page's query and its prefetch). */
+export const auditEventsQuery = (f: AuditFilter) =>
+  infiniteQueryOptions({
     queryKey: auditKeys.events(f),
     queryFn: ({ pageParam, signal }) => fetchAuditPage(f, pageParam, signal),
     initialPageParam: 0,
-    getNextPageParam: (last) => last.next_after_position ?? undefined,
+    getNextPageParam: (last: EventsPage) => last.next_after_position ?? undefined,
   });
+
+export const useAuditEvents = (f: AuditFilter) => useInfiniteQuery(auditEventsQuery(f));
 
 /** The event before `e` in its aggregate's chain (its hash is `e`'s previous hash). */
 export const usePreviousEvent = (e: AuditEvent | undefined) =>

@@ -1,4 +1,4 @@
-import { localToIso } from '@/lib/format';
+import { localToIso } from '@/lib/time';
 import type { AuditFilter } from '../api/keys';
 
 export interface AuditParams {

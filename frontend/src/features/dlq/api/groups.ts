@@ -1,4 +1,4 @@
-import { useQuery } from '@tanstack/react-query';
+import { queryOptions, useQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
 import { dlqKeys, dlqPosition, type DlqFilter } from './keys';
@@ -21,9 +21,12 @@ export const fetchDlqGroups = (f: DlqFilter, signal?: AbortSignal) =>
     signal,
   });
 
-export const useDlqGroups = (f: DlqFilter, enabled = true) =>
-  useQuery({
+/** The groups of the filter (the page's query and its prefetch). */
+export const dlqGroupsQuery = (f: DlqFilter) =>
+  queryOptions({
     queryKey: dlqKeys.groups(f),
     queryFn: ({ signal }) => fetchDlqGroups(f, signal),
-    enabled,
   });
+
+export const useDlqGroups = (f: DlqFilter, enabled = true) =>
+  useQuery({ ...dlqGroupsQuery(f), enabled });

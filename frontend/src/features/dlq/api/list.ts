@@ -1,4 +1,4 @@
-import { useInfiniteQuery } from '@tanstack/react-query';
+import { infiniteQueryOptions, useInfiniteQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
 import { dlqKeys, dlqPosition, type DlqFilter } from './keys';
@@ -16,15 +16,18 @@ export const fetchDlqPage = (f: DlqFilter, offset: number, signal?: AbortSignal)
     signal,
   });
 
-/** The filtered list, paged on the server by offset (not read while `enabled` is false). */
-export const useDlqList = (f: DlqFilter, enabled = true) =>
-  useInfiniteQuery({
+/** The filtered list, paged on the server by offset (the page's query and its prefetch). */
+export const dlqListQuery = (f: DlqFilter) =>
+  infiniteQueryOptions({
     queryKey: dlqKeys.list(f),
     queryFn: ({ pageParam, signal }) => fetchDlqPage(f, pageParam, signal),
-    enabled,
     initialPageParam: 0,
     getNextPageParam: (last, pages) => {
       const loaded = pages.reduce((n, p) => n + p.items.length, 0);
       return last.items.length > 0 && loaded < last.total ? loaded : undefined;
     },
   });
+
+/** The filtered list (not read while `enabled` is false). */
+export const useDlqList = (f: DlqFilter, enabled = true) =>
+  useInfiniteQuery({ ...dlqListQuery(f), enabled });

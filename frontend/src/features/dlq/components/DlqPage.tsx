@@ -1,4 +1,4 @@
-import { useCallback, useMemo, useState } from 'react';
+import { lazy, memo, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
 import { useSearchParams } from 'react-router-dom';
 import {
   Box,
@@ -24,7 +24,6 @@ import { useDlqGroups, type DlqGroup } from '../api/groups';
 import { useDlqList } from '../api/list';
 import { useDlqLive } from '../api/live';
 import type { RedriveFilter } from '../api/redrive';
-import { EntryDialog } from './EntryDialog';
 import { EntryTable } from './EntryTable';
 import {
   readDlqParams,
@@ -34,8 +33,18 @@ import {
   type DlqStatus,
 } from './filters';
 import { GroupsTable } from './GroupsTable';
-import { RedriveDialog } from './RedriveDialog';
-import { RedriveProgress } from './RedriveProgress';
+
+// What the page shows on demand (an entry, a redrive and its progress) loads apart from the
+// list: the first rows wait for fewer chunks (10 instead of 16: no dialogs, zod, toggle
+// buttons, progress bars), and the rest loads once the page is up.
+const loadEntryDialog = () => import('./EntryDialog').then((m) => ({ default: m.EntryDialog }));
+const loadRedriveDialog = () =>
+  import('./RedriveDialog').then((m) => ({ default: m.RedriveDialog }));
+const loadRedriveProgress = () =>
+  import('./RedriveProgress').then((m) => ({ default: m.RedriveProgress }));
+const EntryDialog = lazy(loadEntryDialog);
+const RedriveDialog = lazy(loadRedriveDialog);
+const RedriveProgress = lazy(loadRedriveProgress);
 
 interface RedriveAsk {
   filter: RedriveFilter;
@@ -43,7 +52,25 @@ interface RedriveAsk {
   count: number;
 }
 
-function Filters({ view, set }: { view: DlqParams; set: (p: Partial<DlqParams>) => void }) {
+type Setter = (p: Partial<DlqParams>) => void;
+
+// The tabs and the filter form are memoised: a page of rows arriving while the reader scrolls
+// re-renders the page, and MUI's Tabs measure themselves on every render (a forced layout),
+// the text fields and the select are many components each.
+const ViewTabs = memo(function ViewTabs({ value, set }: { value: DlqParams['view']; set: Setter }) {
+  return (
+    <Tabs
+      value={value}
+      onChange={(_, v: DlqParams['view']) => set({ view: v })}
+      aria-label="Dead-letter views"
+    >
+      <Tab value="entries" label="Entries" />
+      <Tab value="groups" label="Grouped by failure" />
+    </Tabs>
+  );
+});
+
+const Filters = memo(function Filters({ view, set }: { view: DlqParams; set: Setter }) {
   // The text fields apply on submit (Enter or the button): one server read per search.
   return (
     <Box
@@ -104,17 +131,26 @@ function Filters({ view, set }: { view: DlqParams; set: (p: Partial<DlqParams>) 
       </Button>
     </Box>
   );
-}
+});
 
 export default function DlqPage() {
   const [params, setParams] = useSearchParams();
-  const view = readDlqParams(params);
+  // One object per URL (`params` changes with it), so that the memoised parts keep theirs.
+  const view = useMemo(() => readDlqParams(params), [params]);
   const set = useCallback(
     (patch: Partial<DlqParams>) =>
       setParams((p) => writeDlqParams({ ...readDlqParams(p), ...patch }), { replace: true }),
     [setParams],
   );
   useDlqLive();
+  useEffect(() => {
+    // Ready before the first click, after the page's own work.
+    const t = setTimeout(() => {
+      for (const load of [loadEntryDialog, loadRedriveDialog, loadRedriveProgress])
+        void load().catch(() => {});
+    }, 1000);
+    return () => clearTimeout(t);
+  }, []);
   const filter = useMemo(
     () => serverFilter(view),
     // eslint-disable-next-line react-hooks/exhaustive-deps
@@ -155,22 +191,17 @@ export default function DlqPage() {
         Dead letters
       </Typography>
       {view.job && (
-        <RedriveProgress
-          id={view.job}
-          onDismiss={() => set({ job: undefined })}
-          onOpenEntry={(id) => set({ entry: id })}
-        />
+        <Suspense fallback={<TableSkeleton rows={2} />}>
+          <RedriveProgress
+            id={view.job}
+            onDismiss={() => set({ job: undefined })}
+            onOpenEntry={(id) => set({ entry: id })}
+          />
+        </Suspense>
       )}
       <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
         <Stack spacing={2}>
-          <Tabs
-            value={view.view}
-            onChange={(_, v) => set({ view: v })}
-            aria-label="Dead-letter views"
-          >
-            <Tab value="entries" label="Entries" />
-            <Tab value="groups" label="Grouped by failure" />
-          </Tabs>
+          <ViewTabs value={view.view} set={set} />
           <Filters view={view} set={set} />
           {groupsView ? (
             groups.isPending ? (
@@ -250,17 +281,19 @@ export default function DlqPage() {
           )}
         </Stack>
       </Paper>
-      {view.entry && <EntryDialog id={view.entry} onClose={() => set({ entry: undefined })} />}
-      {redrive && (
-        <RedriveDialog
-          {...redrive}
-          onClose={() => setRedrive(null)}
-          onStarted={(job) => {
-            setRedrive(null);
-            set({ job: job.id });
-          }}
-        />
-      )}
+      <Suspense fallback={null}>
+        {view.entry && <EntryDialog id={view.entry} onClose={() => set({ entry: undefined })} />}
+        {redrive && (
+          <RedriveDialog
+            {...redrive}
+            onClose={() => setRedrive(null)}
+            onStarted={(job) => {
+              setRedrive(null);
+              set({ job: job.id });
+            }}
+          />
+        )}
+      </Suspense>
     </Stack>
   );
 }

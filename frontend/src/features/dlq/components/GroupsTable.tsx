@@ -4,11 +4,18 @@ import { fmtInt, fmtTime } from '@/lib/format';
 import { perm } from '@/lib/permissions';
 import type { DlqGroup } from '../api/groups';
 
-/** Read by screen readers, not shown. */
+/**
+ * Read by screen readers, not shown. The sizes are strings: in `sx` a number from 0 to 1 is
+ * a fraction, so `width: 1` was `width: 100%` of the page's positioned box, and this span,
+ * placed after the count, made the page ~290 px wider than the window.
+ */
 const visuallyHidden = {
   position: 'absolute',
-  width: 1,
-  height: 1,
+  width: '1px',
+  height: '1px',
+  margin: '-1px',
+  padding: 0,
+  border: 0,
   overflow: 'hidden',
   clip: 'rect(0 0 0 0)',
   whiteSpace: 'nowrap',

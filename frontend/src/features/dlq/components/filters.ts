@@ -1,4 +1,4 @@
-import { localToIso } from '@/lib/format';
+import { localToIso } from '@/lib/time';
 import type { DlqFilter } from '../api/keys';
 
 export type DlqView = 'entries' | 'groups';
