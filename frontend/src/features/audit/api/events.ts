@@ -20,7 +20,7 @@ export const fetchAuditPage = (
     signal,
   });
 
-/** The log under a filter, paged by position on the server (the page's query and its prefetch). */
+/** The log under a filter, paged by position on the server. */
 export const auditEventsQuery = (f: AuditFilter) =>
   infiniteQueryOptions({
     queryKey: auditKeys.events(f),

@@ -21,7 +21,7 @@ export const fetchDlqGroups = (f: DlqFilter, signal?: AbortSignal) =>
     signal,
   });
 
-/** The groups of the filter (the page's query and its prefetch). */
+/** The groups of the filter. */
 export const dlqGroupsQuery = (f: DlqFilter) =>
   queryOptions({
     queryKey: dlqKeys.groups(f),

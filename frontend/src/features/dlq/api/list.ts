@@ -16,7 +16,7 @@ export const fetchDlqPage = (f: DlqFilter, offset: number, signal?: AbortSignal)
     signal,
   });
 
-/** The filtered list, paged on the server by offset (the page's query and its prefetch). */
+/** The filtered list, paged on the server by offset. */
 export const dlqListQuery = (f: DlqFilter) =>
   infiniteQueryOptions({
     queryKey: dlqKeys.list(f),
