@@ -1,5 +1,7 @@
 import { lazy, type ComponentType } from 'react';
+import type { QueryClient } from '@tanstack/react-query';
 import { paths } from '@/config/paths';
+import { prefetchDashboard } from '@/features/dashboard/prefetch';
 
 // Each page is its own chunk: charts and tables load with the route that shows them.
 type Loader = () => Promise<{ default: ComponentType }>;
@@ -33,4 +35,16 @@ function routeOf(pathname: string): string | undefined {
 export function preloadPage(pathname: string): void {
   const path = routeOf(pathname);
   if (path) void loaders[path]!().catch(() => {});
+}
+
+// The first reads started before the page's chunk: only those no live event can leave behind
+// (a list read before the page subscribes to its topic misses what happens in between).
+const dataLoaders: Record<string, (qc: QueryClient) => void> = {
+  [paths.dashboard]: prefetchDashboard,
+};
+
+/** Starts the first reads of the page at `pathname` into the query cache (see `dataLoaders`). */
+export function prefetchPageData(qc: QueryClient, pathname: string): void {
+  const path = routeOf(pathname);
+  if (path) dataLoaders[path]?.(qc);
 }
