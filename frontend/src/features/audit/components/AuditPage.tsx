@@ -34,9 +34,13 @@ const fields: [keyof AuditParams, string, string?][] = [
   ['to', 'Recorded before', 'datetime-local'],
 ];
 
-/** While the tail is live, events on the socket fetch what follows the last row loaded. */
+/**
+ * While the tail is live, events on the socket fetch what follows the last row loaded; so does
+ * the subscription itself once it stands (what was committed after the list was read and
+ * before the tail was subscribed is fetched then: the list may have been read long before,
+ * and a replay of every event since would cost more than that one read).
+ */
 function useLiveTail(filter: AuditFilter, on: boolean) {
-  useLiveTopics(on ? ['audit'] : []);
   const qc = useQueryClient();
   const throttle = useMemo(
     () =>
@@ -54,6 +58,7 @@ function useLiveTail(filter: AuditFilter, on: boolean) {
       }),
     [qc, filter],
   );
+  useLiveTopics(on ? ['audit'] : [], { from: null, onGap: () => throttle.push('tail') });
   useEffect(() => () => throttle.cancel(), [throttle]);
   useLiveEvents(() => {
     if (on) throttle.push('tail');
