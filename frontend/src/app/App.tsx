@@ -24,7 +24,7 @@ function page(path: string): ReactNode {
   return Page ? <Page /> : null;
 }
 
-/** The tab's query cache. */
+/** The tab's query cache (main.tsx prefetches the first page's data into it). */
 export const queryClient = createQueryClient();
 
 // The shell is drawn at once, with the page's heading, while `/auth/me` and the page's chunk

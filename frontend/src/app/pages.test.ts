@@ -3,7 +3,7 @@ import { createQueryClient } from '@/lib/queryClient';
 import { fakeFetch } from '../../test/render';
 import { prefetchPageData } from './pages';
 
-describe('first reads before the page', () => {
+describe("the Dashboard's first reads, started before its chunk", () => {
   it("reads the Dashboard's figures under the page's own query keys", async () => {
     const calls = fakeFetch([
       { status: 200, body: { a: 1 } },
@@ -11,7 +11,7 @@ describe('first reads before the page', () => {
       { status: 200, body: { c: 3 } },
     ]);
     const qc = createQueryClient();
-    prefetchPageData(qc, '/');
+    prefetchPageData(qc, { pathname: '/', search: '' });
     await new Promise((r) => setTimeout(r, 0));
     expect(calls.map((c) => c.url).sort()).toEqual([
       '/stats',
@@ -21,10 +21,10 @@ describe('first reads before the page', () => {
     await expect.poll(() => qc.getQueryData(['dashboard', 'stats'])).toBeDefined();
   });
 
-  it('reads no list before its page subscribes to its live topic', async () => {
+  it('reads nothing for the pages whose lists follow live events without a read mark', async () => {
     const calls = fakeFetch([]);
     const qc = createQueryClient();
-    for (const p of ['/dlq', '/audit', '/governance', '/budget']) prefetchPageData(qc, p);
+    for (const p of ['/governance', '/budget']) prefetchPageData(qc, { pathname: p, search: '' });
     await new Promise((r) => setTimeout(r, 0));
     expect(calls).toEqual([]);
   });

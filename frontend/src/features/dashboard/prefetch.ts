@@ -10,8 +10,10 @@ import { statsQuery } from './api/stats';
  * are read again on every `stats` frame, so an event in between cannot leave them behind (the
  * alerts, which events refresh, are not read here).
  */
-export function prefetchDashboard(qc: QueryClient): void {
-  void qc.prefetchQuery(statsQuery());
-  void qc.prefetchQuery(healthQuery());
-  void qc.prefetchQuery(pipelineQuery());
+export async function prefetchDashboard(qc: QueryClient): Promise<void> {
+  await Promise.all([
+    qc.prefetchQuery(statsQuery()),
+    qc.prefetchQuery(healthQuery()),
+    qc.prefetchQuery(pipelineQuery()),
+  ]);
 }
