@@ -22,6 +22,7 @@ const tableSx = (t: Theme) => ({
   },
   '& thead th': { fontWeight: t.typography.fontWeightMedium, lineHeight: '1.5rem' },
   '& th[scope="row"], & thead th:first-of-type': { textAlign: 'left' },
+  '& tbody th': { fontWeight: t.typography.fontWeightRegular },
   '& .no': { color: t.palette.text.secondary },
 });
 
