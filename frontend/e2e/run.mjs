@@ -711,6 +711,59 @@ test('dead letters: an operator edits a payload, reviews and confirms it; the wo
   }
 });
 
+test('dead letters: an entry captured between the page’s read and its live subscription appears without a reload', async () => {
+  const subject = `${dep.prefix}.race.between`;
+  const capture = (id) =>
+    admin.post('/dlq', {
+      id,
+      original_subject: subject,
+      payload: { id },
+      error: 'captured between a read and the subscription',
+      attempts: 3,
+    });
+  await withPage('dlq-race', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+
+    // 1. The entry script's read, before the page: its answer leaves the server, then an entry
+    //    is captured, and only then does the page's chunk load (and the page subscribe).
+    let releaseChunk;
+    const chunkHeld = new Promise((resolve) => (releaseChunk = resolve));
+    await page.route(/\/assets\/DlqPage-[^/]*\.js$/, async (route) => {
+      await chunkHeld;
+      await route.continue();
+    });
+    let reads = 0;
+    await page.route(
+      (url) => url.pathname === '/dlq' && url.searchParams.get('subject') === subject,
+      async (route) => {
+        if (route.request().resourceType() === 'document' || reads++ > 0) return route.continue();
+        const response = await route.fetch();
+        assert.equal((await response.json()).total, 0, 'read before the capture');
+        await capture('between-read-and-subscription');
+        releaseChunk();
+        await route.fulfill({ response });
+      },
+    );
+    await page.goto(`/dlq?subject=${subject}`);
+    await page.getByRole('heading', { level: 1, name: 'Dead letters' }).waitFor();
+    await page.locator('[data-entry="between-read-and-subscription"]').waitFor({ timeout: 20_000 });
+    assert.ok(reads >= 2, `the list was read again once subscribed (${reads} reads)`);
+    await page.evaluate(() => (window.__marker = 'no reload'));
+
+    // 2. The list kept from an earlier visit: the page is left (its topic released), an entry
+    //    is captured, and going back shows the cached list, not read again on its own: the
+    //    topic is subscribed from where the page left, and the replay brings the entry.
+    await page.getByRole('link', { name: 'Governance' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Governance' }).waitFor();
+    await capture('while-away');
+    await page.goBack();
+    await page.getByRole('heading', { level: 1, name: 'Dead letters' }).waitFor();
+    await page.locator('[data-entry="while-away"]').waitFor({ timeout: 20_000 });
+    assert.equal(await page.locator('[data-entry]').count(), 2);
+    assert.equal(await page.evaluate(() => window.__marker), 'no reload');
+  });
+});
+
 test('the operations pages stay within the window after use, at 1,280 and at 390 px (long ids, subjects, errors and payloads)', async () => {
   // What real traffic brings: unbroken ids, subjects, hashes and error texts.
   const hex = '0123456789abcdef'.repeat(8);

@@ -2,18 +2,21 @@ import { startTransition, StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { paths } from './config/paths';
 import { App, queryClient } from './app/App';
-import { preloadPage } from './app/pages';
+import { prefetchPageData, preloadPage } from './app/pages';
 import { startSessionCheck } from './app/session';
 
-// Before the first render: the session answer and the page's own chunk are on their way while
-// React renders the shell. (The page's first read is not started here: a list read before the
-// page subscribes to its live topic misses the events in between — docs/frontend.md.)
+// Before the first render, in this order: the session answer, the page's first read (its
+// list, or the Dashboard's figures: it no longer waits for the page's chunk and first render)
+// and the page's own chunk are on their way while React renders the shell. (The page's live
+// topic then follows from that read: it is read again once subscribed, so nothing committed
+// in between is missed.)
 // Signed out: the login page comes next, and nothing read before is kept. (The bootstrap in
 // session.ts handles the answer.)
 startSessionCheck().catch(() => {
   queryClient.clear();
   preloadPage(paths.login);
 });
+prefetchPageData(queryClient, window.location);
 preloadPage(window.location.pathname);
 
 // A transition: React renders the first tree in slices of a few milliseconds, yielding to the

@@ -24,16 +24,24 @@ function page(path: string): ReactNode {
   return Page ? <Page /> : null;
 }
 
-/** The tab's query cache. */
+/** The tab's query cache (main.tsx prefetches the first page's data into it). */
 export const queryClient = createQueryClient();
 
+// The shell is drawn at once, with the page's heading, while `/auth/me` and the page's chunk
+// are on their way (RequireAuth's placeholder); a signed-out visitor then goes to the login page.
 function Signed({ children }: { children: ReactNode }) {
-  useSessionExpiry();
   return (
-    <RequireAuth>
-      <AppShell>{children}</AppShell>
-    </RequireAuth>
+    <AppShell>
+      <SessionExpiry />
+      <RequireAuth>{children}</RequireAuth>
+    </AppShell>
   );
+}
+
+/** Apart, so that the session's arrival does not render the shell again. */
+function SessionExpiry() {
+  useSessionExpiry();
+  return null;
 }
 
 export function AppRoutes() {

@@ -13,16 +13,38 @@ import {
 import { ErrorBoundary } from '@/components/ErrorBoundary';
 import { LiveIndicator } from '@/components/LiveIndicator';
 import { PageSkeleton } from '@/components/Skeletons';
-import { useSession } from '@/lib/session';
 import { useUi, type ColourMode } from '@/lib/ui';
 import { useLogout } from '@/features/auth/api/logout';
+import { useSessionTransition } from './guards';
 import { MobileNav } from './MobileNav';
+import { pageTitle } from './nav';
 import { PageNav } from './PageNav';
 import { AutoIcon, DarkIcon, LightIcon, MenuIcon } from './icons';
 
 const drawerWidth = 220;
 const nextMode: Record<ColourMode, ColourMode> = { system: 'light', light: 'dark', dark: 'system' };
 const modeIcon = { system: AutoIcon, light: LightIcon, dark: DarkIcon };
+
+// The shell is drawn before the session is known and does not render again when it arrives:
+// only these two parts show the user (each takes the session in as a transition, guards.tsx).
+function UserName() {
+  const { user } = useSessionTransition();
+  return user ? (
+    <Typography variant="body2" sx={{ color: 'text.secondary' }} noWrap>
+      {user.username} · {user.role}
+    </Typography>
+  ) : null;
+}
+
+function SignOut() {
+  const { user } = useSessionTransition();
+  const logout = useLogout();
+  return (
+    <Button onClick={() => logout.mutate()} disabled={logout.isPending || !user} size="small">
+      Sign out
+    </Button>
+  );
+}
 
 export function AppShell({ children }: { children: ReactNode }) {
   const theme = useTheme();
@@ -32,10 +54,8 @@ export function AppShell({ children }: { children: ReactNode }) {
   useEffect(() => {
     if (wide) setOpen(false);
   }, [wide]);
-  const user = useSession((s) => s.user);
   const mode = useUi((s) => s.mode);
   const setMode = useUi((s) => s.setMode);
-  const logout = useLogout();
   const location = useLocation();
   const ModeIcon = modeIcon[mode];
 
@@ -64,6 +84,9 @@ export function AppShell({ children }: { children: ReactNode }) {
           >
             Golden Arch
           </Typography>
+          {/* Before the chip and the buttons: the name arrives with the session, after the
+              bar is drawn, and takes its room from the title's, moving nothing else. */}
+          {wide && <UserName />}
           <LiveIndicator />
           <IconButton
             aria-label={`Colour mode: ${mode}`}
@@ -72,14 +95,7 @@ export function AppShell({ children }: { children: ReactNode }) {
           >
             <ModeIcon />
           </IconButton>
-          {wide && user && (
-            <Typography variant="body2" sx={{ color: 'text.secondary' }} noWrap>
-              {user.username} · {user.role}
-            </Typography>
-          )}
-          <Button onClick={() => logout.mutate()} disabled={logout.isPending} size="small">
-            Sign out
-          </Button>
+          <SignOut />
         </Toolbar>
       </AppBar>
       {wide ? (
@@ -111,7 +127,9 @@ export function AppShell({ children }: { children: ReactNode }) {
       >
         <Toolbar />
         <ErrorBoundary resetKey={location.pathname}>
-          <Suspense fallback={<PageSkeleton />}>{children}</Suspense>
+          <Suspense fallback={<PageSkeleton title={pageTitle(location.pathname)} />}>
+            {children}
+          </Suspense>
         </ErrorBoundary>
       </Box>
     </Box>

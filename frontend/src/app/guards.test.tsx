@@ -1,5 +1,5 @@
 import { Route, Routes, useLocation } from 'react-router-dom';
-import { screen } from '@testing-library/react';
+import { act, screen } from '@testing-library/react';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { perm } from '@/lib/permissions';
 import { useSession } from '@/lib/session';
@@ -10,6 +10,20 @@ function Where() {
   const l = useLocation();
   return <p data-testid="where">{l.pathname + l.search}</p>;
 }
+
+const governance = (
+  <Routes>
+    <Route path="/login" element={<Where />} />
+    <Route
+      path="/governance"
+      element={
+        <RequireAuth>
+          <p>the table</p>
+        </RequireAuth>
+      }
+    />
+  </Routes>
+);
 
 const tree = (
   <Routes>
@@ -53,5 +67,21 @@ describe('route guards', () => {
     signIn('viewer', [perm.readBudget]);
     renderAt(tree, '/audit');
     expect(screen.getByTestId('where').textContent).toBe('/forbidden');
+  });
+
+  it('shows the page heading while the session is asked for, then the page', async () => {
+    useSession.setState({ status: 'unknown', user: null, expired: false });
+    renderAt(governance, '/governance');
+    expect(screen.getByRole('heading', { level: 1, name: 'Governance' })).toBeInTheDocument();
+    expect(screen.getByRole('progressbar', { name: 'Loading page' })).toBeInTheDocument();
+    act(() => signIn('admin', [perm.readGovernance]));
+    expect(await screen.findByText('the table')).toBeInTheDocument();
+  });
+
+  it('sends a visitor to the login page once the session turns out to be missing', async () => {
+    useSession.setState({ status: 'unknown', user: null, expired: false });
+    renderAt(governance, '/governance');
+    act(() => useSession.getState().signedOut());
+    expect((await screen.findByTestId('where')).textContent).toBe('/login?next=%2Fgovernance');
   });
 });

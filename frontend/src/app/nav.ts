@@ -20,3 +20,12 @@ export const navItems: NavItem[] = [
   { path: paths.audit, label: 'Audit log', permission: perm.readAudit },
   { path: paths.users, label: 'Users', permission: perm.adminUsers },
 ];
+
+/** The label of the page at `pathname` (the longest nav path it is at or under): its heading. */
+export function pageTitle(pathname: string): string | undefined {
+  return navItems
+    .filter((i) =>
+      i.path === '/' ? pathname === '/' : pathname === i.path || pathname.startsWith(`${i.path}/`),
+    )
+    .sort((a, b) => b.path.length - a.path.length)[0]?.label;
+}

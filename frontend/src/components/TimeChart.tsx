@@ -3,10 +3,16 @@ import { Box, Typography, useTheme } from '@mui/material';
 import { layoutAxes, textMeasure, Y_GAP } from './chartAxes';
 
 // One formatter: toLocaleTimeString builds a new one per call (a third of a chart's render).
-const clock = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+// Made on first use, not when the module loads: the first `Intl` object loads ICU (tens of
+// milliseconds, ×4 on a slow phone), which made this chunk's evaluation a long task on the
+// way to the Dashboard's first paint (lib/format.ts does the same).
+let clock: Intl.DateTimeFormat | undefined;
 
 /** Hours and minutes of an ISO time, for chart axes. */
-export const fmtClock = (iso: string | number) => clock.format(new Date(iso));
+export const fmtClock = (iso: string | number) =>
+  (clock ??= new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' })).format(
+    new Date(iso),
+  );
 
 export interface Series<K extends string> {
   key: K;
@@ -36,7 +42,14 @@ function ticks(max: number, n = 4): number[] {
   return out;
 }
 
-const compact = new Intl.NumberFormat(undefined, { notation: 'compact', maximumFractionDigits: 2 });
+let compactFmt: Intl.NumberFormat | undefined;
+const compact = {
+  format: (v: number) =>
+    (compactFmt ??= new Intl.NumberFormat(undefined, {
+      notation: 'compact',
+      maximumFractionDigits: 2,
+    })).format(v),
+};
 
 /**
  * A time chart drawn as plain SVG: grid, axes, lines, stepped lines, stacked areas and bars, a

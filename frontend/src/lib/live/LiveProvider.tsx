@@ -10,13 +10,31 @@ import {
 import { useQueryClient } from '@tanstack/react-query';
 import { env } from '@/config/env';
 import { LiveClient, type LiveEvent, type LiveStatus, type StatsFrame, type Topic } from './client';
+import type { ReadMark } from './readMark';
 
 const LiveContext = createContext<LiveClient | null>(null);
+
+let tabClient: LiveClient | null = null;
+
+/**
+ * Where the tab's live client stands (`LiveClient.position`), for a read to record before it
+ * is sent; null before its first subscription, or before it exists (e.g. a read started by
+ * the entry script).
+ */
+export function livePosition(): number | null {
+  return tabClient?.position() ?? null;
+}
 
 /** One LiveClient per tab, started while a session exists. */
 export function LiveProvider({ enabled, children }: { enabled: boolean; children: ReactNode }) {
   const [client] = useState(() => new LiveClient({ url: env.wsUrl(), backoff: env.wsBackoff }));
   const queryClient = useQueryClient();
+  useEffect(() => {
+    tabClient = client;
+    return () => {
+      if (tabClient === client) tabClient = null;
+    };
+  }, [client]);
   useEffect(() => {
     if (!enabled) return;
     client.start();
@@ -36,13 +54,38 @@ export function useLiveClient(): LiveClient {
   return c;
 }
 
+export interface LiveTopicsOptions {
+  /**
+   * The reads of what the caller shows (its `ReadMark`): an added topic is subscribed from
+   * where the earliest of them not yet covered by a subscription was sent, so the events
+   * committed since arrive (client.ts).
+   */
+  reads?: ReadMark;
+  /** Instead of `reads`: where what the caller shows was read (`null`: cannot be replayed). */
+  from?: number | null;
+  /** Called once subscribed when the events since the reads cannot be replayed: read again. */
+  onGap?: () => void;
+}
+
 /** Subscribes the tab's socket to these topics while the calling component is mounted. */
-export function useLiveTopics(topics: Topic[]): void {
+export function useLiveTopics(topics: Topic[], opts: LiveTopicsOptions = {}): void {
   const client = useLiveClient();
   const key = [...topics].sort().join(',');
+  const ref = useRef(opts);
+  useEffect(() => {
+    ref.current = opts;
+  });
   useEffect(() => {
     if (!key) return;
-    return client.subscribe(key.split(',') as Topic[]);
+    const { reads, from, onGap } = ref.current;
+    const release = client.subscribe(key.split(',') as Topic[], {
+      from: reads ? reads.watch() : from,
+      onGap: onGap && (() => ref.current.onGap?.()),
+    });
+    return () => {
+      release();
+      reads?.unwatch();
+    };
   }, [client, key]);
 }
 

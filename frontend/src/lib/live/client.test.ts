@@ -250,3 +250,222 @@ describe('LiveClient', () => {
     expect(h.client.getStatus().state).toBe('closed');
   });
 });
+
+/**
+ * The server's side of one connection, as gateway/src/live/connection.rs behaves: a log in
+ * commit order, `subscribe` without `since` adds topics from the log's end, with `since`
+ * replaces them and replays what follows that event. Client frames wait in `inbox` until
+ * `serve()`, so a test can commit events while a frame is on its way.
+ */
+function simServer(h: ReturnType<typeof harness>) {
+  const log: { position: number; topic: string }[] = [];
+  let topics = new Set<string>();
+  let served = 0;
+  const socket = () => h.last();
+  const send = (events: { position: number; topic: string }[]) => {
+    const out = events.filter((e) => topics.has(e.topic) || topics.has('audit'));
+    if (out.length) socket().frame({ type: 'events', events: out.map((e) => evOf(e)) });
+  };
+  return {
+    log,
+    /** A commit: the connection passes it at once (sent when it matches). */
+    commit(position: number, topic: string) {
+      log.push({ position, topic });
+      if (topics.size) send([log[log.length - 1]!]);
+    },
+    /** Handles the client frames not handled yet, in order. */
+    serve() {
+      const frames = socket().sent.slice(served);
+      served = socket().sent.length;
+      for (const f of frames) {
+        if (f.type === 'unsubscribe') {
+          for (const t of f.topics as string[]) topics.delete(t);
+          socket().frame({ type: 'subscribed', topics: [...topics], since: null, position: null });
+        } else if (f.since === undefined) {
+          for (const t of f.topics as string[]) topics.add(t);
+          const at = log.at(-1)?.position ?? null;
+          socket().frame({ type: 'subscribed', topics: [...topics], since: null, position: at });
+        } else {
+          topics = new Set(f.topics as string[]);
+          const from = log.findIndex((e) => e.position === f.since) + 1;
+          socket().frame({
+            type: 'subscribed',
+            topics: [...topics],
+            since: f.since,
+            position: log.at(-1)?.position ?? null,
+          });
+          send(log.slice(from));
+        }
+      }
+    },
+    /** The connection is gone: nothing more is sent on it; a new one starts empty. */
+    dropped() {
+      h.last().drop();
+      topics = new Set();
+      served = 0;
+    },
+  };
+}
+
+const evOf = (e: { position: number; topic: string }) => ({
+  ...ev(e.position),
+  topic: e.topic,
+  aggregate_type: e.topic === 'dlq' ? 'DlqEntry' : 'Budget',
+});
+
+/** A client subscribed to `budget` on an open socket, recording what each listener receives. */
+function withBudget() {
+  const h = harness();
+  const server = simServer(h);
+  const seen: number[] = [];
+  const dlq: number[] = [];
+  h.client.onEvent((e) => {
+    seen.push(e.position);
+    if (e.aggregate_type === 'DlqEntry') dlq.push(e.position);
+  });
+  h.client.subscribe(['budget']);
+  h.client.start();
+  h.last().open();
+  server.serve();
+  return { h, server, seen, dlq };
+}
+
+describe('LiveClient: a topic added after a read', () => {
+  it('gets the events committed between the read and the subscription, each once', () => {
+    const { h, server, seen, dlq } = withBudget();
+    server.commit(1, 'budget');
+    const readAt = h.client.position(); // the page reads its list here
+    expect(readAt).toBe(1);
+    server.commit(2, 'dlq'); // captured between the read and the subscription
+    server.commit(3, 'budget');
+    h.client.subscribe(['dlq'], { from: readAt });
+    expect(h.last().sent.at(-1)).toEqual({
+      type: 'subscribe',
+      topics: ['budget', 'dlq'],
+      batch: true,
+      since: 1,
+    });
+    server.serve(); // replays 2 and 3; 3 was delivered already
+    server.commit(4, 'dlq');
+    expect(dlq).toEqual([2, 4]);
+    expect(seen).toEqual([1, 3, 2, 4]);
+    expect(h.client.position()).toBe(4);
+  });
+
+  it('without a read before, is subscribed from where the client stands', () => {
+    const { h, server, dlq } = withBudget();
+    server.commit(1, 'budget');
+    server.commit(2, 'dlq');
+    h.client.subscribe(['dlq']);
+    expect(h.last().sent.at(-1)).toMatchObject({ topics: ['budget', 'dlq'], since: 1 });
+    server.serve();
+    // Committed after where the client stood: replayed.
+    expect(dlq).toEqual([2]);
+  });
+
+  it('drops the events of the old subscription that the replay carries again', () => {
+    const { h, server, seen, dlq } = withBudget();
+    server.commit(1, 'budget');
+    h.client.subscribe(['dlq'], { from: 1 });
+    // On its way: the server still sends the old subscription's events.
+    server.commit(2, 'budget');
+    server.commit(3, 'dlq');
+    server.commit(4, 'budget');
+    expect(seen).toEqual([1, 2, 4]);
+    server.serve();
+    expect(seen).toEqual([1, 2, 4, 3]);
+    expect(dlq).toEqual([3]);
+    expect(new Set(seen).size).toBe(seen.length);
+  });
+
+  it('compares positions in commit order, not by number', () => {
+    const { h, server } = withBudget();
+    server.commit(10, 'budget');
+    server.commit(12, 'budget');
+    const readAt = h.client.position();
+    server.commit(11, 'budget'); // committed after 12
+    expect(h.client.position()).toBe(11);
+    h.client.subscribe(['dlq'], { from: readAt });
+    expect(h.last().sent.at(-1)).toMatchObject({ since: 12 });
+  });
+
+  it('takes the earliest read of several topics added before the socket answered', () => {
+    const { h, server, dlq } = withBudget();
+    server.commit(1, 'budget');
+    server.commit(2, 'dlq');
+    server.commit(3, 'budget');
+    server.commit(4, 'dlq');
+    server.commit(5, 'budget');
+    h.client.subscribe(['dlq'], { from: 3 });
+    h.client.subscribe(['breakers'], { from: 1 });
+    expect(h.last().sent.slice(-2)).toMatchObject([{ since: 3 }, { since: 1 }]);
+    server.serve();
+    expect(dlq).toEqual([4, 2]);
+    expect(h.client.position()).toBe(5);
+  });
+
+  it('asks the caller to read again when its read came before the client stood anywhere', () => {
+    const h = harness();
+    const server = simServer(h);
+    let gaps = 0;
+    h.client.start();
+    // The list was read before the socket was up (the page's first read, started early).
+    h.client.subscribe(['dlq'], { from: null, onGap: () => gaps++ });
+    h.last().open();
+    expect(h.last().sent).toEqual([{ type: 'subscribe', topics: ['dlq'], batch: true }]);
+    expect(gaps).toBe(0);
+    server.serve();
+    expect(gaps).toBe(1); // after the subscription stands: the read again misses nothing
+    server.commit(7, 'dlq');
+    expect(gaps).toBe(1);
+  });
+
+  it('asks the caller to read again when its read is older than the client remembers', () => {
+    const { h, server } = withBudget();
+    let gaps = 0;
+    server.commit(1, 'budget');
+    h.client.subscribe(['dlq'], { from: 999, onGap: () => gaps++ });
+    expect(h.last().sent.at(-1)).toMatchObject({ since: 1 });
+    server.serve();
+    expect(gaps).toBe(1);
+  });
+});
+
+describe('LiveClient: resuming after a topic was added', () => {
+  it('a connection lost before the replay resumes from the added topic’s since', () => {
+    const { h, server, dlq } = withBudget();
+    server.commit(1, 'budget');
+    h.client.subscribe(['dlq'], { from: 1 });
+    server.commit(2, 'budget'); // the old subscription's: delivered, but not where it stands
+    server.commit(3, 'dlq'); // not sent: the subscription has no dlq yet
+    server.dropped();
+    h.runTimers();
+    h.last().open();
+    expect(h.last().sent).toEqual([
+      { type: 'subscribe', topics: ['budget', 'dlq'], batch: true, since: 1 },
+    ]);
+    server.serve();
+    expect(dlq).toEqual([3]);
+  });
+
+  it('resumes from the last event received after the replay, and delivers every event once', () => {
+    const { h, server, seen } = withBudget();
+    server.commit(1, 'budget');
+    server.commit(2, 'dlq');
+    server.commit(3, 'budget');
+    h.client.subscribe(['dlq'], { from: 1 });
+    server.serve();
+    server.commit(4, 'dlq');
+    server.dropped();
+    server.commit(5, 'budget'); // while away
+    server.commit(6, 'dlq');
+    h.runTimers();
+    h.last().open();
+    expect(h.last().sent).toEqual([
+      { type: 'subscribe', topics: ['budget', 'dlq'], batch: true, since: 4 },
+    ]);
+    server.serve(); // the catch-up ends with the event at the acknowledged position (6)
+    expect(h.client.getStatus()).toMatchObject({ state: 'live', caughtUp: 2, lastPosition: 6 });
+    expect(seen).toEqual([1, 3, 2, 4, 5, 6]);
+  });
+});

@@ -2,6 +2,12 @@
 // pages, every (re)connect resumes with `since` = where the client stands (the last event
 // received, not the largest: events arrive in commit order; or the `position` of a `subscribed`
 // frame, which follows every event before it), and reconnects back off exponentially.
+//
+// A topic added on an open socket is subscribed with `since` too (the server then replaces the
+// subscription and replays from there): from where the client stands, or from where the
+// caller's data was read when that is earlier (`subscribe`'s `from`). So a page that read its
+// list and then subscribed gets the events committed in between; the events the replay carries
+// again are dropped by position, so none is delivered twice.
 
 export type Topic = 'budget' | 'dlq' | 'breakers' | 'audit' | 'stats';
 
@@ -75,12 +81,115 @@ export interface LiveClientOptions {
 
 type Listener<T> = (value: T) => void;
 
+/** What a caller read before subscribing. */
+export interface SubscribeOptions {
+  /**
+   * Where the caller's data stands: the client's `position()` when it was read; `null` when it
+   * was read before the client stood anywhere (before the socket's first subscription); absent
+   * when nothing was read before (the read follows the subscription).
+   */
+  from?: number | null;
+  /**
+   * Called once the topics are subscribed when the events since `from` cannot be replayed
+   * (`from` is null, or older than the client remembers): the caller reads its data again.
+   */
+  onGap?: () => void;
+}
+
 const OPEN = 1;
+/** Positions remembered in commit order: how far back `from` may be replayed. */
+const REMEMBERED = 5000;
+
+/**
+ * The positions the client has stood at, in commit order, and the events it delivered. A
+ * replay from an earlier position walks them again, filling in the events of an added topic.
+ */
+class CommitOrder {
+  private order: number[] = [];
+  /** Index in `order` of where the client stands (-1: before all). */
+  private at = -1;
+  /** Delivered events, oldest first (a Set keeps insertion order). */
+  private readonly delivered = new Set<number>();
+
+  knows(p: number): boolean {
+    return this.order.includes(p);
+  }
+
+  /** The earlier in commit order of two known positions. */
+  earlier(a: number, b: number): number {
+    return this.order.indexOf(a) <= this.order.indexOf(b) ? a : b;
+  }
+
+  wasDelivered(p: number): boolean {
+    return this.delivered.has(p);
+  }
+
+  markDelivered(p: number): void {
+    this.delivered.add(p);
+    if (this.delivered.size > 2 * REMEMBERED) {
+      let drop = this.delivered.size - REMEMBERED;
+      for (const old of this.delivered) {
+        if (drop-- <= 0) break;
+        this.delivered.delete(old);
+      }
+    }
+  }
+
+  /** The stream moved past `p` (an event, or a `subscribed` frame's position). */
+  pass(p: number): void {
+    if (this.order[this.at] === p) return;
+    if (this.order[this.at + 1] === p) this.at += 1;
+    else if (this.at === this.order.length - 1) {
+      this.order.push(p);
+      this.at += 1;
+    } else {
+      const i = this.order.indexOf(p);
+      if (i > this.at)
+        this.at = i; // the replay left out the ones between (other topics)
+      else if (i < 0) this.order.splice(++this.at, 0, p); // an added topic's event
+    }
+    if (this.order.length > REMEMBERED * 1.2 && this.at > REMEMBERED * 0.2) {
+      const extra = this.order.length - REMEMBERED;
+      const cut = Math.min(extra, this.at);
+      this.order.splice(0, cut);
+      this.at -= cut;
+    }
+  }
+
+  /** The stream starts again after `p` (a `subscribe` with `since`). */
+  rewind(p: number): void {
+    const i = this.order.indexOf(p);
+    if (i >= 0) this.at = i;
+    else {
+      this.order = [p];
+      this.at = 0;
+    }
+  }
+
+  reset(): void {
+    this.order = [];
+    this.at = -1;
+    this.delivered.clear();
+  }
+}
+
+/** A `subscribe` or `unsubscribe` sent and not acknowledged yet. */
+interface Sent {
+  since: number | null;
+  /** Callers to tell, once acknowledged, that their events since could not be replayed. */
+  gaps: (() => void)[];
+}
 
 export class LiveClient {
   private socket: SocketLike | null = null;
   private readonly counts = new Map<Topic, number>();
   private lastPosition: number | null = null;
+  private readonly log = new CommitOrder();
+  /** Frames awaiting their `subscribed`, in order. */
+  private sent: Sent[] = [];
+  /** The earliest `from` of the topics added since the last subscribe was sent. */
+  private pendingFrom: number | undefined = undefined;
+  private pendingGaps: (() => void)[] = [];
   private attempt = 0;
   private stopped = true;
   private retryTimer: unknown = null;
@@ -131,14 +240,27 @@ export class LiveClient {
     this.setStatus({ state: 'closed' });
   }
 
-  /** Reference-counted topic subscription; returns the release function. */
-  subscribe(topics: Topic[]): () => void {
+  /**
+   * Reference-counted topic subscription; returns the release function. An added topic is
+   * subscribed from where the client stands, or from `opts.from` when that is earlier, so the
+   * events after the caller's read arrive, each once.
+   */
+  subscribe(topics: Topic[], opts: SubscribeOptions = {}): () => void {
     const added = topics.filter((t) => {
       const n = this.counts.get(t) ?? 0;
       this.counts.set(t, n + 1);
       return n === 0;
     });
-    if (added.length && this.isOpen()) this.send({ type: 'subscribe', topics: added, batch: true });
+    if (added.length) {
+      const { from, onGap } = opts;
+      if (typeof from === 'number' && this.log.knows(from))
+        this.pendingFrom =
+          this.pendingFrom === undefined ? from : this.log.earlier(this.pendingFrom, from);
+      // Read before the client stood anywhere, or longer ago than it remembers (a replay that
+      // long would cost more than reading again): the caller reads again once subscribed.
+      else if (from !== undefined && onGap) this.pendingGaps.push(onGap);
+      if (this.isOpen()) this.sendSubscribe(added);
+    }
     let released = false;
     return () => {
       if (released) return;
@@ -149,12 +271,23 @@ export class LiveClient {
         else this.counts.set(t, n);
         return n <= 0;
       });
-      if (removed.length && this.isOpen()) this.send({ type: 'unsubscribe', topics: removed });
+      if (removed.length && this.isOpen()) {
+        this.sent.push({ since: null, gaps: [] });
+        this.send({ type: 'unsubscribe', topics: removed });
+      }
     };
   }
 
   topics(): Topic[] {
     return [...this.counts.keys()].sort();
+  }
+
+  /**
+   * Where the client stands (the last event received, or a `subscribed` frame's position),
+   * null before its first subscription: what a caller records when it reads, as `from`.
+   */
+  position(): number | null {
+    return this.lastPosition;
   }
 
   getStatus(): LiveStatus {
@@ -232,19 +365,51 @@ export class LiveClient {
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      for (const s of this.sent) this.pendingGaps.push(...s.gaps);
+      this.sent = [];
       for (const l of this.closeListeners) l({ code: ev.code, reason: ev.reason });
       if (!this.stopped) this.scheduleReconnect();
     };
   }
 
   private subscribeAll(): void {
+    // A new connection: what the last one left unacknowledged is asked for again here.
+    for (const s of this.sent) this.pendingGaps.push(...s.gaps);
+    this.sent = [];
     const topics = this.topics();
     if (!topics.length) {
       this.onSubscribed(false, null);
       return;
     }
-    const frame: Record<string, unknown> = { type: 'subscribe', topics, batch: true };
-    if (this.lastPosition !== null) frame.since = this.lastPosition;
+    this.sendSubscribe(topics);
+  }
+
+  /** Whether a `subscribe` with `since` is on its way: where the client stands waits for it. */
+  private rewinding(): boolean {
+    return this.sent.some((s) => s.since !== null);
+  }
+
+  /**
+   * Subscribes `topics` (a connection's, or those just added). When the client stands
+   * somewhere, the frame carries every topic and `since` (it replaces the subscription): the
+   * earlier of where the client stands and the added topics' `from`. Until it is acknowledged,
+   * where the client stands stays at `since`, so a connection lost meanwhile resumes there.
+   */
+  private sendSubscribe(added: Topic[]): void {
+    let since = this.lastPosition;
+    const from = this.pendingFrom;
+    if (from !== undefined)
+      since = since === null || !this.log.knows(since) ? from : this.log.earlier(since, from);
+    const frame: Record<string, unknown> = { type: 'subscribe', topics: added, batch: true };
+    if (since !== null) {
+      frame.topics = this.topics();
+      frame.since = since;
+      if (since !== this.lastPosition) this.log.rewind(since);
+      this.lastPosition = since;
+    }
+    this.sent.push({ since, gaps: this.pendingGaps });
+    this.pendingFrom = undefined;
+    this.pendingGaps = [];
     this.send(frame);
   }
 
@@ -267,12 +432,15 @@ export class LiveClient {
       return;
     }
     switch (frame.type) {
-      case 'subscribed':
+      case 'subscribed': {
+        const acked = this.sent.shift();
         this.onSubscribed(
           frame.since !== undefined && frame.since !== null,
           typeof frame.position === 'number' ? frame.position : null,
         );
+        for (const gap of acked?.gaps ?? []) gap();
         break;
+      }
       case 'event':
         this.deliver([frame as unknown as LiveEvent]);
         break;
@@ -284,9 +452,14 @@ export class LiveClient {
         break;
       case 'error':
         if (frame.field === 'since') {
-          // The position is unknown to the server (e.g. another database): start afresh.
+          // The position is unknown to the server (e.g. another database): start afresh
+          // (everything is read again, so the callers waiting for a replay need nothing more).
+          this.sent.shift();
           this.lastPosition = null;
-          this.subscribeAll();
+          this.log.reset();
+          this.pendingFrom = undefined;
+          this.pendingGaps = [];
+          if (this.isOpen()) this.sendSubscribe(this.topics());
           for (const l of this.resyncListeners) l();
         }
         break;
@@ -303,7 +476,11 @@ export class LiveClient {
     const reconnected = this.attempt > 0;
     this.attempt = 0;
     if (!resumed) {
-      if (position !== null) this.lastPosition = position;
+      // (While a `since` is on its way, where the client stands waits for its replay.)
+      if (position !== null && !this.rewinding()) {
+        this.lastPosition = position;
+        this.log.pass(position);
+      }
       // A reconnect without `since`: the client stood nowhere (the log was empty), so what
       // happened while it was away is read again.
       if (reconnected) for (const l of this.resyncListeners) l();
@@ -339,14 +516,28 @@ export class LiveClient {
     }, this.opts.catchUpQuietMs);
   }
 
+  /**
+   * Passes events to the listeners, each once: a replay from an earlier position (an added
+   * topic's `since`) carries again the events already delivered, and those are dropped. While
+   * a `since` is on its way, the events of the old subscription are delivered but where the
+   * client stands waits for the replay, which carries them again.
+   */
   private deliver(events: LiveEvent[]): void {
+    const rewinding = this.rewinding();
+    let fresh = 0;
     for (const e of events) {
       if (typeof e.position !== 'number') continue;
-      this.lastPosition = e.position;
+      if (!rewinding) {
+        this.lastPosition = e.position;
+        this.log.pass(e.position);
+      }
+      if (this.log.wasDelivered(e.position)) continue;
+      this.log.markDelivered(e.position);
+      fresh += 1;
       for (const l of this.eventListeners) l(e);
     }
     if (this.status.state === 'catching_up') {
-      this.setStatus({ caughtUp: this.status.caughtUp + events.length });
+      this.setStatus({ caughtUp: this.status.caughtUp + fresh });
       if (this.catchUpTo !== null && events.some((e) => e.position === this.catchUpTo))
         this.caughtUpNow();
       else this.armQuiet();

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo } from 'react';
+import { memo, useCallback, useEffect, useMemo } from 'react';
 import { useSearchParams } from 'react-router-dom';
 import { useQueryClient, type InfiniteData } from '@tanstack/react-query';
 import {
@@ -34,9 +34,13 @@ const fields: [keyof AuditParams, string, string?][] = [
   ['to', 'Recorded before', 'datetime-local'],
 ];
 
-/** While the tail is live, events on the socket fetch what follows the last row loaded. */
+/**
+ * While the tail is live, events on the socket fetch what follows the last row loaded; so does
+ * the subscription itself once it stands (what was committed after the list was read and
+ * before the tail was subscribed is fetched then: the list may have been read long before,
+ * and a replay of every event since would cost more than that one read).
+ */
 function useLiveTail(filter: AuditFilter, on: boolean) {
-  useLiveTopics(on ? ['audit'] : []);
   const qc = useQueryClient();
   const throttle = useMemo(
     () =>
@@ -54,15 +58,88 @@ function useLiveTail(filter: AuditFilter, on: boolean) {
       }),
     [qc, filter],
   );
+  useLiveTopics(on ? ['audit'] : [], { from: null, onGap: () => throttle.push('tail') });
   useEffect(() => () => throttle.cancel(), [throttle]);
   useLiveEvents(() => {
     if (on) throttle.push('tail');
   });
 }
 
+type Setter = (patch: Partial<AuditParams>) => void;
+
+// The search form is memoised (as the Dead letters page's tabs and filters): with the live tail
+// on, every page of events appended re-renders the page, and the form's six text fields, the
+// switch and the buttons are many MUI components each. It renders when the URL changes.
+const SearchForm = memo(function SearchForm({
+  view,
+  filter,
+  set,
+}: {
+  view: AuditParams;
+  filter: AuditFilter;
+  set: Setter;
+}) {
+  return (
+    <Box
+      component="form"
+      aria-label="Search the audit log"
+      key={fields.map(([k]) => view[k]).join('|')}
+      onSubmit={(e) => {
+        e.preventDefault();
+        const f = new FormData(e.currentTarget);
+        const patch: Partial<AuditParams> = {};
+        for (const [k] of fields) (patch as Record<string, string>)[k] = String(f.get(k) ?? '');
+        set(patch);
+      }}
+      sx={{
+        display: 'grid',
+        gap: 1.5,
+        gridTemplateColumns: { xs: '1fr', sm: '1fr 1fr', lg: 'repeat(3, 1fr)' },
+      }}
+    >
+      {fields.map(([k, label, type]) => (
+        <TextField
+          key={k}
+          name={k}
+          label={label}
+          size="small"
+          type={type}
+          defaultValue={view[k] as string}
+          slotProps={type ? { inputLabel: { shrink: true } } : undefined}
+        />
+      ))}
+      <Stack direction="row" spacing={1} sx={{ alignItems: 'center', flexWrap: 'wrap' }}>
+        <Button type="submit" variant="contained">
+          Search
+        </Button>
+        <Button component="a" href={exportUrl(filter)} download="audit.ndjson" variant="outlined">
+          Export NDJSON
+        </Button>
+        <FormControlLabel
+          control={<Switch checked={view.live} onChange={(e) => set({ live: e.target.checked })} />}
+          label="Live tail"
+        />
+      </Stack>
+    </Box>
+  );
+});
+
+// Nothing of the page's changes it: a live event or a page of rows does not render it again.
+const Verification = memo(function Verification() {
+  return (
+    <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
+      <Typography variant="h6" component="h2" gutterBottom>
+        Verification
+      </Typography>
+      <VerifyPanel />
+    </Paper>
+  );
+});
+
 export default function AuditPage() {
   const [params, setParams] = useSearchParams();
-  const view = readAuditParams(params);
+  // One object per URL (`params` changes with it), so that the memoised form keeps its own.
+  const view = useMemo(() => readAuditParams(params), [params]);
   const set = useCallback(
     (patch: Partial<AuditParams>) =>
       setParams((p) => writeAuditParams({ ...readAuditParams(p), ...patch }), { replace: true }),
@@ -80,6 +157,7 @@ export default function AuditPage() {
   const loadMore = useCallback(() => {
     if (hasNextPage && !isFetchingNextPage) void fetchNextPage();
   }, [hasNextPage, isFetchingNextPage, fetchNextPage]);
+  const openEvent = useCallback((position: number) => set({ event: position }), [set]);
   const open = view.event ? rows.find((e) => e.global_position === view.event) : undefined;
   const filtered = Object.values(filter).some(Boolean);
 
@@ -90,55 +168,7 @@ export default function AuditPage() {
       </Typography>
       <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
         <Stack spacing={2}>
-          <Box
-            component="form"
-            aria-label="Search the audit log"
-            key={fields.map(([k]) => view[k]).join('|')}
-            onSubmit={(e) => {
-              e.preventDefault();
-              const f = new FormData(e.currentTarget);
-              const patch: Partial<AuditParams> = {};
-              for (const [k] of fields)
-                (patch as Record<string, string>)[k] = String(f.get(k) ?? '');
-              set(patch);
-            }}
-            sx={{
-              display: 'grid',
-              gap: 1.5,
-              gridTemplateColumns: { xs: '1fr', sm: '1fr 1fr', lg: 'repeat(3, 1fr)' },
-            }}
-          >
-            {fields.map(([k, label, type]) => (
-              <TextField
-                key={k}
-                name={k}
-                label={label}
-                size="small"
-                type={type}
-                defaultValue={view[k] as string}
-                slotProps={type ? { inputLabel: { shrink: true } } : undefined}
-              />
-            ))}
-            <Stack direction="row" spacing={1} sx={{ alignItems: 'center', flexWrap: 'wrap' }}>
-              <Button type="submit" variant="contained">
-                Search
-              </Button>
-              <Button
-                component="a"
-                href={exportUrl(filter)}
-                download="audit.ndjson"
-                variant="outlined"
-              >
-                Export NDJSON
-              </Button>
-              <FormControlLabel
-                control={
-                  <Switch checked={view.live} onChange={(e) => set({ live: e.target.checked })} />
-                }
-                label="Live tail"
-              />
-            </Stack>
-          </Box>
+          <SearchForm view={view} filter={filter} set={set} />
           {events.isPending ? (
             <TableSkeleton />
           ) : events.isError ? (
@@ -151,22 +181,12 @@ export default function AuditPage() {
                 {fmtInt(rows.length)} events loaded{hasNextPage ? ', more as you scroll' : ''}
                 {view.live ? ' · live' : ''}
               </Typography>
-              <EventTable
-                rows={rows}
-                loadMore={loadMore}
-                follow={view.live}
-                onOpen={(position) => set({ event: position })}
-              />
+              <EventTable rows={rows} loadMore={loadMore} follow={view.live} onOpen={openEvent} />
             </>
           )}
         </Stack>
       </Paper>
-      <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
-        <Typography variant="h6" component="h2" gutterBottom>
-          Verification
-        </Typography>
-        <VerifyPanel />
-      </Paper>
+      <Verification />
       {open && <EventDialog event={open} onClose={() => set({ event: undefined })} />}
     </Stack>
   );

@@ -1,14 +1,15 @@
 import { queryOptions, useQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
-import { dlqKeys, dlqPosition, type DlqFilter } from './keys';
+import { dlqKeys, dlqPosition, dlqReads, type DlqFilter } from './keys';
 
 export type DlqGroups = Schemas['DlqGroupsResponse'];
 export type DlqGroup = Schemas['DlqGroupBody'];
 
 /** `GET /dlq/groups`: open entries grouped by subject and error, largest group first. */
-export const fetchDlqGroups = (f: DlqFilter, signal?: AbortSignal) =>
-  request<DlqGroups>('/dlq/groups', {
+export const fetchDlqGroups = (f: DlqFilter, signal?: AbortSignal) => {
+  dlqReads.reading();
+  return request<DlqGroups>('/dlq/groups', {
     // Groups are of open entries: the list's `resolved` does not apply.
     query: {
       subject: f.subject,
@@ -20,8 +21,9 @@ export const fetchDlqGroups = (f: DlqFilter, signal?: AbortSignal) =>
     },
     signal,
   });
+};
 
-/** The groups of the filter. */
+/** The groups of the filter (the page's query and its prefetch). */
 export const dlqGroupsQuery = (f: DlqFilter) =>
   queryOptions({
     queryKey: dlqKeys.groups(f),

@@ -1,5 +1,7 @@
-// Query keys of the dead-letter pages, the filter as the server takes it, and the position
-// reads wait for (`min_position`): the last dead-letter event this tab saw or wrote.
+// Query keys of the dead-letter pages, the filter as the server takes it, the position
+// reads wait for (`min_position`): the last dead-letter event this tab saw or wrote, and where
+// the lists' reads stand against the socket.
+import { ReadMark } from '@/lib/live/readMark';
 
 /** The list's and the groups' filter (`GET /dlq`, `GET /dlq/groups`). */
 export interface DlqFilter {
@@ -31,3 +33,10 @@ export const dlqPosition = (): number | undefined => (seen > 0 ? seen : undefine
 export function rememberDlqPosition(position: number | null | undefined): void {
   if (typeof position === 'number') seen = Math.max(seen, position);
 }
+
+/**
+ * Where the list's and the groups' reads stand against the socket: the page subscribes to
+ * `dlq` from there, so an entry captured between a read sent before the page (the entry
+ * script's) and its subscription arrives as an event.
+ */
+export const dlqReads = new ReadMark();

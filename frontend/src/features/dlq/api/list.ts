@@ -1,7 +1,7 @@
 import { infiniteQueryOptions, useInfiniteQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
-import { dlqKeys, dlqPosition, type DlqFilter } from './keys';
+import { dlqKeys, dlqPosition, dlqReads, type DlqFilter } from './keys';
 
 export type DlqList = Schemas['DlqListResponse'];
 export type DlqEntry = Schemas['EntryBody'];
@@ -10,13 +10,15 @@ export type DlqEntry = Schemas['EntryBody'];
 export const DLQ_PAGE = 200;
 
 /** `GET /dlq`: one page of entries, oldest first, and how many match. */
-export const fetchDlqPage = (f: DlqFilter, offset: number, signal?: AbortSignal) =>
-  request<DlqList>('/dlq', {
+export const fetchDlqPage = (f: DlqFilter, offset: number, signal?: AbortSignal) => {
+  dlqReads.reading();
+  return request<DlqList>('/dlq', {
     query: { ...f, limit: DLQ_PAGE, offset, min_position: dlqPosition() },
     signal,
   });
+};
 
-/** The filtered list, paged on the server by offset. */
+/** The filtered list, paged on the server by offset (the page's query and its prefetch). */
 export const dlqListQuery = (f: DlqFilter) =>
   infiniteQueryOptions({
     queryKey: dlqKeys.list(f),

@@ -11,12 +11,8 @@ import { useSearchParams, Link as RouterLink } from 'react-router-dom';
 import {
   Box,
   Chip,
-  FormControl,
-  InputLabel,
   Link,
-  MenuItem,
   Paper,
-  Select,
   Stack,
   TextField,
   ToggleButton,
@@ -224,39 +220,37 @@ const Filters = memo(function Filters({
         onChange={(e) => set({ q: e.target.value })}
         type="search"
       />
-      <FormControl size="small">
-        <InputLabel id="status-filter">Status</InputLabel>
-        <Select
-          labelId="status-filter"
-          label="Status"
-          value={status ?? ''}
-          onChange={(e) =>
-            set({ status: (e.target.value || undefined) as BudgetStatus | undefined })
-          }
-        >
-          <MenuItem value="">Any</MenuItem>
-          {statuses.map((s) => (
-            <MenuItem key={s} value={s}>
-              {statusLabel(s)}
-            </MenuItem>
-          ))}
-        </Select>
-      </FormControl>
-      <FormControl size="small">
-        <InputLabel id="sort-by">Sort by</InputLabel>
-        <Select
-          labelId="sort-by"
-          label="Sort by"
-          value={sort}
-          onChange={(e) => set({ sort: e.target.value as SortKey })}
-        >
-          {sortKeys.map((k) => (
-            <MenuItem key={k} value={k}>
-              {sortLabels[k]}
-            </MenuItem>
-          ))}
-        </Select>
-      </FormControl>
+      {/* Native selects: no MUI menu, popover and modal (their code and their components)
+          on the page before the first use; a phone shows its own picker. */}
+      <TextField
+        select
+        size="small"
+        label="Status"
+        value={status ?? ''}
+        onChange={(e) => set({ status: (e.target.value || undefined) as BudgetStatus | undefined })}
+        slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
+      >
+        <option value="">Any</option>
+        {statuses.map((s) => (
+          <option key={s} value={s}>
+            {statusLabel(s)}
+          </option>
+        ))}
+      </TextField>
+      <TextField
+        select
+        size="small"
+        label="Sort by"
+        value={sort}
+        onChange={(e) => set({ sort: e.target.value as SortKey })}
+        slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
+      >
+        {sortKeys.map((k) => (
+          <option key={k} value={k}>
+            {sortLabels[k]}
+          </option>
+        ))}
+      </TextField>
       <ToggleButtonGroup
         size="small"
         exclusive

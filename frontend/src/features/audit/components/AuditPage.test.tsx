@@ -1,0 +1,66 @@
+import { describe, expect, it, vi } from 'vitest';
+import { createElement, forwardRef } from 'react';
+import { render, screen } from '@testing-library/react';
+import { MemoryRouter } from 'react-router-dom';
+import { QueryClientProvider, type InfiniteData } from '@tanstack/react-query';
+import { createQueryClient } from '@/lib/queryClient';
+import { LiveProvider } from '@/lib/live/LiveProvider';
+import { fakeFetch } from '../../../../test/render';
+import type { EventsPage } from '../api/events';
+import { auditKeys } from '../api/keys';
+import AuditPage from './AuditPage';
+
+const renders = vi.hoisted(() => ({ textFields: 0 }));
+
+// Counts the renders of the search form's text fields.
+vi.mock('@mui/material', async (importOriginal) => {
+  const mui = await importOriginal<typeof import('@mui/material')>();
+  const TextField = forwardRef<HTMLDivElement, Record<string, unknown>>((props, ref) => {
+    renders.textFields += 1;
+    return createElement(mui.TextField, { ...props, ref });
+  });
+  return { ...mui, TextField };
+});
+
+const event = (position: number) => ({
+  global_position: position,
+  transaction_id: String(position),
+  aggregate_type: 'Budget',
+  aggregate_id: 'acme/web',
+  sequence: position,
+  event_type: 'TokensReserved',
+  event_version: '1',
+  payload: {},
+  metadata: {},
+  recorded_at: '2026-12-03T08:00:00Z',
+});
+
+describe('the Audit log page', () => {
+  it('does not render its search form again when the live tail appends events', async () => {
+    fakeFetch([{ status: 200, body: { events: [event(1), event(2)], next_after_position: null } }]);
+    const qc = createQueryClient();
+    render(
+      <QueryClientProvider client={qc}>
+        <LiveProvider enabled={false}>
+          <MemoryRouter initialEntries={['/audit?live=1']}>
+            <AuditPage />
+          </MemoryRouter>
+        </LiveProvider>
+      </QueryClientProvider>,
+    );
+    await screen.findByText(/2 events loaded/);
+    const before = renders.textFields;
+    expect(before).toBeGreaterThanOrEqual(6);
+    // What the tail does with an event: the page that follows the last row, appended.
+    qc.setQueryData<InfiniteData<EventsPage, number>>(auditKeys.events({}), (old) =>
+      old
+        ? {
+            pages: [...old.pages, { events: [event(3)], next_after_position: null }],
+            pageParams: [...old.pageParams, 2],
+          }
+        : old,
+    );
+    await screen.findByText(/3 events loaded/);
+    expect(renders.textFields).toBe(before);
+  });
+});
