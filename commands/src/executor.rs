@@ -252,6 +252,31 @@ where
         }
     }
 
+    /// Changes every cached aggregate that no command or read holds right now, through
+    /// `change`; returns how many it reached. Busy ones are skipped (the next call reaches
+    /// them). For changes that alter nothing a command decides, such as dropping what no
+    /// command can use any more ([`crate::budget::BudgetService::forget_old_closings`]).
+    pub fn tidy_cached(&self, mut change: impl FnMut(&mut A)) -> usize {
+        let slots: Vec<Slot<A>> = self
+            .slots
+            .lock()
+            .expect("slot map poisoned")
+            .values()
+            .cloned()
+            .collect();
+        let mut reached = 0;
+        for slot in slots {
+            let Ok(mut guard) = slot.loaded.try_lock() else {
+                continue;
+            };
+            if let Some(loaded) = guard.as_mut() {
+                change(&mut loaded.aggregate);
+                reached += 1;
+            }
+        }
+        reached
+    }
+
     /// Marks every cached aggregate as out of date (announcements may have been missed).
     pub fn invalidate_all(&self) {
         let slots = self.slots.lock().expect("slot map poisoned");

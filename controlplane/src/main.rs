@@ -102,10 +102,17 @@ fn init_logging() {
     }
 }
 
+// Memory measurements (`--features memstats`, docs/benchmarks/soak.md): jemalloc as the
+// allocator, its counters and heap profiles every minute.
+#[cfg(feature = "memstats")]
+mod memstats;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     init_logging();
+    #[cfg(feature = "memstats")]
+    memstats::spawn();
     let cli = Cli::parse();
     let config = match Config::from_lookup(|k| std::env::var(k).ok()) {
         Ok(config) => config,

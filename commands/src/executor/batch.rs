@@ -81,6 +81,9 @@ where
             let mut queue = slot.queue.lock().expect("queue poisoned");
             if queue.items.is_empty() {
                 queue.draining = false;
+                // `drain` keeps the vector's room for the longest queue this aggregate
+                // ever had; an idle one (most of the cached aggregates) should hold none.
+                queue.items = Vec::new();
                 return;
             }
             let take = queue.items.len().min(MAX_BATCH);

@@ -19,6 +19,7 @@ mod fuzz_findings;
 mod governance;
 mod group_commit;
 mod hardening;
+mod idle_budgets;
 mod live;
 mod nats_auth;
 mod pipeline;

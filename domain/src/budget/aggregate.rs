@@ -313,7 +313,7 @@ impl Budget {
                 check_tokens("actual_tokens", actual_tokens)?;
                 let (allocated, late) = match (
                     self.open.get(&reservation_id),
-                    self.closed.get(&reservation_id),
+                    self.recall(&reservation_id, now),
                 ) {
                     (Some(open), _) => (open.allocated, false),
                     (None, Some(Closed::Expired { allocated })) => (*allocated, true),
@@ -371,7 +371,7 @@ impl Budget {
             } => {
                 match (
                     self.open.get(&reservation_id),
-                    self.closed.get(&reservation_id),
+                    self.recall(&reservation_id, now),
                 ) {
                     (Some(open), _) => {
                         let event = BudgetEvent::ReservationReleased {
@@ -666,6 +666,59 @@ impl Budget {
             self.closing_order.pop_front();
             self.closed.remove(&forgotten);
         }
+    }
+
+    /// How a reservation closed, if a command at `now` still recalls it: it is in the
+    /// window, and it closed at most `CLOSED_RETENTION_SECONDS` before `now`. A closing
+    /// older than that is unknown whether or not it is still in memory, so the answer is
+    /// the same in a process that dropped it ([`Budget::forget_closed_before`]) and in one
+    /// that just loaded the budget from the log. A closing without a time (version 1, none
+    /// timed after it) is recalled while it is in the window.
+    fn recall(&self, reservation_id: &Uuid, now: DateTime<Utc>) -> Option<&Closed> {
+        let closed = self.closed.get(reservation_id)?;
+        // Only for a repeat, which is rare: a scan from the newest closing, where repeats
+        // are.
+        let at = self
+            .closing_order
+            .iter()
+            .rev()
+            .find(|closing| closing.reservation_id == *reservation_id)
+            .and_then(|closing| closing.at);
+        match at {
+            Some(at) if at < now - Duration::seconds(CLOSED_RETENTION_SECONDS) => None,
+            _ => Some(closed),
+        }
+    }
+
+    /// Drops the closings made before `cutoff`, oldest first; returns how many. Not an
+    /// event: no command at `cutoff + CLOSED_RETENTION_SECONDS` or later recalls them
+    /// ([`Budget::recall`]), so what such a command decides is the same with or without
+    /// them. A budget forgets old closings by itself when it closes another (on the log's
+    /// time, [`Budget::remember_closed`]); this is for one that stopped closing, which
+    /// would otherwise hold its last two minutes of closings for as long as it stays
+    /// loaded (the soak's growing memory, issue 16). Closings without a time stay.
+    pub fn forget_closed_before(&mut self, cutoff: DateTime<Utc>) -> usize {
+        let mut forgotten = 0;
+        while let Some(oldest) = self.closing_order.front() {
+            if oldest.at.is_none_or(|at| at >= cutoff) {
+                break;
+            }
+            let id = oldest.reservation_id;
+            self.closing_order.pop_front();
+            self.closed.remove(&id);
+            forgotten += 1;
+        }
+        // The deque keeps its capacity (32 bytes a slot): an idle budget would still hold
+        // the size of its busiest two minutes.
+        if forgotten > 0 && self.closing_order.capacity() > 4 * self.closing_order.len() {
+            self.closing_order.shrink_to(2 * self.closing_order.len());
+        }
+        forgotten
+    }
+
+    /// Closed reservations this budget holds in memory (for tests and measurements).
+    pub fn closings_held(&self) -> usize {
+        self.closed.len()
     }
 }
 

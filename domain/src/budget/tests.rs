@@ -1114,3 +1114,135 @@ fn a_replay_forgets_exactly_what_the_running_budget_forgot() {
     assert_eq!(live.closed.len(), live.closing_order.len());
     assert_eq!(fold(log), live);
 }
+
+// A budget that stops closing reservations (issue 16): its window no longer moves on the
+// log's time, so a command's own time bounds what it recalls, and what no command recalls
+// can be dropped from memory without changing any answer.
+
+#[test]
+fn a_repeated_commit_after_the_retention_is_unknown_even_when_the_budget_closed_nothing_since() {
+    BudgetTest::with(())
+        .given(committed_at(0))
+        .when(commit(1, 350, WINDOW))
+        .then_expect_events(vec![]);
+    BudgetTest::with(())
+        .given(committed_at(0))
+        .when(commit(1, 350, WINDOW + 1))
+        .then_expect_error(BudgetError::UnknownReservation(rid(1)));
+}
+
+#[test]
+fn a_release_after_the_retention_is_unknown_even_when_the_budget_closed_nothing_since() {
+    let release = |seconds| BudgetCommand::ReleaseReservation {
+        reservation_id: rid(1),
+        now: at(seconds),
+    };
+    BudgetTest::with(())
+        .given(expired_at(0))
+        .when(release(WINDOW))
+        .then_expect_events(vec![]);
+    BudgetTest::with(())
+        .given(expired_at(0))
+        .when(release(WINDOW + 1))
+        .then_expect_error(BudgetError::UnknownReservation(rid(1)));
+}
+
+#[test]
+fn a_late_commit_after_the_retention_of_the_expiry_is_unknown_and_records_nothing() {
+    BudgetTest::with(())
+        .given(expired_at(0))
+        .when(commit(1, 350, WINDOW + 1))
+        .then_expect_error(BudgetError::UnknownReservation(rid(1)));
+}
+
+#[test]
+fn forgetting_before_a_cutoff_drops_only_older_closings() {
+    // One closing every 10 s from 0 to 100 s.
+    let mut budget = fold(
+        (0..=10u128)
+            .flat_map(|n| released_at(n + 1, n as i64 * 10))
+            .collect(),
+    );
+    assert_eq!(budget.closings_held(), 11);
+    assert_eq!(budget.forget_closed_before(at(50)), 5);
+    assert_eq!(budget.closings_held(), 6);
+    assert_eq!(budget.closing_order.len(), 6);
+    assert!(!budget.closed.contains_key(&rid(5)));
+    assert!(budget.closed.contains_key(&rid(6)));
+    assert_eq!(budget.forget_closed_before(at(50)), 0, "idempotent");
+    assert_eq!(budget.forget_closed_before(at(101)), 6);
+    assert_eq!(budget.closings_held(), 0);
+    assert_eq!(
+        budget.closing_order.capacity(),
+        0,
+        "the deque gives back its room"
+    );
+}
+
+#[test]
+fn forgetting_what_no_command_recalls_changes_no_answer() {
+    // Commits, releases and expiries every 3 s for 300 s, some open reservations left.
+    let mut log = vec![limit_set(1_000_000)];
+    let mut budget = fold(log.clone());
+    for i in 0..100u128 {
+        let now = at(i as i64 * 3);
+        let mut step = |command| {
+            let (events, _) = budget.decide(command).unwrap();
+            for event in events {
+                budget.apply(event.clone());
+                log.push(event);
+            }
+        };
+        step(BudgetCommand::ReserveTokens {
+            tenant_id: "org1".into(),
+            project_id: "proj1".into(),
+            reservation_id: rid(i + 1),
+            task_id: format!("t{i}"),
+            model: "m".into(),
+            estimated_tokens: 10,
+            ttl_seconds: 1,
+            now,
+        });
+        match i % 4 {
+            0 => step(commit(i + 1, 7, i as i64 * 3)),
+            1 => step(BudgetCommand::ReleaseReservation {
+                reservation_id: rid(i + 1),
+                now,
+            }),
+            2 => step(BudgetCommand::ExpireReservation {
+                reservation_id: rid(i + 1),
+                now: now + Duration::seconds(1),
+            }),
+            _ => {}
+        }
+    }
+    let cutoff = at(200);
+    let mut trimmed = budget.clone();
+    assert!(trimmed.forget_closed_before(cutoff) > 0);
+    // Every command at the cutoff plus the retention or later, about every reservation.
+    for seconds in [WINDOW + 200, WINDOW + 250, WINDOW + 300, WINDOW + 400] {
+        for n in 1..=101u128 {
+            let commands = [
+                commit(n, 7, seconds),
+                commit(n, 8, seconds),
+                BudgetCommand::ReleaseReservation {
+                    reservation_id: rid(n),
+                    now: at(seconds),
+                },
+                BudgetCommand::ExpireReservation {
+                    reservation_id: rid(n),
+                    now: at(seconds),
+                },
+            ];
+            for command in commands {
+                assert_eq!(
+                    trimmed.decide(command.clone()),
+                    budget.decide(command.clone()),
+                    "{command:?}"
+                );
+            }
+        }
+    }
+    // And a fresh load of the log is the untrimmed budget (the log is the truth).
+    assert_eq!(fold(log), budget);
+}
