@@ -50,7 +50,11 @@ async fn main() {
     let rate: f64 = args[3].parse().expect("rate");
     let seconds: u64 = args[4].parse().expect("seconds");
     let (http_url, token, database_url) = (&args[5], &args[6], &args[7]);
-    let run = uuid::Uuid::new_v4().simple().to_string();
+    // A run's budgets are `lat<run>/p0` … `lat<run>/p999`. BENCH_LATENCY_RUN keeps the same
+    // ones across runs (the soak: one set of budgets for the whole soak, as a platform has,
+    // rather than 1,000 new budgets a minute that go idle); by default each run is new.
+    let run = std::env::var("BENCH_LATENCY_RUN")
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().simple().to_string());
     bench::set_limits(http_url, token, &format!("lat{run}"), BUDGETS).await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)

@@ -22,6 +22,9 @@ db="cp_bench_soak_$(date +%s)"
 bench_url="${DATABASE_URL%/*}/$db"
 prefix="benchs$(date +%s)"
 stream="BENCH_$prefix"
+# Every minute reserves on the same 1,000 budgets (bench/pipeline/latency.rs): a steady load,
+# not 1,000 new budgets a minute that go idle (which the server caches, up to its bound).
+export BENCH_LATENCY_RUN="$prefix"
 
 [ -n "${BENCH_SKIP_BUILD:-}" ] || cargo build --release --locked -p controlplane -p bench >/dev/null
 psql "$DATABASE_URL" -qc "CREATE DATABASE $db"
