@@ -31,7 +31,10 @@ pub mod user_routes;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{header, Extensions, HeaderMap, StatusCode, Version};
 use axum::Router;
+use tower_http::compression::predicate::{And, Predicate, SizeAbove};
+use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
 pub use state::AppState;
@@ -39,19 +42,47 @@ pub use state::AppState;
 /// Largest request body accepted by any route.
 pub const MAX_BODY_BYTES: usize = commands::api::MAX_COMMAND_BYTES;
 
+/// A JSON answer is compressed when it is at least this long (smaller ones gain nothing).
+pub const COMPRESS_JSON_FROM_BYTES: u64 = 1024;
+
+/// Compression of the read routes' JSON answers, for clients that accept gzip. A page of 100
+/// audit events is ~76 KB of JSON, and the dashboard reads it before its first rows: on a
+/// phone's network that was most of the page's load (docs/benchmarks/ops-pages.md). Only `application/json`: the streamed NDJSON answers (verify's progress,
+/// the export) go out line by line as they are written. The session routes (cookies and
+/// tokens), the users' routes (passwords) and the sandbox proxy are not under it, so no
+/// secret shares a compressed body with text a requester chose (BREACH).
+fn compress_json() -> CompressionLayer<And<SizeAbove, JsonOnly>> {
+    CompressionLayer::new()
+        .gzip(true)
+        .compress_when(SizeAbove::new(COMPRESS_JSON_FROM_BYTES).and(is_json as JsonOnly))
+}
+
+type JsonOnly = fn(StatusCode, Version, &HeaderMap, &Extensions) -> bool;
+
+fn is_json(_: StatusCode, _: Version, headers: &HeaderMap, _: &Extensions) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"))
+}
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(health_routes::router())
-        .merge(openapi::router())
         .merge(auth_routes::router())
-        .merge(audit_routes::router())
-        .merge(pipeline_routes::router())
-        .merge(budget_routes::router())
-        .merge(breaker_routes::router())
-        .merge(governance_routes::router())
-        .merge(stats_routes::router())
-        .merge(dlq_routes::router())
+        .merge(
+            Router::new()
+                .merge(openapi::router())
+                .merge(audit_routes::router())
+                .merge(pipeline_routes::router())
+                .merge(budget_routes::router())
+                .merge(breaker_routes::router())
+                .merge(governance_routes::router())
+                .merge(stats_routes::router())
+                .merge(dlq_routes::router())
+                .layer(compress_json()),
+        )
         .merge(sandbox_routes::router())
         .merge(user_routes::router())
         .merge(live::router())

@@ -360,3 +360,52 @@ async fn without_a_built_app_the_root_says_how_to_build_it() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn large_json_reads_are_gzipped_for_clients_that_take_them_and_streams_are_not() {
+    use std::io::Read;
+    let env = TestEnv::start().await;
+    for project in ["p1", "p2", "p3", "p4", "p5"] {
+        env.set_limit("zip", project, 1_000).await;
+    }
+    env.wait_for_own_writes().await;
+    let get = |path: &str, encoding: Option<&str>| {
+        let mut request = env.http.get(env.url(path)).bearer_auth(&env.admin_token);
+        if let Some(encoding) = encoding {
+            request = request.header(header::ACCEPT_ENCODING, encoding);
+        }
+        request.send()
+    };
+
+    let plain = get("/audit/events?limit=100", None).await.unwrap();
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+    let plain = plain.bytes().await.unwrap();
+    assert!(plain.len() > 1024, "a page of five events is over 1 KiB");
+
+    let zipped = get("/audit/events?limit=100", Some("gzip")).await.unwrap();
+    assert_eq!(zipped.status(), StatusCode::OK);
+    assert_eq!(zipped.headers()[header::CONTENT_ENCODING], "gzip");
+    let zipped = zipped.bytes().await.unwrap();
+    assert!(
+        zipped.len() < plain.len() / 2,
+        "{} of {}",
+        zipped.len(),
+        plain.len()
+    );
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&zipped[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&unzipped).unwrap(),
+        serde_json::from_slice::<Value>(&plain).unwrap(),
+        "the same page, compressed"
+    );
+
+    // The streamed NDJSON goes out line by line, as written.
+    let export = get("/audit/export", Some("gzip")).await.unwrap();
+    assert_eq!(export.status(), StatusCode::OK);
+    assert!(export.headers().get(header::CONTENT_ENCODING).is_none());
+    assert!(export.text().await.unwrap().lines().count() >= 5);
+}
