@@ -11,7 +11,7 @@ import { loadavg } from 'node:os';
 import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import * as chromeLauncher from 'chrome-launcher';
-import { apiAs, chromiumArgs, Deployment, distDir } from '../../frontend/e2e/server.mjs';
+import { apiAs, chromiumArgs, Deployment, distDir, pool } from '../../frontend/e2e/server.mjs';
 
 process.env.WS_STATS_SECONDS ??= '5';
 const dirs = (process.env.AB_DIRS ?? `this=${distDir}`).split(',').map((s) => s.split('='));
@@ -35,15 +35,6 @@ function lock() {
     child.on('error', reject);
     child.stdout.once('data', () => resolve(() => child.stdin.end()));
   });
-}
-
-async function pool(n, items, fn) {
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (i < items.length) await fn(items[i++]);
-    }),
-  );
 }
 
 const dep = new Deployment();

@@ -11,7 +11,7 @@ import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import * as chromeLauncher from 'chrome-launcher';
 import { chromium } from 'playwright-core';
-import { apiAs, chromiumArgs, Deployment } from '../../frontend/e2e/server.mjs';
+import { apiAs, chromiumArgs, Deployment, pool } from '../../frontend/e2e/server.mjs';
 
 process.env.WS_STATS_SECONDS ??= '5'; // the default of a deployment
 const BUDGETS = Number(process.env.BENCH_BUDGETS ?? 10_000);
@@ -24,15 +24,6 @@ const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)];
 };
-
-async function pool(n, items, fn) {
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (i < items.length) await fn(items[i++]);
-    }),
-  );
-}
 
 const dep = new Deployment();
 let browser;

@@ -22,7 +22,7 @@ import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import * as chromeLauncher from 'chrome-launcher';
 import { chromium } from 'playwright-core';
-import { apiAs, chromiumArgs, Deployment, distDir } from '../../frontend/e2e/server.mjs';
+import { apiAs, chromiumArgs, Deployment, distDir, pool } from '../../frontend/e2e/server.mjs';
 
 process.env.WS_STATS_SECONDS ??= '5'; // a deployment's default
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
@@ -61,15 +61,6 @@ const summary = (xs) => ({
   max: Math.max(...xs),
   min: Math.min(...xs),
 });
-
-async function pool(n, items, fn) {
-  let i = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (i < items.length) await fn(items[i++]);
-    }),
-  );
-}
 
 const dep = new Deployment();
 let browser;

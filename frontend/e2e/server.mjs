@@ -289,3 +289,13 @@ export const chromiumArgs = [
 ];
 
 export const readJson = (p) => JSON.parse(readFileSync(p, 'utf8'));
+
+/** Runs `fn` over `items` with at most `n` at a time (the benchmarks' seeding). */
+export async function pool(n, items, fn) {
+  let i = 0;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (i < items.length) await fn(items[i++]);
+    }),
+  );
+}
