@@ -1152,16 +1152,30 @@ async function addUserFromPage(page, { username, password }) {
   return form;
 }
 
-test("users: an admin limits an account's tenants from the page; the person's open session ends and the next one has the new scope", async () => {
-  const op = { username: 'scoped-viewer', password: 'scoped-viewer-password-1' };
+test("users: another admin's change appears live; an admin limits an account's tenants from the page, the person's open session ends and the next one has the new scope", async () => {
+  const op = { username: 'scoped-account', password: 'scoped-account-password-1' };
   await withPage('users-tenants', async (page) => {
     await login(page, { username: 'admin', password: dep.password });
     await page.goto('/users');
     await addUserFromPage(page, op);
     const row = page.locator(`[data-user="${op.username}"]`);
     await row.getByText('Tenants: all').waitFor();
+    // Another admin's change appears without a reload (the `users` topic).
+    const another = await browser.newContext({ baseURL: server.url });
+    try {
+      const admin2 = await another.newPage();
+      await login(admin2, { username: 'admin', password: dep.password });
+      const changed = await admin2.request.patch(`/users/${op.username}`, {
+        headers: { 'X-Requested-With': 'XMLHttpRequest' },
+        data: { role: 'auditor' },
+      });
+      assert.equal(changed.status(), 200);
+    } finally {
+      await another.close();
+    }
+    await row.getByRole('combobox').getByText('auditor').waitFor();
 
-    // The viewer signs in (a session of their own, open before the change).
+    // The account's person signs in (a session of their own, open before the change).
     const theirs = await browser.newContext({ baseURL: server.url });
     try {
       const them = await theirs.newPage();
@@ -1186,7 +1200,7 @@ test("users: an admin limits an account's tenants from the page; the person's op
       await dialog.getByRole('button', { name: 'Save tenants' }).click();
       await dialog.waitFor({ state: 'detached' });
       await row.getByText('Tenants: acme').waitFor();
-      // The change ends the viewer's open session (its token named the old scope) ...
+      // The change ends that open session (its token named the old scope) ...
       assert.equal(await state('acme'), 401);
       // ... and the next one has the new scope: another tenant is refused, their own is not.
       await login(them, op);

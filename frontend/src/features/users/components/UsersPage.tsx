@@ -28,6 +28,7 @@ import { useSession } from '@/lib/session';
 import { toast } from '@/lib/ui';
 import { useCreateUser } from '../api/create';
 import { useResetPassword } from '../api/password';
+import { useUsersLive } from '../api/live';
 import { useUpdateUser } from '../api/update';
 import { useUsers, type User } from '../api/users';
 
@@ -369,6 +370,7 @@ function UserRow({
 /** Accounts (admin:users): add one, change a role or its tenants, disable, reset a password. */
 export default function UsersPage() {
   const users = useUsers();
+  useUsersLive();
   const [params, setParams] = useSearchParams();
   const q = params.get('q') ?? '';
   const [password, setPassword] = useState<User | null>(null);
