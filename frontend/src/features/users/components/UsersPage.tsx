@@ -46,7 +46,7 @@ function RoleSelect({
   onChange: (role: string) => void;
 }) {
   return (
-    <FormControl size="small">
+    <FormControl size="small" fullWidth>
       <InputLabel id={id}>Role</InputLabel>
       <Select
         labelId={id}
@@ -309,7 +309,9 @@ function UserRow({
         p: 1.5,
         display: 'grid',
         gap: 1,
-        gridTemplateColumns: { xs: '1fr', md: '1.2fr 160px 1.2fr auto' },
+        // The list's columns, so that every row's role select and buttons line up.
+        gridColumn: '1 / -1',
+        gridTemplateColumns: 'subgrid',
         alignItems: 'center',
       }}
     >
@@ -357,7 +359,7 @@ function UserRow({
           onClick={() => onTenants(u)}
           aria-label={`Edit tenants of ${u.username}`}
         >
-          Tenants
+          Edit tenants
         </Button>
         <Button size="small" onClick={() => onPassword(u)}>
           Reset password
@@ -413,7 +415,17 @@ export default function UsersPage() {
             <Box
               component="ul"
               aria-label="Users"
-              sx={{ listStyle: 'none', m: 0, p: 0, display: 'grid', gap: 1 }}
+              sx={{
+                listStyle: 'none',
+                m: 0,
+                p: 0,
+                display: 'grid',
+                gap: 1,
+                gridTemplateColumns: {
+                  xs: '1fr',
+                  md: 'minmax(0, 1.2fr) 160px minmax(0, 1fr) auto',
+                },
+              }}
             >
               {shown.map((u) => (
                 <UserRow key={u.username} u={u} onPassword={setPassword} onTenants={setTenants} />
