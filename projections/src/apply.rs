@@ -354,9 +354,15 @@ async fn write_batch(
              INSERT INTO projection_checkpoints (name, stream_seq, last_tx, last_position, applied, updated_at,
                     watermark_tx, watermark_position, ahead_from_tx, ahead_from_position,
                     ahead_to_tx, ahead_to_position, watermark_writes)
-             SELECT $36, COALESCE($37, 0), $38::text::xid8, $39, $40, now(), step.*, 1
-               FROM projection_watermark_step(NULL, NULL, NULL, NULL, NULL, NULL,
-                        $41::text::xid8, $42, $43::text::xid8, $44, $45::text::xid8, $46) AS step
+             -- The row's first write: the step from nothing, spelled out (this SELECT runs
+             -- for every batch, also when the row exists, so it calls no function): a batch
+             -- from the beginning of the log sets the watermark, another waits ahead.
+             SELECT $36, COALESCE($37, 0), $38::text::xid8, $39, $40, now(),
+                    CASE WHEN first THEN $43::text::xid8 END, CASE WHEN first THEN $44 END,
+                    CASE WHEN NOT first THEN $41::text::xid8 END, CASE WHEN NOT first THEN $42 END,
+                    CASE WHEN NOT first THEN $43::text::xid8 END, CASE WHEN NOT first THEN $44 END,
+                    1
+               FROM (SELECT $41::text = '0' AND $42 = 0 AS first) AS batch
              ON CONFLICT (name) DO UPDATE
                 SET stream_seq = GREATEST(projection_checkpoints.stream_seq, EXCLUDED.stream_seq),
                     last_tx = CASE WHEN (projection_checkpoints.last_tx, projection_checkpoints.last_position)
