@@ -21,7 +21,9 @@ describe('ReadMark', () => {
   it('replays from a read answered after the subscription began', async () => {
     const mark = new ReadMark();
     let resolve!: (v: { read_position: number | null }) => void;
-    const pending = mark.read(() => new Promise((r) => (resolve = r)));
+    const pending = mark.read(
+      () => new Promise<{ read_position: number | null }>((r) => (resolve = r)),
+    );
     const late: ReadFrom[] = [];
     expect(mark.watch((from) => late.push(from))).toBeUndefined();
     resolve({ read_position: 4 });
