@@ -201,12 +201,13 @@ impl Spans {
         let from = self.delivered.clone();
         let mut newest = commit_key(&from).unwrap_or_default();
         for envelope in envelopes {
-            let position = envelope.position();
-            if let Some(key) = commit_key(&position) {
-                if key > newest {
-                    newest = key;
-                    self.delivered = position;
-                }
+            let Ok(transaction_id) = envelope.transaction_id.parse::<u64>() else {
+                continue;
+            };
+            let key = (transaction_id, envelope.global_position);
+            if key > newest {
+                newest = key;
+                self.delivered = envelope.position();
             }
         }
         BatchSpan {
@@ -409,6 +410,44 @@ async fn apply_envelopes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn envelope(transaction_id: u64, global_position: i64) -> EventEnvelope {
+        serde_json::from_value(serde_json::json!({
+            "global_position": global_position, "transaction_id": transaction_id.to_string(),
+            "aggregate_type": "T", "aggregate_id": "a", "sequence": 1, "event_type": "E",
+            "event_version": "1", "payload": {}, "metadata": {},
+            "recorded_at": "2026-12-03T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    fn at(transaction_id: u64, global_position: i64) -> LogPosition {
+        LogPosition {
+            transaction_id: transaction_id.to_string(),
+            global_position,
+        }
+    }
+
+    #[test]
+    fn batch_spans_start_at_the_log_and_run_on_from_the_newest_event_delivered() {
+        let mut spans = Spans::default();
+        // A consumer's first batch starts at the beginning of the log; commit order compares
+        // transaction ids as numbers (9 before 10).
+        let first = spans.next(&[envelope(9, 7), envelope(10, 3)], Some(2));
+        assert_eq!(
+            (first.from, first.to, first.floor),
+            (LogPosition::start(), at(10, 3), None)
+        );
+        // A re-published event (older) does not move the end back.
+        let second = spans.next(&[envelope(9, 7), envelope(11, 8)], Some(4));
+        assert_eq!((second.from, second.to), (at(10, 3), at(11, 8)));
+        spans.committed(at(10, 3));
+        let only_old = spans.next(&[envelope(9, 7)], Some(5));
+        assert_eq!(
+            (only_old.from, only_old.to, only_old.floor),
+            (at(11, 8), at(11, 8), Some(at(10, 3)))
+        );
+    }
 
     fn wal(insert: i64, flush: i64) -> WalPositions {
         WalPositions { insert, flush }

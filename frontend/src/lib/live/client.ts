@@ -254,7 +254,7 @@ export class LiveClient {
     });
     // Also when the topics were subscribed already (by another page): its events since the
     // caller's read may have come before the caller listened.
-    const replay = this.follow(opts.from, opts.onGap, false);
+    const replay = this.follow(opts.from, opts.onGap);
     if ((added.length || replay) && this.isOpen()) this.sendSubscribe(added);
     let released = false;
     return () => {
@@ -283,18 +283,22 @@ export class LiveClient {
    * where the client stands. `null`: that cannot be known, `onGap` is called once subscribed.
    */
   replayFrom(from: ReadFrom, onGap?: () => void): void {
-    if (this.follow(from, onGap, true) && this.isOpen()) this.sendSubscribe([]);
+    if (this.follow(from, onGap) && this.isOpen()) this.sendSubscribe([]);
   }
 
-  /** Queues the reads' positions (or the gap); whether a `subscribe` must carry them. */
-  private follow(from: ReadFrom, onGap: (() => void) | undefined, now: boolean): boolean {
+  /**
+   * Queues the reads' positions (or the gap); whether a `subscribe` must go out for them (one
+   * whose acknowledgement also tells the callers of a gap).
+   */
+  private follow(from: ReadFrom, onGap: (() => void) | undefined): boolean {
     if (from === undefined) return false;
     const fresh = from === null ? [] : from.filter((p) => !this.pendingFrom.includes(p));
     if (from === null || this.pendingFrom.length + fresh.length > MAX_FROM) {
       // Not known where it was read, or more reads than a frame may name: the caller reads
-      // again once subscribed (or at once, when nothing is being subscribed).
-      if (onGap) this.pendingGaps.push(onGap);
-      return now && this.counts.size > 0;
+      // again once subscribed.
+      if (!onGap) return false;
+      this.pendingGaps.push(onGap);
+      return this.counts.size > 0;
     }
     this.pendingFrom.push(...fresh);
     return fresh.length > 0 && this.counts.size > 0;
