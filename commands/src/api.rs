@@ -226,6 +226,12 @@ pub struct StateResponse {
     pub project_id: String,
     #[serde(flatten)]
     pub totals: TotalsBody,
+    /// The read models' contiguous watermark this answer stands at: every event up to this
+    /// position in commit order is applied to it (0: before the first event; null while
+    /// not known). Subscribe to the WebSocket with `since` = this value to receive every
+    /// event the answer does not show yet (docs/pipeline.md, "Reads and read-your-writes").
+    #[serde(default)]
+    pub read_position: Option<i64>,
 }
 
 fn unexpected(reply: BudgetReply) -> CommandError {

@@ -288,6 +288,11 @@ impl From<DlqOutcome> for EntryResponse {
 pub struct ListResponse {
     pub items: Vec<EntryBody>,
     pub total: i64,
+    /// The read models' contiguous watermark this answer stands at (also the
+    /// `X-Read-Position` header): every event up to this position in commit order is
+    /// applied to it; 0 before the first event, null while not known. Follow the WebSocket
+    /// with `since` = this to receive every event the answer does not show yet.
+    pub read_position: Option<i64>,
 }
 
 /// The id of a capture a caller asked for. `js:<stream>:<seq>` ids belong to the automatic

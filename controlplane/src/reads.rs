@@ -45,6 +45,7 @@ impl BudgetReads for ReadModelReads {
                         available: state.available,
                         open_reservations: state.open_reservations,
                     },
+                    read_position: state.read_position,
                 }),
                 None => Err(CommandError::NotFound(format!(
                     "no budget is set for {}/{}",

@@ -4,7 +4,7 @@
 //   CONTROLPLANE_BIN=… DATABASE_URL=… NATS_URL=… node e2e/run.mjs   (scripts/frontend.sh e2e)
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -761,6 +761,68 @@ test('dead letters: an entry captured between the page’s read and its live sub
     await page.locator('[data-entry="while-away"]').waitFor({ timeout: 20_000 });
     assert.equal(await page.locator('[data-entry]').count(), 2);
     assert.equal(await page.evaluate(() => window.__marker), 'no reload');
+  });
+});
+
+/**
+ * Holds `table` locked against writes (reads go on) in a psql session of its own until
+ * `release()`: the projector cannot apply a batch that writes it. A table lock takes no
+ * transaction id, so the publisher (whose horizon waits for those) still puts the events on the
+ * stream, and the socket delivers them: the read model is behind the socket.
+ */
+async function holdWrites(table) {
+  const psql = spawn('psql', [dep.databaseUrl, '-qAt'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const locked = new Promise((resolve, reject) => {
+    psql.stdout.on('data', (d) => String(d).includes('locked') && resolve());
+    psql.on('exit', () => reject(new Error('psql ended before the lock')));
+  });
+  psql.stdin.write(`BEGIN; LOCK TABLE ${table} IN SHARE MODE; SELECT 'locked';\n`);
+  await locked;
+  let released = false;
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      psql.stdin.end('ROLLBACK;\n');
+    },
+  };
+}
+
+test('dead letters: an entry the read model had not applied at the page’s read appears once it is', async () => {
+  const subject = `${dep.prefix}.race.behind`;
+  await withPage('dlq-behind', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    const hold = await holdWrites('read_dlq');
+    try {
+      // Captured: on the socket at once, not in the read model while the lock is held.
+      await admin.post('/dlq', {
+        id: 'behind-the-socket',
+        original_subject: subject,
+        payload: { id: 1 },
+        error: 'captured while the projector was behind',
+        attempts: 3,
+      });
+      // The page's reads stand before it (their read_position); its socket stands past it. The
+      // topic is followed from the reads, so the capture is replayed, and the list is read again
+      // waiting for it (min_position): the lock is released as that read goes out. Followed from
+      // where the socket stood instead, no event would come, and nothing would read the list again.
+      await page.route(
+        (url) =>
+          url.pathname === '/dlq' &&
+          url.searchParams.get('subject') === subject &&
+          url.searchParams.has('min_position'),
+        async (route) => {
+          hold.release();
+          await route.continue();
+        },
+      );
+      await page.goto(`/dlq?subject=${subject}`);
+      await page.getByRole('heading', { level: 1, name: 'Dead letters' }).waitFor();
+      await page.getByText('No entry matches').waitFor();
+      await page.locator('[data-entry="behind-the-socket"]').waitFor({ timeout: 20_000 });
+    } finally {
+      hold.release();
+    }
   });
 });
 

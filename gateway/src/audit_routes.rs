@@ -14,6 +14,7 @@ use streams::EventEnvelope;
 
 use crate::error::ApiError;
 use crate::extract::ValidQuery;
+use crate::read_after_write::ReadAt;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -31,6 +32,12 @@ pub(crate) struct EventsPage {
     events: Vec<EventEnvelope>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_after_position: Option<i64>,
+    /// Where this read stands in commit order (also the `X-Read-Position` header): every
+    /// event up to this position in commit order is committed and shown when it matches.
+    /// An event with a lower position than the page's last one can commit later (positions
+    /// are taken at insert, not at commit): follow the WebSocket with `since` = this to
+    /// receive every event the page may not show, in commit order.
+    read_position: i64,
 }
 
 fn check(filter: &AuditFilter) -> Result<(), ApiError> {
@@ -79,8 +86,11 @@ fn check(filter: &AuditFilter) -> Result<(), ApiError> {
 pub(crate) async fn events(
     State(state): State<AppState>,
     ValidQuery(filter): ValidQuery<AuditFilter>,
-) -> Result<Json<EventsPage>, ApiError> {
+) -> Result<ReadAt<Json<EventsPage>>, ApiError> {
     check(&filter)?;
+    // Before the page, in its own statement: what it covers had committed, so the page's
+    // later snapshot sees it (audit::read_position).
+    let read_position = audit::read_position(&state.pool).await?;
     let page = audit::list_events(&state.pool, &filter).await?;
     // Full by count, or ended early by size (audit::MAX_PAGE_BYTES): more may follow.
     let next_after_position = if page.more {
@@ -88,10 +98,14 @@ pub(crate) async fn events(
     } else {
         None
     };
-    Ok(Json(EventsPage {
-        events: page.events,
-        next_after_position,
-    }))
+    Ok(ReadAt(
+        Some(read_position),
+        Json(EventsPage {
+            events: page.events,
+            next_after_position,
+            read_position,
+        }),
+    ))
 }
 
 /// Every matching event, one JSON object per line, streamed page by page (constant memory

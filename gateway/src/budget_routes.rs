@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ValidJson, ValidQuery};
-use crate::read_after_write::wait_for;
+use crate::read_after_write::{read_position, wait_for, ReadAt};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -95,9 +95,10 @@ pub(crate) async fn state(
     State(state): State<AppState>,
     caller: Caller,
     ValidQuery(request): ValidQuery<StateRequest>,
-) -> Result<Json<StateResponse>, ApiError> {
+) -> Result<ReadAt<Json<StateResponse>>, ApiError> {
     caller.may_see("tenant_id", &request.tenant_id)?;
-    Ok(Json(state.budget_reads.state(request).await?))
+    let answer = state.budget_reads.state(request).await?;
+    Ok(ReadAt(answer.read_position, Json(answer)))
 }
 
 /// Which budget, and optionally which write to wait for.
@@ -138,6 +139,11 @@ pub struct ReservationsResponse {
     pub items: Vec<OpenReservationBody>,
     /// Open reservations in all (`items` holds at most `limit` of them).
     pub open: i64,
+    /// The read models' contiguous watermark this answer stands at (also the
+    /// `X-Read-Position` header): every event up to this position in commit order is
+    /// applied to it; 0 before the first event, null while not known. Follow the WebSocket
+    /// with `since` = this to receive every event the answer does not show yet.
+    pub read_position: Option<i64>,
 }
 
 fn budget_id(tenant_id: &str, project_id: &str) -> Result<String, ApiError> {
@@ -153,7 +159,7 @@ pub(crate) async fn reservations(
     State(state): State<AppState>,
     caller: Caller,
     ValidQuery(query): ValidQuery<ReservationsQuery>,
-) -> Result<Json<ReservationsResponse>, ApiError> {
+) -> Result<ReadAt<Json<ReservationsResponse>>, ApiError> {
     let id = budget_id(&query.tenant_id, &query.project_id)?;
     caller.may_see("tenant_id", &query.tenant_id)?;
     let limit = query.limit.unwrap_or(100);
@@ -161,23 +167,28 @@ pub(crate) async fn reservations(
         return Err(ApiError::invalid("limit", "must be between 1 and 1000"));
     }
     wait_for(&state, query.min_position).await?;
+    let read_position = read_position(&state).await?;
     let (rows, open) = projections::query::open_reservations(&state.pool, &id, limit).await?;
-    Ok(Json(ReservationsResponse {
-        tenant_id: query.tenant_id,
-        project_id: query.project_id,
-        items: rows
-            .into_iter()
-            .map(|r| OpenReservationBody {
-                reservation_id: r.reservation_id,
-                task_id: r.task_id,
-                model: r.model,
-                allocated: r.allocated,
-                reserved_at: r.reserved_at,
-                expires_at: r.expires_at,
-            })
-            .collect(),
-        open,
-    }))
+    Ok(ReadAt(
+        read_position,
+        Json(ReservationsResponse {
+            tenant_id: query.tenant_id,
+            project_id: query.project_id,
+            items: rows
+                .into_iter()
+                .map(|r| OpenReservationBody {
+                    reservation_id: r.reservation_id,
+                    task_id: r.task_id,
+                    model: r.model,
+                    allocated: r.allocated,
+                    reserved_at: r.reserved_at,
+                    expires_at: r.expires_at,
+                })
+                .collect(),
+            open,
+            read_position,
+        }),
+    ))
 }
 
 /// The longest window of `GET /budget/usage`: a day of minutes.
@@ -226,6 +237,11 @@ pub struct UsageResponse {
     /// When used + reserved reaches the limit at that rate (now when it already has);
     /// null without a limit, without burn or beyond ten years.
     pub projected_exhaustion_at: Option<DateTime<Utc>>,
+    /// The read models' contiguous watermark this answer stands at (also the
+    /// `X-Read-Position` header): every event up to this position in commit order is
+    /// applied to it; 0 before the first event, null while not known. Follow the WebSocket
+    /// with `since` = this to receive every event the answer does not show yet.
+    pub read_position: Option<i64>,
 }
 
 /// A budget's used and reserved tokens per minute, its burn rate and when it runs out.
@@ -235,7 +251,7 @@ pub(crate) async fn usage(
     State(state): State<AppState>,
     caller: Caller,
     ValidQuery(query): ValidQuery<UsageQuery>,
-) -> Result<Json<UsageResponse>, ApiError> {
+) -> Result<ReadAt<Json<UsageResponse>>, ApiError> {
     let id = budget_id(&query.tenant_id, &query.project_id)?;
     caller.may_see("tenant_id", &query.tenant_id)?;
     let minutes = query.minutes.unwrap_or(60);
@@ -249,23 +265,28 @@ pub(crate) async fn usage(
     let now = Utc::now();
     let this_minute = now.duration_trunc(TimeDelta::minutes(1)).unwrap_or(now);
     let from = this_minute - TimeDelta::minutes(minutes - 1);
+    let read_position = read_position(&state).await?;
     let rows = projections::query::budget_usage(&state.pool, &id, from).await?;
     let usage = projections::usage::series(&rows, from, now);
-    Ok(Json(UsageResponse {
-        tenant_id: query.tenant_id,
-        project_id: query.project_id,
-        bucket_seconds: 60,
-        points: usage
-            .points
-            .into_iter()
-            .map(|p| UsagePointBody {
-                at: p.at,
-                total: p.total,
-                used: p.used,
-                reserved: p.reserved,
-            })
-            .collect(),
-        burn_rate_tokens_per_hour: usage.burn_rate_per_hour,
-        projected_exhaustion_at: usage.projected_exhaustion_at,
-    }))
+    Ok(ReadAt(
+        read_position,
+        Json(UsageResponse {
+            tenant_id: query.tenant_id,
+            project_id: query.project_id,
+            bucket_seconds: 60,
+            points: usage
+                .points
+                .into_iter()
+                .map(|p| UsagePointBody {
+                    at: p.at,
+                    total: p.total,
+                    used: p.used,
+                    reserved: p.reserved,
+                })
+                .collect(),
+            burn_rate_tokens_per_hour: usage.burn_rate_per_hour,
+            projected_exhaustion_at: usage.projected_exhaustion_at,
+            read_position,
+        }),
+    ))
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Caller, ValidJson, ValidQuery};
-use crate::read_after_write::wait_for;
+use crate::read_after_write::{read_position, wait_for, ReadAt};
 use crate::AppState;
 
 /// Most entries one page lists.
@@ -208,7 +208,7 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ValidQuery(query): ValidQuery<ListQuery>,
-) -> Result<Json<ListResponse>, ApiError> {
+) -> Result<ReadAt<Json<ListResponse>>, ApiError> {
     caller.require(Permission::ReadDlq)?;
     let limit = limit_of(query.limit, DEFAULT_LIMIT)?;
     let offset = query.offset.unwrap_or(0);
@@ -223,11 +223,16 @@ pub(crate) async fn list(
         query.until,
     )?;
     wait_for(&state, query.min_position).await?;
+    let read_position = read_position(&state).await?;
     let (rows, total) = projections::dlq::list(&state.pool, &filter, limit, offset).await?;
-    Ok(Json(ListResponse {
-        items: rows.into_iter().map(|row| body_of(row, false)).collect(),
-        total,
-    }))
+    Ok(ReadAt(
+        read_position,
+        Json(ListResponse {
+            items: rows.into_iter().map(|row| body_of(row, false)).collect(),
+            total,
+            read_position,
+        }),
+    ))
 }
 
 /// `GET /dlq/groups` query: the list's filters (open entries only), every one optional.
@@ -275,6 +280,11 @@ pub struct DlqGroupBody {
 pub struct DlqGroupsResponse {
     pub groups: Vec<DlqGroupBody>,
     pub total: i64,
+    /// The read models' contiguous watermark this answer stands at (also the
+    /// `X-Read-Position` header): every event up to this position in commit order is
+    /// applied to it; 0 before the first event, null while not known. Follow the WebSocket
+    /// with `since` = this to receive every event the answer does not show yet.
+    pub read_position: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/dlq/groups", tag = "dlq", params(GroupsQuery),
@@ -283,7 +293,7 @@ pub(crate) async fn groups(
     State(state): State<AppState>,
     caller: Caller,
     ValidQuery(query): ValidQuery<GroupsQuery>,
-) -> Result<Json<DlqGroupsResponse>, ApiError> {
+) -> Result<ReadAt<Json<DlqGroupsResponse>>, ApiError> {
     caller.require(Permission::ReadDlq)?;
     let limit = limit_of(query.limit, 100)?;
     let filter = filter_of(
@@ -294,20 +304,37 @@ pub(crate) async fn groups(
         query.until,
     )?;
     wait_for(&state, query.min_position).await?;
+    let read_position = read_position(&state).await?;
     let (groups, total) = projections::dlq::groups(&state.pool, &filter, limit).await?;
-    Ok(Json(DlqGroupsResponse {
-        groups: groups
-            .into_iter()
-            .map(|g| DlqGroupBody {
-                original_subject: g.original_subject,
-                error: g.error,
-                count: g.count,
-                first_seen: g.first_seen,
-                last_seen: g.last_seen,
-            })
-            .collect(),
-        total,
-    }))
+    Ok(ReadAt(
+        read_position,
+        Json(DlqGroupsResponse {
+            groups: groups
+                .into_iter()
+                .map(|g| DlqGroupBody {
+                    original_subject: g.original_subject,
+                    error: g.error,
+                    count: g.count,
+                    first_seen: g.first_seen,
+                    last_seen: g.last_seen,
+                })
+                .collect(),
+            total,
+            read_position,
+        }),
+    ))
+}
+
+/// `GET /dlq/{id}`: the entry, and where the read stands.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EntryShown {
+    #[serde(flatten)]
+    pub entry: EntryBody,
+    /// The read models' contiguous watermark this answer stands at (also the
+    /// `X-Read-Position` header): every event up to this position in commit order is
+    /// applied to it; 0 before the first event, null while not known. Follow the WebSocket
+    /// with `since` = this to receive every event the answer does not show yet.
+    pub read_position: Option<i64>,
 }
 
 /// `GET /dlq/{id}` query.
@@ -323,19 +350,26 @@ pub struct ShowQuery {
 
 #[utoipa::path(get, path = "/dlq/{id}", tag = "dlq", params(("id" = String, Path, description = "Entry id", pattern = r"^[A-Za-z0-9_.:-]{1,160}$"), ShowQuery),
     responses(
-        (status = 200, description = "The entry with its payload, headers and history", body = EntryBody),
+        (status = 200, description = "The entry with its payload, headers and history", body = EntryShown),
         (status = 404, description = "No such entry", body = ErrorBody)))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<Path<String>, PathRejection>,
     ValidQuery(query): ValidQuery<ShowQuery>,
-) -> Result<Json<EntryBody>, ApiError> {
+) -> Result<ReadAt<Json<EntryShown>>, ApiError> {
     caller.require(Permission::ReadDlq)?;
     let id = id_of(path)?;
     wait_for(&state, query.min_position).await?;
+    let read_position = read_position(&state).await?;
     match projections::dlq::get(&state.pool, &id).await? {
-        Some(row) => Ok(Json(body_of(row, true))),
+        Some(row) => Ok(ReadAt(
+            read_position,
+            Json(EntryShown {
+                entry: body_of(row, true),
+                read_position,
+            }),
+        )),
         None => Err(ApiError::NotFound(format!("no dead-letter entry '{id}'"))),
     }
 }

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 use crate::extract::{Caller, ValidQuery};
-use crate::read_after_write::wait_for;
+use crate::read_after_write::{read_position, wait_for, ReadAt};
 use crate::AppState;
 
 /// Rows per page by default, and at most.
@@ -184,6 +184,11 @@ pub struct GovernanceStatus {
     /// Dead letters not resolved yet (`read_dlq`); like breakers, not per tenant: a dead
     /// letter is a message on a subject.
     pub open_dlq_entries: i64,
+    /// The read models' contiguous watermark this answer stands at (also the
+    /// `X-Read-Position` header): every event up to this position in commit order is
+    /// applied to it; 0 before the first event, null while not known. Follow the WebSocket
+    /// with `since` = this to receive every event the answer does not show yet.
+    pub read_position: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/governance/status", tag = "governance", params(StatusQuery),
@@ -192,7 +197,7 @@ pub(crate) async fn status(
     State(state): State<AppState>,
     caller: Caller,
     ValidQuery(query): ValidQuery<StatusQuery>,
-) -> Result<Json<GovernanceStatus>, ApiError> {
+) -> Result<ReadAt<Json<GovernanceStatus>>, ApiError> {
     if let Some(tenant) = &query.tenant_id {
         domain::validate_id(tenant).map_err(|e| ApiError::invalid("tenant_id", e.to_string()))?;
         caller.may_see("tenant_id", tenant)?;
@@ -225,6 +230,7 @@ pub(crate) async fn status(
         }
     }
     wait_for(&state, query.min_position).await?;
+    let read_position = read_position(&state).await?;
     let ratio = state.overview.warning_ratio;
     let filter = BudgetFilter {
         tenant_id: query.tenant_id.clone(),
@@ -275,14 +281,18 @@ pub(crate) async fn status(
             }
         })
         .collect();
-    Ok(Json(GovernanceStatus {
-        warning_threshold_percent: (ratio * 1000.0).round() / 10.0,
-        rows,
-        matching,
-        counts,
-        open_breakers,
-        open_dlq_entries: governance::open_dlq_entries(&state.pool).await?,
-    }))
+    Ok(ReadAt(
+        read_position,
+        Json(GovernanceStatus {
+            warning_threshold_percent: (ratio * 1000.0).round() / 10.0,
+            rows,
+            matching,
+            counts,
+            open_breakers,
+            open_dlq_entries: governance::open_dlq_entries(&state.pool).await?,
+            read_position,
+        }),
+    ))
 }
 
 /// One role.

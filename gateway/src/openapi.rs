@@ -22,6 +22,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, ResponseB
 use utoipa::OpenApi;
 
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::read_after_write::READ_POSITION_ROUTES;
 use crate::routes::{self, Access};
 use crate::AppState;
 
@@ -140,12 +141,46 @@ pub fn document() -> Document {
             };
             describe_access(operation, spec.access);
             add_error_answers(operation, spec.access);
+            if READ_POSITION_ROUTES
+                .iter()
+                .any(|(m, p)| *m == method && p == path)
+            {
+                add_read_position_header(operation);
+            }
         }
         for (_, operation) in operations(item) {
             name_operation(operation);
         }
     }
     doc
+}
+
+/// Declares `X-Read-Position` on the operation's 200 answer (read_after_write.rs).
+fn add_read_position_header(operation: &mut Operation) {
+    let Some(RefOr::T(ok)) = operation.responses.responses.get_mut("200") else {
+        return;
+    };
+    ok.headers.insert(
+        "X-Read-Position".to_string(),
+        utoipa::openapi::header::HeaderBuilder::new()
+            .schema(Some(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::Integer)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Int64,
+                    )))
+                    .minimum(Some(0)),
+            ))
+            .description(Some(
+                "Where this read stands in commit order: every event up to this position is \
+                 shown (the read models' contiguous watermark; for `/audit/events`, the newest \
+                 event every earlier transaction of which had ended). Absent while not known. \
+                 Subscribe to `GET /ws` with `since` (or `from`) = this value to receive every \
+                 event after it.",
+            ))
+            .build()
+            .into(),
+    );
 }
 
 /// Makes the operation's id unique in the document: utoipa names an operation after its

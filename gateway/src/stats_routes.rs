@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::business_metrics::BREAKER_STATES;
 use crate::error::ApiError;
 use crate::extract::Caller;
+use crate::read_after_write::{read_position, ReadAt};
 use crate::request_history::{Minute, HISTORY_MINUTES};
 use crate::AppState;
 
@@ -108,6 +109,11 @@ pub struct StatsResponse {
     pub budgets: BudgetTotalsBody,
     /// The last 60 minutes, oldest first, the current (partial) minute last.
     pub series: Vec<MinutePoint>,
+    /// The read models' contiguous watermark this answer stands at (also the
+    /// `X-Read-Position` header): every event up to this position in commit order is
+    /// applied to it; 0 before the first event, null while not known. Follow the WebSocket
+    /// with `since` = this to receive every event the answer does not show yet.
+    pub read_position: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/stats", tag = "system",
@@ -115,8 +121,9 @@ pub struct StatsResponse {
 pub(crate) async fn stats(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<StatsResponse>, ApiError> {
+) -> Result<ReadAt<Json<StatsResponse>>, ApiError> {
     let now = chrono::Utc::now();
+    let read_position = read_position(&state).await?;
     let history = &state.overview.history;
     let series = history.series(now);
     let (window, seconds) = history.window(&series, HEADLINE_MINUTES, now);
@@ -170,25 +177,29 @@ pub(crate) async fn stats(
         })
         .collect();
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
-    Ok(Json(StatsResponse {
-        requests: RequestStats {
-            window_minutes: HEADLINE_MINUTES as u32,
-            requests: window.requests,
-            requests_per_second: round(window.requests as f64 / seconds),
-            error_rate: round(share(window.server_errors)),
-            client_error_rate: round(share(window.client_errors)),
-            latency_ms: Latency::of(&window),
-        },
-        events_per_second: round(recent_events as f64 / event_seconds),
-        breakers,
-        open_dlq_entries: projections::governance::open_dlq_entries(&state.pool).await?,
-        budgets: BudgetTotalsBody {
-            budgets: totals.budgets,
-            total: totals.total,
-            used: totals.used,
-            reserved: totals.reserved,
-            available: (totals.total - totals.used - totals.reserved).max(0),
-        },
-        series,
-    }))
+    Ok(ReadAt(
+        read_position,
+        Json(StatsResponse {
+            requests: RequestStats {
+                window_minutes: HEADLINE_MINUTES as u32,
+                requests: window.requests,
+                requests_per_second: round(window.requests as f64 / seconds),
+                error_rate: round(share(window.server_errors)),
+                client_error_rate: round(share(window.client_errors)),
+                latency_ms: Latency::of(&window),
+            },
+            events_per_second: round(recent_events as f64 / event_seconds),
+            breakers,
+            open_dlq_entries: projections::governance::open_dlq_entries(&state.pool).await?,
+            budgets: BudgetTotalsBody {
+                budgets: totals.budgets,
+                total: totals.total,
+                used: totals.used,
+                reserved: totals.reserved,
+                available: (totals.total - totals.used - totals.reserved).max(0),
+            },
+            series,
+            read_position,
+        }),
+    ))
 }

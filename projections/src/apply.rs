@@ -15,7 +15,7 @@ use domain::breaker::BreakerEvent;
 use domain::budget::BudgetEvent;
 use sqlx::{PgConnection, Row};
 use streams::envelope::SELECT_ENVELOPE;
-use streams::EventEnvelope;
+use streams::{EventEnvelope, LogPosition};
 use uuid::Uuid;
 
 use crate::breakers::BreakerRows;
@@ -27,13 +27,38 @@ pub const PROJECTION: &str = "read_models";
 
 type Key = (String, String);
 
+/// Where a batch of the live projector stands in commit order (the order of the events
+/// stream), for the contiguous watermark (migrations/0018_projection_watermark.sql).
+///
+/// The projector's batches are consecutive runs of the stream, and the stream carries every
+/// event in commit order (the publisher's order; a re-published event can appear again
+/// later, never earlier). So if `from` is the newest event of the stream before the batch
+/// (in commit order), the batch holds every event in (`from`, `to`], `to` being the newest
+/// up to its last message: once it commits, that range is applied. The watermark then moves
+/// to `to` when `from` is at or before it, else the range waits in the row as the range
+/// ahead until the batch before commits.
+#[derive(Debug, Clone)]
+pub struct BatchSpan {
+    /// The stream sequence of the batch's last message.
+    pub stream_seq: Option<u64>,
+    /// Every event at or before it came before this batch on the stream (the start of the
+    /// log for a projector's first batch: everything at or below the consumer's
+    /// acknowledgement floor, where it starts, is applied).
+    pub from: LogPosition,
+    /// The newest event in commit order the stream carried up to the batch's last message.
+    pub to: LogPosition,
+    /// The `to` of this projector's batches that have all committed: applied in full.
+    pub floor: Option<LogPosition>,
+}
+
 /// Applies `events` (in any order; per aggregate they are put in sequence order, repeats
 /// are skipped and missing ones are read from the event table). Returns how many events
-/// changed the read models. The caller commits.
+/// changed the read models. The caller commits. `span` (the live projector's) moves the
+/// watermark; without it the watermark stays as it is.
 pub async fn apply_batch(
     conn: &mut PgConnection,
     events: &[EventEnvelope],
-    stream_seq: Option<u64>,
+    span: Option<&BatchSpan>,
 ) -> Result<usize, ProjectionError> {
     if events.is_empty() {
         return Ok(0);
@@ -114,6 +139,18 @@ pub async fn apply_batch(
         todo.insert(key, list);
     }
     if todo.is_empty() {
+        // Every event was applied before (a redelivery): still one write, so the watermark
+        // moves past them (the same statement, with nothing else in it).
+        if span.is_some() {
+            let checkpoint = Checkpoint::of(events, 0, span);
+            write_batch(
+                conn,
+                &BudgetRows::default(),
+                &VersionUpdates::default(),
+                &checkpoint,
+            )
+            .await?;
+        }
         return Ok(0);
     }
 
@@ -162,11 +199,7 @@ pub async fn apply_batch(
         versions.positions.push(last.global_position);
         applied += list.len();
     }
-    let checkpoint = Checkpoint {
-        stream_seq: stream_seq.map(|s| s as i64),
-        last: events.last().expect("non-empty").position(),
-        applied: applied as i64,
-    };
+    let checkpoint = Checkpoint::of(events, applied as i64, span);
     let closed = write_batch(conn, &rows, &versions, &checkpoint).await?;
     if closed < rows.closed_elsewhere.len() as i64 {
         tracing::warn!(
@@ -221,10 +254,22 @@ struct VersionUpdates {
 }
 
 /// Where the batch ends, for the projection's checkpoint row.
-struct Checkpoint {
+struct Checkpoint<'a> {
     stream_seq: Option<i64>,
-    last: streams::LogPosition,
+    last: LogPosition,
     applied: i64,
+    span: Option<&'a BatchSpan>,
+}
+
+impl<'a> Checkpoint<'a> {
+    fn of(events: &[EventEnvelope], applied: i64, span: Option<&'a BatchSpan>) -> Self {
+        Checkpoint {
+            stream_seq: span.and_then(|s| s.stream_seq).map(|s| s as i64),
+            last: events.last().expect("non-empty").position(),
+            applied,
+            span,
+        }
+    }
 }
 
 /// Writes a folded batch in ONE statement: budgets (updated where stored, inserted where
@@ -235,11 +280,13 @@ async fn write_batch(
     conn: &mut PgConnection,
     rows: &BudgetRows,
     versions: &VersionUpdates,
-    checkpoint: &Checkpoint,
+    checkpoint: &Checkpoint<'_>,
 ) -> Result<i64, sqlx::Error> {
     let b: Vec<&BudgetRow> = rows.budgets.values().collect();
     let r: Vec<&ReservationRow> = rows.reservations.values().collect();
     let c: Vec<(&Uuid, &crate::budgets::ReservationClose)> = rows.closed_elsewhere.iter().collect();
+    let span = checkpoint.span;
+    let floor = span.and_then(|s| s.floor.as_ref());
     sqlx::query_scalar(
         "WITH budget_rows AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[],
@@ -299,9 +346,23 @@ async fn write_batch(
                 SET version = u.version, last_position = u.position
                FROM UNNEST($32::text[], $33::text[], $34::int8[], $35::int8[]) AS u(t, i, version, position)
               WHERE v.aggregate_type = u.t AND v.aggregate_id = u.i),
+         -- The watermark's step (migrations/0018) runs on the row as this statement has
+         -- locked it: when the other batch in flight wrote it first, this one waited for
+         -- that commit and sees its values (ON CONFLICT DO UPDATE takes the newest row
+         -- version), so whichever commits last finds the other's range and joins them.
          checkpoint AS (
-             INSERT INTO projection_checkpoints (name, stream_seq, last_tx, last_position, applied, updated_at)
-             VALUES ($36, COALESCE($37, 0), $38::text::xid8, $39, $40, now())
+             INSERT INTO projection_checkpoints (name, stream_seq, last_tx, last_position, applied, updated_at,
+                    watermark_tx, watermark_position, ahead_from_tx, ahead_from_position,
+                    ahead_to_tx, ahead_to_position, watermark_writes)
+             -- The row's first write: the step from nothing, spelled out (this SELECT runs
+             -- for every batch, also when the row exists, so it calls no function): a batch
+             -- from the beginning of the log sets the watermark, another waits ahead.
+             SELECT $36, COALESCE($37, 0), $38::text::xid8, $39, $40, now(),
+                    CASE WHEN first THEN $43::text::xid8 END, CASE WHEN first THEN $44 END,
+                    CASE WHEN NOT first THEN $41::text::xid8 END, CASE WHEN NOT first THEN $42 END,
+                    CASE WHEN NOT first THEN $43::text::xid8 END, CASE WHEN NOT first THEN $44 END,
+                    1
+               FROM (SELECT $41::text = '0' AND $42 = 0 AS first) AS batch
              ON CONFLICT (name) DO UPDATE
                 SET stream_seq = GREATEST(projection_checkpoints.stream_seq, EXCLUDED.stream_seq),
                     last_tx = CASE WHEN (projection_checkpoints.last_tx, projection_checkpoints.last_position)
@@ -311,7 +372,15 @@ async fn write_batch(
                                               < (EXCLUDED.last_tx, EXCLUDED.last_position)
                                          THEN EXCLUDED.last_position ELSE projection_checkpoints.last_position END,
                     applied = projection_checkpoints.applied + EXCLUDED.applied,
-                    updated_at = now())
+                    updated_at = now(),
+                    (watermark_tx, watermark_position, ahead_from_tx, ahead_from_position,
+                     ahead_to_tx, ahead_to_position) = (
+                        SELECT * FROM projection_watermark_step(
+                            projection_checkpoints.watermark_tx, projection_checkpoints.watermark_position,
+                            projection_checkpoints.ahead_from_tx, projection_checkpoints.ahead_from_position,
+                            projection_checkpoints.ahead_to_tx, projection_checkpoints.ahead_to_position,
+                            $41::text::xid8, $42, $43::text::xid8, $44, $45::text::xid8, $46)),
+                    watermark_writes = projection_checkpoints.watermark_writes + 1)
          SELECT count(*) FROM closed",
     )
     .bind(b.iter().map(|x| x.aggregate_id.clone()).collect::<Vec<_>>())
@@ -354,6 +423,12 @@ async fn write_batch(
     .bind(&checkpoint.last.transaction_id)
     .bind(checkpoint.last.global_position)
     .bind(checkpoint.applied)
+    .bind(span.map(|s| &s.from.transaction_id))
+    .bind(span.map(|s| s.from.global_position))
+    .bind(span.map(|s| &s.to.transaction_id))
+    .bind(span.map(|s| s.to.global_position))
+    .bind(floor.map(|f| &f.transaction_id))
+    .bind(floor.map(|f| f.global_position))
     .fetch_one(&mut *conn)
     .await
 }

@@ -13,9 +13,9 @@ use futures::{FutureExt, StreamExt};
 use sqlx::PgPool;
 use streams::setup::{ensure_events_stream, projection_consumer_config, EventsStream};
 use streams::singleton::run_singleton;
-use streams::EventEnvelope;
+use streams::{EventEnvelope, LogPosition};
 
-use crate::apply::apply_batch;
+use crate::apply::{apply_batch, BatchSpan};
 use crate::ProjectionError;
 
 /// The durable consumer's name on the events stream.
@@ -91,18 +91,22 @@ async fn consume(
         .ready_chunks(BATCH);
     tracing::info!(stream = %stream.name, "projecting events into the read models");
     let mut unflushed: UnflushedBatches<Message> = UnflushedBatches::default();
-    // Batches being applied, oldest first; each yields its result, its messages and how
-    // many batches had finished when it began (its WAL reading came after their commits).
+    let mut spans = Spans::default();
+    // Batches being applied, oldest first; each yields its result, its messages, how many
+    // batches had finished when it began (its WAL reading came after their commits) and
+    // where it ends in commit order.
     let mut in_flight: FuturesOrdered<BoxFuture<'static, Finished>> = FuturesOrdered::new();
     loop {
         tokio::select! {
-            Some((result, mut batch, finished_before)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some((result, mut batch, finished_before, to)) = in_flight.next(), if !in_flight.is_empty() => {
                 let error = match result {
                     Ok(Ok(wal)) => {
                         acknowledge(unflushed.observe(wal, finished_before)).await;
                         if let Some(last) = batch.pop() {
                             unflushed.committed(last);
                         }
+                        // Yielded in order: this batch and every one before it committed.
+                        spans.committed(to);
                         continue;
                     }
                     Ok(Err(error)) => error,
@@ -112,21 +116,27 @@ async fn consume(
                 // later batch still in flight is asked for again too (what it committed is
                 // skipped on redelivery).
                 nak(&batch).await;
-                while let Some((_, later, _)) = in_flight.next().await {
-                    nak(&later).await;
-                }
+                nak_in_flight(&mut in_flight).await;
                 return Err(error);
             }
             chunk = messages.next(), if in_flight.len() < IN_FLIGHT => {
                 let Some(chunk) = chunk else { break };
                 let mut batch: Vec<Message> = Vec::with_capacity(chunk.len());
                 for message in chunk {
-                    batch.push(message.map_err(nats)?);
+                    match message {
+                        Ok(message) => batch.push(message),
+                        Err(error) => {
+                            nak_in_flight(&mut in_flight).await;
+                            return Err(nats(error));
+                        }
+                    }
                 }
                 let (envelopes, stream_seq) = envelopes_of(&batch);
-                let task = tokio::spawn(apply_envelopes(pool.clone(), envelopes, stream_seq, stats.clone()));
+                let span = spans.next(&envelopes, stream_seq);
+                let to = span.to.clone();
+                let task = tokio::spawn(apply_envelopes(pool.clone(), envelopes, span, stats.clone()));
                 let finished_before = unflushed.finished;
-                in_flight.push_back(task.map(move |result| (result, batch, finished_before)).boxed());
+                in_flight.push_back(task.map(move |result| (result, batch, finished_before, to)).boxed());
             }
             _ = tokio::time::sleep(FLUSH_CHECK), if in_flight.is_empty() && !unflushed.is_empty() => {
                 let wal = wal_positions(pool).await?;
@@ -134,9 +144,84 @@ async fn consume(
             }
         }
     }
+    nak_in_flight(&mut in_flight).await;
     Err(ProjectionError::Nats(
         "the consumer's message stream ended".into(),
     ))
+}
+
+/// Lets the batches still in flight end, and asks for their messages again, before this
+/// consumer is given up. A batch left running would commit beside the next consumer's
+/// (harmless to the read models, which the versions protect, but its range could take the
+/// place of that consumer's range ahead in the watermark row; the next batch's floor mends
+/// that, so this only keeps the watermark from lagging meanwhile).
+async fn nak_in_flight(in_flight: &mut FuturesOrdered<BoxFuture<'static, Finished>>) {
+    while let Some((_, later, _, _)) = in_flight.next().await {
+        nak(&later).await;
+    }
+}
+
+/// Where each batch of one consumer stands in commit order (see [`BatchSpan`]).
+///
+/// The consumer starts right after its acknowledgement floor, and everything at or below
+/// the floor is applied (a batch is acknowledged only once it and every batch before it
+/// committed, [`UnflushedBatches`]). So the first batch's range starts at the beginning of
+/// the log, and each later one where the one before ended: the newest event (in commit
+/// order) of the stream so far, a running maximum, since a re-published event can appear
+/// again after newer ones.
+#[derive(Debug)]
+struct Spans {
+    /// The newest event delivered to this consumer so far (the start of the log at first).
+    delivered: LogPosition,
+    /// The end of the batches that have all committed.
+    committed: Option<LogPosition>,
+}
+
+impl Default for Spans {
+    fn default() -> Self {
+        Spans {
+            delivered: LogPosition::start(),
+            committed: None,
+        }
+    }
+}
+
+/// A position's place in commit order; `None` for a transaction id that is not a number
+/// (not one of ours: such an envelope moves nothing).
+fn commit_key(position: &LogPosition) -> Option<(u64, i64)> {
+    Some((
+        position.transaction_id.parse().ok()?,
+        position.global_position,
+    ))
+}
+
+impl Spans {
+    /// The span of the next batch, whose envelopes these are.
+    fn next(&mut self, envelopes: &[EventEnvelope], stream_seq: Option<u64>) -> BatchSpan {
+        let from = self.delivered.clone();
+        let mut newest = commit_key(&from).unwrap_or_default();
+        for envelope in envelopes {
+            let Ok(transaction_id) = envelope.transaction_id.parse::<u64>() else {
+                continue;
+            };
+            let key = (transaction_id, envelope.global_position);
+            if key > newest {
+                newest = key;
+                self.delivered = envelope.position();
+            }
+        }
+        BatchSpan {
+            stream_seq,
+            from,
+            to: self.delivered.clone(),
+            floor: self.committed.clone(),
+        }
+    }
+
+    /// The batch that ends at `to` committed, and so did every one before it.
+    fn committed(&mut self, to: LogPosition) {
+        self.committed = Some(to);
+    }
 }
 
 /// The durable consumer, made afresh from its acknowledgement floor each time this process
@@ -178,6 +263,7 @@ type Finished = (
     Result<Result<WalPositions, ProjectionError>, tokio::task::JoinError>,
     Vec<Message>,
     u64,
+    LogPosition,
 );
 
 async fn nak(batch: &[Message]) {
@@ -294,7 +380,7 @@ fn envelopes_of(batch: &[Message]) -> (Vec<EventEnvelope>, Option<u64>) {
 async fn apply_envelopes(
     pool: PgPool,
     envelopes: Vec<EventEnvelope>,
-    stream_seq: Option<u64>,
+    span: BatchSpan,
     stats: Arc<ProjectorStats>,
 ) -> Result<WalPositions, ProjectionError> {
     let mut tx = pool.begin().await?;
@@ -306,7 +392,7 @@ async fn apply_envelopes(
     ))
     .fetch_one(&mut *tx)
     .await?;
-    let applied = apply_batch(&mut tx, &envelopes, stream_seq).await?;
+    let applied = apply_batch(&mut tx, &envelopes, Some(&span)).await?;
     tx.commit().await?;
     stats.projected.fetch_add(applied as u64, Ordering::Relaxed);
     stats.skipped.fetch_add(
@@ -324,6 +410,44 @@ async fn apply_envelopes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn envelope(transaction_id: u64, global_position: i64) -> EventEnvelope {
+        serde_json::from_value(serde_json::json!({
+            "global_position": global_position, "transaction_id": transaction_id.to_string(),
+            "aggregate_type": "T", "aggregate_id": "a", "sequence": 1, "event_type": "E",
+            "event_version": "1", "payload": {}, "metadata": {},
+            "recorded_at": "2026-12-03T00:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    fn at(transaction_id: u64, global_position: i64) -> LogPosition {
+        LogPosition {
+            transaction_id: transaction_id.to_string(),
+            global_position,
+        }
+    }
+
+    #[test]
+    fn batch_spans_start_at_the_log_and_run_on_from_the_newest_event_delivered() {
+        let mut spans = Spans::default();
+        // A consumer's first batch starts at the beginning of the log; commit order compares
+        // transaction ids as numbers (9 before 10).
+        let first = spans.next(&[envelope(9, 7), envelope(10, 3)], Some(2));
+        assert_eq!(
+            (first.from, first.to, first.floor),
+            (LogPosition::start(), at(10, 3), None)
+        );
+        // A re-published event (older) does not move the end back.
+        let second = spans.next(&[envelope(9, 7), envelope(11, 8)], Some(4));
+        assert_eq!((second.from, second.to), (at(10, 3), at(11, 8)));
+        spans.committed(at(10, 3));
+        let only_old = spans.next(&[envelope(9, 7)], Some(5));
+        assert_eq!(
+            (only_old.from, only_old.to, only_old.floor),
+            (at(11, 8), at(11, 8), Some(at(10, 3)))
+        );
+    }
 
     fn wal(insert: i64, flush: i64) -> WalPositions {
         WalPositions { insert, flush }

@@ -1,9 +1,37 @@
 //! Reads of the read models, and read-your-writes on demand.
+//!
+//! Every read answers the read models' contiguous watermark it stands at
+//! ([`read_position`], migrations/0018_projection_watermark.sql): the event such that it and
+//! every event before it in commit order are applied. A client that follows the log from
+//! there (WebSocket `since`) gets every event its read does not show yet, and none of those
+//! before it again.
 
 use std::time::Duration;
 
-use sqlx::{PgPool, Row};
+use sqlx::{PgExecutor, PgPool, Row};
 use tokio::time::Instant;
+
+use crate::apply::PROJECTION;
+
+/// The read models' contiguous watermark: the global position of the event (in commit
+/// order) such that it and every event before it are applied; 0 before the first event;
+/// `None` while it is not known (nothing projected since the migration that added it, or a
+/// process of an earlier version projects).
+///
+/// Read it BEFORE the rows it goes with, in its own statement (or in theirs): what it
+/// covers is applied for good (a batch never un-applies, and a replay rebuilds at least up
+/// to it under a lock that readers wait for), so rows read afterwards show at least that
+/// much. They may show more (events after it, applied since or by the batch ahead): a
+/// client following the log from it receives those again, which the dashboard's handlers
+/// take as a reason to read again, never as something to add twice.
+pub async fn read_position<'e>(executor: impl PgExecutor<'e>) -> Result<Option<i64>, sqlx::Error> {
+    let position: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT watermark_position FROM projection_checkpoints WHERE name = $1")
+            .bind(PROJECTION)
+            .fetch_optional(executor)
+            .await?;
+    Ok(position.flatten())
+}
 
 /// A budget as the read model has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +45,8 @@ pub struct BudgetState {
     pub open_reservations: u64,
     /// The global position of the last event applied to this budget.
     pub last_position: i64,
+    /// The watermark this read stands at ([`read_position`]).
+    pub read_position: Option<i64>,
 }
 
 fn uint(value: i64) -> u64 {
@@ -28,14 +58,18 @@ pub async fn budget_state(
     pool: &PgPool,
     aggregate_id: &str,
 ) -> Result<Option<BudgetState>, sqlx::Error> {
+    // The watermark in the same statement (one snapshot, no extra round trip: services
+    // ask for this over NATS before their calls).
     let row = sqlx::query(
         "SELECT b.tenant_id, b.project_id, b.total, b.used, b.reserved, b.last_position,
                 (SELECT count(*) FROM read_reservations r
-                  WHERE r.aggregate_id = b.aggregate_id AND r.status = 'open') AS open
+                  WHERE r.aggregate_id = b.aggregate_id AND r.status = 'open') AS open,
+                (SELECT watermark_position FROM projection_checkpoints WHERE name = $2) AS read_position
            FROM read_budgets b
           WHERE b.aggregate_id = $1 AND b.total IS NOT NULL",
     )
     .bind(aggregate_id)
+    .bind(PROJECTION)
     .fetch_optional(pool)
     .await?;
     let Some(row) = row else { return Ok(None) };
@@ -51,21 +85,32 @@ pub async fn budget_state(
         available: total.saturating_sub(used.saturating_add(reserved)),
         open_reservations: uint(row.try_get(6)?),
         last_position: row.try_get(5)?,
+        read_position: row.try_get(7)?,
     }))
 }
 
-/// Has the event at `position` been applied to the read models? (Per aggregate, events
-/// are applied in order, so this also covers every earlier event of its aggregate.)
-/// False for a position that does not exist (yet).
+/// Has the event at `position` been applied to the read models, and every event before it
+/// in commit order (the watermark has reached it)? While the watermark is not known, only
+/// the event's own aggregate is asked (events are applied in sequence per aggregate, so
+/// that covers the aggregate's earlier events). False for a position that does not exist
+/// (yet).
 pub async fn is_applied(pool: &PgPool, position: i64) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT EXISTS (
             SELECT 1 FROM events e
-              JOIN projection_versions v
-                ON v.aggregate_type = e.aggregate_type AND v.aggregate_id = e.aggregate_id
-             WHERE e.global_position = $1 AND v.version >= e.sequence)",
+              LEFT JOIN projection_checkpoints c ON c.name = $2
+             WHERE e.global_position = $1
+               AND CASE WHEN c.watermark_tx IS NOT NULL
+                        THEN (e.transaction_id, e.global_position) <= (c.watermark_tx, c.watermark_position)
+                        ELSE EXISTS (
+                            SELECT 1 FROM projection_versions v
+                             WHERE v.aggregate_type = e.aggregate_type
+                               AND v.aggregate_id = e.aggregate_id
+                               AND v.version >= e.sequence)
+                   END)",
     )
     .bind(position)
+    .bind(PROJECTION)
     .fetch_one(pool)
     .await
 }

@@ -188,9 +188,15 @@ pub async fn replay(
             transaction_id,
             global_position,
         };
+        // The replay applied exactly the log up to `after` in commit order (every event of
+        // a transaction older than its snapshot's horizon, and nothing else): that is the
+        // watermark. Every batch the live projector committed before the lock was in that
+        // snapshot, so the watermark it had, and any range it had applied ahead, lie at or
+        // before `after` (migrations/0018).
         sqlx::query(
-            "INSERT INTO projection_checkpoints (name, stream_seq, last_tx, last_position, applied, updated_at)
-             VALUES ($1, 0, $2::text::xid8, $3, $4, now())",
+            "INSERT INTO projection_checkpoints (name, stream_seq, last_tx, last_position, applied, updated_at,
+                                                 watermark_tx, watermark_position)
+             VALUES ($1, 0, $2::text::xid8, $3, $4, now(), $2::text::xid8, $3)",
         )
         .bind(PROJECTION)
         .bind(&after.transaction_id)

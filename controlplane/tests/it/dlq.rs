@@ -749,7 +749,11 @@ async fn open_entries_are_grouped_by_subject_and_error_with_counts_and_first_las
     assert_eq!(body["groups"].as_array().unwrap().len(), 1);
     assert_eq!(body["total"], 3);
     let (_, body) = env.get("/dlq/groups?until=2000-01-01T00:00:00Z").await;
-    assert_eq!(body, json!({"groups": [], "total": 0}));
+    assert_eq!(
+        (&body["groups"], &body["total"]),
+        (&json!([]), &json!(0)),
+        "{body}"
+    );
 
     // `until` on the list too: nothing was captured before 2000, everything before 3000.
     let (_, body) = env.get("/dlq?until=2000-01-01T00:00:00Z").await;

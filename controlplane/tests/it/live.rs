@@ -1086,3 +1086,166 @@ async fn account_changes_arrive_on_the_users_topic_for_admins_only() {
     assert_eq!(event["event_type"], "UserTenantsChanged");
     assert_eq!(event["payload"]["to"], json!(["org1"]), "{event}");
 }
+
+/// A page's read and its subscription meet exactly: the socket has delivered an event the
+/// read model has not applied yet (the projector is held back), so a read answers a
+/// position before it; a subscription from where the socket stands would miss the event,
+/// one from the read's position (`from`, beside `since`) replays it. Once applied, a read
+/// stands past it.
+#[tokio::test]
+async fn a_read_followed_from_its_read_position_gets_what_the_read_model_had_not_applied() {
+    let env = TestEnv::start().await;
+    env.set_limit("org1", "p1", 1000).await;
+    env.wait_for_own_writes().await;
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(&mut ws, json!({"type": "subscribe", "topics": ["budget"]})).await;
+
+    // The budget read model locked against writes (reads go on): the projector cannot
+    // apply the next event. A table lock takes no transaction id, so the publisher (whose
+    // horizon waits for transactions with one) still puts the event on the stream.
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE read_budgets IN SHARE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let (_, reserved) = env
+        .post("/budget/request", reserve("org1", "p1", "t1", 100))
+        .await;
+    let position = reserved["position"].as_i64().unwrap();
+    assert_eq!(next_event(&mut ws).await["position"], position);
+
+    let read = |path: &'static str| {
+        let env = &env;
+        async move {
+            let response = env
+                .http
+                .get(env.url(path))
+                .bearer_auth(&env.admin_token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let header: i64 = response.headers()["x-read-position"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["read_position"], header, "{body}");
+            (header, body)
+        }
+    };
+    let (read_position, status) = read("/governance/status").await;
+    assert_eq!(status["rows"][0]["reserved"], 0, "not applied: {status}");
+    let before: bool = sqlx::query_scalar(
+        "SELECT (r.transaction_id, r.global_position) < (e.transaction_id, e.global_position)
+           FROM events r, events e WHERE r.global_position = $1 AND e.global_position = $2",
+    )
+    .bind(read_position)
+    .bind(position)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(before, "the read stands before the event it does not show");
+    for path in [
+        "/budget/state?tenant_id=org1&project_id=p1",
+        "/budget/reservations?tenant_id=org1&project_id=p1",
+        "/budget/usage?tenant_id=org1&project_id=p1",
+        "/dlq",
+        "/dlq/groups",
+        "/stats",
+    ] {
+        assert_eq!(read(path).await.0, read_position, "{path}");
+    }
+
+    // A position no event has is refused, naming it, and the subscription stays.
+    send(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget"], "since": position, "from": [999_999]}),
+    )
+    .await;
+    let error = next_frame(&mut ws).await;
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["field"], "from[0]", "{error}");
+
+    // Where the socket stands is past the event; the read's position is before it: the
+    // replay starts after the earlier of the two, and carries the event again.
+    let ack = subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget"], "since": position, "from": [read_position]}),
+    )
+    .await;
+    assert_eq!(ack["since"], read_position, "{ack}");
+    assert_eq!(next_event(&mut ws).await["position"], position);
+    // The other way round (the read past where the socket stands) starts at `since`.
+    let ack = subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["budget"], "since": read_position, "from": [position]}),
+    )
+    .await;
+    assert_eq!(ack["since"], read_position, "{ack}");
+
+    hold.rollback().await.unwrap();
+    let (_, answer) = env
+        .get(&format!("/governance/status?min_position={position}"))
+        .await;
+    assert_eq!(answer["rows"][0]["reserved"], 100, "{answer}");
+    assert_eq!(answer["read_position"], position, "{answer}");
+}
+
+/// The audit log's reads answer where they stand in commit order: an event whose position
+/// is below the page's last row but whose transaction commits after the read is not in
+/// the page, and comes after the read's position in commit order, so a subscription from
+/// there delivers it.
+#[tokio::test]
+async fn an_audit_read_answers_a_position_before_every_event_it_cannot_see() {
+    // Holds a transaction open: on a cluster of its own.
+    let env = TestEnv::start_alone(&[]).await;
+    env.set_limit("org1", "p1", 1000).await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    // A transaction takes a position first and commits last.
+    let mut late = pool.begin().await.unwrap();
+    let late_position: i64 = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         VALUES ('AuditTest', 'late', 1, 'Noted', '1', '{}', '{}') RETURNING global_position",
+    )
+    .fetch_one(&mut *late)
+    .await
+    .unwrap();
+    env.set_limit("org1", "p2", 1000).await;
+    let (status, page) = env.get("/audit/events").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let shown: Vec<i64> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["global_position"].as_i64().unwrap())
+        .collect();
+    assert!(!shown.contains(&late_position), "not committed: {shown:?}");
+    assert!(
+        shown.iter().any(|p| *p > late_position),
+        "a later position is shown"
+    );
+    let read_position = page["read_position"].as_i64().unwrap();
+    late.commit().await.unwrap();
+
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    let ack = subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["audit"], "since": read_position}),
+    )
+    .await;
+    assert_eq!(ack["since"], read_position);
+    let mut delivered = Vec::new();
+    while !delivered.contains(&late_position) {
+        delivered.push(next_event(&mut ws).await["position"].as_i64().unwrap());
+    }
+    assert!(
+        delivered
+            .iter()
+            .all(|p| !shown.contains(p) || *p > read_position),
+        "nothing before the read's position again: {delivered:?}"
+    );
+}

@@ -29,4 +29,5 @@ mod sandbox_audit;
 mod sandbox_proxy;
 mod slow_storage;
 mod stream_ownership;
+mod watermark;
 mod zero_loss;

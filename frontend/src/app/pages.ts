@@ -55,9 +55,9 @@ const dataLoaders: Record<string, (qc: QueryClient, search: URLSearchParams) => 
  * session's answer: the browser opens at most six connections to the server, and a request
  * sent after that answer queued behind the page's chunks (16 for Dead letters), ~300 ms later.
  * Signed out or without the permission, the server refuses it and the page is not shown.
- * The page's live topic follows from this read (the feature's `ReadMark`): sent before the
- * socket stood anywhere, the list is read again once the topic is subscribed, so an entry
- * captured in between is not missed.
+ * The page's live topic follows from this read (the feature's `ReadMark`): the socket replays
+ * from the position the read answered (`read_position`), so an entry captured in between is not
+ * missed and the list is not read twice.
  */
 export function prefetchPageData(
   qc: QueryClient,

@@ -276,11 +276,12 @@ impl Connection {
                 ClientFrame::Subscribe {
                     topics,
                     since,
+                    from,
                     filter,
                     batch,
                 },
                 true,
-            ) => self.subscribe(topics, since, filter, batch).await,
+            ) => self.subscribe(topics, since, from, filter, batch).await,
             (ClientFrame::Unsubscribe { topics }, true) => {
                 for topic in &topics {
                     self.subscription.topics.remove(topic);
@@ -299,6 +300,7 @@ impl Connection {
         &mut self,
         topics: Vec<Topic>,
         since: Option<i64>,
+        from: Vec<i64>,
         filter: super::protocol::Filter,
         batch: Option<bool>,
     ) -> Result<(), Stop> {
@@ -312,14 +314,25 @@ impl Connection {
             );
             self.send_error("topics", &message).await?;
         }
-        match since {
-            Some(since) => {
-                // Look the position up before changing anything: a bad `since` leaves
-                // the current subscription as it was.
-                let cursor = match self.cursor_at(since).await {
-                    Ok(cursor) => cursor,
-                    Err(message) => return self.send_error("since", &message).await,
-                };
+        // `since` and the reads' positions: the replay starts after the earliest of them in
+        // commit order (where the client stands, or where a read it shows stands when that
+        // is earlier), so the events a read did not show arrive, and none before it again.
+        let starts = since.map(|p| ("since".to_string(), p)).into_iter().chain(
+            from.iter()
+                .enumerate()
+                .map(|(i, p)| (format!("from[{i}]"), *p)),
+        );
+        let mut start: Option<LogKey> = None;
+        for (field, position) in starts {
+            // Look every position up before changing anything: a bad one leaves the
+            // current subscription as it was.
+            match self.cursor_at(position).await {
+                Ok(cursor) => start = Some(start.map_or(cursor, |s| s.min(cursor))),
+                Err(message) => return self.send_error(&field, &message).await,
+            }
+        }
+        match start {
+            Some(cursor) => {
                 self.subscription = Subscription {
                     topics: allowed.into_iter().collect::<BTreeSet<_>>(),
                     filter,
@@ -330,8 +343,10 @@ impl Connection {
                 let (receiver, head) = self.hub.subscribe();
                 self.feed = Some(Feed { receiver, cursor });
                 // The catch-up runs at least to the live feed's head (further when the
-                // client resumes from past it, e.g. after another replica).
-                self.send_subscribed(Some(since), head.max(cursor)).await?;
+                // client resumes from past it, e.g. after another replica). `since` answers
+                // where the replay starts.
+                self.send_subscribed(Some(cursor.position), head.max(cursor))
+                    .await?;
                 self.catch_up().await
             }
             None => {

@@ -11,6 +11,8 @@ use streams::envelope::{EventEnvelope, LogPosition};
 
 /// Largest frame a client may send; commands are small.
 pub const MAX_CLIENT_FRAME_BYTES: usize = 16 * 1024;
+/// Most positions a `subscribe` may name in `from`.
+pub const MAX_FROM: usize = 16;
 
 /// What a client can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -115,11 +117,15 @@ pub enum ClientFrame {
     Auth {
         token: String,
     },
-    /// Adds topics. With `since`, replaces the subscription and first sends every
-    /// matching event after that position, then live events.
+    /// Adds topics. With `since` (or `from`), replaces the subscription and first sends
+    /// every matching event after that position, then live events.
     Subscribe {
         topics: Vec<Topic>,
         since: Option<i64>,
+        /// Where reads the client shows stand (their `read_position`s): the replay starts
+        /// after the earliest in commit order of these and `since`, which the client cannot
+        /// order itself (a read's position need not be an event it received).
+        from: Vec<i64>,
         filter: Filter,
         /// `Some(true)`: events go out as `events` frames holding every event queued for
         /// the connection; `Some(false)`: one `event` frame each; `None`: unchanged.
@@ -147,6 +153,8 @@ struct SubscribeFrame {
     topics: Vec<Topic>,
     #[serde(default)]
     since: Option<i64>,
+    #[serde(default)]
+    from: Vec<i64>,
     #[serde(default)]
     filter: Filter,
     #[serde(default)]
@@ -195,11 +203,17 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         .ok_or_else(|| frame_error("type", "missing field `type`"))?;
     match kind.as_str() {
         "auth" => parse_as::<AuthFrame>(text).map(|f| ClientFrame::Auth { token: f.token }),
-        "subscribe" => parse_as::<SubscribeFrame>(text).map(|f| ClientFrame::Subscribe {
-            topics: f.topics,
-            since: f.since,
-            filter: f.filter,
-            batch: f.batch,
+        "subscribe" => parse_as::<SubscribeFrame>(text).and_then(|f| {
+            if f.from.len() > MAX_FROM {
+                return Err(frame_error("from", format!("at most {MAX_FROM} positions")));
+            }
+            Ok(ClientFrame::Subscribe {
+                topics: f.topics,
+                since: f.since,
+                from: f.from,
+                filter: f.filter,
+                batch: f.batch,
+            })
         }),
         "unsubscribe" => parse_as::<UnsubscribeFrame>(text)
             .map(|f| ClientFrame::Unsubscribe { topics: f.topics }),
@@ -396,6 +410,7 @@ mod tests {
             ClientFrame::Subscribe {
                 topics: vec![Topic::Budget, Topic::Stats],
                 since: Some(42),
+                from: vec![],
                 filter: Filter {
                     tenant: Some("org1".into()),
                     ..Filter::default()
@@ -403,6 +418,25 @@ mod tests {
                 batch: None,
             }
         );
+    }
+
+    #[test]
+    fn from_is_a_short_list_of_positions() {
+        let frame =
+            parse_client_frame(r#"{"type":"subscribe","topics":["dlq"],"since":9,"from":[3,7]}"#)
+                .unwrap();
+        assert!(matches!(
+            frame,
+            ClientFrame::Subscribe { since: Some(9), ref from, .. } if from == &vec![3, 7]
+        ));
+        let error = parse_client_frame(r#"{"type":"subscribe","topics":["dlq"],"from":["x"]}"#)
+            .unwrap_err();
+        assert_eq!(error.field, "from[0]", "{error:?}");
+        let many = format!(
+            r#"{{"type":"subscribe","topics":["dlq"],"from":{:?}}}"#,
+            vec![1; MAX_FROM + 1]
+        );
+        assert_eq!(parse_client_frame(&many).unwrap_err().field, "from");
     }
 
     #[test]

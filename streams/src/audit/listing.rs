@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::{PgPool, Row};
 
-use crate::envelope::{EventEnvelope, SELECT_ENVELOPE};
+use crate::envelope::{EventEnvelope, COMMITTED, COMMIT_ORDER_DESC, SELECT_ENVELOPE};
 
 /// Which events to list or export; every filter is optional.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
@@ -100,6 +100,23 @@ pub async fn list_events(pool: &PgPool, filter: &AuditFilter) -> Result<EventPag
         .collect::<Result<Vec<_>, _>>()?;
     let more = page_rows == limit || (events.len() as i64) < page_rows;
     Ok(EventPage { events, more })
+}
+
+/// Where a read of the log stands in commit order: the position of the newest event (in
+/// commit order) whose transaction is older than every transaction still running, 0 when
+/// there is none. Every event up to it in commit order has committed, so a read that starts
+/// after this one (a later snapshot) sees each of them; an event it cannot see yet (one with
+/// a lower position whose transaction commits later) comes after it in commit order, so a
+/// client that follows the log from here (WebSocket `since`) receives it. One backward probe
+/// of `events_commit_order_idx`.
+pub async fn read_position(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let sql = format!(
+        "SELECT COALESCE((SELECT events.global_position FROM events
+                           WHERE {COMMITTED}
+                           ORDER BY {COMMIT_ORDER_DESC}
+                           LIMIT 1), 0)"
+    );
+    sqlx::query_scalar(&sql).fetch_one(pool).await
 }
 
 /// The latest runs of the code sandbox by one person (`who` of the `SandboxRun` events),

@@ -30,7 +30,9 @@ pub mod listing;
 pub mod verify;
 
 pub use chain::{chain_hash, GENESIS};
-pub use listing::{list_events, sandbox_runs_of, AuditFilter, EventPage, MAX_PAGE, MAX_PAGE_BYTES};
+pub use listing::{
+    list_events, read_position, sandbox_runs_of, AuditFilter, EventPage, MAX_PAGE, MAX_PAGE_BYTES,
+};
 pub use verify::{
     check_stream_anchor, verify, verify_anchored, verify_checkpoints, verify_with,
     CheckpointFailure, CheckpointsChecked, OnProgress, StreamAnchor, VerifyFailure, VerifyProgress,

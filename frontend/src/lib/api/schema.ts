@@ -2406,7 +2406,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["EntryBody"];
+                        "application/json": components["schemas"]["EntryShown"];
                     };
                 };
                 /** @description Invalid input; `field` names it */
@@ -5466,12 +5466,28 @@ export interface components {
         /** @description `GET /dlq/groups`: the groups, largest first, and how many groups match in all. */
         DlqGroupsResponse: {
             groups: components["schemas"]["DlqGroupBody"][];
+            /**
+             * Format: int64
+             * @description The read models' contiguous watermark this answer stands at (also the
+             *     `X-Read-Position` header): every event up to this position in commit order is
+             *     applied to it; 0 before the first event, null while not known. Follow the WebSocket
+             *     with `since` = this to receive every event the answer does not show yet.
+             */
+            read_position?: number | null;
             /** Format: int64 */
             total: number;
         };
         /** @description `GET /dlq`: `{"items":[...],"total"}`. */
         DlqListResponse: {
             items: components["schemas"]["EntryBody"][];
+            /**
+             * Format: int64
+             * @description The read models' contiguous watermark this answer stands at (also the
+             *     `X-Read-Position` header): every event up to this position in commit order is
+             *     applied to it; 0 before the first event, null while not known. Follow the WebSocket
+             *     with `since` = this to receive every event the answer does not show yet.
+             */
+            read_position?: number | null;
             /** Format: int64 */
             total: number;
         };
@@ -5542,6 +5558,17 @@ export interface components {
              */
             position?: number | null;
         };
+        /** @description `GET /dlq/{id}`: the entry, and where the read stands. */
+        EntryShown: components["schemas"]["EntryBody"] & {
+            /**
+             * Format: int64
+             * @description The read models' contiguous watermark this answer stands at (also the
+             *     `X-Read-Position` header): every event up to this position in commit order is
+             *     applied to it; 0 before the first event, null while not known. Follow the WebSocket
+             *     with `since` = this to receive every event the answer does not show yet.
+             */
+            read_position?: number | null;
+        };
         /** @description The body of every error answer: `{"error":{"code","message","field"?}}`. */
         ErrorBody: {
             error: components["schemas"]["ErrorDetail"];
@@ -5597,6 +5624,15 @@ export interface components {
             events: components["schemas"]["EventEnvelope"][];
             /** Format: int64 */
             next_after_position?: number | null;
+            /**
+             * Format: int64
+             * @description Where this read stands in commit order (also the `X-Read-Position` header): every
+             *     event up to this position in commit order is committed and shown when it matches.
+             *     An event with a lower position than the page's last one can commit later (positions
+             *     are taken at insert, not at commit): follow the WebSocket with `since` = this to
+             *     receive every event the page may not show, in commit order.
+             */
+            read_position: number;
         };
         GovernanceStatus: {
             counts: components["schemas"]["StatusCounts"];
@@ -5616,6 +5652,14 @@ export interface components {
              *     letter is a message on a subject.
              */
             open_dlq_entries: number;
+            /**
+             * Format: int64
+             * @description The read models' contiguous watermark this answer stands at (also the
+             *     `X-Read-Position` header): every event up to this position in commit order is
+             *     applied to it; 0 before the first event, null while not known. Follow the WebSocket
+             *     with `since` = this to receive every event the answer does not show yet.
+             */
+            read_position?: number | null;
             rows: components["schemas"]["BudgetRowBody"][];
             /**
              * Format: double
@@ -5956,6 +6000,14 @@ export interface components {
              */
             open: number;
             project_id: string;
+            /**
+             * Format: int64
+             * @description The read models' contiguous watermark this answer stands at (also the
+             *     `X-Read-Position` header): every event up to this position in commit order is
+             *     applied to it; 0 before the first event, null while not known. Follow the WebSocket
+             *     with `since` = this to receive every event the answer does not show yet.
+             */
+            read_position?: number | null;
             tenant_id: string;
         };
         ReserveRequest: {
@@ -6142,6 +6194,14 @@ export interface components {
         };
         StateResponse: components["schemas"]["TotalsBody"] & {
             project_id: string;
+            /**
+             * Format: int64
+             * @description The read models' contiguous watermark this answer stands at: every event up to this
+             *     position in commit order is applied to it (0: before the first event; null while
+             *     not known). Subscribe to the WebSocket with `since` = this value to receive every
+             *     event the answer does not show yet (docs/pipeline.md, "Reads and read-your-writes").
+             */
+            read_position?: number | null;
             tenant_id: string;
         };
         StatsResponse: {
@@ -6154,6 +6214,14 @@ export interface components {
             events_per_second: number;
             /** Format: int64 */
             open_dlq_entries: number;
+            /**
+             * Format: int64
+             * @description The read models' contiguous watermark this answer stands at (also the
+             *     `X-Read-Position` header): every event up to this position in commit order is
+             *     applied to it; 0 before the first event, null while not known. Follow the WebSocket
+             *     with `since` = this to receive every event the answer does not show yet.
+             */
+            read_position?: number | null;
             requests: components["schemas"]["RequestStats"];
             /** @description The last 60 minutes, oldest first, the current (partial) minute last. */
             series: components["schemas"]["MinutePoint"][];
@@ -6293,6 +6361,14 @@ export interface components {
              *     null without a limit, without burn or beyond ten years.
              */
             projected_exhaustion_at?: string | null;
+            /**
+             * Format: int64
+             * @description The read models' contiguous watermark this answer stands at (also the
+             *     `X-Read-Position` header): every event up to this position in commit order is
+             *     applied to it; 0 before the first event, null while not known. Follow the WebSocket
+             *     with `since` = this to receive every event the answer does not show yet.
+             */
+            read_position?: number | null;
             tenant_id: string;
         };
         /** @description `GET /users`. */

@@ -9,7 +9,14 @@ import {
 } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { env } from '@/config/env';
-import { LiveClient, type LiveEvent, type LiveStatus, type StatsFrame, type Topic } from './client';
+import {
+  LiveClient,
+  type LiveEvent,
+  type LiveStatus,
+  type ReadFrom,
+  type StatsFrame,
+  type Topic,
+} from './client';
 import type { ReadMark } from './readMark';
 
 const LiveContext = createContext<LiveClient | null>(null);
@@ -56,13 +63,13 @@ export function useLiveClient(): LiveClient {
 
 export interface LiveTopicsOptions {
   /**
-   * The reads of what the caller shows (its `ReadMark`): an added topic is subscribed from
-   * where the earliest of them not yet covered by a subscription was sent, so the events
-   * committed since arrive (client.ts).
+   * The reads of what the caller shows (its `ReadMark`): the topics are subscribed from where
+   * the earliest of them not yet covered by a subscription stands, so every event they do not
+   * show arrives (client.ts).
    */
   reads?: ReadMark;
   /** Instead of `reads`: where what the caller shows was read (`null`: cannot be replayed). */
-  from?: number | null;
+  from?: ReadFrom;
   /** Called once subscribed when the events since the reads cannot be replayed: read again. */
   onGap?: () => void;
 }
@@ -78,9 +85,10 @@ export function useLiveTopics(topics: Topic[], opts: LiveTopicsOptions = {}): vo
   useEffect(() => {
     if (!key) return;
     const { reads, from, onGap } = ref.current;
+    const gap = onGap && (() => ref.current.onGap?.());
     const release = client.subscribe(key.split(',') as Topic[], {
-      from: reads ? reads.watch() : from,
-      onGap: onGap && (() => ref.current.onGap?.()),
+      from: reads ? reads.watch((late) => client.replayFrom(late, gap)) : from,
+      onGap: gap,
     });
     return () => {
       release();

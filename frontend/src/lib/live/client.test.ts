@@ -253,9 +253,11 @@ describe('LiveClient', () => {
 
 /**
  * The server's side of one connection, as gateway/src/live/connection.rs behaves: a log in
- * commit order, `subscribe` without `since` adds topics from the log's end, with `since`
- * replaces them and replays what follows that event. Client frames wait in `inbox` until
- * `serve()`, so a test can commit events while a frame is on its way.
+ * commit order, `subscribe` without `since` adds topics from the log's end, with `since` (or
+ * `from`) replaces them and replays what follows the earliest of them in commit order, and says
+ * which that was. Client frames wait in `inbox` until `serve()`, so a test can commit events
+ * while a frame is on its way. `read` stands for a read's position that is not an event the
+ * client received (one of another topic): positions the log has but the client never saw.
  */
 function simServer(h: ReturnType<typeof harness>) {
   const log: { position: number; topic: string }[] = [];
@@ -281,20 +283,24 @@ function simServer(h: ReturnType<typeof harness>) {
         if (f.type === 'unsubscribe') {
           for (const t of f.topics as string[]) topics.delete(t);
           socket().frame({ type: 'subscribed', topics: [...topics], since: null, position: null });
-        } else if (f.since === undefined) {
+        } else if (f.since === undefined && f.from === undefined) {
           for (const t of f.topics as string[]) topics.add(t);
           const at = log.at(-1)?.position ?? null;
           socket().frame({ type: 'subscribed', topics: [...topics], since: null, position: at });
         } else {
           topics = new Set(f.topics as string[]);
-          const from = log.findIndex((e) => e.position === f.since) + 1;
+          const starts = [f.since, ...((f.from as number[] | undefined) ?? [])].filter(
+            (p): p is number => typeof p === 'number',
+          );
+          const at = (p: number) => (p === 0 ? -1 : log.findIndex((e) => e.position === p));
+          const since = starts.reduce((a, b) => (at(b) < at(a) ? b : a));
           socket().frame({
             type: 'subscribed',
             topics: [...topics],
-            since: f.since,
+            since,
             position: log.at(-1)?.position ?? null,
           });
-          send(log.slice(from));
+          send(log.slice(at(since) + 1));
         }
       }
     },
@@ -338,12 +344,13 @@ describe('LiveClient: a topic added after a read', () => {
     expect(readAt).toBe(1);
     server.commit(2, 'dlq'); // captured between the read and the subscription
     server.commit(3, 'budget');
-    h.client.subscribe(['dlq'], { from: readAt });
+    h.client.subscribe(['dlq'], { from: [readAt!] });
     expect(h.last().sent.at(-1)).toEqual({
       type: 'subscribe',
       topics: ['budget', 'dlq'],
       batch: true,
-      since: 1,
+      since: 3,
+      from: [1],
     });
     server.serve(); // replays 2 and 3; 3 was delivered already
     server.commit(4, 'dlq');
@@ -366,7 +373,7 @@ describe('LiveClient: a topic added after a read', () => {
   it('drops the events of the old subscription that the replay carries again', () => {
     const { h, server, seen, dlq } = withBudget();
     server.commit(1, 'budget');
-    h.client.subscribe(['dlq'], { from: 1 });
+    h.client.subscribe(['dlq'], { from: [1] });
     // On its way: the server still sends the old subscription's events.
     server.commit(2, 'budget');
     server.commit(3, 'dlq');
@@ -378,33 +385,75 @@ describe('LiveClient: a topic added after a read', () => {
     expect(new Set(seen).size).toBe(seen.length);
   });
 
-  it('compares positions in commit order, not by number', () => {
-    const { h, server } = withBudget();
+  it('lets the server order the read against where it stands, in commit order', () => {
+    const { h, server, dlq } = withBudget();
     server.commit(10, 'budget');
-    server.commit(12, 'budget');
-    const readAt = h.client.position();
+    server.commit(12, 'dlq'); // the read stands here: an event this client never received
     server.commit(11, 'budget'); // committed after 12
+    server.commit(13, 'dlq');
     expect(h.client.position()).toBe(11);
-    h.client.subscribe(['dlq'], { from: readAt });
-    expect(h.last().sent.at(-1)).toMatchObject({ since: 12 });
+    h.client.subscribe(['dlq'], { from: [12] });
+    expect(h.last().sent.at(-1)).toMatchObject({ since: 11, from: [12] });
+    server.serve();
+    // 12 is before 11 in commit order: the replay starts after 12, so 13 arrives and 12 does not.
+    expect(dlq).toEqual([13]);
+    expect(h.client.position()).toBe(13);
   });
 
-  it('takes the earliest read of several topics added before the socket answered', () => {
+  it('names the reads of several topics added before the socket answered', () => {
     const { h, server, dlq } = withBudget();
     server.commit(1, 'budget');
     server.commit(2, 'dlq');
     server.commit(3, 'budget');
     server.commit(4, 'dlq');
     server.commit(5, 'budget');
-    h.client.subscribe(['dlq'], { from: 3 });
-    h.client.subscribe(['breakers'], { from: 1 });
-    expect(h.last().sent.slice(-2)).toMatchObject([{ since: 3 }, { since: 1 }]);
+    h.client.subscribe(['dlq'], { from: [3] });
+    h.client.subscribe(['breakers'], { from: [1] });
+    expect(h.last().sent.slice(-2)).toMatchObject([
+      { since: 5, from: [3] },
+      { since: 5, from: [1] },
+    ]);
     server.serve();
     expect(dlq).toEqual([4, 2]);
     expect(h.client.position()).toBe(5);
   });
 
-  it('asks the caller to read again when its read came before the client stood anywhere', () => {
+  it('follows a read that stood before the socket did, from the read', () => {
+    const h = harness();
+    const server = simServer(h);
+    const dlq: number[] = [];
+    h.client.onEvent((e) => dlq.push(e.position));
+    server.commit(1, 'dlq'); // read: the list shows it
+    server.commit(2, 'dlq'); // committed after the read, before the socket was up
+    h.client.start();
+    // The entry script's read answered 1 before the client stood anywhere.
+    h.client.subscribe(['dlq'], { from: [1] });
+    h.last().open();
+    expect(h.last().sent).toEqual([{ type: 'subscribe', topics: ['dlq'], batch: true, from: [1] }]);
+    server.serve();
+    expect(dlq).toEqual([2]);
+    expect(h.client.position()).toBe(2);
+  });
+
+  it('replays from a read answered after its topic was subscribed', () => {
+    const { h, server, dlq } = withBudget();
+    server.commit(1, 'budget');
+    h.client.subscribe(['dlq']); // the page subscribed; its read is on its way
+    server.serve();
+    server.commit(2, 'dlq'); // delivered
+    server.commit(3, 'dlq'); // the read stands at 2 ... 3 is delivered too
+    h.client.replayFrom([2]);
+    expect(h.last().sent.at(-1)).toMatchObject({ topics: ['budget', 'dlq'], since: 3, from: [2] });
+    server.serve();
+    expect(dlq).toEqual([2, 3]); // 3 again is dropped: delivered once
+    h.client.replayFrom([1]);
+    server.serve(); // 2 and 3 again: dropped
+    expect(dlq).toEqual([2, 3]);
+    server.commit(4, 'dlq');
+    expect(dlq).toEqual([2, 3, 4]);
+  });
+
+  it('asks the caller to read again when it cannot say where its read stood', () => {
     const h = harness();
     const server = simServer(h);
     let gaps = 0;
@@ -420,29 +469,46 @@ describe('LiveClient: a topic added after a read', () => {
     expect(gaps).toBe(1);
   });
 
-  it('asks the caller to read again when its read is older than the client remembers', () => {
+  it('asks the caller to read again when its reads are more than a frame may name', () => {
     const { h, server } = withBudget();
     let gaps = 0;
     server.commit(1, 'budget');
-    h.client.subscribe(['dlq'], { from: 999, onGap: () => gaps++ });
+    const many = Array.from({ length: 17 }, (_, i) => i + 1);
+    h.client.subscribe(['dlq'], { from: many, onGap: () => gaps++ });
     expect(h.last().sent.at(-1)).toMatchObject({ since: 1 });
+    expect(h.last().sent.at(-1)).not.toHaveProperty('from');
     server.serve();
     expect(gaps).toBe(1);
+  });
+
+  it('reads everything again when the server does not know a read’s position', () => {
+    const { h, server } = withBudget();
+    let resyncs = 0;
+    h.client.onResync(() => resyncs++);
+    server.commit(1, 'budget');
+    h.client.subscribe(['dlq'], { from: [999] });
+    h.last().frame({ type: 'error', field: 'from[0]', message: 'no event at position 999' });
+    expect(resyncs).toBe(1);
+    expect(h.last().sent.at(-1)).toEqual({
+      type: 'subscribe',
+      topics: ['budget', 'dlq'],
+      batch: true,
+    });
   });
 });
 
 describe('LiveClient: resuming after a topic was added', () => {
-  it('a connection lost before the replay resumes from the added topic’s since', () => {
+  it('a connection lost before the replay names the read again on the next one', () => {
     const { h, server, dlq } = withBudget();
     server.commit(1, 'budget');
-    h.client.subscribe(['dlq'], { from: 1 });
+    h.client.subscribe(['dlq'], { from: [1] });
     server.commit(2, 'budget'); // the old subscription's: delivered, but not where it stands
     server.commit(3, 'dlq'); // not sent: the subscription has no dlq yet
     server.dropped();
     h.runTimers();
     h.last().open();
     expect(h.last().sent).toEqual([
-      { type: 'subscribe', topics: ['budget', 'dlq'], batch: true, since: 1 },
+      { type: 'subscribe', topics: ['budget', 'dlq'], batch: true, since: 1, from: [1] },
     ]);
     server.serve();
     expect(dlq).toEqual([3]);
@@ -453,7 +519,7 @@ describe('LiveClient: resuming after a topic was added', () => {
     server.commit(1, 'budget');
     server.commit(2, 'dlq');
     server.commit(3, 'budget');
-    h.client.subscribe(['dlq'], { from: 1 });
+    h.client.subscribe(['dlq'], { from: [1] });
     server.serve();
     server.commit(4, 'dlq');
     server.dropped();

@@ -5,8 +5,10 @@
 //
 // A topic added on an open socket is subscribed with `since` too (the server then replaces the
 // subscription and replays from there): from where the client stands, or from where the
-// caller's data was read when that is earlier (`subscribe`'s `from`). So a page that read its
-// list and then subscribed gets the events committed in between; the events the replay carries
+// caller's data was read when that is earlier (`subscribe`'s `from`: the reads' `read_position`,
+// the read models' contiguous watermark, which the server orders against `since`; the client
+// cannot, a read's position need not be an event it received). So a page that read its list
+// and then subscribed gets every event its read did not show; the events the replay carries
 // again are dropped by position, so none is delivered twice.
 
 export type Topic = 'budget' | 'dlq' | 'breakers' | 'audit' | 'stats' | 'users';
@@ -81,24 +83,30 @@ export interface LiveClientOptions {
 
 type Listener<T> = (value: T) => void;
 
+/**
+ * Where a caller's data stands: the positions its reads answered (`read_position`: every event
+ * up to it in commit order is shown), or the client's `position()` when they were read; `null`
+ * when that is not known (a read sent before the client stood anywhere, answered without a
+ * position); absent when nothing was read before (the read follows the subscription).
+ */
+export type ReadFrom = number[] | null | undefined;
+
 /** What a caller read before subscribing. */
 export interface SubscribeOptions {
-  /**
-   * Where the caller's data stands: the client's `position()` when it was read; `null` when it
-   * was read before the client stood anywhere (before the socket's first subscription); absent
-   * when nothing was read before (the read follows the subscription).
-   */
-  from?: number | null;
+  from?: ReadFrom;
   /**
    * Called once the topics are subscribed when the events since `from` cannot be replayed
-   * (`from` is null, or older than the client remembers): the caller reads its data again.
+   * (`from` is null, or names more reads than a `subscribe` may carry): the caller reads its
+   * data again.
    */
   onGap?: () => void;
 }
 
 const OPEN = 1;
-/** Positions remembered in commit order: how far back `from` may be replayed. */
+/** Positions remembered in commit order: how far back the client drops repeated events. */
 const REMEMBERED = 5000;
+/** Most positions one `subscribe` names in `from` (the server's limit). */
+const MAX_FROM = 16;
 
 /**
  * The positions the client has stood at, in commit order, and the events it delivered. A
@@ -110,15 +118,6 @@ class CommitOrder {
   private at = -1;
   /** Delivered events, oldest first (a Set keeps insertion order). */
   private readonly delivered = new Set<number>();
-
-  knows(p: number): boolean {
-    return this.order.includes(p);
-  }
-
-  /** The earlier in commit order of two known positions. */
-  earlier(a: number, b: number): number {
-    return this.order.indexOf(a) <= this.order.indexOf(b) ? a : b;
-  }
 
   wasDelivered(p: number): boolean {
     return this.delivered.has(p);
@@ -176,6 +175,8 @@ class CommitOrder {
 /** A `subscribe` or `unsubscribe` sent and not acknowledged yet. */
 interface Sent {
   since: number | null;
+  /** The reads' positions it names (the server replays from the earliest of them and `since`). */
+  from: number[];
   /** Callers to tell, once acknowledged, that their events since could not be replayed. */
   gaps: (() => void)[];
 }
@@ -187,8 +188,8 @@ export class LiveClient {
   private readonly log = new CommitOrder();
   /** Frames awaiting their `subscribed`, in order. */
   private sent: Sent[] = [];
-  /** The earliest `from` of the topics added since the last subscribe was sent. */
-  private pendingFrom: number | undefined = undefined;
+  /** The reads' positions to replay from, not sent yet. */
+  private pendingFrom: number[] = [];
   private pendingGaps: (() => void)[] = [];
   private attempt = 0;
   private stopped = true;
@@ -241,9 +242,9 @@ export class LiveClient {
   }
 
   /**
-   * Reference-counted topic subscription; returns the release function. An added topic is
-   * subscribed from where the client stands, or from `opts.from` when that is earlier, so the
-   * events after the caller's read arrive, each once.
+   * Reference-counted topic subscription; returns the release function. The topics are
+   * subscribed from where the client stands, or from where the caller's reads stand
+   * (`opts.from`) when that is earlier, so the events after the caller's read arrive, each once.
    */
   subscribe(topics: Topic[], opts: SubscribeOptions = {}): () => void {
     const added = topics.filter((t) => {
@@ -251,16 +252,10 @@ export class LiveClient {
       this.counts.set(t, n + 1);
       return n === 0;
     });
-    if (added.length) {
-      const { from, onGap } = opts;
-      if (typeof from === 'number' && this.log.knows(from))
-        this.pendingFrom =
-          this.pendingFrom === undefined ? from : this.log.earlier(this.pendingFrom, from);
-      // Read before the client stood anywhere, or longer ago than it remembers (a replay that
-      // long would cost more than reading again): the caller reads again once subscribed.
-      else if (from !== undefined && onGap) this.pendingGaps.push(onGap);
-      if (this.isOpen()) this.sendSubscribe(added);
-    }
+    // Also when the topics were subscribed already (by another page): its events since the
+    // caller's read may have come before the caller listened.
+    const replay = this.follow(opts.from, opts.onGap);
+    if ((added.length || replay) && this.isOpen()) this.sendSubscribe(added);
     let released = false;
     return () => {
       if (released) return;
@@ -272,7 +267,7 @@ export class LiveClient {
         return n <= 0;
       });
       if (removed.length && this.isOpen()) {
-        this.sent.push({ since: null, gaps: [] });
+        this.sent.push({ since: null, from: [], gaps: [] });
         this.send({ type: 'unsubscribe', topics: removed });
       }
     };
@@ -280,6 +275,33 @@ export class LiveClient {
 
   topics(): Topic[] {
     return [...this.counts.keys()].sort();
+  }
+
+  /**
+   * The subscribed topics are to be followed from where these reads stand too (a read answered
+   * after its page had subscribed): the server replays from there when that is earlier than
+   * where the client stands. `null`: that cannot be known, `onGap` is called once subscribed.
+   */
+  replayFrom(from: ReadFrom, onGap?: () => void): void {
+    if (this.follow(from, onGap) && this.isOpen()) this.sendSubscribe([]);
+  }
+
+  /**
+   * Queues the reads' positions (or the gap); whether a `subscribe` must go out for them (one
+   * whose acknowledgement also tells the callers of a gap).
+   */
+  private follow(from: ReadFrom, onGap: (() => void) | undefined): boolean {
+    if (from === undefined) return false;
+    const fresh = from === null ? [] : from.filter((p) => !this.pendingFrom.includes(p));
+    if (from === null || this.pendingFrom.length + fresh.length > MAX_FROM) {
+      // Not known where it was read, or more reads than a frame may name: the caller reads
+      // again once subscribed.
+      if (!onGap) return false;
+      this.pendingGaps.push(onGap);
+      return this.counts.size > 0;
+    }
+    this.pendingFrom.push(...fresh);
+    return fresh.length > 0 && this.counts.size > 0;
   }
 
   /**
@@ -365,16 +387,24 @@ export class LiveClient {
     socket.onclose = (ev) => {
       if (this.socket !== socket) return;
       this.socket = null;
-      for (const s of this.sent) this.pendingGaps.push(...s.gaps);
+      this.requeueUnacknowledged();
       this.sent = [];
       for (const l of this.closeListeners) l({ code: ev.code, reason: ev.reason });
       if (!this.stopped) this.scheduleReconnect();
     };
   }
 
+  /** What a lost connection left unacknowledged is asked for again on the next one. */
+  private requeueUnacknowledged(): void {
+    for (const s of this.sent) {
+      this.pendingGaps.push(...s.gaps);
+      for (const p of s.from) if (!this.pendingFrom.includes(p)) this.pendingFrom.push(p);
+    }
+  }
+
   private subscribeAll(): void {
     // A new connection: what the last one left unacknowledged is asked for again here.
-    for (const s of this.sent) this.pendingGaps.push(...s.gaps);
+    this.requeueUnacknowledged();
     this.sent = [];
     const topics = this.topics();
     if (!topics.length) {
@@ -384,31 +414,30 @@ export class LiveClient {
     this.sendSubscribe(topics);
   }
 
-  /** Whether a `subscribe` with `since` is on its way: where the client stands waits for it. */
+  /** Whether a replay (`since` or `from`) is on its way: where the client stands waits for it. */
   private rewinding(): boolean {
-    return this.sent.some((s) => s.since !== null);
+    return this.sent.some((s) => s.since !== null || s.from.length > 0);
   }
 
   /**
    * Subscribes `topics` (a connection's, or those just added). When the client stands
-   * somewhere, the frame carries every topic and `since` (it replaces the subscription): the
-   * earlier of where the client stands and the added topics' `from`. Until it is acknowledged,
-   * where the client stands stays at `since`, so a connection lost meanwhile resumes there.
+   * somewhere, or reads are to be followed, the frame carries every topic, `since` (where the
+   * client stands) and `from` (the reads' positions): it replaces the subscription, and the
+   * server replays after the earliest of them in commit order and answers which that was.
+   * Until it is acknowledged, where the client stands stays where it was, so a connection lost
+   * meanwhile resumes there (and names the reads again).
    */
   private sendSubscribe(added: Topic[]): void {
-    let since = this.lastPosition;
+    const since = this.lastPosition;
     const from = this.pendingFrom;
-    if (from !== undefined)
-      since = since === null || !this.log.knows(since) ? from : this.log.earlier(since, from);
     const frame: Record<string, unknown> = { type: 'subscribe', topics: added, batch: true };
-    if (since !== null) {
+    if (since !== null || from.length) {
       frame.topics = this.topics();
-      frame.since = since;
-      if (since !== this.lastPosition) this.log.rewind(since);
-      this.lastPosition = since;
+      if (since !== null) frame.since = since;
+      if (from.length) frame.from = from;
     }
-    this.sent.push({ since, gaps: this.pendingGaps });
-    this.pendingFrom = undefined;
+    this.sent.push({ since, from, gaps: this.pendingGaps });
+    this.pendingFrom = [];
     this.pendingGaps = [];
     this.send(frame);
   }
@@ -434,6 +463,10 @@ export class LiveClient {
     switch (frame.type) {
       case 'subscribed': {
         const acked = this.sent.shift();
+        // A replay: the server says where it starts (the earliest of `since` and `from`); the
+        // client stands there until the replayed events pass again.
+        if (acked && typeof frame.since === 'number' && (acked.since !== null || acked.from.length))
+          this.standAt(frame.since);
         this.onSubscribed(
           frame.since !== undefined && frame.since !== null,
           typeof frame.position === 'number' ? frame.position : null,
@@ -451,19 +484,26 @@ export class LiveClient {
         for (const l of this.statsListeners) l(frame as unknown as StatsFrame);
         break;
       case 'error':
-        if (frame.field === 'since') {
+        if (frame.field === 'since' || String(frame.field).startsWith('from')) {
           // The position is unknown to the server (e.g. another database): start afresh
           // (everything is read again, so the callers waiting for a replay need nothing more).
           this.sent.shift();
           this.lastPosition = null;
           this.log.reset();
-          this.pendingFrom = undefined;
+          this.pendingFrom = [];
           this.pendingGaps = [];
           if (this.isOpen()) this.sendSubscribe(this.topics());
           for (const l of this.resyncListeners) l();
         }
         break;
     }
+  }
+
+  /** A replay starts after `p`: where the client stands (while no other replay is on its way). */
+  private standAt(p: number): void {
+    if (this.rewinding()) return;
+    if (p !== this.lastPosition) this.log.rewind(p);
+    this.lastPosition = p;
   }
 
   /**

@@ -1,6 +1,7 @@
 import { infiniteQueryOptions, useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
+import { ReadMark } from '@/lib/live/readMark';
 import { auditKeys, type AuditFilter } from './keys';
 
 export type AuditEvent = Schemas['EventEnvelope'];
@@ -14,6 +15,13 @@ export const AUDIT_PAGE = 500;
  */
 export const AUDIT_FIRST_PAGE = 100;
 
+/**
+ * Where the list's reads stand in commit order (each page answers `read_position`): the live
+ * tail subscribes to `audit` from there, so an event the list cannot show yet (a lower position
+ * whose transaction commits after the read) arrives on the socket.
+ */
+export const auditReads = new ReadMark();
+
 /** `GET /audit/events`: a page of matching events in log order, after a position. */
 export const fetchAuditPage = (
   f: AuditFilter,
@@ -21,10 +29,12 @@ export const fetchAuditPage = (
   signal?: AbortSignal,
   limit = AUDIT_PAGE,
 ) =>
-  request<EventsPage>('/audit/events', {
-    query: { ...f, after_position: after || undefined, limit },
-    signal,
-  });
+  auditReads.read(() =>
+    request<EventsPage>('/audit/events', {
+      query: { ...f, after_position: after || undefined, limit },
+      signal,
+    }),
+  );
 
 /** The log under a filter, paged by position on the server. */
 export const auditEventsQuery = (f: AuditFilter) =>

@@ -37,7 +37,12 @@ const event = (position: number) => ({
 
 describe('the Audit log page', () => {
   it('does not render its search form again when the live tail appends events', async () => {
-    fakeFetch([{ status: 200, body: { events: [event(1), event(2)], next_after_position: null } }]);
+    fakeFetch([
+      {
+        status: 200,
+        body: { events: [event(1), event(2)], next_after_position: null, read_position: 2 },
+      },
+    ]);
     const qc = createQueryClient();
     render(
       <QueryClientProvider client={qc}>
@@ -55,7 +60,10 @@ describe('the Audit log page', () => {
     qc.setQueryData<InfiniteData<EventsPage, number>>(auditKeys.events({}), (old) =>
       old
         ? {
-            pages: [...old.pages, { events: [event(3)], next_after_position: null }],
+            pages: [
+              ...old.pages,
+              { events: [event(3)], next_after_position: null, read_position: 3 },
+            ],
             pageParams: [...old.pageParams, 2],
           }
         : old,

@@ -1,6 +1,6 @@
 import { memo, useCallback, useEffect, useMemo } from 'react';
 import { useSearchParams } from 'react-router-dom';
-import { useQueryClient, type InfiniteData } from '@tanstack/react-query';
+import { useQueryClient } from '@tanstack/react-query';
 import {
   Box,
   Button,
@@ -17,9 +17,10 @@ import { TableSkeleton } from '@/components/Skeletons';
 import { useLiveEvents, useLiveTopics } from '@/lib/live/LiveProvider';
 import { fmtInt } from '@/lib/format';
 import { keyedThrottle } from '@/lib/throttle';
-import { fetchAuditPage, useAuditEvents, type EventsPage } from '../api/events';
+import { auditReads, fetchAuditPage, useAuditEvents } from '../api/events';
 import { exportUrl } from '../api/exportUrl';
 import { auditKeys, type AuditFilter } from '../api/keys';
+import { Delivered, mergeTailPage, settle, type AuditList } from '../api/tail';
 import { EventDialog } from './EventDialog';
 import { EventTable } from './EventTable';
 import { auditFilter, readAuditParams, writeAuditParams, type AuditParams } from './filters';
@@ -35,33 +36,41 @@ const fields: [keyof AuditParams, string, string?][] = [
 ];
 
 /**
- * While the tail is live, events on the socket fetch what follows the last row loaded; so does
- * the subscription itself once it stands (what was committed after the list was read and
- * before the tail was subscribed is fetched then: the list may have been read long before,
- * and a replay of every event since would cost more than that one read).
+ * While the tail is live, the socket's events keep the list current in commit order: the topic
+ * is subscribed from where the list's reads stand (`auditReads`), so every event they could
+ * not show arrives; one below the last row that the list lacks (a lower position committed
+ * later) is read and put in place, and those past it read what follows the last row (api/tail.ts).
  */
-function useLiveTail(filter: AuditFilter, on: boolean) {
+function useLiveTail(filter: AuditFilter, on: boolean, pages: number) {
   const qc = useQueryClient();
+  const delivered = useMemo(() => new Delivered(), []);
   const throttle = useMemo(
     () =>
       keyedThrottle<string>(300, async () => {
         const key = auditKeys.events(filter);
-        const data = qc.getQueryData<InfiniteData<EventsPage, number>>(key);
-        const last = data?.pages[data.pages.length - 1];
-        if (!data || !last || last.next_after_position) return; // not at the end: paging goes on
-        const after = data.pages.flatMap((p) => p.events).at(-1)?.global_position ?? 0;
-        const page = await fetchAuditPage(filter, after);
-        if (!page.events.length) return;
-        qc.setQueryData<InfiniteData<EventsPage, number>>(key, (old) =>
-          old ? { pages: [...old.pages, page], pageParams: [...old.pageParams, after] } : old,
-        );
+        // A few reads at most per pass: the next pass (the next event) goes on from there.
+        for (let round = 0; round < 5; round++) {
+          const list = qc.getQueryData<AuditList>(key);
+          const read = list && delivered.next(list);
+          if (!read) return;
+          const page = await fetchAuditPage(filter, read.after);
+          qc.setQueryData<AuditList>(key, (old) => (old ? mergeTailPage(old, read, page) : old));
+          settle(delivered, read, page);
+        }
       }),
-    [qc, filter],
+    [qc, filter, delivered],
   );
-  useLiveTopics(on ? ['audit'] : [], { from: null, onGap: () => throttle.push('tail') });
+  useEffect(() => delivered.forget(Infinity), [filter, delivered]);
+  useLiveTopics(on ? ['audit'] : [], { reads: auditReads, onGap: () => throttle.push('tail') });
   useEffect(() => () => throttle.cancel(), [throttle]);
-  useLiveEvents(() => {
-    if (on) throttle.push('tail');
+  // Paging read further: what was delivered past the old last row may be missing now.
+  useEffect(() => {
+    if (on && delivered.size) throttle.push('tail');
+  }, [on, pages, delivered, throttle]);
+  useLiveEvents((e) => {
+    if (!on) return;
+    delivered.add(e.position);
+    throttle.push('tail');
   });
 }
 
@@ -151,7 +160,7 @@ export default function AuditPage() {
     [view.aggregate_type, view.aggregate_id, view.event_type, view.actor, view.from, view.to],
   );
   const events = useAuditEvents(filter);
-  useLiveTail(filter, view.live);
+  useLiveTail(filter, view.live, events.data?.pages.length ?? 0);
   const rows = useMemo(() => events.data?.pages.flatMap((p) => p.events) ?? [], [events.data]);
   const { hasNextPage, isFetchingNextPage, fetchNextPage } = events;
   const loadMore = useCallback(() => {

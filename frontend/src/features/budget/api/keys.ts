@@ -1,4 +1,7 @@
-// Query keys of one budget and the positions of this tab's own writes to it.
+// Query keys of one budget, the positions of this tab's own writes to it, and where the budget
+// reads stand against the socket.
+import { ReadMark } from '@/lib/live/readMark';
+
 export interface BudgetRef {
   tenant_id: string;
   project_id: string;
@@ -27,3 +30,10 @@ export function rememberWrite(b: BudgetRef, position: number | null | undefined)
   const id = budgetId(b);
   ownWrites.set(id, Math.max(ownWrites.get(id) ?? 0, position));
 }
+
+/**
+ * Where the budget page's reads stand: it subscribes to `budget` from there, so an event its
+ * reads do not show (committed before the socket stood where it does, but not yet applied by
+ * the read model at the read) arrives and reads them again.
+ */
+export const budgetReads = new ReadMark();

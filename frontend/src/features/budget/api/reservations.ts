@@ -1,17 +1,19 @@
 import { queryOptions, useQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
-import { budgetKeys, ownPosition, type BudgetRef } from './keys';
+import { budgetKeys, budgetReads, ownPosition, type BudgetRef } from './keys';
 
 export type Reservations = Schemas['ReservationsResponse'];
 export type OpenReservation = Schemas['OpenReservationBody'];
 
 /** `GET /budget/reservations`: open reservations, the soonest to expire first. */
 export const fetchReservations = (b: BudgetRef, signal?: AbortSignal) =>
-  request<Reservations>('/budget/reservations', {
-    query: { ...b, min_position: ownPosition(b) },
-    signal,
-  });
+  budgetReads.read(() =>
+    request<Reservations>('/budget/reservations', {
+      query: { ...b, min_position: ownPosition(b) },
+      signal,
+    }),
+  );
 
 export const reservationsQuery = (b: BudgetRef) =>
   queryOptions({

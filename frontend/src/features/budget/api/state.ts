@@ -1,13 +1,18 @@
 import { queryOptions, useQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
-import { budgetKeys, ownPosition, type BudgetRef } from './keys';
+import { budgetKeys, budgetReads, ownPosition, type BudgetRef } from './keys';
 
 export type BudgetState = Schemas['StateResponse'];
 
 /** `GET /budget/state` after this tab's own last write (404 when no limit was ever set). */
 export const fetchState = (b: BudgetRef, signal?: AbortSignal) =>
-  request<BudgetState>('/budget/state', { query: { ...b, min_position: ownPosition(b) }, signal });
+  budgetReads.read(() =>
+    request<BudgetState>('/budget/state', {
+      query: { ...b, min_position: ownPosition(b) },
+      signal,
+    }),
+  );
 
 export const stateQuery = (b: BudgetRef) =>
   queryOptions({ queryKey: budgetKeys.state(b), queryFn: ({ signal }) => fetchState(b, signal) });

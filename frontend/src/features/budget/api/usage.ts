@@ -1,7 +1,7 @@
 import { queryOptions, useQuery } from '@tanstack/react-query';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
-import { budgetKeys, ownPosition, type BudgetRef } from './keys';
+import { budgetKeys, budgetReads, ownPosition, type BudgetRef } from './keys';
 
 export type Usage = Schemas['UsageResponse'];
 
@@ -10,10 +10,12 @@ export type Usage = Schemas['UsageResponse'];
  * after this tab's own write (or an event of the budget) it waits for that position.
  */
 export const fetchUsage = (b: BudgetRef, minutes: number, signal?: AbortSignal) =>
-  request<Usage>('/budget/usage', {
-    query: { ...b, minutes, min_position: ownPosition(b) },
-    signal,
-  });
+  budgetReads.read(() =>
+    request<Usage>('/budget/usage', {
+      query: { ...b, minutes, min_position: ownPosition(b) },
+      signal,
+    }),
+  );
 
 export const usageQuery = (b: BudgetRef, minutes: number) =>
   queryOptions({

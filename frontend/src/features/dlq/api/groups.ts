@@ -7,21 +7,21 @@ export type DlqGroups = Schemas['DlqGroupsResponse'];
 export type DlqGroup = Schemas['DlqGroupBody'];
 
 /** `GET /dlq/groups`: open entries grouped by subject and error, largest group first. */
-export const fetchDlqGroups = (f: DlqFilter, signal?: AbortSignal) => {
-  dlqReads.reading();
-  return request<DlqGroups>('/dlq/groups', {
-    // Groups are of open entries: the list's `resolved` does not apply.
-    query: {
-      subject: f.subject,
-      error_contains: f.error_contains,
-      since: f.since,
-      until: f.until,
-      limit: 500,
-      min_position: dlqPosition(),
-    },
-    signal,
-  });
-};
+export const fetchDlqGroups = (f: DlqFilter, signal?: AbortSignal) =>
+  dlqReads.read(() =>
+    request<DlqGroups>('/dlq/groups', {
+      // Groups are of open entries: the list's `resolved` does not apply.
+      query: {
+        subject: f.subject,
+        error_contains: f.error_contains,
+        since: f.since,
+        until: f.until,
+        limit: 500,
+        min_position: dlqPosition(),
+      },
+      signal,
+    }),
+  );
 
 /** The groups of the filter (the page's query and its prefetch). */
 export const dlqGroupsQuery = (f: DlqFilter) =>

@@ -10,13 +10,13 @@ export type DlqEntry = Schemas['EntryBody'];
 export const DLQ_PAGE = 200;
 
 /** `GET /dlq`: one page of entries, oldest first, and how many match. */
-export const fetchDlqPage = (f: DlqFilter, offset: number, signal?: AbortSignal) => {
-  dlqReads.reading();
-  return request<DlqList>('/dlq', {
-    query: { ...f, limit: DLQ_PAGE, offset, min_position: dlqPosition() },
-    signal,
-  });
-};
+export const fetchDlqPage = (f: DlqFilter, offset: number, signal?: AbortSignal) =>
+  dlqReads.read(() =>
+    request<DlqList>('/dlq', {
+      query: { ...f, limit: DLQ_PAGE, offset, min_position: dlqPosition() },
+      signal,
+    }),
+  );
 
 /** The filtered list, paged on the server by offset (the page's query and its prefetch). */
 export const dlqListQuery = (f: DlqFilter) =>

@@ -3,6 +3,7 @@ import { useEffect, useMemo, useRef } from 'react';
 import { request } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
 import { useLiveEvents, useLiveTopics } from '@/lib/live/LiveProvider';
+import { ReadMark } from '@/lib/live/readMark';
 import { keyedThrottle } from '@/lib/throttle';
 
 export type GovernanceStatus = Schemas['GovernanceStatus'];
@@ -23,6 +24,12 @@ export interface StatusView {
 /** Rows per request: a screen is ~15 rows, so the first view reads one small page. */
 export const PAGE = 100;
 
+/**
+ * Where the Governance reads stand: the page subscribes to `budget` from there, so a budget
+ * event its pages do not show arrives and reads them again.
+ */
+export const governanceReads = new ReadMark();
+
 /** `GET /governance/status`, one page; `minPosition` waits for an event the socket delivered. */
 export function fetchStatusPage(
   view: StatusView,
@@ -30,18 +37,20 @@ export function fetchStatusPage(
   minPosition?: number,
   signal?: AbortSignal,
 ) {
-  return request<GovernanceStatus>('/governance/status', {
-    query: {
-      q: view.q.trim() || undefined,
-      status: view.status,
-      sort: view.sort === 'name' ? undefined : view.sort,
-      dir: view.dir === 'asc' ? undefined : view.dir,
-      limit: PAGE,
-      offset,
-      min_position: minPosition || undefined,
-    },
-    signal,
-  });
+  return governanceReads.read(() =>
+    request<GovernanceStatus>('/governance/status', {
+      query: {
+        q: view.q.trim() || undefined,
+        status: view.status,
+        sort: view.sort === 'name' ? undefined : view.sort,
+        dir: view.dir === 'asc' ? undefined : view.dir,
+        limit: PAGE,
+        offset,
+        min_position: minPosition || undefined,
+      },
+      signal,
+    }),
+  );
 }
 
 export const statusKey = (v: StatusView) =>
@@ -80,7 +89,6 @@ function pageQuery(view: StatusView, offset: number, barrier: Barrier) {
  * never poll.
  */
 export function useGovernanceLive(): Barrier {
-  useLiveTopics(['budget']);
   const qc = useQueryClient();
   const barrier = useRef(0);
   const throttle = useMemo(
@@ -90,6 +98,7 @@ export function useGovernanceLive(): Barrier {
       }),
     [qc],
   );
+  useLiveTopics(['budget'], { reads: governanceReads, onGap: () => throttle.push('gap') });
   useEffect(() => () => throttle.cancel(), [throttle]);
   useLiveEvents((e) => {
     if (e.aggregate_type !== 'Budget') return;

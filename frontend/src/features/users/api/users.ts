@@ -11,9 +11,14 @@ export const usersKey = ['users'] as const;
 export const usersReads = new ReadMark();
 
 /** `GET /users`: every account (never a password hash). */
+// Accounts are a table, not a read model: the answer has no `read_position`, so the list is
+// followed from where the socket stood when it was sent (ReadMark).
 export const fetchUsers = (signal?: AbortSignal) => {
-  usersReads.reading();
-  return request<Schemas['UserList']>('/users', { signal });
+  const done = usersReads.reading();
+  return request<Schemas['UserList']>('/users', { signal }).then((answer) => {
+    done(undefined);
+    return answer;
+  });
 };
 
 export const useUsers = () =>
