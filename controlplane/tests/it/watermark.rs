@@ -182,7 +182,8 @@ async fn the_watermark_step_joins_touching_ranges_keeps_the_newest_and_takes_the
     let pool = database().await;
     type State = (Option<i64>, Option<i64>, Option<i64>);
     // (watermark, ahead from, ahead to), batch (from, to), floor -> expected
-    let cases: &[(State, Option<(i64, i64)>, Option<i64>, State)] = &[
+    type Case = (State, Option<(i64, i64)>, Option<i64>, State);
+    let cases: &[Case] = &[
         // Unknown watermark: a batch from the start sets it, another waits ahead.
         (
             (None, None, None),
