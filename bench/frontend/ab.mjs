@@ -6,12 +6,19 @@
 //   AB_RUNS=3  AB_PRESETS=mobile,desktop  AB_PAGES=/,/governance,/dlq,/audit
 //   AB_BUDGETS=2000  AB_ENTRIES=300   seeding (the first view reads 100 budgets, 200 entries)
 // Usage (from bench/frontend, after run.sh's npm ci): node ab.mjs
-import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
 import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import * as chromeLauncher from 'chrome-launcher';
-import { apiAs, chromiumArgs, Deployment, distDir, pool } from '../../frontend/e2e/server.mjs';
+import {
+  apiAs,
+  benchLock as lock,
+  chromiumArgs,
+  Deployment,
+  distDir,
+  median,
+  pool,
+} from '../../frontend/e2e/server.mjs';
 
 process.env.WS_STATS_SECONDS ??= '5';
 const dirs = (process.env.AB_DIRS ?? `this=${distDir}`).split(',').map((s) => s.split('='));
@@ -21,21 +28,6 @@ const PAGES = (process.env.AB_PAGES ?? '/,/governance,/dlq,/audit').split(',');
 const BUDGETS = Number(process.env.AB_BUDGETS ?? 2000);
 const ENTRIES = Number(process.env.AB_ENTRIES ?? 300);
 const log = (...a) => console.error(new Date().toISOString().slice(11, 19), ...a);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-/** Holds /tmp/bench.lock until the returned function is called. */
-function lock() {
-  return new Promise((resolve, reject) => {
-    const child = spawn('flock', ['/tmp/bench.lock', 'sh', '-c', 'echo locked; cat >/dev/null'], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    child.on('error', reject);
-    child.stdout.once('data', () => resolve(() => child.stdin.end()));
-  });
-}
 
 const dep = new Deployment();
 try {

@@ -11,7 +11,7 @@ import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import * as chromeLauncher from 'chrome-launcher';
 import { chromium } from 'playwright-core';
-import { apiAs, chromiumArgs, Deployment, pool } from '../../frontend/e2e/server.mjs';
+import { apiAs, chromiumArgs, Deployment, seedBudgets } from '../../frontend/e2e/server.mjs';
 
 process.env.WS_STATS_SECONDS ??= '5'; // the default of a deployment
 const BUDGETS = Number(process.env.BENCH_BUDGETS ?? 10_000);
@@ -32,16 +32,7 @@ try {
   const server = await dep.serve(0, 'bench');
   const admin = await apiAs(server.url, 'admin', dep.password);
   const t0 = Date.now();
-  await pool(
-    32,
-    Array.from({ length: BUDGETS }, (_, i) => i),
-    (i) =>
-      admin.put('/budget/limit', {
-        tenant_id: `t${String(i).padStart(5, '0')}`,
-        project_id: 'p',
-        total_tokens: 1000 + i,
-      }),
-  );
+  await seedBudgets(admin, BUDGETS);
   await admin.put('/budget/limit', {
     tenant_id: 'latency',
     project_id: 'p',

@@ -22,7 +22,14 @@ import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import * as chromeLauncher from 'chrome-launcher';
 import { chromium } from 'playwright-core';
-import { apiAs, chromiumArgs, Deployment, distDir, pool } from '../../frontend/e2e/server.mjs';
+import {
+  apiAs,
+  chromiumArgs,
+  Deployment,
+  distDir,
+  seedDeadLetters,
+  seedSandboxRuns,
+} from '../../frontend/e2e/server.mjs';
 
 process.env.WS_STATS_SECONDS ??= '5'; // a deployment's default
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 100_000);
@@ -78,35 +85,11 @@ try {
   // past them (the audit list reads by global position).
   let t0 = Date.now();
   const runs = Math.max(0, EVENTS - ENTRIES - count());
-  psql(`INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-        SELECT 'SandboxRun', 'bench-run-' || g, 1, 'SandboxCodeExecuted', '1',
-               json_build_object('type', 'SandboxCodeExecuted', 'id', 'bench-run-' || g,
-                 'at', to_char(now(), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'who', 'dev' || (g % 50),
-                 'role', 'developer', 'language', 'python', 'code_sha256', repeat('ab', 32),
-                 'code_bytes', 100 + g % 900, 'duration_ms', 100 + g % 500, 'exit_code', g % 3,
-                 'timed_out', false, 'oom_killed', false, 'truncated', false,
-                 'outcome', CASE WHEN g % 3 = 0 THEN 'ok' ELSE 'exit_nonzero' END,
-                 'instance', 'bench'),
-               json_build_object('user', 'sandbox:bench', 'via', 'nats')
-          FROM generate_series(1, ${runs}) g`);
+  seedSandboxRuns(psql, runs);
   log(`inserted ${runs} SandboxRun events in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   results.seed_seconds_runs = +((Date.now() - t0) / 1000).toFixed(1);
   t0 = Date.now();
-  await pool(
-    32,
-    Array.from({ length: ENTRIES }, (_, i) => i),
-    (i) =>
-      admin.post('/dlq', {
-        original_subject: `bench.orders.${i % 20}`,
-        payload: {
-          order: i,
-          items: [{ sku: `sku-${i % 97}`, qty: 1 + (i % 5) }],
-        },
-        error: `handler failed: ${['timeout', 'schema mismatch', '503 upstream'][i % 3]}`,
-        attempts: 5,
-        headers: { 'Trace-Id': `trace-${i}` },
-      }),
-  );
+  await seedDeadLetters(admin, ENTRIES);
   log(`captured ${ENTRIES} dead letters in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   results.seed_seconds_dlq = +((Date.now() - t0) / 1000).toFixed(1);
   // The read model is fed from JetStream, behind the publisher: wait until it has them all.

@@ -1143,20 +1143,84 @@ test('sandbox: a person’s recent runs come from the audit log, theirs only', a
   });
 });
 
+/** Signed in as admin on /users: adds an account (a viewer) with the page's form. */
+async function addUserFromPage(page, { username, password }) {
+  const form = page.getByRole('form', { name: 'Add a user' });
+  await form.getByLabel('Username').fill(username);
+  await form.getByLabel('Password').fill(password);
+  await form.getByRole('button', { name: 'Add user' }).click();
+  return form;
+}
+
+test("users: another admin's change appears live; an admin limits an account's tenants from the page, the person's open session ends and the next one has the new scope", async () => {
+  const op = { username: 'scoped-account', password: 'scoped-account-password-1' };
+  await withPage('users-tenants', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    await page.goto('/users');
+    await addUserFromPage(page, op);
+    const row = page.locator(`[data-user="${op.username}"]`);
+    await row.getByText('Tenants: all').waitFor();
+    // Another admin's change appears without a reload (the `users` topic).
+    const another = await browser.newContext({ baseURL: server.url });
+    try {
+      const admin2 = await another.newPage();
+      await login(admin2, { username: 'admin', password: dep.password });
+      const changed = await admin2.request.patch(`/users/${op.username}`, {
+        headers: { 'X-Requested-With': 'XMLHttpRequest' },
+        data: { role: 'auditor' },
+      });
+      assert.equal(changed.status(), 200);
+    } finally {
+      await another.close();
+    }
+    await row.getByRole('combobox').getByText('auditor').waitFor();
+
+    // The account's person signs in (a session of their own, open before the change).
+    const theirs = await browser.newContext({ baseURL: server.url });
+    try {
+      const them = await theirs.newPage();
+      await login(them, op);
+      const state = (tenant) =>
+        them.request
+          .get(`/budget/state?tenant_id=${tenant}&project_id=web`)
+          .then((r) => r.status());
+      assert.notEqual(await state('zeta'), 403, 'every tenant before the change');
+
+      // A bad tenant id is refused at the field and changes nothing.
+      await row.getByRole('button', { name: `Edit tenants of ${op.username}` }).click();
+      const dialog = page.getByRole('dialog', { name: `Tenants of ${op.username}` });
+      const field = dialog.getByLabel('Tenants (comma-separated; empty: all)');
+      await field.fill('acme, not a tenant!');
+      await dialog.getByRole('button', { name: 'Save tenants' }).click();
+      await dialog.locator('.Mui-error').first().waitFor();
+      assert.equal(await field.getAttribute('aria-invalid'), 'true');
+      assert.notEqual(await state('zeta'), 403, 'a refused change changes nothing');
+
+      await field.fill('acme');
+      await dialog.getByRole('button', { name: 'Save tenants' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await row.getByText('Tenants: acme').waitFor();
+      // The change ends that open session (its token named the old scope) ...
+      assert.equal(await state('acme'), 401);
+      // ... and the next one has the new scope: another tenant is refused, their own is not.
+      await login(them, op);
+      assert.equal(await state('zeta'), 403);
+      assert.notEqual(await state('acme'), 403);
+    } finally {
+      await theirs.close();
+    }
+  });
+});
+
 test('users: an admin adds a viewer from the page (and may not disable themselves), who then signs in and cannot reach the sandbox', async () => {
   const viewer = { username: 'added-viewer', password: 'added-viewer-password-1' };
   await withPage('users', async (page) => {
     await login(page, { username: 'admin', password: dep.password });
     await page.goto('/users');
-    const form = page.getByRole('form', { name: 'Add a user' });
-    await form.getByLabel('Username').fill(viewer.username);
-    await form.getByLabel('Password').fill(viewer.password);
-    await form.getByRole('button', { name: 'Add user' }).click();
+    await addUserFromPage(page, viewer);
     await page.locator(`[data-user="${viewer.username}"]`).waitFor();
     // The same name again: 409, said at the field.
-    await form.getByLabel('Username').fill(viewer.username);
-    await form.getByLabel('Password').fill(viewer.password);
-    await form.getByRole('button', { name: 'Add user' }).click();
+    const form = await addUserFromPage(page, viewer);
     await form.getByText('This name is taken').waitFor();
     // The signed-in admin's own row: the server refuses disabling yourself and changing your
     // own role (400), so the page offers neither and says why.

@@ -299,3 +299,66 @@ export async function pool(n, items, fn) {
     }),
   );
 }
+
+/** The median of numbers (the benchmarks' A/B summaries). */
+export const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Holds /tmp/bench.lock (the shared machine's benchmark lock) until the returned function is called. */
+export function benchLock() {
+  return new Promise((resolve, reject) => {
+    const child = spawn('flock', ['/tmp/bench.lock', 'sh', '-c', 'echo locked; cat >/dev/null'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    child.on('error', reject);
+    child.stdout.once('data', () => resolve(() => child.stdin.end()));
+  });
+}
+
+/** `n` budgets t00000/p, t00001/p, … through the API (limits 1000, 1001, …). */
+export const seedBudgets = (admin, n) =>
+  pool(
+    32,
+    Array.from({ length: n }, (_, i) => i),
+    (i) =>
+      admin.put('/budget/limit', {
+        tenant_id: `t${String(i).padStart(5, '0')}`,
+        project_id: 'p',
+        total_tokens: 1000 + i,
+      }),
+  );
+
+/**
+ * `n` SandboxRun events inserted with one SQL statement (`psql(sql)` runs it on the
+ * deployment's database; the hash-chain trigger computes their hashes; no read model reads
+ * them): a long audit log without ~100,000 API calls.
+ */
+export const seedSandboxRuns = (psql, n) =>
+  psql(`INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+        SELECT 'SandboxRun', 'bench-run-' || g, 1, 'SandboxCodeExecuted', '1',
+               json_build_object('type', 'SandboxCodeExecuted', 'id', 'bench-run-' || g,
+                 'at', to_char(now(), 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), 'who', 'dev' || (g % 50),
+                 'role', 'developer', 'language', 'python', 'code_sha256', repeat('ab', 32),
+                 'code_bytes', 100 + g % 900, 'duration_ms', 100 + g % 500, 'exit_code', g % 3,
+                 'timed_out', false, 'oom_killed', false, 'truncated', false,
+                 'outcome', CASE WHEN g % 3 = 0 THEN 'ok' ELSE 'exit_nonzero' END,
+                 'instance', 'bench'),
+               json_build_object('user', 'sandbox:bench', 'via', 'nats')
+          FROM generate_series(1, ${n}) g`);
+
+/** `n` dead letters through `POST /dlq` (20 subjects, 3 errors; each an event and a read-model row). */
+export const seedDeadLetters = (admin, n) =>
+  pool(
+    32,
+    Array.from({ length: n }, (_, i) => i),
+    (i) =>
+      admin.post('/dlq', {
+        original_subject: `bench.orders.${i % 20}`,
+        payload: { order: i, items: [{ sku: `sku-${i % 97}`, qty: 1 + (i % 5) }] },
+        error: `handler failed: ${['timeout', 'schema mismatch', '503 upstream'][i % 3]}`,
+        attempts: 5,
+        headers: { 'Trace-Id': `trace-${i}` },
+      }),
+  );

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::TestEnv;
 use futures::{SinkExt, StreamExt};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -1037,4 +1037,52 @@ async fn stats_frames_carry_the_dead_letter_trend() {
             "{dead_letters}"
         );
     }
+}
+
+/// The Users page follows account changes live: an admin's `users` subscription receives
+/// each change made over HTTP (never a password), and a budget event is not on it.
+#[tokio::test]
+async fn account_changes_arrive_on_the_users_topic_for_admins_only() {
+    let env = TestEnv::start().await;
+    let viewer = env.user_token("vera", auth::Role::Viewer).await;
+
+    let mut as_viewer = connect(&env, Some(&viewer)).await.unwrap();
+    send(
+        &mut as_viewer,
+        json!({"type": "subscribe", "topics": ["users"]}),
+    )
+    .await;
+    let refused = next_frame(&mut as_viewer).await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("admin:users"),
+        "{refused}"
+    );
+
+    let mut as_admin = connect(&env, Some(&env.admin_token)).await.unwrap();
+    subscribe(
+        &mut as_admin,
+        json!({"type": "subscribe", "topics": ["users"]}),
+    )
+    .await;
+    env.set_limit("org1", "p1", 10).await;
+    let (status, body) = env
+        .call(
+            Method::PATCH,
+            "/users/vera",
+            Some(&env.admin_token),
+            Some(json!({"tenants": ["org1"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let event = next_event(&mut as_admin).await;
+    assert_eq!(
+        event["topic"], "users",
+        "the budget event is not on it: {event}"
+    );
+    assert_eq!(event["aggregate_type"], "UserAccount");
+    assert_eq!(event["aggregate_id"], "vera");
+    assert_eq!(event["event_type"], "UserTenantsChanged");
+    assert_eq!(event["payload"]["to"], json!(["org1"]), "{event}");
 }

@@ -26,6 +26,9 @@ pub enum Topic {
     Audit,
     /// A `stats` frame every few seconds.
     Stats,
+    /// Changes to accounts (added, role, tenants, disabled, password reset; never a
+    /// password): admins' Users page.
+    Users,
 }
 
 impl Topic {
@@ -37,6 +40,7 @@ impl Topic {
             Topic::Breakers => Permission::ReadBreakers,
             Topic::Audit => Permission::ReadAudit,
             Topic::Stats => Permission::ReadSystem,
+            Topic::Users => Permission::AdminUsers,
         }
     }
 
@@ -46,6 +50,7 @@ impl Topic {
             "Budget" => Some(Topic::Budget),
             "CircuitBreaker" => Some(Topic::Breakers),
             t if t.starts_with("Dlq") || t.starts_with("DeadLetter") => Some(Topic::Dlq),
+            "UserAccount" => Some(Topic::Users),
             _ => None,
         }
     }
@@ -68,6 +73,7 @@ impl Topic {
             Topic::Breakers => "breakers",
             Topic::Audit => "audit",
             Topic::Stats => "stats",
+            Topic::Users => "users",
         }
     }
 }
@@ -425,6 +431,7 @@ mod tests {
             Topic::Breakers,
             Topic::Audit,
             Topic::Stats,
+            Topic::Users,
         ];
         let filters = [
             Filter::default(),
@@ -443,6 +450,7 @@ mod tests {
             (Some(Topic::Breakers), "llm"),
             (Some(Topic::Breakers), "db"),
             (Some(Topic::Dlq), "x"),
+            (Some(Topic::Users), "vera"),
             (None, "run-1"),
         ];
         for set in 0..(1u32 << all.len()) {
@@ -551,6 +559,19 @@ mod tests {
         assert_eq!(refused, vec![Topic::Dlq, Topic::Audit]);
         let (allowed, refused) = permitted(&claims(Role::Auditor), &[Topic::Audit, Topic::Dlq]);
         assert_eq!((allowed.len(), refused.len()), (2, 0));
+    }
+
+    /// Account changes name who may do what: only those who manage accounts follow them
+    /// (an auditor reads them in the audit stream, as every event).
+    #[test]
+    fn only_admins_of_accounts_receive_the_users_topic() {
+        for role in [Role::Operator, Role::Auditor, Role::Viewer, Role::Service] {
+            let (_, refused) = permitted(&claims(role), &[Topic::Users]);
+            assert_eq!(refused, vec![Topic::Users], "{role:?}");
+        }
+        let (allowed, _) = permitted(&claims(Role::Admin), &[Topic::Users]);
+        assert_eq!(allowed, vec![Topic::Users]);
+        assert_eq!(Topic::of_aggregate("UserAccount"), Some(Topic::Users));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 // list and then subscribed gets the events committed in between; the events the replay carries
 // again are dropped by position, so none is delivered twice.
 
-export type Topic = 'budget' | 'dlq' | 'breakers' | 'audit' | 'stats';
+export type Topic = 'budget' | 'dlq' | 'breakers' | 'audit' | 'stats' | 'users';
 
 export interface LiveEvent {
   type: 'event';

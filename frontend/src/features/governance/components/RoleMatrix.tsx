@@ -2,6 +2,7 @@ import { memo, useDeferredValue } from 'react';
 import { Box, type Theme } from '@mui/material';
 import { ErrorAlert } from '@/components/ErrorAlert';
 import { TableSkeleton } from '@/components/Skeletons';
+import { fmtInt } from '@/lib/format';
 import { useRoles, type RolesResponse } from '../api/roles';
 
 // A plain table styled once (MUI's small table: its paddings, borders and type), not a MUI
@@ -73,7 +74,7 @@ const Matrix = memo(function Matrix({ roles: list }: { roles: RolesResponse['rol
           <tr>
             <th scope="row">requests / minute</th>
             {list.map((r) => (
-              <td key={r.role}>{r.rate_limit_per_minute}</td>
+              <td key={r.role}>{fmtInt(r.rate_limit_per_minute)}</td>
             ))}
           </tr>
         </tbody>

@@ -28,6 +28,7 @@ import { useSession } from '@/lib/session';
 import { toast } from '@/lib/ui';
 import { useCreateUser } from '../api/create';
 import { useResetPassword } from '../api/password';
+import { useUsersLive } from '../api/live';
 import { useUpdateUser } from '../api/update';
 import { useUsers, type User } from '../api/users';
 
@@ -45,7 +46,7 @@ function RoleSelect({
   onChange: (role: string) => void;
 }) {
   return (
-    <FormControl size="small">
+    <FormControl size="small" fullWidth>
       <InputLabel id={id}>Role</InputLabel>
       <Select
         labelId={id}
@@ -87,9 +88,9 @@ function Refused({
   );
 }
 
-/** The API's 400/409 at the field it names, else undefined. */
+/** The API's 400/409 at the field it names (`tenants[1]` is the tenants field), else undefined. */
 const fieldError = (error: unknown, field: string) =>
-  error instanceof ApiError && error.field === field ? error.message : undefined;
+  error instanceof ApiError && error.field?.split(/[.[]/)[0] === field ? error.message : undefined;
 
 const tenantsOf = (text: string) => {
   const list = text
@@ -219,7 +220,71 @@ function PasswordDialog({ user, onClose }: { user: User; onClose: () => void }) 
   );
 }
 
-function UserRow({ u, onPassword }: { u: User; onPassword: (u: User) => void }) {
+/** Which tenants the account may act for: a list, or every tenant when left empty. */
+function TenantsDialog({ user, onClose }: { user: User; onClose: () => void }) {
+  const update = useUpdateUser();
+  const [text, setText] = useState(user.tenants?.join(', ') ?? '');
+  const err = fieldError(update.error, 'tenants');
+  const save = () => {
+    const tenants = tenantsOf(text);
+    update.mutate(
+      { username: user.username, patch: { tenants } },
+      {
+        onSuccess: () => {
+          toast(`${user.username} may act for ${tenants ? tenants.join(', ') : 'every tenant'}`);
+          onClose();
+        },
+      },
+    );
+  };
+  return (
+    <Dialog open onClose={onClose} aria-labelledby="tenants-title">
+      <Box
+        component="form"
+        onSubmit={(e) => {
+          e.preventDefault();
+          save();
+        }}
+      >
+        <DialogTitle id="tenants-title">Tenants of {user.username}</DialogTitle>
+        <DialogContent>
+          <TextField
+            label="Tenants (comma-separated; empty: all)"
+            size="small"
+            fullWidth
+            autoFocus
+            sx={{ mt: 1 }}
+            value={text}
+            onChange={(e) => setText(e.target.value)}
+            error={!!err || update.isError}
+            helperText={
+              err ??
+              (update.isError
+                ? errorText(update.error)
+                : 'Ends the account’s open sessions: the next sign-in has the new tenants.')
+            }
+          />
+        </DialogContent>
+        <DialogActions>
+          <Button onClick={onClose}>Cancel</Button>
+          <Button type="submit" variant="contained" disabled={update.isPending}>
+            Save tenants
+          </Button>
+        </DialogActions>
+      </Box>
+    </Dialog>
+  );
+}
+
+function UserRow({
+  u,
+  onPassword,
+  onTenants,
+}: {
+  u: User;
+  onPassword: (u: User) => void;
+  onTenants: (u: User) => void;
+}) {
   const update = useUpdateUser();
   // The API refuses an admin's change of their own role and disabling themselves (400): the
   // last admin could lock everyone out.
@@ -244,7 +309,9 @@ function UserRow({ u, onPassword }: { u: User; onPassword: (u: User) => void }) 
         p: 1.5,
         display: 'grid',
         gap: 1,
-        gridTemplateColumns: { xs: '1fr', md: '1.2fr 160px 1.2fr auto' },
+        // The list's columns, so that every row's role select and buttons line up.
+        gridColumn: '1 / -1',
+        gridTemplateColumns: 'subgrid',
         alignItems: 'center',
       }}
     >
@@ -287,6 +354,13 @@ function UserRow({ u, onPassword }: { u: User; onPassword: (u: User) => void }) 
             {toggle}
           </Button>
         </Refused>
+        <Button
+          size="small"
+          onClick={() => onTenants(u)}
+          aria-label={`Edit tenants of ${u.username}`}
+        >
+          Edit tenants
+        </Button>
         <Button size="small" onClick={() => onPassword(u)}>
           Reset password
         </Button>
@@ -295,12 +369,14 @@ function UserRow({ u, onPassword }: { u: User; onPassword: (u: User) => void }) 
   );
 }
 
-/** Accounts (admin:users): add one, change a role, disable, reset a password. */
+/** Accounts (admin:users): add one, change a role or its tenants, disable, reset a password. */
 export default function UsersPage() {
   const users = useUsers();
+  useUsersLive();
   const [params, setParams] = useSearchParams();
   const q = params.get('q') ?? '';
   const [password, setPassword] = useState<User | null>(null);
+  const [tenants, setTenants] = useState<User | null>(null);
   const shown = (users.data?.users ?? []).filter((u) =>
     u.username.toLowerCase().includes(q.trim().toLowerCase()),
   );
@@ -327,7 +403,7 @@ export default function UsersPage() {
             }
           />
           <Typography variant="body2" color="text.secondary">
-            A changed role or a disabled account applies to the person's open sessions.
+            A changed role, tenant scope or status ends the person's open sessions.
           </Typography>
           {users.isPending ? (
             <TableSkeleton />
@@ -339,16 +415,27 @@ export default function UsersPage() {
             <Box
               component="ul"
               aria-label="Users"
-              sx={{ listStyle: 'none', m: 0, p: 0, display: 'grid', gap: 1 }}
+              sx={{
+                listStyle: 'none',
+                m: 0,
+                p: 0,
+                display: 'grid',
+                gap: 1,
+                gridTemplateColumns: {
+                  xs: '1fr',
+                  md: 'minmax(0, 1.2fr) 160px minmax(0, 1fr) auto',
+                },
+              }}
             >
               {shown.map((u) => (
-                <UserRow key={u.username} u={u} onPassword={setPassword} />
+                <UserRow key={u.username} u={u} onPassword={setPassword} onTenants={setTenants} />
               ))}
             </Box>
           )}
         </Stack>
       </Paper>
       {password && <PasswordDialog user={password} onClose={() => setPassword(null)} />}
+      {tenants && <TenantsDialog user={tenants} onClose={() => setTenants(null)} />}
     </Stack>
   );
 }
