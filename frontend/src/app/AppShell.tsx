@@ -43,9 +43,8 @@ function SignOut() {
 
 /**
  * The frame of every signed-in page: plain elements styled by index.html's CSS (no MUI
- * component, no emotion style to serialise and insert on the first render), the same markup
- * as index.html's static shell, which is painted before any script runs and which this
- * replaces without a visible change.
+ * component, no emotion style to serialise and insert on the first render: the shell's first
+ * paint, with the page's heading, is the page's first and largest paint).
  */
 export function AppShell({ children }: { children: ReactNode }) {
   // md and up (index.html's media queries show one of the two navigations the same way).

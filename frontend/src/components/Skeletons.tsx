@@ -19,8 +19,7 @@ export function TableSkeleton({ rows = 8 }: { rows?: number }) {
  * A page while its session or its code is on the way. With `title`, the page's own heading,
  * where and as the page draws it: the heading (the largest text of every page) is painted
  * with the shell, before `/auth/me` and the page's chunk have arrived, and the page then puts
- * the same heading in the same place (no layout shift, no later "largest paint"). The same
- * markup as index.html's static shell, which is painted before any script runs.
+ * the same heading in the same place (no layout shift, no later "largest paint").
  */
 export function PageSkeleton({ title }: { title?: string }) {
   return (
