@@ -5,11 +5,11 @@ import { App, queryClient } from './app/App';
 import { prefetchPageData, preloadPage } from './app/pages';
 import { startSessionCheck } from './app/session';
 
-// index.html has painted the shell and the page's heading already; this script's evaluation
-// is the first long task after that paint. What follows it is split into tasks of its own
-// (a long task is counted from 50 ms, on a phone four times the time here): the reads, then
-// the page's chunk (Vite's preload of it appends a <link rel="modulepreload"> per module it
-// imports: 10-15 ms), then React's first render (itself sliced, below).
+// This script's evaluation is one long task; what follows it is split into tasks of their own,
+// so that the browser can paint and answer input in between (a phone is four times slower
+// than this machine): the reads, then the page's chunk (Vite's preload of it appends a
+// <link rel="modulepreload"> per module it imports: 13-30 ms on a busy machine), then React's
+// first render (itself sliced, below).
 const nextTask = (fn: () => void) => setTimeout(fn, 0);
 
 // Before the first render, in this order: the session answer, the page's first read (its

@@ -45,10 +45,9 @@ export function fmtStamp(iso: string): string {
 }
 
 /**
- * Makes `fmtTime`'s formatter now, in a task of its own (ICU loads with it: 15-20 ms on a busy
- * machine, four times that on a phone), rather than inside the render of the first rows that
- * show times, which is one long task already. The pages whose first view lists times ask for it
- * as their first read goes out (their `prefetch.ts`).
+ * Makes `fmtTime`'s formatter now, in a task of its own (ICU loads with it, above), rather
+ * than inside the render of the first rows that show times, which is one long task already.
+ * The Audit log asks for it as its first read goes out (its `prefetch.ts`).
  */
 export function prepareTimeFormat(): void {
   setTimeout(timeFormat, 0);

@@ -98,7 +98,7 @@ const Filters = memo(function Filters({ view, set }: { view: DlqParams; set: Set
   // The text fields apply on submit (Enter or the button): one server read per search.
   return (
     <form
-      className="dlq-filters"
+      className="filters dlq-filters"
       key={`${view.subject}|${view.error}|${view.since}|${view.until}`}
       aria-label="Filter dead letters"
       onSubmit={(e) => {

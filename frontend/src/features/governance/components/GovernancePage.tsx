@@ -189,7 +189,7 @@ const Filters = memo(function Filters({
   // Native inputs and selects in MUI's outlined look (controls.css): no MUI menu, popover
   // and modal before the first use (a phone shows its own picker), and no emotion style.
   return (
-    <div className="governance-filters">
+    <div className="filters governance-filters">
       <label className="field">
         <span>Search tenant or project</span>
         <input type="search" value={q} onChange={(e) => set({ q: e.target.value })} />
