@@ -1,6 +1,6 @@
-import { Suspense, useMemo, type ReactNode } from 'react';
+import { Suspense, useLayoutEffect, useMemo, type ReactNode } from 'react';
 import { BrowserRouter, Navigate, Route, Routes } from 'react-router-dom';
-import { CssBaseline, ThemeProvider, useMediaQuery } from '@mui/material';
+import { ThemeProvider, useMediaQuery } from '@mui/material';
 import { QueryClientProvider } from '@tanstack/react-query';
 import { paths } from '@/config/paths';
 import { Toasts } from '@/components/Toasts';
@@ -81,17 +81,20 @@ export function AppRoutes() {
   );
 }
 
+/**
+ * MUI's theme for the pages' components, and the colour mode of index.html's CSS (the base
+ * styles that were MUI's CssBaseline, and the shell's): `data-mode` on <html>, set before the
+ * browser paints.
+ */
 function Themed({ children }: { children: ReactNode }) {
   const mode = useUi((s) => s.mode);
   const prefersDark = useMediaQuery('(prefers-color-scheme: dark)');
   const resolved = mode === 'system' ? (prefersDark ? 'dark' : 'light') : mode;
   const theme = useMemo(() => makeTheme(resolved), [resolved]);
-  return (
-    <ThemeProvider theme={theme}>
-      <CssBaseline enableColorScheme />
-      {children}
-    </ThemeProvider>
-  );
+  useLayoutEffect(() => {
+    document.documentElement.dataset.mode = resolved;
+  }, [resolved]);
+  return <ThemeProvider theme={theme}>{children}</ThemeProvider>;
 }
 
 function Session({ children }: { children: ReactNode }) {

@@ -1,15 +1,6 @@
 import { Suspense, useEffect, useState, type ReactNode } from 'react';
 import { useLocation } from 'react-router-dom';
-import {
-  AppBar,
-  Box,
-  Button,
-  IconButton,
-  Toolbar,
-  Typography,
-  useMediaQuery,
-  useTheme,
-} from '@mui/material';
+import { useMediaQuery } from '@mui/material';
 import { ErrorBoundary } from '@/components/ErrorBoundary';
 import { LiveIndicator } from '@/components/LiveIndicator';
 import { PageSkeleton } from '@/components/Skeletons';
@@ -21,7 +12,6 @@ import { pageTitle } from './nav';
 import { PageNav } from './PageNav';
 import { AutoIcon, DarkIcon, LightIcon, MenuIcon } from './icons';
 
-const drawerWidth = 220;
 const nextMode: Record<ColourMode, ColourMode> = { system: 'light', light: 'dark', dark: 'system' };
 const modeIcon = { system: AutoIcon, light: LightIcon, dark: DarkIcon };
 
@@ -30,9 +20,9 @@ const modeIcon = { system: AutoIcon, light: LightIcon, dark: DarkIcon };
 function UserName() {
   const { user } = useSessionTransition();
   return user ? (
-    <Typography variant="body2" sx={{ color: 'text.secondary' }} noWrap>
+    <p className="who">
       {user.username} · {user.role}
-    </Typography>
+    </p>
   ) : null;
 }
 
@@ -40,15 +30,25 @@ function SignOut() {
   const { user } = useSessionTransition();
   const logout = useLogout();
   return (
-    <Button onClick={() => logout.mutate()} disabled={logout.isPending || !user} size="small">
+    <button
+      type="button"
+      className="text-btn"
+      onClick={() => logout.mutate()}
+      disabled={logout.isPending || !user}
+    >
       Sign out
-    </Button>
+    </button>
   );
 }
 
+/**
+ * The frame of every signed-in page: plain elements styled by index.html's CSS (no MUI
+ * component, no emotion style to serialise and insert on the first render: the shell's first
+ * paint, with the page's heading, is the page's first and largest paint).
+ */
 export function AppShell({ children }: { children: ReactNode }) {
-  const theme = useTheme();
-  const wide = useMediaQuery(theme.breakpoints.up('md'));
+  // md and up (index.html's media queries show one of the two navigations the same way).
+  const wide = useMediaQuery('(min-width:900px)');
   // The narrow screen's navigation; a screen that turns wide shows it in its column instead.
   const [open, setOpen] = useState(false);
   useEffect(() => {
@@ -60,78 +60,57 @@ export function AppShell({ children }: { children: ReactNode }) {
   const ModeIcon = modeIcon[mode];
 
   return (
-    <Box sx={{ display: 'flex', minHeight: '100vh' }}>
+    <div className="shell">
       <a href="#main" className="skip-link">
         Skip to content
       </a>
-      <AppBar
-        position="fixed"
-        sx={{ zIndex: (t) => t.zIndex.drawer + 1 }}
-        color="default"
-        elevation={1}
-      >
-        <Toolbar sx={{ gap: 1, px: { xs: 1, sm: 2 } }}>
+      <header className="appbar">
+        <div className="toolbar">
           {!wide && (
-            <IconButton aria-label="Open navigation" onClick={() => setOpen(true)} edge="start">
+            <button
+              type="button"
+              className="icon-btn edge-start"
+              aria-label="Open navigation"
+              onClick={() => setOpen(true)}
+            >
               <MenuIcon />
-            </IconButton>
+            </button>
           )}
-          <Typography
-            variant="h6"
-            component="p"
-            noWrap
-            sx={{ flexGrow: 1, minWidth: 0, fontSize: { xs: 16, sm: 20 } }}
-          >
-            Golden Arch
-          </Typography>
+          <p className="brand">Golden Arch</p>
           {/* Before the chip and the buttons: the name arrives with the session, after the
               bar is drawn, and takes its room from the title's, moving nothing else. */}
           {wide && <UserName />}
           <LiveIndicator />
-          <IconButton
+          <button
+            type="button"
+            className="icon-btn"
             aria-label={`Colour mode: ${mode}`}
             title={`Colour mode: ${mode} (click for ${nextMode[mode]})`}
             onClick={() => setMode(nextMode[mode])}
           >
             <ModeIcon />
-          </IconButton>
+          </button>
           <SignOut />
-        </Toolbar>
-      </AppBar>
+        </div>
+      </header>
       {wide ? (
-        <Box component="aside" sx={{ width: drawerWidth, flexShrink: 0 }}>
-          <Box
-            sx={{
-              position: 'fixed',
-              top: 0,
-              bottom: 0,
-              width: drawerWidth,
-              overflowY: 'auto',
-              bgcolor: 'background.paper',
-              borderRight: 1,
-              borderColor: 'divider',
-            }}
-          >
-            <Toolbar />
+        <aside className="nav-col">
+          <div>
+            <div className="bar-space" />
             <PageNav />
-          </Box>
-        </Box>
+          </div>
+        </aside>
       ) : (
         <MobileNav open={open} onClose={() => setOpen(false)} />
       )}
-      <Box
-        component="main"
-        id="main"
-        tabIndex={-1}
-        sx={{ flexGrow: 1, minWidth: 0, p: { xs: 1.5, sm: 3 } }}
-      >
-        <Toolbar />
+      <main className="main" id="main" tabIndex={-1}>
+        <div className="bar-space" />
         <ErrorBoundary resetKey={location.pathname}>
           <Suspense fallback={<PageSkeleton title={pageTitle(location.pathname)} />}>
             {children}
           </Suspense>
         </ErrorBoundary>
-      </Box>
-    </Box>
+      </main>
+    </div>
   );
 }

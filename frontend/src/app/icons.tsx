@@ -1,12 +1,11 @@
-import { SvgIcon, type SvgIconProps } from '@mui/material';
-
-// A few Material icons as paths (the icon package is large and only these are needed).
+// A few Material icons as paths (the icon package is large and only these are needed), plain
+// SVG sized and coloured by the shell's CSS (`.icon-btn svg` in index.html), not MUI's SvgIcon.
 const icon = (d: string) =>
-  function Icon(props: SvgIconProps) {
+  function Icon() {
     return (
-      <SvgIcon {...props}>
+      <svg viewBox="0 0 24 24" aria-hidden="true" focusable="false">
         <path d={d} />
-      </SvgIcon>
+      </svg>
     );
   };
 

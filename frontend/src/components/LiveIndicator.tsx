@@ -1,31 +1,33 @@
-import { Chip } from '@mui/material';
 import { useLiveStatus } from '@/lib/live/LiveProvider';
 
-/** live / reconnecting / caught up N events: the state of the tab's one WebSocket. */
+/**
+ * live / reconnecting / caught up N events: the state of the tab's one WebSocket. A chip of
+ * the shell's CSS (index.html's `.live-chip`), not MUI's: the shell renders no MUI component.
+ */
 export function LiveIndicator() {
   const s = useLiveStatus();
   let label: string;
-  let color: 'success' | 'warning' | 'default' | 'info';
+  let tone: 'success' | 'warning' | '' | 'info';
   switch (s.state) {
     case 'live':
       label = s.caughtUp > 0 ? `Live · caught up ${s.caughtUp} events` : 'Live';
-      color = 'success';
+      tone = 'success';
       break;
     case 'catching_up':
       label = `Catching up · ${s.caughtUp} events`;
-      color = 'info';
+      tone = 'info';
       break;
     case 'reconnecting':
       label = `Reconnecting${s.attempt > 1 ? ` (attempt ${s.attempt})` : ''}`;
-      color = 'warning';
+      tone = 'warning';
       break;
     case 'connecting':
       label = 'Connecting';
-      color = 'default';
+      tone = '';
       break;
     default:
       label = 'Offline';
-      color = 'default';
+      tone = '';
   }
   const detail =
     s.state === 'catching_up' && s.catchUpTo !== null
@@ -35,16 +37,15 @@ export function LiveIndicator() {
         : 'No event received yet';
   // A native title, not MUI's Tooltip: the shell then loads no popper code.
   return (
-    <Chip
+    <span
+      className={tone ? `live-chip ${tone}` : 'live-chip'}
       title={detail}
-      size="small"
-      color={color}
-      label={label}
       role="status"
       aria-live="polite"
       aria-label={`Live updates: ${label}`}
       data-live-state={s.state}
-      sx={{ fontWeight: 600 }}
-    />
+    >
+      {label}
+    </span>
   );
 }

@@ -1,16 +1,17 @@
-import { Box, Skeleton, Stack, Typography } from '@mui/material';
+// Placeholders as plain elements styled by index.html's CSS (`.skel`, pulsing like MUI's
+// Skeleton): a page's first render inserts no emotion style for them.
 
 export function CardSkeleton({ height = 120 }: { height?: number }) {
-  return <Skeleton variant="rounded" height={height} aria-label="Loading" />;
+  return <div className="skel rounded" style={{ height }} aria-label="Loading" />;
 }
 
 export function TableSkeleton({ rows = 8 }: { rows?: number }) {
   return (
-    <Stack spacing={1} aria-label="Loading" role="progressbar">
+    <div className="skeleton-rows" aria-label="Loading" role="progressbar">
       {Array.from({ length: rows }, (_, i) => (
-        <Skeleton key={i} variant="rectangular" height={32} />
+        <div key={i} className="skel" style={{ height: 32 }} />
       ))}
-    </Stack>
+    </div>
   );
 }
 
@@ -22,18 +23,12 @@ export function TableSkeleton({ rows = 8 }: { rows?: number }) {
  */
 export function PageSkeleton({ title }: { title?: string }) {
   return (
-    <Stack spacing={3}>
-      {title ? (
-        <Typography variant="h4" component="h1">
-          {title}
-        </Typography>
-      ) : (
-        <Skeleton variant="text" width={240} height={42} />
-      )}
-      <Box sx={{ display: 'grid', gap: 2 }} role="progressbar" aria-label="Loading page">
-        <Skeleton variant="rounded" height={140} />
-        <Skeleton variant="rounded" height={280} />
-      </Box>
-    </Stack>
+    <div className="page-skeleton">
+      <h1 className="page-title">{title}</h1>
+      <div className="skeleton-grid" role="progressbar" aria-label="Loading page">
+        <div className="skel rounded" style={{ height: 140 }} />
+        <div className="skel rounded" style={{ height: 280 }} />
+      </div>
+    </div>
   );
 }

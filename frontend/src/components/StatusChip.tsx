@@ -1,25 +1,8 @@
-import { Chip } from '@mui/material';
-
-const colours = {
-  ok: 'success',
-  warning: 'warning',
-  exhausted: 'error',
-  no_budget: 'default',
-} as const;
-
+// The names of a budget's statuses (Governance's counts, filter and table). No MUI Chip here:
+// the Governance table draws its status chips as styled text, and importing MUI's Chip for
+// a label brought its code (and its module's evaluation) into the page's chunk.
 const labels = { ok: 'OK', warning: 'Warning', exhausted: 'Exhausted', no_budget: 'No budget' };
 
-export type BudgetStatusName = keyof typeof colours;
-
-export function StatusChip({ status }: { status: BudgetStatusName }) {
-  return (
-    <Chip
-      size="small"
-      color={colours[status]}
-      label={labels[status]}
-      variant={status === 'no_budget' ? 'outlined' : 'filled'}
-    />
-  );
-}
+export type BudgetStatusName = keyof typeof labels;
 
 export const statusLabel = (s: BudgetStatusName) => labels[s];

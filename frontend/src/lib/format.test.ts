@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fmtInt } from './format';
+import { fmtInt, fmtStamp } from './format';
 
 describe('fmtInt', () => {
   it('groups integers as Intl.NumberFormat("en") does, without making one', () => {
@@ -14,5 +14,18 @@ describe('fmtInt', () => {
     expect(fmtInt(1e21)).toBe(new Intl.NumberFormat('en').format(1e21));
     expect(fmtInt(null)).toBe('–');
     expect(fmtInt(undefined)).toBe('–');
+  });
+});
+
+describe('fmtStamp', () => {
+  it('writes the local date and time, zero-padded, without Intl', () => {
+    const d = new Date(2026, 0, 5, 7, 8, 9);
+    expect(fmtStamp(d.toISOString())).toBe('2026-01-05 07:08:09');
+    const e = new Date(2026, 11, 31, 23, 59, 58);
+    expect(fmtStamp(e.toISOString())).toBe('2026-12-31 23:59:58');
+  });
+
+  it('leaves what is no time as it is', () => {
+    expect(fmtStamp('not a time')).toBe('not a time');
   });
 });

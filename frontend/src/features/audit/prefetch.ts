@@ -1,4 +1,5 @@
 import type { QueryClient } from '@tanstack/react-query';
+import { prepareTimeFormat } from '@/lib/format';
 import { auditEventsQuery } from './api/events';
 import { auditFilter, readAuditParams } from './components/filters';
 
@@ -7,5 +8,6 @@ import { auditFilter, readAuditParams } from './components/filters';
  * the page's chunk has loaded (see the Dead letters page's prefetch).
  */
 export function prefetchAuditPage(qc: QueryClient, search: URLSearchParams): Promise<void> {
+  prepareTimeFormat();
   return qc.prefetchInfiniteQuery(auditEventsQuery(auditFilter(readAuditParams(search))));
 }

@@ -1,19 +1,16 @@
-import { lazy, memo, Suspense, useCallback, useEffect, useMemo, useState } from 'react';
-import { useSearchParams } from 'react-router-dom';
 import {
-  Box,
-  Button,
-  FormControl,
-  InputLabel,
-  MenuItem,
-  Paper,
-  Select,
-  Stack,
-  Tab,
-  Tabs,
-  TextField,
-  Typography,
-} from '@mui/material';
+  lazy,
+  memo,
+  Suspense,
+  useCallback,
+  useEffect,
+  useMemo,
+  useState,
+  type KeyboardEvent,
+} from 'react';
+import { useSearchParams } from 'react-router-dom';
+import '@/components/controls.css';
+import './dlq.css';
 import { EmptyState } from '@/components/EmptyState';
 import { ErrorAlert } from '@/components/ErrorAlert';
 import { PermissionButton } from '@/components/PermissionButton';
@@ -54,27 +51,54 @@ interface RedriveAsk {
 
 type Setter = (p: Partial<DlqParams>) => void;
 
-// The tabs and the filter form are memoised: a page of rows arriving while the reader scrolls
-// re-renders the page, and MUI's Tabs measure themselves on every render (a forced layout),
-// the text fields and the select are many components each.
+const views: { value: DlqParams['view']; label: string }[] = [
+  { value: 'entries', label: 'Entries' },
+  { value: 'groups', label: 'Grouped by failure' },
+];
+
+// The tabs and the filter form are plain elements styled by components/controls.css, not MUI's
+// Tabs, text fields and Select: the page's first render inserts no emotion style (MUI's Tabs
+// also measured themselves on every render, a forced layout). Memoised: a page of rows arriving
+// while the reader scrolls re-renders the page, not these.
 const ViewTabs = memo(function ViewTabs({ value, set }: { value: DlqParams['view']; set: Setter }) {
+  // The arrow keys move between the tabs (the focus; Enter, Space or a click chooses).
+  const onKeyDown = (e: KeyboardEvent<HTMLDivElement>) => {
+    if (e.key !== 'ArrowLeft' && e.key !== 'ArrowRight' && e.key !== 'Home' && e.key !== 'End')
+      return;
+    const tabs = [...e.currentTarget.querySelectorAll<HTMLButtonElement>('[role="tab"]')];
+    const at = tabs.indexOf(document.activeElement as HTMLButtonElement);
+    const next =
+      e.key === 'Home'
+        ? 0
+        : e.key === 'End'
+          ? tabs.length - 1
+          : (at + (e.key === 'ArrowRight' ? 1 : -1) + tabs.length) % tabs.length;
+    e.preventDefault();
+    tabs[next]?.focus();
+  };
   return (
-    <Tabs
-      value={value}
-      onChange={(_, v: DlqParams['view']) => set({ view: v })}
-      aria-label="Dead-letter views"
-    >
-      <Tab value="entries" label="Entries" />
-      <Tab value="groups" label="Grouped by failure" />
-    </Tabs>
+    <div className="tabs" role="tablist" aria-label="Dead-letter views" onKeyDown={onKeyDown}>
+      {views.map((v) => (
+        <button
+          key={v.value}
+          type="button"
+          role="tab"
+          aria-selected={value === v.value}
+          tabIndex={value === v.value ? 0 : -1}
+          onClick={() => set({ view: v.value })}
+        >
+          {v.label}
+        </button>
+      ))}
+    </div>
   );
 });
 
 const Filters = memo(function Filters({ view, set }: { view: DlqParams; set: Setter }) {
   // The text fields apply on submit (Enter or the button): one server read per search.
   return (
-    <Box
-      component="form"
+    <form
+      className="filters dlq-filters"
       key={`${view.subject}|${view.error}|${view.since}|${view.until}`}
       aria-label="Filter dead letters"
       onSubmit={(e) => {
@@ -87,49 +111,40 @@ const Filters = memo(function Filters({ view, set }: { view: DlqParams; set: Set
           until: String(f.get('until') ?? ''),
         });
       }}
-      sx={{
-        display: 'grid',
-        gap: 1.5,
-        gridTemplateColumns: { xs: '1fr', sm: '1fr 1fr', lg: '1.2fr 1.5fr 1fr 1fr 150px auto' },
-        alignItems: 'center',
-      }}
     >
-      <TextField name="subject" label="Subject (exact)" size="small" defaultValue={view.subject} />
-      <TextField name="error" label="Error contains" size="small" defaultValue={view.error} />
-      <TextField
-        name="since"
-        label="Captured from"
-        type="datetime-local"
-        size="small"
-        defaultValue={view.since}
-        slotProps={{ inputLabel: { shrink: true } }}
-      />
-      <TextField
-        name="until"
-        label="Captured until"
-        type="datetime-local"
-        size="small"
-        defaultValue={view.until}
-        slotProps={{ inputLabel: { shrink: true } }}
-      />
-      <FormControl size="small">
-        <InputLabel id="dlq-status">State</InputLabel>
-        <Select
-          labelId="dlq-status"
-          label="State"
+      <label className="field">
+        <span>Subject (exact)</span>
+        <input name="subject" defaultValue={view.subject} />
+      </label>
+      <label className="field">
+        <span>Error contains</span>
+        <input name="error" defaultValue={view.error} />
+      </label>
+      <label className="field">
+        <span>Captured from</span>
+        <input name="since" type="datetime-local" defaultValue={view.since} />
+      </label>
+      <label className="field">
+        <span>Captured until</span>
+        <input name="until" type="datetime-local" defaultValue={view.until} />
+      </label>
+      {/* A native select: no MUI menu, popover and modal before the first use. */}
+      <label className="field select">
+        <span>State</span>
+        <select
           value={view.status}
           onChange={(e) => set({ status: e.target.value as DlqStatus })}
           disabled={view.view === 'groups'}
         >
-          <MenuItem value="open">Open</MenuItem>
-          <MenuItem value="resolved">Resolved</MenuItem>
-          <MenuItem value="all">All</MenuItem>
-        </Select>
-      </FormControl>
-      <Button type="submit" variant="outlined">
+          <option value="open">Open</option>
+          <option value="resolved">Resolved</option>
+          <option value="all">All</option>
+        </select>
+      </label>
+      <button type="submit" className="outlined-btn">
         Search
-      </Button>
-    </Box>
+      </button>
+    </form>
   );
 });
 
@@ -186,10 +201,8 @@ export default function DlqPage() {
     set({ view: 'entries', status: 'open', subject: g.original_subject, error: g.error });
 
   return (
-    <Stack spacing={3}>
-      <Typography variant="h4" component="h1">
-        Dead letters
-      </Typography>
+    <div className="stack-3">
+      <h1 className="page-title">Dead letters</h1>
       {view.job && (
         <Suspense fallback={<TableSkeleton rows={2} />}>
           <RedriveProgress
@@ -199,8 +212,8 @@ export default function DlqPage() {
           />
         </Suspense>
       )}
-      <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
-        <Stack spacing={2}>
+      <section className="card">
+        <div className="stack-2">
           <ViewTabs value={view.view} set={set} />
           <Filters view={view} set={set} />
           {groupsView ? (
@@ -236,16 +249,12 @@ export default function DlqPage() {
             <ErrorAlert error={list.error} what="the dead letters" />
           ) : (
             <>
-              <Stack
-                direction={{ xs: 'column', sm: 'row' }}
-                spacing={1}
-                sx={{ alignItems: { sm: 'center' }, justifyContent: 'space-between' }}
-              >
-                <Typography variant="body2" color="text.secondary" role="status">
+              <div className="dlq-summary">
+                <p className="muted" role="status">
                   {fmtInt(total)} {view.status === 'all' ? '' : `${view.status} `}
                   {total === 1 ? 'entry' : 'entries'}
                   {rows.length < total ? ` (${fmtInt(rows.length)} loaded)` : ''}
-                </Typography>
+                </p>
                 <span title={redriveBlocked}>
                   <PermissionButton
                     permission={perm.writeDlq}
@@ -262,7 +271,7 @@ export default function DlqPage() {
                     Redrive {fmtInt(total)}…
                   </PermissionButton>
                 </span>
-              </Stack>
+              </div>
               {rows.length === 0 ? (
                 <EmptyState title={filtered ? 'No entry matches' : 'No dead letters'}>
                   {filtered
@@ -279,8 +288,8 @@ export default function DlqPage() {
               )}
             </>
           )}
-        </Stack>
-      </Paper>
+        </div>
+      </section>
       <Suspense fallback={null}>
         {view.entry && <EntryDialog id={view.entry} onClose={() => set({ entry: undefined })} />}
         {redrive && (
@@ -294,6 +303,6 @@ export default function DlqPage() {
           />
         )}
       </Suspense>
-    </Stack>
+    </div>
   );
 }

@@ -1,7 +1,7 @@
 import { memo } from 'react';
 import type { Theme } from '@mui/material';
 import { VirtualTable } from '@/components/VirtualTable';
-import { fmtInt, fmtTime } from '@/lib/format';
+import { fmtInt, fmtStamp } from '@/lib/format';
 import type { DlqEntry } from '../api/list';
 
 const ROW = 44;
@@ -28,7 +28,7 @@ const Row = memo(function Row({
         {e.error}
       </div>
       <div role="cell">{fmtInt(e.attempts)}</div>
-      <div role="cell">{fmtTime(e.created_at)}</div>
+      <div role="cell">{fmtStamp(e.created_at)}</div>
       <div role="cell" className={e.resolved ? '' : 'open'}>
         {e.resolved ? (e.requeue_count > 0 ? 'Requeued' : 'Resolved') : 'Open'}
       </div>

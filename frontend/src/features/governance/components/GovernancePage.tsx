@@ -8,18 +8,10 @@ import {
   type ReactNode,
 } from 'react';
 import { useSearchParams, Link as RouterLink } from 'react-router-dom';
-import {
-  Box,
-  Chip,
-  Link,
-  Paper,
-  Stack,
-  TextField,
-  ToggleButton,
-  ToggleButtonGroup,
-  Typography,
-} from '@mui/material';
+import { Link } from '@mui/material';
 import { paths } from '@/config/paths';
+import '@/components/controls.css';
+import './governance.css';
 import { EmptyState } from '@/components/EmptyState';
 import { ErrorAlert } from '@/components/ErrorAlert';
 import { TableSkeleton } from '@/components/Skeletons';
@@ -49,6 +41,11 @@ const sortLabels: Record<SortKey, string> = {
   limit: 'Limit',
 };
 
+const directions = [
+  ['asc', 'Ascending', '↑'],
+  ['desc', 'Descending', '↓'],
+] as const;
+
 /** The search the server runs: the text as typed, once typing pauses for a moment. */
 function useSettled(text: string, ms = 250): string {
   const [settled, setSettled] = useState(text);
@@ -76,12 +73,13 @@ export default function GovernancePage() {
   const onStatus = useCallback((status?: BudgetStatus) => set({ status }), [set]);
   const filtered = !!(view.q || view.status);
 
+  // Plain elements styled by components/controls.css (as the shell by index.html), not MUI
+  // components: the page's first render inserts no emotion style (docs/frontend.md,
+  // "Performance").
   return (
-    <Stack spacing={3}>
-      <Typography variant="h4" component="h1">
-        Governance
-      </Typography>
-      <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
+    <div className="stack-3">
+      <h1 className="page-title">Governance</h1>
+      <section className="card">
         <Results
           asked={asked}
           barrier={barrier}
@@ -89,14 +87,12 @@ export default function GovernancePage() {
           onStatus={onStatus}
           filters={<Filters q={view.q} status={st} sort={sort} dir={dir} set={set} />}
         />
-      </Paper>
-      <Paper sx={{ p: { xs: 1.5, sm: 2 } }}>
-        <Typography variant="h6" component="h2" gutterBottom>
-          Roles and permissions
-        </Typography>
+      </section>
+      <section className="card">
+        <h2 className="section-title gutter">Roles and permissions</h2>
         <RoleMatrix />
-      </Paper>
-    </Stack>
+      </section>
+    </div>
   );
 }
 
@@ -124,10 +120,8 @@ function Results({
   // and that render showed the error box instead (two layout shifts of the card below).
   const pending = !summary && !first.isError;
   return (
-    <Stack spacing={2}>
-      <Typography variant="h6" component="h2">
-        Budgets per tenant and project
-      </Typography>
+    <div className="stack-2">
+      <h2 className="section-title">Budgets per tenant and project</h2>
       <Counts summary={summary} status={asked.status} onStatus={onStatus} />
       {filters}
       <Rows
@@ -138,7 +132,7 @@ function Results({
         barrier={barrier}
         filtered={filtered}
       />
-    </Stack>
+    </div>
   );
 }
 
@@ -151,43 +145,31 @@ const Counts = memo(function Counts({
   status: BudgetStatus | undefined;
   onStatus: (status: BudgetStatus | undefined) => void;
 }) {
+  // Toggle buttons that look like MUI's clickable chips (controls.css), and two links.
   return (
-    <Stack
-      direction="row"
-      spacing={1}
-      useFlexGap
-      sx={{ flexWrap: 'wrap' }}
-      aria-label="Budgets per status"
-    >
+    <div className="chips" role="group" aria-label="Budgets per status">
       {statuses.map((s) => (
-        <Chip
+        <button
           key={s}
-          label={`${statusLabel(s)}: ${summary ? fmtInt(summary.counts[s]) : '–'}`}
-          variant={status === s ? 'filled' : 'outlined'}
-          color={status === s ? 'primary' : 'default'}
+          type="button"
+          className="count-chip"
           onClick={() => onStatus(status === s ? undefined : s)}
           aria-pressed={status === s}
-        />
+        >
+          {`${statusLabel(s)}: ${summary ? fmtInt(summary.counts[s]) : '–'}`}
+        </button>
       ))}
       {summary && summary.open_breakers.length > 0 && (
-        <Chip
-          color="error"
-          component={RouterLink}
-          to={paths.breakers}
-          clickable
-          label={`Open breakers: ${summary.open_breakers.map((b) => b.name).join(', ')}`}
-        />
+        <RouterLink className="count-chip error" to={paths.breakers}>
+          {`Open breakers: ${summary.open_breakers.map((b) => b.name).join(', ')}`}
+        </RouterLink>
       )}
       {summary && summary.open_dlq_entries > 0 && (
-        <Chip
-          color="warning"
-          component={RouterLink}
-          to={paths.dlq}
-          clickable
-          label={`Open dead letters: ${fmtInt(summary.open_dlq_entries)}`}
-        />
+        <RouterLink className="count-chip warning" to={paths.dlq}>
+          {`Open dead letters: ${fmtInt(summary.open_dlq_entries)}`}
+        </RouterLink>
       )}
-    </Stack>
+    </div>
   );
 });
 
@@ -204,68 +186,54 @@ const Filters = memo(function Filters({
   dir: 'asc' | 'desc';
   set: (patch: Partial<ViewParams>) => void;
 }) {
+  // Native inputs and selects in MUI's outlined look (controls.css): no MUI menu, popover
+  // and modal before the first use (a phone shows its own picker), and no emotion style.
   return (
-    <Box
-      sx={{
-        display: 'grid',
-        gap: 1.5,
-        gridTemplateColumns: { xs: '1fr', sm: '2fr 1fr 1fr auto' },
-        alignItems: 'center',
-      }}
-    >
-      <TextField
-        label="Search tenant or project"
-        size="small"
-        value={q}
-        onChange={(e) => set({ q: e.target.value })}
-        type="search"
-      />
-      {/* Native selects: no MUI menu, popover and modal (their code and their components)
-          on the page before the first use; a phone shows its own picker. */}
-      <TextField
-        select
-        size="small"
-        label="Status"
-        value={status ?? ''}
-        onChange={(e) => set({ status: (e.target.value || undefined) as BudgetStatus | undefined })}
-        slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
-      >
-        <option value="">Any</option>
-        {statuses.map((s) => (
-          <option key={s} value={s}>
-            {statusLabel(s)}
-          </option>
+    <div className="filters governance-filters">
+      <label className="field">
+        <span>Search tenant or project</span>
+        <input type="search" value={q} onChange={(e) => set({ q: e.target.value })} />
+      </label>
+      <label className="field select">
+        <span>Status</span>
+        <select
+          value={status ?? ''}
+          onChange={(e) =>
+            set({ status: (e.target.value || undefined) as BudgetStatus | undefined })
+          }
+        >
+          <option value="">Any</option>
+          {statuses.map((s) => (
+            <option key={s} value={s}>
+              {statusLabel(s)}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label className="field select">
+        <span>Sort by</span>
+        <select value={sort} onChange={(e) => set({ sort: e.target.value as SortKey })}>
+          {sortKeys.map((k) => (
+            <option key={k} value={k}>
+              {sortLabels[k]}
+            </option>
+          ))}
+        </select>
+      </label>
+      <div className="toggle-group" role="group" aria-label="Sort direction">
+        {directions.map(([d, label, arrow]) => (
+          <button
+            key={d}
+            type="button"
+            aria-label={label}
+            aria-pressed={dir === d}
+            onClick={() => set({ dir: d })}
+          >
+            {arrow}
+          </button>
         ))}
-      </TextField>
-      <TextField
-        select
-        size="small"
-        label="Sort by"
-        value={sort}
-        onChange={(e) => set({ sort: e.target.value as SortKey })}
-        slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
-      >
-        {sortKeys.map((k) => (
-          <option key={k} value={k}>
-            {sortLabels[k]}
-          </option>
-        ))}
-      </TextField>
-      <ToggleButtonGroup
-        size="small"
-        exclusive
-        value={dir}
-        onChange={(_, d) => d && set({ dir: d })}
-        aria-label="Sort direction"
-      >
-        <ToggleButton value="asc" aria-label="Ascending">
-          ↑
-        </ToggleButton>
-        <ToggleButton value="desc" aria-label="Descending">
-          ↓
-        </ToggleButton>
-      </ToggleButtonGroup>
-    </Box>
+      </div>
+    </div>
   );
 });
 
@@ -291,9 +259,9 @@ const Rows = memo(function Rows({
     <>
       {pending ? (
         // The table's own height: the card below does not move when the rows arrive.
-        <Box sx={{ height: { xs: 'calc(60vh + 30px)', md: 'calc(65vh + 30px)' } }}>
+        <div className="governance-pending">
           <TableSkeleton />
-        </Box>
+        </div>
       ) : !summary ? (
         <ErrorAlert error={error} what="the budget status" />
       ) : summary.matching === 0 ? (
@@ -308,11 +276,11 @@ const Rows = memo(function Rows({
         </EmptyState>
       ) : (
         <>
-          <Typography variant="body2" color="text.secondary" role="status">
+          <p className="muted" role="status">
             {fmtInt(summary.matching)} {summary.matching === 1 ? 'budget' : 'budgets'}
             {filtered ? ' match this view' : ''} · warning from {summary.warning_threshold_percent}%
             of the limit
-          </Typography>
+          </p>
           <StatusTable
             key={viewKey}
             view={asked}
