@@ -14,7 +14,9 @@
 //! read model has applied (their aggregate's version in `projection_versions` reached
 //! their sequence); latency = that moment − `recorded_at`. (A poller per sample, as
 //! before, put thousands of queries a second on the PostgreSQL it measured.) Same machine,
-//! same clock.
+//! same clock. The same query also says when the read models' contiguous watermark (every
+//! event before it in commit order applied too, what `min_position` waits for) reached the
+//! sample: `wm_p50_ms`, `wm_p99_ms`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,6 +92,7 @@ async fn main() {
     js_latencies.lock().await.latencies.clear();
 
     let proj = Arc::new(Mutex::new(Recorder::default()));
+    let watermark = Arc::new(Mutex::new(Recorder::default()));
     // Positions of the samples the watcher still waits for.
     let waiting: Arc<std::sync::Mutex<Vec<i64>>> = Arc::default();
     let loading = Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -98,6 +101,7 @@ async fn main() {
         waiting.clone(),
         loading.clone(),
         proj.clone(),
+        watermark.clone(),
     ));
     let commands = Arc::new(Mutex::new(Recorder::default()));
     let interval = Duration::from_secs_f64(1.0 / rate);
@@ -144,6 +148,7 @@ async fn main() {
     let commands = std::mem::take(&mut *commands.lock().await).summary(elapsed);
     let js = std::mem::take(&mut *js_latencies.lock().await).summary(elapsed);
     let proj = std::mem::take(&mut *proj.lock().await).summary(elapsed);
+    let watermark = std::mem::take(&mut *watermark.lock().await).summary(elapsed);
     println!(
         "{}",
         json!({
@@ -151,6 +156,7 @@ async fn main() {
             "cmd_p50_ms": commands["p50_ms"], "cmd_p99_ms": commands["p99_ms"],
             "js_p50_ms": js["p50_ms"], "js_p99_ms": js["p99_ms"], "js_samples": js["ops"],
             "proj_p50_ms": proj["p50_ms"], "proj_p99_ms": proj["p99_ms"], "proj_samples": proj["ops"],
+            "wm_p50_ms": watermark["p50_ms"], "wm_p99_ms": watermark["p99_ms"], "wm_samples": watermark["ops"],
         })
     );
 }
@@ -191,18 +197,26 @@ async fn watch_projection(
     waiting: Arc<std::sync::Mutex<Vec<i64>>>,
     loading: Arc<std::sync::atomic::AtomicBool>,
     proj: Arc<Mutex<Recorder>>,
+    watermark: Arc<Mutex<Recorder>>,
 ) {
+    // Samples whose aggregate has them, still waiting for the watermark.
+    let mut behind_watermark: std::collections::HashSet<i64> = Default::default();
     loop {
-        let positions = waiting.lock().unwrap().clone();
+        let mut positions = waiting.lock().unwrap().clone();
+        positions.extend(behind_watermark.iter().copied());
         if positions.is_empty() {
             if !loading.load(std::sync::atomic::Ordering::Relaxed) {
                 return;
             }
         } else {
-            let applied: Vec<(i64, DateTime<Utc>)> = sqlx::query_as(
-                "SELECT e.global_position, e.recorded_at FROM events e
+            let applied: Vec<(i64, DateTime<Utc>, bool)> = sqlx::query_as(
+                "SELECT e.global_position, e.recorded_at,
+                        COALESCE((e.transaction_id, e.global_position)
+                                 <= (c.watermark_tx, c.watermark_position), false)
+                   FROM events e
                    JOIN projection_versions v
                      ON v.aggregate_type = e.aggregate_type AND v.aggregate_id = e.aggregate_id
+                   LEFT JOIN projection_checkpoints c ON c.name = 'read_models'
                   WHERE e.global_position = ANY($1) AND v.version >= e.sequence",
             )
             .bind(&positions)
@@ -211,11 +225,20 @@ async fn watch_projection(
             .expect("read the projection's progress");
             if !applied.is_empty() {
                 let mut recorder = proj.lock().await;
-                for (_, recorded_at) in &applied {
-                    recorder.latencies.push(ms_since(*recorded_at));
+                let mut covered = watermark.lock().await;
+                let mut done = std::collections::HashSet::new();
+                for (position, recorded_at, under_watermark) in &applied {
+                    if !behind_watermark.contains(position) {
+                        recorder.latencies.push(ms_since(*recorded_at));
+                        done.insert(*position);
+                    }
+                    if *under_watermark {
+                        covered.latencies.push(ms_since(*recorded_at));
+                        behind_watermark.remove(position);
+                    } else {
+                        behind_watermark.insert(*position);
+                    }
                 }
-                let done: std::collections::HashSet<i64> =
-                    applied.iter().map(|(p, _)| *p).collect();
                 waiting.lock().unwrap().retain(|p| !done.contains(p));
             }
         }

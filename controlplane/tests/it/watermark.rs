@@ -181,7 +181,7 @@ async fn a_redelivered_batch_moves_the_watermark_too() {
 async fn the_watermark_step_joins_touching_ranges_keeps_the_newest_and_takes_the_floor() {
     let pool = database().await;
     type State = (Option<i64>, Option<i64>, Option<i64>);
-    // (watermark, ahead from, ahead to), batch (from, to), floor -> expected
+    /// (watermark, ahead from, ahead to), batch (from, to), floor -> expected
     type Case = (State, Option<(i64, i64)>, Option<i64>, State);
     let cases: &[Case] = &[
         // Unknown watermark: a batch from the start sets it, another waits ahead.
