@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{parse, MAX_COMMAND_BYTES};
+use crate::arrival_order::leave_line;
 use crate::breaker::{BreakerService, CheckAnswer};
 use crate::breaker_api::NameRequest;
 use crate::request_server::{serve_requests, Requests, Senders};
@@ -95,7 +96,10 @@ async fn dispatch(
     match verb {
         "check" => to_bytes(service.api_check(parse(payload)?, &actor).await?),
         "record" => to_bytes(service.api_record(parse(payload)?, &actor).await?),
-        "status" => to_bytes(service.api_status(parse(payload)?).await?),
+        "status" => {
+            leave_line();
+            to_bytes(service.api_status(parse(payload)?).await?)
+        }
         other => Err(CommandError::NotFound(format!(
             "unknown breaker command '{other}' (expected check, record or status)"
         ))),

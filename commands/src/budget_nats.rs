@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{parse, BudgetReads, StateRequest, MAX_COMMAND_BYTES};
+use crate::arrival_order::leave_line;
 use crate::budget::BudgetService;
 use crate::request_server::{json_bytes, serve_requests, Requests, Senders};
 use crate::CommandError;
@@ -64,6 +65,7 @@ async fn dispatch(
         "commit" => to_value(service.api_commit(parse(payload)?, &actor).await?),
         "release" => to_value(service.api_release(parse(payload)?, &actor).await?),
         "state" => {
+            leave_line();
             let request: StateRequest = parse(payload)?;
             actor.may_act_on("tenant_id", &request.tenant_id)?;
             to_value(reads.state(request).await?)

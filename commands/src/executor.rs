@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use cqrs_es::Aggregate;
 use tokio::sync::{oneshot, Mutex as AsyncMutex};
 
+use crate::arrival_order::join_in_order;
 use crate::store::{Actor, EventStore};
 use crate::CommandError;
 
@@ -299,7 +300,8 @@ where
             batch::Counted::take(&self.pending, self.bounds.total).ok_or(CommandError::Busy)?;
         let slot = self.slot(aggregate_id);
         let (reply, answer) = oneshot::channel();
-        let start_task = {
+        // A NATS command joins behind the ones its sender sent before it (arrival_order).
+        let start_task = join_in_order(|| {
             let mut queue = slot.queue.lock().expect("queue poisoned");
             if queue.items.len() >= self.bounds.per_aggregate {
                 return Err(CommandError::Busy);
@@ -310,8 +312,9 @@ where
                 reply,
                 _counted: counted,
             });
-            !std::mem::replace(&mut queue.draining, true)
-        };
+            Ok(!std::mem::replace(&mut queue.draining, true))
+        })
+        .await?;
         if start_task {
             let (store, id) = (self.store.clone(), aggregate_id.to_string());
             tokio::spawn(async move { batch::drain(&store, &id, &slot).await });

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod arrival_order;
 pub mod breaker;
 pub mod breaker_api;
 pub mod breaker_nats;

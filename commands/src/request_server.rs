@@ -1,7 +1,10 @@
 //! One NATS request server for every command area (budgets, breakers, dead letters):
-//! subscribe in the queue group, bound the requests in flight, answer each one in a task,
+//! subscribe in the queue group, bound the requests in flight, answer each one in a task
+//! (one sender's commands still reach their aggregates in arrival order, [`arrival_order`]),
 //! and on shutdown stop taking requests while answering every one already taken.
 //! The areas only say how a request is answered ([`Requests`]).
+//!
+//! [`arrival_order`]: crate::arrival_order
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::arrival_order::{in_line, Lines};
 use crate::services::ServiceDirectory;
 use crate::store::Actor;
 use crate::CommandError;
@@ -101,6 +105,7 @@ pub async fn serve_requests<R: Requests>(
         .await?;
     tracing::info!(%subject, "listening for NATS commands");
     let permits = Arc::new(Semaphore::new(max_in_flight));
+    let mut lines = Lines::default();
     let mut draining = false;
     loop {
         let message = tokio::select! {
@@ -128,8 +133,9 @@ pub async fn serve_requests<R: Requests>(
             break;
         };
         let (client, area) = (client.clone(), area.clone());
+        let turn = lines.take_turn(&message.subject);
         tokio::spawn(async move {
-            let outcome = area.answer(&message).await;
+            let outcome = in_line(turn, area.answer(&message)).await;
             send_reply(&client, &message, outcome).await;
             drop(permit);
         });

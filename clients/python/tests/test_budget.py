@@ -101,15 +101,8 @@ async def test_cancelled_block_is_released(server: Server, cp: ControlPlane, ids
     sys.version_info < (3, 11),
     reason="before 3.11 a cancellation racing the reply can be lost inside asyncio.wait_for",
 )
-# A known server bug, found on 2026-12-03 (fails in about 1 run of 3 on a busy machine): the
-# NATS request server answers each message in a task of its own (commands/src/request_server.rs),
-# so the re-ask a cancelled reserve sends can be applied before the cancelled request itself;
-# the re-ask's new reservation is released, and the late request then opens a second one for
-# the same task, held until its TTL. Not strict: it passes whenever the two stay in order.
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug: one client's commands on one budget can be applied out of order",
-)
+# The re-ask a cancelled reserve sends must not overtake the request itself on the server
+# (commands/src/arrival_order.rs); when it did, the late request opened a second reservation.
 async def test_cancelled_while_reserving_leaves_nothing_reserved(
     server: Server, cp: ControlPlane, ids: str
 ) -> None:

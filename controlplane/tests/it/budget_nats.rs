@@ -103,3 +103,45 @@ async fn an_oversized_command_gets_an_error_reply() {
         .unwrap();
     assert_eq!(reply["error"]["code"], "not_found");
 }
+
+/// One service's commands are applied in the order it sent them, though the server answers
+/// each in a task of its own: the re-ask after a cancelled reserve must not overtake it.
+/// (On several worker threads, as the binary runs: there a task spawned last can run first.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_senders_commands_are_applied_in_the_order_sent() {
+    use futures::StreamExt;
+    let env = TestEnv::start().await;
+    env.set_limit("org1", "proj1", 1_000_000).await;
+    let subject = env.command_subject("budget", "request");
+    let inbox = env.service.new_inbox();
+    let mut replies = env.service.subscribe(inbox.clone()).await.unwrap();
+    const SENT: usize = 500;
+    for i in 0..SENT {
+        let body = json!({"tenant_id": "org1", "project_id": "proj1", "task_id": format!("t{i:04}"),
+                          "model": "m", "estimated_tokens": 1});
+        env.service
+            .publish_with_reply(subject.clone(), inbox.clone(), body.to_string().into())
+            .await
+            .unwrap();
+    }
+    env.service.flush().await.unwrap();
+    for _ in 0..SENT {
+        let reply = tokio::time::timeout(std::time::Duration::from_secs(30), replies.next())
+            .await
+            .expect("every command answered")
+            .unwrap();
+        let reply: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(reply["approved"], true, "{reply}");
+    }
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let applied: Vec<String> = sqlx::query_scalar(
+        "SELECT payload ->> 'task_id' FROM events
+          WHERE aggregate_id = 'org1/proj1' AND event_type = 'TokensReserved'
+          ORDER BY sequence",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let sent: Vec<String> = (0..SENT).map(|i| format!("t{i:04}")).collect();
+    assert_eq!(applied, sent);
+}
