@@ -16,6 +16,7 @@ import {
   chromiumArgs,
   Deployment,
   distDir,
+  lighthouseAudit,
   median,
   pool,
 } from '../../frontend/e2e/server.mjs';
@@ -71,31 +72,24 @@ try {
             chromeFlags: chromiumArgs,
           });
           try {
-            const r = await lighthouse(
-              server.url + path,
-              {
-                port: chrome.port,
-                output: 'json',
-                logLevel: 'error',
-                onlyCategories: ['performance', 'accessibility', 'best-practices'],
-                extraHeaders: { Cookie: `cp_session=${admin.token}` },
-              },
-              preset === 'desktop' ? desktopConfig : undefined,
-            );
-            const a = r.lhr.audits;
-            const c = r.lhr.categories;
+            const { report, scores } = await lighthouseAudit(lighthouse, {
+              port: chrome.port,
+              url: server.url + path,
+              token: admin.token,
+              config: preset === 'desktop' ? desktopConfig : undefined,
+            });
             const row = {
               build: name,
               preset,
               path,
-              perf: Math.round(c.performance.score * 100),
-              a11y: Math.round(c.accessibility.score * 100),
-              bp: Math.round(c['best-practices'].score * 100),
-              fcp: Math.round(a['first-contentful-paint'].numericValue),
-              lcp: Math.round(a['largest-contentful-paint'].numericValue),
-              tbt: Math.round(a['total-blocking-time'].numericValue),
-              si: Math.round(a['speed-index'].numericValue),
-              cls: +a['cumulative-layout-shift'].numericValue.toFixed(3),
+              perf: scores.performance,
+              a11y: scores.accessibility,
+              bp: scores['best-practices'],
+              fcp: scores.fcp_ms,
+              lcp: scores.lcp_ms,
+              tbt: scores.tbt_ms,
+              si: scores.si_ms,
+              cls: scores.cls,
               load1: +load.toFixed(2),
             };
             rows.push(row);
@@ -105,7 +99,7 @@ try {
               mkdirSync(process.env.AB_SAVE, { recursive: true });
               writeFileSync(
                 `${process.env.AB_SAVE}/${name}-${preset}-${path.replace(/\W/g, '_') || 'root'}-${run}.json`,
-                r.report,
+                report,
               );
             }
           } finally {

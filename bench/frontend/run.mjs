@@ -11,7 +11,13 @@ import lighthouse from 'lighthouse';
 import desktopConfig from 'lighthouse/core/config/desktop-config.js';
 import * as chromeLauncher from 'chrome-launcher';
 import { chromium } from 'playwright-core';
-import { apiAs, chromiumArgs, Deployment, seedBudgets } from '../../frontend/e2e/server.mjs';
+import {
+  apiAs,
+  chromiumArgs,
+  Deployment,
+  lighthouseAudit,
+  seedBudgets,
+} from '../../frontend/e2e/server.mjs';
 
 process.env.WS_STATS_SECONDS ??= '5'; // the default of a deployment
 const BUDGETS = Number(process.env.BENCH_BUDGETS ?? 10_000);
@@ -55,26 +61,14 @@ try {
         ['Dashboard', '/'],
         ['Governance', '/governance'],
       ]) {
-        const r = await lighthouse(
-          server.url + path,
-          {
-            port: chrome.port,
-            output: 'json',
-            logLevel: 'error',
-            onlyCategories: ['performance', 'accessibility', 'best-practices'],
-            extraHeaders: { Cookie: `cp_session=${admin.token}` },
-          },
+        const { report, scores } = await lighthouseAudit(lighthouse, {
+          port: chrome.port,
+          url: server.url + path,
+          token: admin.token,
           config,
-        );
-        const c = r.lhr.categories;
-        results.lighthouse[`${name} (${preset})`] = {
-          performance: Math.round(c.performance.score * 100),
-          accessibility: Math.round(c.accessibility.score * 100),
-          'best-practices': Math.round(c['best-practices'].score * 100),
-          lcp_ms: Math.round(r.lhr.audits['largest-contentful-paint'].numericValue),
-          tbt_ms: Math.round(r.lhr.audits['total-blocking-time'].numericValue),
-        };
-        writeFileSync(new URL(`lighthouse-${name}-${preset}.json`, out), r.report);
+        });
+        results.lighthouse[`${name} (${preset})`] = scores;
+        writeFileSync(new URL(`lighthouse-${name}-${preset}.json`, out), report);
       }
     }
   } finally {

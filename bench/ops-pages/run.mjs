@@ -27,6 +27,7 @@ import {
   chromiumArgs,
   Deployment,
   distDir,
+  lighthouseAudit,
   seedDeadLetters,
   seedSandboxRuns,
 } from '../../frontend/e2e/server.mjs';
@@ -335,29 +336,16 @@ try {
           ['Dead letters', '/dlq'],
           ['Audit log', '/audit'],
         ]) {
-          const r = await lighthouse(
-            server.url + path,
-            {
-              port: chrome.port,
-              output: 'json',
-              logLevel: 'error',
-              onlyCategories: ['performance', 'accessibility', 'best-practices'],
-              extraHeaders: { Cookie: `cp_session=${admin.token}` },
-            },
+          const { report, scores } = await lighthouseAudit(lighthouse, {
+            port: chrome.port,
+            url: server.url + path,
+            token: admin.token,
             config,
-          );
-          const c = r.lhr.categories;
-          results.lighthouse[`${name} (${preset})`] = {
-            performance: Math.round(c.performance.score * 100),
-            accessibility: Math.round(c.accessibility.score * 100),
-            'best-practices': Math.round(c['best-practices'].score * 100),
-            fcp_ms: Math.round(r.lhr.audits['first-contentful-paint'].numericValue),
-            lcp_ms: Math.round(r.lhr.audits['largest-contentful-paint'].numericValue),
-            tbt_ms: Math.round(r.lhr.audits['total-blocking-time'].numericValue),
-          };
+          });
+          results.lighthouse[`${name} (${preset})`] = scores;
           writeFileSync(
             new URL(`lighthouse-${name.replace(' ', '-')}-${preset}.json`, out),
-            r.report,
+            report,
           );
           log(
             'lighthouse',

@@ -306,6 +306,40 @@ export const median = (xs) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
+/**
+ * One Lighthouse audit of `url` signed in with the session `token`: performance, accessibility
+ * and best practices, with the timings the benchmarks report. `lighthouse` and `config` (the
+ * desktop preset, or undefined for mobile) come from the caller's own npm install.
+ */
+export async function lighthouseAudit(lighthouse, { port, url, token, config }) {
+  const r = await lighthouse(
+    url,
+    {
+      port,
+      output: 'json',
+      logLevel: 'error',
+      onlyCategories: ['performance', 'accessibility', 'best-practices'],
+      extraHeaders: { Cookie: `cp_session=${token}` },
+    },
+    config,
+  );
+  const c = r.lhr.categories;
+  const ms = (audit) => Math.round(r.lhr.audits[audit].numericValue);
+  return {
+    report: r.report,
+    scores: {
+      performance: Math.round(c.performance.score * 100),
+      accessibility: Math.round(c.accessibility.score * 100),
+      'best-practices': Math.round(c['best-practices'].score * 100),
+      fcp_ms: ms('first-contentful-paint'),
+      lcp_ms: ms('largest-contentful-paint'),
+      tbt_ms: ms('total-blocking-time'),
+      si_ms: ms('speed-index'),
+      cls: +r.lhr.audits['cumulative-layout-shift'].numericValue.toFixed(3),
+    },
+  };
+}
+
 /** Holds /tmp/bench.lock (the shared machine's benchmark lock) until the returned function is called. */
 export function benchLock() {
   return new Promise((resolve, reject) => {
