@@ -1,7 +1,9 @@
 /// <reference types="vitest/config" />
 import { fileURLToPath } from 'node:url';
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
+import type { OutputBundle, OutputChunk } from 'rollup';
 import react from '@vitejs/plugin-react';
+import { startupStages } from './scripts/startup-stages.mjs';
 
 // `npm run dev` proxies the API to a running `controlplane serve` (CP_API, default :8000).
 // The gateway refuses cookie-authenticated WebSocket upgrades from another origin, so the
@@ -36,8 +38,45 @@ const proxy = Object.fromEntries(
 
 const backgroundChunks = /(^|\/)(EntryDialog|RedriveDialog|RedriveProgress)-[^/]*\.js$/;
 
+/**
+ * main.tsx imports its start-up stages one after another (each is evaluated in a task of its
+ * own); their chunks, and what those import, are fetched from the start instead, by a
+ * <link rel="modulepreload"> each in index.html (fetched and compiled, not run).
+ */
+function preloadStartupStages(): Plugin {
+  return {
+    name: 'preload-startup-stages',
+    apply: 'build',
+    transformIndexHtml: {
+      order: 'post',
+      handler(_html, ctx) {
+        const bundle: OutputBundle = ctx.bundle ?? {};
+        const chunks = Object.values(bundle).filter((c): c is OutputChunk => c.type === 'chunk');
+        const entry = chunks.find((c) => c.isEntry);
+        const files = new Set<string>();
+        const add = (file: string) => {
+          if (files.has(file) || file === entry?.fileName) return;
+          files.add(file);
+          const chunk = bundle[file];
+          if (chunk?.type === 'chunk') chunk.imports.forEach(add);
+        };
+        for (const stage of startupStages) {
+          const chunk = chunks.find((c) => c.facadeModuleId?.endsWith(`/${stage}`));
+          if (!chunk) throw new Error(`start-up stage ${stage} is in no chunk`);
+          add(chunk.fileName);
+        }
+        return [...files].map((file) => ({
+          tag: 'link',
+          attrs: { rel: 'modulepreload', crossorigin: true, href: `/${file}` },
+          injectTo: 'head' as const,
+        }));
+      },
+    },
+  };
+}
+
 export default defineConfig({
-  plugins: [react()],
+  plugins: [react(), preloadStartupStages()],
   resolve: { alias: { '@': fileURLToPath(new URL('./src', import.meta.url)) } },
   server: {
     proxy: {

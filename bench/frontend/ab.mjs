@@ -15,14 +15,12 @@ import {
   benchLock as lock,
   chromiumArgs,
   Deployment,
-  distDir,
   lighthouseAudit,
   median,
   pool,
+  serveBuilds,
 } from '../../frontend/e2e/server.mjs';
 
-process.env.WS_STATS_SECONDS ??= '5';
-const dirs = (process.env.AB_DIRS ?? `this=${distDir}`).split(',').map((s) => s.split('='));
 const RUNS = Number(process.env.AB_RUNS ?? 3);
 const PRESETS = (process.env.AB_PRESETS ?? 'mobile').split(',');
 const PAGES = (process.env.AB_PAGES ?? '/,/governance,/dlq,/audit').split(',');
@@ -33,8 +31,7 @@ const log = (...a) => console.error(new Date().toISOString().slice(11, 19), ...a
 const dep = new Deployment();
 try {
   dep.createDatabase();
-  const servers = [];
-  for (const [name, dir] of dirs) servers.push([name, await dep.serve(0, `ab-${name}`, { UI_DIR: dir })]);
+  const servers = await serveBuilds(dep);
   const admin = await apiAs(servers[0][1].url, 'admin', dep.password);
   await pool(32, Array.from({ length: BUDGETS }, (_, i) => i), (i) =>
     admin.put('/budget/limit', {

@@ -13,22 +13,19 @@
 // Usage (from bench/frontend, after run.sh's npm ci): node scroll-ab.mjs
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import { chromium } from 'playwright-core';
 import {
+  alternate,
   apiAs,
-  benchLock as lock,
   chromiumArgs,
   Deployment,
-  distDir,
   median,
   seedDeadLetters,
   seedBudgets,
   seedSandboxRuns,
+  serveBuilds,
 } from '../../frontend/e2e/server.mjs';
 
-process.env.WS_STATS_SECONDS ??= '5';
-const dirs = (process.env.AB_DIRS ?? `this=${distDir}`).split(',').map((s) => s.split('='));
 const RUNS = Number(process.env.AB_RUNS ?? 3);
 const PAGES = (process.env.AB_PAGES ?? 'governance,audit,dlq').split(',');
 const TRACE = process.env.AB_TRACE === '1';
@@ -106,9 +103,7 @@ const dep = new Deployment();
 let browser;
 try {
   dep.createDatabase();
-  const servers = [];
-  for (const [name, dir] of dirs)
-    servers.push([name, await dep.serve(0, `ab-${name}`, { UI_DIR: dir })]);
+  const servers = await serveBuilds(dep);
   const admin = await apiAs(servers[0][1].url, 'admin', dep.password);
   const psql = (sql) => execFileSync('psql', [dep.databaseUrl, '-qAtc', sql]).toString().trim();
   // Seeding as the two benchmarks do: SandboxRun events by SQL, budgets and dead letters through
@@ -213,31 +208,22 @@ try {
     }
   };
 
-  const rows = [];
-  for (let run = 0; run < RUNS; run++)
-    for (const name of PAGES) {
-      const order = run % 2 ? [...servers].reverse() : servers;
-      for (const [build, server] of order) {
-        const release = await lock();
-        try {
-          const load1 = +loadavg()[0].toFixed(2);
-          const r = await scroll(server.url, lists[name], expected[name], false).catch((e) => ({
-            error: String(e).slice(0, 300),
-          }));
-          const row = { build, page: name, run, load1, ...r };
-          if (TRACE && run === 0)
-            row.traced = await scroll(server.url, lists[name], expected[name], true);
-          rows.push(row);
-          log(JSON.stringify(row, null, TRACE && run === 0 ? 1 : 0));
-        } finally {
-          release();
-        }
-      }
-    }
+  const rows = await alternate(
+    servers,
+    RUNS,
+    PAGES,
+    async (server, name, run) => {
+      const r = await scroll(server.url, lists[name], expected[name], false);
+      if (TRACE && run === 0)
+        r.traced = await scroll(server.url, lists[name], expected[name], true);
+      return r;
+    },
+    (row) => log(JSON.stringify(row, null, row.traced ? 1 : 0)),
+  );
   const summary = [];
   for (const name of PAGES)
     for (const [build] of servers) {
-      const rs = rows.filter((r) => r.build === build && r.page === name);
+      const rs = rows.filter((r) => r.build === build && r.item === name);
       summary.push({
         page: name,
         build,

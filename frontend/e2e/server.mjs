@@ -5,7 +5,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect, credsAuthenticator } from 'nats';
@@ -338,6 +338,50 @@ export async function lighthouseAudit(lighthouse, { port, url, token, config }) 
       cls: +r.lhr.audits['cumulative-layout-shift'].numericValue.toFixed(3),
     },
   };
+}
+
+/**
+ * The builds of the dashboard an A/B benchmark compares, each served by a `controlplane serve`
+ * of its own on `dep`'s database: `AB_DIRS="before=/path/to/dist,after=/path/to/dist"` (default:
+ * this checkout's build). The WebSocket's stats come every 5 s, as in the benchmarks. Pairs of
+ * [name, server].
+ */
+export async function serveBuilds(dep) {
+  process.env.WS_STATS_SECONDS ??= '5';
+  const dirs = (process.env.AB_DIRS ?? `this=${distDir}`).split(',').map((s) => s.split('='));
+  const servers = [];
+  for (const [name, dir] of dirs)
+    servers.push([name, await dep.serve(0, `ab-${name}`, { UI_DIR: dir })]);
+  return servers;
+}
+
+/**
+ * An A/B's measurements: in each run, for each item, every build once, the build that goes
+ * first alternating between runs (so that the builds see the same machine load), each holding
+ * /tmp/bench.lock. `measure(server, item, run)` gives a row's figures (a failure: its `error`);
+ * `logRow(row)` is told each row. Rows of { build, item, run, load1, ...figures }.
+ */
+export async function alternate(servers, runs, items, measure, logRow = () => {}) {
+  const rows = [];
+  for (let run = 0; run < runs; run++)
+    for (const item of items) {
+      const order = run % 2 ? [...servers].reverse() : servers;
+      for (const [build, server] of order) {
+        const release = await benchLock();
+        try {
+          const load1 = +loadavg()[0].toFixed(2);
+          const figures = await measure(server, item, run).catch((e) => ({
+            error: String(e).slice(0, 300),
+          }));
+          const row = { build, item, run, load1, ...figures };
+          rows.push(row);
+          logRow(row);
+        } finally {
+          release();
+        }
+      }
+    }
+  return rows;
 }
 
 /** Holds /tmp/bench.lock (the shared machine's benchmark lock) until the returned function is called. */

@@ -5,17 +5,19 @@ import { QueryClientProvider } from '@tanstack/react-query';
 import { paths } from '@/config/paths';
 import { Toasts } from '@/components/Toasts';
 import { LiveProvider } from '@/lib/live/LiveProvider';
-import { createQueryClient } from '@/lib/queryClient';
 import { useSession } from '@/lib/session';
-import { useUi } from '@/lib/ui';
+import { resolvedMode, useUi } from '@/lib/ui';
 import { AppShell } from './AppShell';
 import { ForbiddenPage } from './ForbiddenPage';
 import { LaterPage } from './LaterPage';
 import { RequireAuth, RequirePermission } from './guards';
 import { navItems } from './nav';
 import { pages } from './pages';
+import { queryClient } from './queryClient';
 import { useSessionBootstrap, useSessionExpiry } from './session';
 import { makeTheme } from './theme';
+
+export { makeTheme };
 
 const LoginPage = pages[paths.login]!;
 
@@ -23,9 +25,6 @@ function page(path: string): ReactNode {
   const Page = pages[path];
   return Page ? <Page /> : null;
 }
-
-/** The tab's query cache (main.tsx prefetches the first page's data into it). */
-export const queryClient = createQueryClient();
 
 // The shell is drawn at once, with the page's heading, while `/auth/me` and the page's chunk
 // are on their way (RequireAuth's placeholder); a signed-out visitor then goes to the login page.
@@ -89,7 +88,7 @@ export function AppRoutes() {
 function Themed({ children }: { children: ReactNode }) {
   const mode = useUi((s) => s.mode);
   const prefersDark = useMediaQuery('(prefers-color-scheme: dark)');
-  const resolved = mode === 'system' ? (prefersDark ? 'dark' : 'light') : mode;
+  const resolved = resolvedMode(mode, prefersDark);
   const theme = useMemo(() => makeTheme(resolved), [resolved]);
   useLayoutEffect(() => {
     document.documentElement.dataset.mode = resolved;

@@ -28,6 +28,11 @@ function initialMode(): ColourMode {
   return 'system';
 }
 
+/** The mode shown: the chosen one, or the system's. */
+export function resolvedMode(mode: ColourMode, prefersDark: boolean): 'light' | 'dark' {
+  return mode === 'system' ? (prefersDark ? 'dark' : 'light') : mode;
+}
+
 let nextId = 1;
 
 /** UI state: the colour mode (a preference, kept in localStorage) and the toasts. */

@@ -1,0 +1,2 @@
+/** See startup-stages.mjs. */
+export declare const startupStages: string[];
