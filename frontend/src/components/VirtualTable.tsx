@@ -94,8 +94,10 @@ export function VirtualTable({
             py: 1.25,
           },
           '& .b': { height: rowHeight, contain: 'strict' },
-          // One line per cell, cut with an ellipsis.
-          '& .c > *': { overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap' },
+          // One line per cell, cut with an ellipsis. `clip`, not `hidden`: a cell that hides its
+          // overflow is a scroll container, with a paint layer and scroll state of its own to
+          // make, lay out and paint for every cell a scroll step brings.
+          '& .c > *': { overflow: 'clip', textOverflow: 'ellipsis', whiteSpace: 'nowrap' },
           // A button that looks like a link (opens a row's detail).
           '& button.link': {
             all: 'unset',

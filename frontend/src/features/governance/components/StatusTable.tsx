@@ -50,7 +50,8 @@ const tableSx = (t: Theme) => {
   return {
     '& .r': { display: 'flex' },
     ...Object.fromEntries(widths.map((w, i) => [`& .k${i}`, { flex: w }])),
-    '& .n': { overflow: 'hidden', textOverflow: 'ellipsis', whiteSpace: 'nowrap' },
+    // `clip`, not `hidden`: no scroll container per cell (see VirtualTable's `.c`).
+    '& .n': { overflow: 'clip', textOverflow: 'ellipsis', whiteSpace: 'nowrap' },
     '& .n a': { color: p.primary.main, textDecoration: 'none' },
     '& .n a:hover, & .n a:focus-visible': { textDecoration: 'underline' },
     // The bar, then its figure (a bare text: one element less per row).
@@ -60,7 +61,7 @@ const tableSx = (t: Theme) => {
       height: 8,
       borderRadius: 4,
       background: p.action.selected,
-      overflow: 'hidden',
+      overflow: 'clip',
     },
     '& .track::after': {
       content: '""',
