@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerStateStatusEnum, HostConfig, HostConfigLogConfig,
+    ContainerCreateBody, ContainerStateStatusEnum, ContainerSummary, HostConfig,
+    HostConfigLogConfig,
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
@@ -64,6 +65,31 @@ pub enum EngineError {
     /// The engine answered with an error we did not expect.
     #[error("container engine error: {0}")]
     Failed(String),
+}
+
+/// The containers (running or not) that match `filters`. Podman 4 lists a container that is
+/// being cleaned up after its program ended in the state `stopped`, which Docker's API (and
+/// so bollard's types) does not have, and the whole list then fails to parse; the state
+/// passes once the cleanup is done (`exited`), so the list is asked again for a while.
+pub async fn containers_labelled(
+    docker: &Docker,
+    filters: &HashMap<String, Vec<String>>,
+) -> Result<Vec<ContainerSummary>, BollardError> {
+    const ATTEMPTS: u32 = 50;
+    let mut attempt = 0;
+    loop {
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(filters)
+            .build();
+        match docker.list_containers(Some(options)).await {
+            Err(BollardError::JsonDataError { .. }) if attempt < ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answer => return answer,
+        }
+    }
 }
 
 fn classify(e: BollardError) -> EngineError {
@@ -517,12 +543,7 @@ impl Executor {
             "label".to_string(),
             vec![format!("{LABEL_INSTANCE}={}", self.instance)],
         )]);
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let containers = docker
-            .list_containers(Some(options))
+        let containers = containers_labelled(&docker, &filters)
             .await
             .map_err(classify)?;
         let mut removed = 0;

@@ -489,7 +489,17 @@ async fn languages_healthz_and_metrics_answer() {
         .iter()
         .any(|l| l["name"] == "python"));
     assert_eq!(v["limits"]["max_output_bytes"], 65536);
-    let (st, body) = s.get("/healthz").await;
+    // The engine answers /healthz's question within 2 s, or it is 503 (Retry-After): the
+    // suite's other tests can keep a shared engine busier than that, so ask as a monitor does.
+    let mut asked = 0;
+    let (st, body) = loop {
+        let (st, body) = s.get("/healthz").await;
+        asked += 1;
+        if st != StatusCode::SERVICE_UNAVAILABLE || asked == 12 {
+            break (st, body);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    };
     assert_eq!(st, StatusCode::OK, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["engine"]["reachable"], true);

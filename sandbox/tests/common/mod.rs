@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use auth::{Role, TokenKeys};
-use bollard::query_parameters::ListContainersOptionsBuilder;
 use bollard::Docker;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -201,13 +200,7 @@ pub async fn containers_of(instance: &str) -> usize {
         "label".to_string(),
         vec![format!("{}={instance}", sandbox::LABEL_INSTANCE)],
     )]);
-    docker()
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
+    sandbox::executor::containers_labelled(&docker(), &filters)
         .await
         .expect("list containers")
         .len()
