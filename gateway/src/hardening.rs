@@ -186,6 +186,13 @@ pub fn harden(
             header::AUTHORIZATION,
             HeaderName::from_static(CSRF_HEADER),
         ])
+        // A browser shows a cross-origin script only the CORS-safelisted response headers:
+        // a dashboard served from a `CORS_ORIGINS` origin needs where a read stands (to follow
+        // it on the socket) and how long to wait after a 429 or 503.
+        .expose_headers([
+            HeaderName::from_static(crate::read_after_write::READ_POSITION_HEADER),
+            header::RETRY_AFTER,
+        ])
         .allow_credentials(true);
     router
         .route(

@@ -128,6 +128,27 @@ pub async fn read_committed_after<'e>(
     rows.iter().map(EventEnvelope::from_row).collect()
 }
 
+/// How many events there are after `after` in commit order, counting at most `limit` (a
+/// bounded index walk, not a scan of the rest of the log): enough to tell whether a replay
+/// from `after` would be longer than `limit`.
+pub async fn count_after<'e>(
+    executor: impl PgExecutor<'e>,
+    after: &LogPosition,
+    limit: i64,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM (
+           SELECT 1 FROM events
+            WHERE (events.transaction_id, events.global_position) > ($1::text::xid8, $2)
+            LIMIT $3) AS behind",
+    )
+    .bind(&after.transaction_id)
+    .bind(after.global_position)
+    .bind(limit)
+    .fetch_one(executor)
+    .await
+}
+
 /// The subject an event is published on: `<prefix>.events.<aggregate_type>.<id tokens>`.
 ///
 /// Aggregate ids may contain '/' (a budget is `tenant/project`): each '/' becomes a '.'

@@ -47,6 +47,27 @@ async fn cors_allows_only_listed_origins() {
 }
 
 #[tokio::test]
+async fn cors_exposes_where_a_read_stands_and_retry_after_to_listed_origins() {
+    let env = TestEnv::start_with(&[("CORS_ORIGINS", "https://dash.example")]).await;
+    let response = env
+        .http
+        .get(env.url("/governance/status"))
+        .bearer_auth(&env.admin_token)
+        .header("origin", "https://dash.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["x-read-position", "retry-after"] {
+        assert!(exposed.contains(name), "{name} is not exposed: {exposed}");
+    }
+}
+
+#[tokio::test]
 async fn a_role_over_its_limit_gets_429_with_retry_after() {
     let env = TestEnv::start_with(&[("RATE_LIMITS", "viewer=3")]).await;
     env.set_limit("org1", "proj1", 10).await;

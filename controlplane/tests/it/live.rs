@@ -1249,3 +1249,52 @@ async fn an_audit_read_answers_a_position_before_every_event_it_cannot_see() {
         "nothing before the read's position again: {delivered:?}"
     );
 }
+
+/// Any signed-in user can ask for a replay from the start of the log or from a read hours
+/// old: one further behind the newest event than the server replays is refused, naming the
+/// field that asked for it (the client then reads its pages again), and the subscription
+/// stays as it was. Positions in `since` and `from` are looked up together.
+#[tokio::test]
+async fn a_replay_from_too_far_behind_is_refused_naming_the_field() {
+    let env = TestEnv::start().await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    // 10,002 events in one transaction (the replay bound is 10,000 events).
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version,
+                             payload, metadata)
+         SELECT 'ReplayTest', 'a' || g, 1, 'Noted', '1', '{}', '{}'
+           FROM generate_series(1, 10002) g
+         RETURNING global_position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let (oldest, newest) = (positions[0], *positions.last().unwrap());
+
+    let mut ws = connect(&env, Some(&env.admin_token)).await.unwrap();
+    for (frame, field) in [
+        (json!({"since": 0}), "since"),
+        (
+            json!({"since": newest, "from": [newest, oldest]}),
+            "from[1]",
+        ),
+        (json!({"from": [999_999_999, oldest]}), "from[0]"),
+    ] {
+        let mut frame = frame;
+        frame["type"] = json!("subscribe");
+        frame["topics"] = json!(["budget"]);
+        send(&mut ws, frame.clone()).await;
+        let error = next_frame(&mut ws).await;
+        assert_eq!(error["type"], "error", "{frame}: {error}");
+        assert_eq!(error["field"], field, "{frame}: {error}");
+    }
+    // A little less far behind is replayed.
+    let ack = subscribe(
+        &mut ws,
+        json!({"type": "subscribe", "topics": ["audit"], "since": newest, "from": [positions[2]]}),
+    )
+    .await;
+    assert_eq!(ack["since"], positions[2], "{ack}");
+    assert_eq!(next_event(&mut ws).await["position"], positions[3]);
+}

@@ -19,12 +19,14 @@ export function TableSkeleton({ rows = 8 }: { rows?: number }) {
  * A page while its session or its code is on the way. With `title`, the page's own heading,
  * where and as the page draws it: the heading (the largest text of every page) is painted
  * with the shell, before `/auth/me` and the page's chunk have arrived, and the page then puts
- * the same heading in the same place (no layout shift, no later "largest paint").
+ * the same heading in the same place (no layout shift, no later "largest paint"). Without one
+ * (a path `pageTitle` does not name), no heading: an empty one is announced to screen readers
+ * as a heading with no text (axe `empty-heading`).
  */
 export function PageSkeleton({ title }: { title?: string }) {
   return (
     <div className="page-skeleton">
-      <h1 className="page-title">{title}</h1>
+      {title ? <h1 className="page-title">{title}</h1> : null}
       <div className="skeleton-grid" role="progressbar" aria-label="Loading page">
         <div className="skel rounded" style={{ height: 140 }} />
         <div className="skel rounded" style={{ height: 280 }} />

@@ -24,6 +24,13 @@ use crate::sessions::Authenticator;
 
 /// Events read from PostgreSQL per round trip while catching up.
 const CATCH_UP_BATCH: i64 = 500;
+/// The longest replay a `subscribe` may ask for (`since`/`from`), in events. Any signed-in
+/// user can send `since: 0` or an old read's position; without a bound that is a read of the
+/// whole log from PostgreSQL and a stream of it to one client, per frame. A client far behind
+/// loses less by reading its pages again: the dashboard remembers 5,000 delivered positions
+/// (so a longer replay would deliver events twice), and a reconnect after a short outage is a
+/// few hundred events. 10,000 events are 20 catch-up reads.
+const MAX_REPLAY_EVENTS: i64 = 10_000;
 /// Frames written out together at most (a burst longer than this is several writes).
 const MAX_FRAMES_PER_WRITE: usize = 64;
 /// An `events` frame stops taking events once it is this long; a longer backlog goes out
@@ -317,20 +324,21 @@ impl Connection {
         // `since` and the reads' positions: the replay starts after the earliest of them in
         // commit order (where the client stands, or where a read it shows stands when that
         // is earlier), so the events a read did not show arrive, and none before it again.
-        let starts = since.map(|p| ("since".to_string(), p)).into_iter().chain(
-            from.iter()
-                .enumerate()
-                .map(|(i, p)| (format!("from[{i}]"), *p)),
-        );
-        let mut start: Option<LogKey> = None;
-        for (field, position) in starts {
-            // Look every position up before changing anything: a bad one leaves the
-            // current subscription as it was.
-            match self.cursor_at(position).await {
-                Ok(cursor) => start = Some(start.map_or(cursor, |s| s.min(cursor))),
-                Err(message) => return self.send_error(&field, &message).await,
-            }
-        }
+        let starts: Vec<(String, i64)> = since
+            .map(|p| ("since".to_string(), p))
+            .into_iter()
+            .chain(
+                from.iter()
+                    .enumerate()
+                    .map(|(i, p)| (format!("from[{i}]"), *p)),
+            )
+            .collect();
+        // Look every position up before changing anything: a bad one leaves the current
+        // subscription as it was.
+        let start = match self.replay_start(&starts).await {
+            Ok(start) => start,
+            Err((field, message)) => return self.send_error(&field, &message).await,
+        };
         match start {
             Some(cursor) => {
                 self.subscription = Subscription {
@@ -364,28 +372,84 @@ impl Connection {
         }
     }
 
-    /// The commit-order key of the event at `since` (0: before the first event).
-    async fn cursor_at(&self, since: i64) -> Result<LogKey, String> {
-        if since < 0 {
-            return Err("must be 0 or the position of an event".into());
+    /// Where a replay from these positions (`since`, `from[i]`) starts: the earliest of them
+    /// in commit order (`None` when there are none), or the field to name in the error
+    /// frame. Every position is looked up in one round trip. A start more than
+    /// [`MAX_REPLAY_EVENTS`] behind the log's newest event is refused.
+    async fn replay_start(
+        &self,
+        starts: &[(String, i64)],
+    ) -> Result<Option<LogKey>, (String, String)> {
+        let cannot_read = |field: &str| {
+            (
+                field.to_string(),
+                "the event log cannot be read right now; try again".to_string(),
+            )
+        };
+        let mut wanted = Vec::with_capacity(starts.len());
+        for (field, position) in starts {
+            if *position < 0 {
+                return Err((
+                    field.clone(),
+                    "must be 0 or the position of an event".into(),
+                ));
+            }
+            if *position > 0 {
+                wanted.push(*position);
+            }
         }
-        if since == 0 {
-            return Ok(LogKey::default());
+        let found: Vec<(i64, String)> = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT global_position, transaction_id::text FROM events
+                  WHERE global_position = ANY($1)",
+            )
+            .bind(&wanted)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|_| cannot_read(&starts[0].0))?
+        };
+        // The earliest start and the field that named it.
+        let mut earliest: Option<(LogKey, &str)> = None;
+        for (field, position) in starts {
+            let key = if *position == 0 {
+                LogKey::default()
+            } else {
+                let transaction_id = found
+                    .iter()
+                    .find(|(p, _)| p == position)
+                    .and_then(|(_, t)| t.parse().ok())
+                    .ok_or_else(|| (field.clone(), format!("no event at position {position}")))?;
+                LogKey {
+                    transaction_id,
+                    position: *position,
+                }
+            };
+            if earliest.is_none_or(|(e, _)| key < e) {
+                earliest = Some((key, field));
+            }
         }
-        let row: Option<String> = sqlx::query_scalar(
-            "SELECT transaction_id::text FROM events WHERE global_position = $1",
+        let Some((start, field)) = earliest else {
+            return Ok(None);
+        };
+        let behind = streams::envelope::count_after(
+            &self.pool,
+            &start.to_log_position(),
+            MAX_REPLAY_EVENTS + 1,
         )
-        .bind(since)
-        .fetch_optional(&self.pool)
         .await
-        .map_err(|_| "the event log cannot be read right now; try again".to_string())?;
-        let transaction_id = row
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| format!("no event at position {since}"))?;
-        Ok(LogKey {
-            transaction_id,
-            position: since,
-        })
+        .map_err(|_| cannot_read(field))?;
+        if behind > MAX_REPLAY_EVENTS {
+            return Err((
+                field.to_string(),
+                format!(
+                    "more than {MAX_REPLAY_EVENTS} events behind the newest: read the data again \
+                     and subscribe from where that read stands"
+                ),
+            ));
+        }
+        Ok(Some(start))
     }
 
     async fn on_event(&mut self, burst: Result<Arc<Burst>, RecvError>) -> Result<(), Stop> {

@@ -77,6 +77,7 @@ export interface LiveTopicsOptions {
 /** Subscribes the tab's socket to these topics while the calling component is mounted. */
 export function useLiveTopics(topics: Topic[], opts: LiveTopicsOptions = {}): void {
   const client = useLiveClient();
+  const queryClient = useQueryClient();
   const key = [...topics].sort().join(',');
   const ref = useRef(opts);
   useEffect(() => {
@@ -87,14 +88,20 @@ export function useLiveTopics(topics: Topic[], opts: LiveTopicsOptions = {}): vo
     const { reads, from, onGap } = ref.current;
     const gap = onGap && (() => ref.current.onGap?.());
     const release = client.subscribe(key.split(',') as Topic[], {
-      from: reads ? reads.watch((late) => client.replayFrom(late, gap)) : from,
+      from: reads
+        ? reads.watch(
+            (late) => client.replayFrom(late, gap),
+            // A read whose data has left the cache is shown nowhere: nothing to follow.
+            (query) => queryClient.getQueryData(query) !== undefined,
+          )
+        : from,
       onGap: gap,
     });
     return () => {
       release();
       reads?.unwatch();
     };
-  }, [client, key]);
+  }, [client, queryClient, key]);
 }
 
 /** Keeps a listener registered with the client, always calling the latest handler. */

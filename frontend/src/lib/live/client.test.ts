@@ -258,8 +258,9 @@ describe('LiveClient', () => {
  * which that was. Client frames wait in `inbox` until `serve()`, so a test can commit events
  * while a frame is on its way. `read` stands for a read's position that is not an event the
  * client received (one of another topic): positions the log has but the client never saw.
+ * A replay from more than `maxReplay` events behind the newest is refused, naming the field.
  */
-function simServer(h: ReturnType<typeof harness>) {
+function simServer(h: ReturnType<typeof harness>, maxReplay = Infinity) {
   const log: { position: number; topic: string }[] = [];
   let topics = new Set<string>();
   let served = 0;
@@ -294,6 +295,12 @@ function simServer(h: ReturnType<typeof harness>) {
           );
           const at = (p: number) => (p === 0 ? -1 : log.findIndex((e) => e.position === p));
           const since = starts.reduce((a, b) => (at(b) < at(a) ? b : a));
+          if (log.length - 1 - at(since) > maxReplay) {
+            const field =
+              since === f.since ? 'since' : `from[${(f.from as number[]).indexOf(since)}]`;
+            socket().frame({ type: 'error', field, message: 'too far behind' });
+            continue;
+          }
           socket().frame({
             type: 'subscribed',
             topics: [...topics],
@@ -494,6 +501,70 @@ describe('LiveClient: a topic added after a read', () => {
       topics: ['budget', 'dlq'],
       batch: true,
     });
+  });
+});
+
+describe('LiveClient: a replay the server refuses as too far behind', () => {
+  it('reads everything again once and follows from now, without asking again', () => {
+    const h = harness();
+    const server = simServer(h, 5);
+    const seen: number[] = [];
+    let resyncs = 0;
+    h.client.onEvent((e) => seen.push(e.position));
+    h.client.onResync(() => resyncs++);
+    h.client.subscribe(['budget']);
+    h.client.start();
+    h.last().open();
+    server.serve();
+    server.commit(1, 'budget');
+    server.dropped();
+    for (let p = 2; p <= 20; p++) server.commit(p, 'budget'); // hours away
+    h.runTimers();
+    h.last().open();
+    expect(h.last().sent).toEqual([
+      { type: 'subscribe', topics: ['budget'], batch: true, since: 1 },
+    ]);
+    server.serve(); // refused: `since` is 19 events behind
+    expect(resyncs).toBe(1);
+    expect(h.last().sent.at(-1)).toEqual({ type: 'subscribe', topics: ['budget'], batch: true });
+    server.serve();
+    server.commit(21, 'budget');
+    // A page's read after the resync is sent while subscribed: it names no position.
+    h.client.subscribe(['dlq'], { from: undefined });
+    server.serve();
+    server.commit(22, 'dlq');
+    expect(resyncs).toBe(1);
+    expect(h.last().sent.filter((f) => f.since !== undefined || f.from !== undefined)).toEqual([
+      { type: 'subscribe', topics: ['budget'], batch: true, since: 1 },
+      { type: 'subscribe', topics: ['budget', 'dlq'], batch: true, since: 21 },
+    ]);
+    expect(seen).toEqual([1, 21, 22]);
+    expect(h.client.getStatus().state).toBe('live');
+  });
+
+  it('a page subscribing from a read far behind reads again, and is not refused again', () => {
+    const h = harness();
+    const server = simServer(h, 5);
+    let resyncs = 0;
+    h.client.onResync(() => resyncs++);
+    h.client.subscribe(['budget']);
+    h.client.start();
+    h.last().open();
+    server.serve();
+    server.commit(1, 'dlq'); // the page's list was read here, hours ago
+    for (let p = 2; p <= 10; p++) server.commit(p, 'budget');
+    h.client.subscribe(['dlq'], { from: [1] });
+    server.serve();
+    expect(resyncs).toBe(1);
+    expect(h.last().sent.at(-1)).toEqual({
+      type: 'subscribe',
+      topics: ['budget', 'dlq'],
+      batch: true,
+    });
+    server.serve();
+    server.commit(11, 'dlq');
+    expect(resyncs).toBe(1);
+    expect(h.last().sent.filter((f) => f.from !== undefined)).toHaveLength(1);
   });
 });
 

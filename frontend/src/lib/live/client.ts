@@ -485,9 +485,12 @@ export class LiveClient {
         break;
       case 'error':
         if (frame.field === 'since' || String(frame.field).startsWith('from')) {
-          // The position is unknown to the server (e.g. another database): start afresh
-          // (everything is read again, so the callers waiting for a replay need nothing more).
+          // The position is unknown to the server (e.g. another database), or too far behind
+          // for it to replay (docs/websocket.md): start afresh (everything is read again, so
+          // the callers waiting for a replay need nothing more). The server answered: the
+          // subscription that follows is no reconnect to read everything again for.
           this.sent.shift();
+          this.attempt = 0;
           this.lastPosition = null;
           this.log.reset();
           this.pendingFrom = [];

@@ -29,11 +29,14 @@ export const fetchAuditPage = (
   signal?: AbortSignal,
   limit = AUDIT_PAGE,
 ) =>
-  auditReads.read(() =>
-    request<EventsPage>('/audit/events', {
-      query: { ...f, after_position: after || undefined, limit },
-      signal,
-    }),
+  auditReads.read(
+    () =>
+      request<EventsPage>('/audit/events', {
+        query: { ...f, after_position: after || undefined, limit },
+        signal,
+      }),
+    auditKeys.events(f),
+    after,
   );
 
 /** The log under a filter, paged by position on the server. */

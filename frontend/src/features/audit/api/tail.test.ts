@@ -78,6 +78,27 @@ describe('the Audit log tail', () => {
     expect(delivered.next(paged)).toEqual({ kind: 'late', after: 8, last: 10 });
   });
 
+  it("never appends a row twice when an 'after' read was planned from an older list", () => {
+    // Two reads planned from the same list (a pass that overlapped another, or paging
+    // meanwhile): the second's page carries the row the first appended.
+    const shown = list(page([1, 2]));
+    const delivered = new Delivered();
+    delivered.add(3);
+    const first = delivered.next(shown)!;
+    const second = delivered.next(shown)!;
+    let cache = mergeTailPage(shown, first, page([3]));
+    cache = mergeTailPage(cache, second, page([3, 4]));
+    expect(positions(cache)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("puts a row an 'after' page has below the list's last row in place, not at the end", () => {
+    // Planned when the list ended at 2; another pass appended 5 since; the page has 3 (a
+    // late commit) and 5 again.
+    const read = { kind: 'after', after: 2, last: 2 } as const;
+    const merged = mergeTailPage(list(page([1, 2]), page([5])), read, page([3, 5, 6]));
+    expect(positions(merged)).toEqual([1, 2, 3, 5, 6]);
+  });
+
   it('keeps at most its bound of positions, forgetting the oldest', () => {
     const delivered = new Delivered(2);
     for (const p of [1, 2, 3]) delivered.add(p);

@@ -61,27 +61,38 @@ export interface TailRead {
 }
 
 /**
- * The list with a page read by the tail merged in: for `late`, the events it lacks up to its
- * last row go into place (by position); for `after`, the page is appended.
+ * The list with a page read by the tail merged in: the events it lacks go into place (by
+ * position) up to its last row (for `late`, only those), and for `after` the rest is appended.
+ * The list may have moved since the read was planned (another pass, paging), so an `after` page
+ * can carry rows the list shows now: only what it lacks is merged, never a row twice.
  */
 export function mergeTailPage(list: AuditList, read: TailRead, page: EventsPage): AuditList {
-  if (read.kind === 'after') {
-    if (!page.events.length) return list;
-    return { pages: [...list.pages, page], pageParams: [...list.pageParams, read.after] };
+  const rows = list.pages.flatMap((p) => p.events);
+  const shown = new Set(rows.map((e) => e.global_position));
+  const last = rows.at(-1)?.global_position ?? 0;
+  const missing = page.events.filter((e) => !shown.has(e.global_position));
+  // A `late` read may run past the list's end, which paging reads, not the tail.
+  const upTo = read.kind === 'late' ? read.last : last;
+  const below = missing.filter((e) => e.global_position <= upTo);
+  const past = read.kind === 'after' ? missing.filter((e) => e.global_position > last) : [];
+  let merged = list;
+  if (below.length) {
+    const pages = list.pages.map((p) => ({ ...p, events: [...p.events] }));
+    for (const e of below) {
+      // The last page whose first row is at or before it (the first page otherwise).
+      let i = pages.length - 1;
+      while (i > 0 && (pages[i]!.events[0]?.global_position ?? Infinity) > e.global_position)
+        i -= 1;
+      insertByPosition(pages[i]!.events, e);
+    }
+    merged = { pages, pageParams: list.pageParams };
   }
-  const shown = new Set(list.pages.flatMap((p) => p.events.map((e) => e.global_position)));
-  const missing = page.events.filter(
-    (e) => e.global_position <= read.last && !shown.has(e.global_position),
-  );
-  if (!missing.length) return list;
-  const pages = list.pages.map((p) => ({ ...p, events: [...p.events] }));
-  for (const e of missing) {
-    // The last page whose first row is at or before it (the first page otherwise).
-    let i = pages.length - 1;
-    while (i > 0 && (pages[i]!.events[0]?.global_position ?? Infinity) > e.global_position) i -= 1;
-    insertByPosition(pages[i]!.events, e);
-  }
-  return { pages, pageParams: list.pageParams };
+  if (past.length)
+    merged = {
+      pages: [...merged.pages, { ...page, events: past }],
+      pageParams: [...merged.pageParams, last],
+    };
+  return merged;
 }
 
 function insertByPosition(events: AuditEvent[], e: AuditEvent): void {

@@ -8,11 +8,13 @@ export type OpenReservation = Schemas['OpenReservationBody'];
 
 /** `GET /budget/reservations`: open reservations, the soonest to expire first. */
 export const fetchReservations = (b: BudgetRef, signal?: AbortSignal) =>
-  budgetReads.read(() =>
-    request<Reservations>('/budget/reservations', {
-      query: { ...b, min_position: ownPosition(b) },
-      signal,
-    }),
+  budgetReads.read(
+    () =>
+      request<Reservations>('/budget/reservations', {
+        query: { ...b, min_position: ownPosition(b) },
+        signal,
+      }),
+    budgetKeys.reservations(b),
   );
 
 export const reservationsQuery = (b: BudgetRef) =>

@@ -7,11 +7,13 @@ export type BudgetState = Schemas['StateResponse'];
 
 /** `GET /budget/state` after this tab's own last write (404 when no limit was ever set). */
 export const fetchState = (b: BudgetRef, signal?: AbortSignal) =>
-  budgetReads.read(() =>
-    request<BudgetState>('/budget/state', {
-      query: { ...b, min_position: ownPosition(b) },
-      signal,
-    }),
+  budgetReads.read(
+    () =>
+      request<BudgetState>('/budget/state', {
+        query: { ...b, min_position: ownPosition(b) },
+        signal,
+      }),
+    budgetKeys.state(b),
   );
 
 export const stateQuery = (b: BudgetRef) =>

@@ -10,11 +10,13 @@ export type Usage = Schemas['UsageResponse'];
  * after this tab's own write (or an event of the budget) it waits for that position.
  */
 export const fetchUsage = (b: BudgetRef, minutes: number, signal?: AbortSignal) =>
-  budgetReads.read(() =>
-    request<Usage>('/budget/usage', {
-      query: { ...b, minutes, min_position: ownPosition(b) },
-      signal,
-    }),
+  budgetReads.read(
+    () =>
+      request<Usage>('/budget/usage', {
+        query: { ...b, minutes, min_position: ownPosition(b) },
+        signal,
+      }),
+    budgetKeys.usage(b, minutes),
   );
 
 export const usageQuery = (b: BudgetRef, minutes: number) =>

@@ -8,19 +8,21 @@ export type DlqGroup = Schemas['DlqGroupBody'];
 
 /** `GET /dlq/groups`: open entries grouped by subject and error, largest group first. */
 export const fetchDlqGroups = (f: DlqFilter, signal?: AbortSignal) =>
-  dlqReads.read(() =>
-    request<DlqGroups>('/dlq/groups', {
-      // Groups are of open entries: the list's `resolved` does not apply.
-      query: {
-        subject: f.subject,
-        error_contains: f.error_contains,
-        since: f.since,
-        until: f.until,
-        limit: 500,
-        min_position: dlqPosition(),
-      },
-      signal,
-    }),
+  dlqReads.read(
+    () =>
+      request<DlqGroups>('/dlq/groups', {
+        // Groups are of open entries: the list's `resolved` does not apply.
+        query: {
+          subject: f.subject,
+          error_contains: f.error_contains,
+          since: f.since,
+          until: f.until,
+          limit: 500,
+          min_position: dlqPosition(),
+        },
+        signal,
+      }),
+    dlqKeys.groups(f),
   );
 
 /** The groups of the filter (the page's query and its prefetch). */

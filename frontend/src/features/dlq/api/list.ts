@@ -11,11 +11,14 @@ export const DLQ_PAGE = 200;
 
 /** `GET /dlq`: one page of entries, oldest first, and how many match. */
 export const fetchDlqPage = (f: DlqFilter, offset: number, signal?: AbortSignal) =>
-  dlqReads.read(() =>
-    request<DlqList>('/dlq', {
-      query: { ...f, limit: DLQ_PAGE, offset, min_position: dlqPosition() },
-      signal,
-    }),
+  dlqReads.read(
+    () =>
+      request<DlqList>('/dlq', {
+        query: { ...f, limit: DLQ_PAGE, offset, min_position: dlqPosition() },
+        signal,
+      }),
+    dlqKeys.list(f),
+    offset,
   );
 
 /** The filtered list, paged on the server by offset (the page's query and its prefetch). */

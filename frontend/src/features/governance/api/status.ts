@@ -37,19 +37,21 @@ export function fetchStatusPage(
   minPosition?: number,
   signal?: AbortSignal,
 ) {
-  return governanceReads.read(() =>
-    request<GovernanceStatus>('/governance/status', {
-      query: {
-        q: view.q.trim() || undefined,
-        status: view.status,
-        sort: view.sort === 'name' ? undefined : view.sort,
-        dir: view.dir === 'asc' ? undefined : view.dir,
-        limit: PAGE,
-        offset,
-        min_position: minPosition || undefined,
-      },
-      signal,
-    }),
+  return governanceReads.read(
+    () =>
+      request<GovernanceStatus>('/governance/status', {
+        query: {
+          q: view.q.trim() || undefined,
+          status: view.status,
+          sort: view.sort === 'name' ? undefined : view.sort,
+          dir: view.dir === 'asc' ? undefined : view.dir,
+          limit: PAGE,
+          offset,
+          min_position: minPosition || undefined,
+        },
+        signal,
+      }),
+    [...statusKey(view), offset],
   );
 }
 

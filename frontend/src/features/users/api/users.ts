@@ -14,7 +14,7 @@ export const usersReads = new ReadMark();
 // Accounts are a table, not a read model: the answer has no `read_position`, so the list is
 // followed from where the socket stood when it was sent (ReadMark).
 export const fetchUsers = (signal?: AbortSignal) => {
-  const done = usersReads.reading();
+  const done = usersReads.reading(usersKey);
   return request<Schemas['UserList']>('/users', { signal }).then((answer) => {
     done(undefined);
     return answer;
