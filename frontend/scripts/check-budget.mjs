@@ -2,7 +2,6 @@
 // load (the entry and what it imports statically) and each route's own lazy chunk on top of it.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { startupStages } from './startup-stages.mjs';
 
 const INITIAL_KB = 250;
 const ROUTE_KB = 150;
@@ -27,11 +26,14 @@ const js = (keys) => [...keys].map((k) => manifest[k].file).filter((f) => f.ends
 const size = (files) => files.reduce((n, f) => n + gz(f), 0);
 
 const entryKey = Object.keys(manifest).find((k) => manifest[k].isEntry);
-// The entry, what it imports, and the start-up stages it imports next (every page loads them).
+// The entry, what it imports, and the chunks index.html has fetched from the start (the
+// start-up stages main.tsx imports next, vite.config.ts): every page loads them.
 const initial = closure(entryKey);
-for (const stage of startupStages) {
-  if (!manifest[stage]) throw new Error(`start-up stage ${stage} is not in the manifest`);
-  closure(stage, initial);
+const html = readFileSync(new URL('index.html', dist), 'utf8');
+for (const [, href] of html.matchAll(/<link rel="modulepreload"[^>]*href="\/([^"]+)"/g)) {
+  const key = Object.keys(manifest).find((k) => manifest[k].file === href);
+  if (!key) throw new Error(`index.html preloads ${href}, which the manifest does not know`);
+  closure(key, initial);
 }
 const initialBytes = size(js(initial));
 const report = {
