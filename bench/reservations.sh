@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Reservations per second through NATS (64 clients, 1,000 budgets; and one hot budget),
+# written to docs/benchmarks/reservations.md or BENCH_OUT,
 # next to pgbench inserting one row per transaction into the same PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,7 +103,8 @@ many_rate=$(field "$many" rate); hot_rate=$(field "$hot" rate)
 many_ratio=$(ratio "$many_rate" "$raw_many"); hot_ratio=$(ratio "$hot_rate" "$raw_one")
 verdict() { python3 -c "import sys; print('met' if float(sys.argv[1]) >= float(sys.argv[2]) else 'NOT met')" "$1" "$2"; }
 
-cat > docs/benchmarks/reservations.md <<MD
+out="${BENCH_OUT:-docs/benchmarks/reservations.md}"
+cat > "$out" <<MD
 # Budget reservations through NATS
 
 Reproduce: \`bench/run.sh reservations\` (\`BENCH_CLIENTS\`, \`BENCH_SECONDS\`, \`BENCH_ROUNDS\` override
@@ -145,4 +147,4 @@ profiling the whole machine with \`perf record -a -g\` during the run:
   \`LWLock:WALWrite\`. Group commit across budgets (ADR 007) writes the events of all the
   budgets waiting at a moment in one statement.
 MD
-echo "wrote docs/benchmarks/reservations.md"
+echo "wrote $out"

@@ -2,7 +2,7 @@
 # Breaker checks per second through NATS (64 clients), next to a plain NATS request/reply
 # echo measured in the same run. A check reads state and must not write: the script
 # also counts the breaker events before and after the check runs.
-# Writes docs/benchmarks/breakers.md (assembled into docs/benchmarks.md by `make bench`).
+# Writes docs/benchmarks/breakers.md, or BENCH_OUT (assembled into docs/benchmarks.md by `make bench`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ -z "${DATABASE_URL:-}" ]; then
@@ -96,7 +96,8 @@ row() { # label json ratio target
   echo "| $1 | $(fmt "$(field "$2" rate)") | $(fmt2 "$(field "$2" p50_ms)") | $(fmt2 "$(field "$2" p99_ms)") | $(field "$2" errors) | $3 | $4 |"
 }
 
-mkdir -p docs/benchmarks
+out="${BENCH_OUT:-docs/benchmarks/breakers.md}"
+mkdir -p "$(dirname "$out")"
 page=$(mktemp)
 cat > "$page" <<MD
 # Circuit-breaker checks through NATS
@@ -130,6 +131,6 @@ check runs: $before; after them: $after (the checks wrote nothing).
   permit is the only check that writes, and there are at most \`half_open_max_calls\` per
   half-open period).
 MD
-cp "$page" docs/benchmarks/breakers.md
+cp "$page" "$out"
 rm -f "$page"
-echo "wrote docs/benchmarks/breakers.md"
+echo "wrote $out"
