@@ -66,10 +66,13 @@ pub struct Turn {
 
 impl Turn {
     async fn arrive(&mut self) {
-        if let Some(before) = self.before.take() {
+        // Waited for in place, not taken out: a wait given up half way (the executor's
+        // deadline) leaves it in the turn, whose drop then passes the turn on only after it.
+        if let Some(before) = self.before.as_mut() {
             // An error means the sender side was dropped without a send, which only a
             // runtime shutting down does: nothing is left to wait for.
             let _ = before.await;
+            self.before = None;
         }
     }
 
@@ -203,6 +206,35 @@ mod tests {
         tokio::spawn(in_line(read, async { leave_line() }))
             .await
             .unwrap();
+        handle(third, Duration::ZERO, "third", &joined)
+            .await
+            .unwrap();
+        slow.await.unwrap();
+        assert_eq!(*joined.lock().unwrap(), ["first", "third"]);
+    }
+
+    /// The executor stops waiting for a turn at its deadline (the wait is inside it): that
+    /// message joins nothing, and the next still goes only after the one before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_past_its_deadline_while_waiting_joins_nothing_and_keeps_its_place() {
+        let mut lines = Lines::default();
+        let joined = Arc::new(Mutex::new(Vec::new()));
+        let first = lines.take_turn("cp.cmd.billing.budget.request");
+        let late = lines.take_turn("cp.cmd.billing.budget.request");
+        let third = lines.take_turn("cp.cmd.billing.budget.request");
+        let slow = handle(first, Duration::from_millis(200), "first", &joined);
+        let gave_up = {
+            let joined = joined.clone();
+            tokio::spawn(in_line(late, async move {
+                tokio::time::timeout(
+                    Duration::from_millis(20),
+                    join_in_order(|| joined.lock().unwrap().push("late")),
+                )
+                .await
+                .is_err()
+            }))
+        };
+        assert!(gave_up.await.unwrap(), "the wait ended at the deadline");
         handle(third, Duration::ZERO, "third", &joined)
             .await
             .unwrap();

@@ -287,7 +287,8 @@ where
     }
 
     /// Queues a command behind the others of its aggregate and waits for its answer (at
-    /// most the deadline). The queue is worked through by a task of its own, so a caller
+    /// most the deadline, counted from the call: a NATS command's wait for its turn in its
+    /// sender's line included). The queue is worked through by a task of its own, so a caller
     /// that goes away (a dropped HTTP request) never leaves the aggregate without a writer.
     pub async fn execute(
         &self,
@@ -300,26 +301,33 @@ where
             batch::Counted::take(&self.pending, self.bounds.total).ok_or(CommandError::Busy)?;
         let slot = self.slot(aggregate_id);
         let (reply, answer) = oneshot::channel();
+        // One deadline for the whole command: its turn in its sender's line included.
+        let deadline = tokio::time::Instant::now() + self.bounds.deadline;
         // A NATS command joins behind the ones its sender sent before it (arrival_order).
-        let start_task = join_in_order(|| {
-            let mut queue = slot.queue.lock().expect("queue poisoned");
-            if queue.items.len() >= self.bounds.per_aggregate {
-                return Err(CommandError::Busy);
-            }
-            queue.items.push(batch::Pending {
-                command,
-                actor: actor.clone(),
-                reply,
-                _counted: counted,
-            });
-            Ok(!std::mem::replace(&mut queue.draining, true))
-        })
-        .await?;
+        let joined = tokio::time::timeout_at(
+            deadline,
+            join_in_order(|| {
+                let mut queue = slot.queue.lock().expect("queue poisoned");
+                if queue.items.len() >= self.bounds.per_aggregate {
+                    return Err(CommandError::Busy);
+                }
+                queue.items.push(batch::Pending {
+                    command,
+                    actor: actor.clone(),
+                    reply,
+                    _counted: counted,
+                });
+                Ok(!std::mem::replace(&mut queue.draining, true))
+            }),
+        )
+        .await;
+        // Past the deadline before its turn came: it joined no queue (the line moves on).
+        let start_task = joined.map_err(|_| self.past_deadline())??;
         if start_task {
             let (store, id) = (self.store.clone(), aggregate_id.to_string());
             tokio::spawn(async move { batch::drain(&store, &id, &slot).await });
         }
-        match tokio::time::timeout(self.bounds.deadline, answer).await {
+        match tokio::time::timeout_at(deadline, answer).await {
             Ok(answer) => answer.unwrap_or_else(|_| {
                 Err(CommandError::Internal(
                     "the aggregate's queue task stopped".into(),
