@@ -310,6 +310,11 @@ fn live_config(
         auth_timeout: defaults.auth_timeout,
         allowed_origins: cors_origins.to_vec(),
         threads: env.ranged("WS_THREADS", defaults.threads as u64, 1..=256)? as usize,
+        replays_per_minute: env.ranged(
+            "WS_REPLAYS_PER_MINUTE",
+            u64::from(defaults.replays_per_minute),
+            1..=100_000,
+        )? as u32,
     };
     if config.idle_timeout <= config.ping_interval {
         return Err(error(

@@ -1298,3 +1298,65 @@ async fn a_replay_from_too_far_behind_is_refused_naming_the_field() {
     assert_eq!(ack["since"], positions[2], "{ack}");
     assert_eq!(next_event(&mut ws).await["position"], positions[3]);
 }
+
+/// A replay is a read of up to 10,000 events, so a user may ask for a limited number of them
+/// (`WS_REPLAYS_PER_MINUTE`, a quarter at once): past that, a `subscribe` with a position gets
+/// an error naming the field, with the time to wait, over all of that user's connections.
+/// A subscribe without a position still works, and another user has replays of their own.
+#[tokio::test]
+async fn replays_past_a_users_limit_are_refused_naming_the_field() {
+    // 8 a minute: 2 at once.
+    let env = TestEnv::start_with(&[("WS_REPLAYS_PER_MINUTE", "8")]).await;
+    // An event to replay from.
+    env.set_limit("t-replay", "p", 10).await;
+    let pool = sqlx::PgPool::connect(&env.database_url).await.unwrap();
+    let newest: i64 = sqlx::query_scalar("SELECT max(global_position) FROM events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let replay = |field: &str| {
+        let mut frame = json!({"type": "subscribe", "topics": ["budget"]});
+        frame[field] = if field == "from" {
+            json!([newest])
+        } else {
+            json!(newest)
+        };
+        frame
+    };
+    let mut first = connect(&env, Some(&env.admin_token)).await.unwrap();
+    let mut second = connect(&env, Some(&env.admin_token)).await.unwrap();
+    // The burst: one replay on each connection.
+    assert_eq!(
+        subscribe(&mut first, replay("since")).await["since"],
+        newest
+    );
+    assert_eq!(
+        subscribe(&mut second, replay("from")).await["since"],
+        newest
+    );
+    // The third, on either connection, is refused, naming the field that asked for it.
+    for (ws, field, named) in [
+        (&mut first, "since", "since"),
+        (&mut second, "from", "from[0]"),
+    ] {
+        send(ws, replay(field)).await;
+        let error = next_frame(ws).await;
+        assert_eq!(error["type"], "error", "{error}");
+        assert_eq!(error["field"], named, "{error}");
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("too many replays"), "{message}");
+        assert!(message.contains("retry after"), "{message}");
+    }
+    // Without a position: not a replay, answered.
+    let ack = subscribe(&mut first, json!({"type": "subscribe", "topics": ["dlq"]})).await;
+    assert_eq!(ack["since"], Value::Null, "{ack}");
+    // Another user has a limit of their own.
+    let viewer = env.user_token("replay-viewer", auth::Role::Viewer).await;
+    let mut theirs = connect(&env, Some(&viewer)).await.unwrap();
+    assert_eq!(
+        subscribe(&mut theirs, replay("since")).await["since"],
+        newest
+    );
+}

@@ -313,6 +313,7 @@ impl Connection {
     ) -> Result<(), Stop> {
         let claims = self.claims.as_ref().expect("checked by the caller");
         let (allowed, refused) = permitted(claims, &topics);
+        let user = claims.sub.clone();
         for topic in refused {
             let message = format!(
                 "topic '{}' needs the permission {}",
@@ -333,6 +334,19 @@ impl Connection {
                     .map(|(i, p)| (format!("from[{i}]"), *p)),
             )
             .collect();
+        // A replay costs reads of up to MAX_REPLAY_EVENTS events; a user asking for them
+        // faster than the limit gets the error a position too far behind gets (the
+        // dashboard then reads its pages again and subscribes without one).
+        if let Some((field, _)) = starts.first() {
+            if let Err(retry_after) = self.hub.take_replay(&user) {
+                let message = format!(
+                    "too many replays (more than {} a minute): read the data again and \
+                     subscribe without a position, or retry after {retry_after} s",
+                    self.hub.config.replays_per_minute
+                );
+                return self.send_error(field, &message).await;
+            }
+        }
         // Look every position up before changing anything: a bad one leaves the current
         // subscription as it was.
         let start = match self.replay_start(&starts).await {

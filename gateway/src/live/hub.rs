@@ -8,6 +8,7 @@
 //! whole burst sends that frame as it is (a reference count, no copy), so the bytes of an
 //! event are joined once per process, not once per connection.
 
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +18,8 @@ use async_nats::jetstream::Context;
 use axum::body::Bytes;
 use axum::extract::ws::Utf8Bytes;
 use futures::{FutureExt, StreamExt};
+use governor::clock::Clock;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use streams::{ensure_events_stream, EventEnvelope, EventsStream};
 use tokio::sync::broadcast;
 
@@ -96,6 +99,16 @@ impl Burst {
     }
 }
 
+/// Users tracked by the replay limiter before the idle ones are dropped.
+const MAX_REPLAY_USERS: usize = 10_000;
+
+/// `per_minute` replays a minute, a quarter of them at once (at least one).
+fn replay_quota(per_minute: u32) -> Quota {
+    let per_minute = NonZeroU32::new(per_minute.max(1)).expect("at least 1");
+    let burst = NonZeroU32::new((per_minute.get() / 4).max(1)).expect("at least 1");
+    Quota::per_minute(per_minute).allow_burst(burst)
+}
+
 /// Events in a burst at most. Under light load a burst is one event (nothing waits for
 /// a second); the bound keeps a ring slot small.
 pub const MAX_BURST: usize = 64;
@@ -123,6 +136,9 @@ pub struct LiveConfig {
     pub allowed_origins: Vec<String>,
     /// Worker threads of the runtime that serves the connections ([`FanoutRuntime`]).
     pub threads: usize,
+    /// Replays (`subscribe` frames with `since` or `from`) one user may ask for per minute,
+    /// over all their connections; a quarter of it may come at once.
+    pub replays_per_minute: u32,
 }
 
 impl Default for LiveConfig {
@@ -137,6 +153,7 @@ impl Default for LiveConfig {
             auth_timeout: Duration::from_secs(5),
             allowed_origins: Vec::new(),
             threads: default_threads(),
+            replays_per_minute: 120,
         }
     }
 }
@@ -196,6 +213,8 @@ pub struct LiveHub {
     pub slow_closed: AtomicU64,
     /// Open WebSocket sessions: the `active_users` gauge.
     pub connections: prometheus::IntGauge,
+    /// Replays per user ([`LiveConfig::replays_per_minute`]).
+    replays: DefaultKeyedRateLimiter<String>,
     /// Catch-ups reading PostgreSQL at once. When many connections fall behind together
     /// (a burst the ring cannot hold), they take turns instead of taking the pool from
     /// the commands.
@@ -221,8 +240,10 @@ impl LiveHub {
         )
         .expect("a valid metric name");
         let runtime = FanoutRuntime::new(config.threads);
+        let replays = RateLimiter::keyed(replay_quota(config.replays_per_minute));
         Arc::new(LiveHub {
             config,
+            replays,
             runtime,
             sender,
             head: Mutex::new(LogKey::default()),
@@ -311,6 +332,20 @@ impl LiveHub {
             Some(runtime) => drop(runtime.spawn(connection)),
             None => drop(tokio::spawn(connection)),
         }
+    }
+
+    /// Takes one of `user`'s replays, or answers how many seconds until the next one is
+    /// allowed. A replay is a count of up to 10,001 events and a read of as many: any
+    /// signed-in user could otherwise send such frames without end, on every connection.
+    pub(super) fn take_replay(&self, user: &str) -> Result<(), u64> {
+        // Bounded: users idle long enough to have their whole burst back are forgotten.
+        if self.replays.len() > MAX_REPLAY_USERS {
+            self.replays.retain_recent();
+        }
+        let clock = governor::clock::DefaultClock::default();
+        self.replays
+            .check_key(&user.to_string())
+            .map_err(|not_until| not_until.wait_time_from(clock.now()).as_secs() + 1)
     }
 
     /// True once the JetStream consumer is reading: before that a connection could miss
