@@ -449,6 +449,34 @@ test('an expired session goes to the login page with a message, then back', asyn
   });
 });
 
+test('a chunk that does not arrive: the page says so, and Reload loads it', async () => {
+  await withPage('chunk-failure', async (page) => {
+    await login(page, { username: 'admin', password: dep.password });
+    const title = 'The dashboard could not load';
+    // A start-up stage (the app: MUI and the shell) fails: no React to render a message.
+    await page.route(/\/assets\/App-[^/]*\.js$/, (r) => r.abort('connectionfailed'));
+    await page.goto('/governance');
+    const alert = page.getByRole('alert').filter({ hasText: title });
+    await alert.waitFor();
+    await page.screenshot({ path: `${artifacts}start-failed.png` });
+    await page.unroute(/\/assets\/App-[^/]*\.js$/);
+    await alert.getByRole('button', { name: 'Reload' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Governance' }).waitFor();
+    // A page's own chunk fails: the shell stays, and the page's place offers the reload
+    // ("Try again" would fail again: React.lazy keeps the failed import).
+    await page.route(/\/assets\/BreakersPage-[^/]*\.js$/, (r) => r.abort('connectionfailed'));
+    await page
+      .getByRole('navigation', { name: 'Pages' })
+      .getByRole('link', { name: 'Circuit breakers' })
+      .click();
+    await alert.waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    await page.unroute(/\/assets\/BreakersPage-[^/]*\.js$/);
+    await alert.getByRole('button', { name: 'Reload' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Circuit breakers' }).waitFor();
+  });
+});
+
 test('the server restarts under an open page: it reconnects and shows what happened meanwhile', async () => {
   await withPage('restart', async (page) => {
     await login(page, { username: 'admin', password: dep.password });

@@ -2,6 +2,7 @@ import { startTransition, StrictMode } from 'react';
 import { paths } from './config/paths';
 import { prefetchPageData, preloadPage } from './app/pages';
 import { queryClient } from './app/queryClient';
+import { showStartFailure } from './lib/loadFailure';
 import { startSessionCheck } from './app/session';
 import { resolvedMode, useUi } from './lib/ui';
 
@@ -55,4 +56,6 @@ async function start(): Promise<void> {
     ),
   );
 }
-void start();
+// A stage's chunk that does not arrive (the network, or a deploy under an open tab) would leave
+// an empty page: say so, with a way to load it again.
+start().catch((error: unknown) => showStartFailure(document.getElementById('root')!, error));

@@ -1,5 +1,6 @@
 import { Component, type ErrorInfo, type ReactNode } from 'react';
 import { Alert, AlertTitle, Button } from '@mui/material';
+import { isChunkLoadError, loadFailureText } from '@/lib/loadFailure';
 
 interface State {
   error: Error | null;
@@ -23,6 +24,20 @@ export class ErrorBoundary extends Component<{ children: ReactNode; resetKey?: s
 
   render() {
     if (!this.state.error) return this.props.children;
+    // A page's chunk that did not arrive fails again on "Try again" (React.lazy keeps the
+    // failed import): only a reload loads it.
+    if (isChunkLoadError(this.state.error))
+      return (
+        <Alert
+          severity="error"
+          action={
+            <Button onClick={() => window.location.reload()}>{loadFailureText.action}</Button>
+          }
+        >
+          <AlertTitle>{loadFailureText.title}</AlertTitle>
+          {loadFailureText.body}
+        </Alert>
+      );
     return (
       <Alert
         severity="error"
