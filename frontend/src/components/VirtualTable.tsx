@@ -10,8 +10,10 @@ import { useVirtualizer, type VirtualItem } from '@tanstack/react-virtual';
  * moves to the first row's place: a transform per row made every row's style unique, which
  * Chromium cannot reuse from a row styled before (its matched-properties cache): styling six
  * new rows took ten times as long. `contain: strict` keeps their layout and paint inside the
- * table. Only the rows re-render while scrolling: the shell and its styles (MUI's `sx`,
- * resolved on every render) render when the props change.
+ * table. Rows are flex rows, each cell `k<column index>` sized by its column's `flex`: a grid
+ * row took twice as long to lay out, and a scroll step lays out every row in view. Only the
+ * rows re-render while scrolling: the shell and its styles (MUI's `sx`, resolved on every
+ * render) render when the props change.
  */
 export function VirtualTable({
   label,
@@ -35,10 +37,10 @@ export function VirtualTable({
   ariaRowCount?: number;
   rowHeight: number;
   /**
-   * `grid-template-columns` of every row. A caller may lay its rows out otherwise in `sx` (e.g.
-   * flex, cheaper to lay out per frame); header cells carry `k<column index>` classes for it.
+   * The `flex` of each column (e.g. `0 0 90px`, or `2 1 180px` to take a share of the room
+   * left): the cells of column i carry the class `k<i>`, as the header's do.
    */
-  columns: string;
+  columns: readonly string[];
   headers: string[];
   minWidth: number;
   /** A row at `item.index`, keyed by `item.key`, in the flow (no position of its own). */
@@ -79,11 +81,11 @@ export function VirtualTable({
           borderColor: 'divider',
           borderRadius: 1,
           '& .r': {
-            display: 'grid',
-            gridTemplateColumns: columns,
+            display: 'flex',
             alignItems: 'center',
             borderBottom: `1px solid ${t.palette.divider}`,
           },
+          ...Object.fromEntries(columns.map((flex, i) => [`& .k${i}`, { flex }])),
           '& .r > *': { px: 1, fontVariantNumeric: 'tabular-nums', fontSize: 14, minWidth: 0 },
           '& .h': {
             position: 'sticky',

@@ -5,6 +5,7 @@ import type { AuditEvent } from '../api/events';
 
 const ROW = 40;
 const headers = ['Position', 'Recorded', 'Type', 'Aggregate', 'Event', 'Actor'];
+const columns = ['0 0 90px', '0 0 170px', '0 0 130px', '1.5 1 160px', '1.2 1 160px', '0 0 130px'];
 
 const actorOf = (e: AuditEvent) => {
   const m = e.metadata as Record<string, unknown>;
@@ -22,18 +23,26 @@ const Row = memo(function Row({
 }) {
   return (
     <div role="row" aria-rowindex={index + 2} data-position={e.global_position} className="r b c">
-      <div role="cell">
+      <div role="cell" className="k0">
         <button type="button" className="link" onClick={() => onOpen(e.global_position)}>
           {e.global_position}
         </button>
       </div>
-      <div role="cell">{fmtTime(e.recorded_at)}</div>
-      <div role="cell">{e.aggregate_type}</div>
-      <div role="cell" title={e.aggregate_id}>
+      <div role="cell" className="k1">
+        {fmtTime(e.recorded_at)}
+      </div>
+      <div role="cell" className="k2">
+        {e.aggregate_type}
+      </div>
+      <div role="cell" className="k3" title={e.aggregate_id}>
         {e.aggregate_id}
       </div>
-      <div role="cell">{e.event_type}</div>
-      <div role="cell">{actorOf(e)}</div>
+      <div role="cell" className="k4">
+        {e.event_type}
+      </div>
+      <div role="cell" className="k5">
+        {actorOf(e)}
+      </div>
     </div>
   );
 });
@@ -57,7 +66,7 @@ export function EventTable({
       testId="audit-table"
       count={rows.length}
       rowHeight={ROW}
-      columns="90px 170px 130px minmax(160px, 1.5fr) minmax(160px, 1.2fr) 130px"
+      columns={columns}
       headers={headers}
       minWidth={860}
       onNearEnd={loadMore}

@@ -6,6 +6,7 @@ import type { DlqEntry } from '../api/list';
 
 const ROW = 44;
 const headers = ['Subject', 'Error', 'Attempts', 'Captured', 'State'];
+const columns = ['1.2 1 150px', '2 1 200px', '0 0 90px', '0 0 170px', '0 0 110px'];
 const cellSx = (t: Theme) => ({ '& .open': { color: t.palette.warning.main, fontWeight: 600 } });
 
 const Row = memo(function Row({
@@ -19,17 +20,21 @@ const Row = memo(function Row({
 }) {
   return (
     <div role="row" aria-rowindex={index + 2} data-entry={e.id} className="r b c">
-      <div role="cell">
+      <div role="cell" className="k0">
         <button type="button" className="link" onClick={() => onOpen(e.id)} title={e.id}>
           {e.original_subject}
         </button>
       </div>
-      <div role="cell" title={e.error}>
+      <div role="cell" className="k1" title={e.error}>
         {e.error}
       </div>
-      <div role="cell">{fmtInt(e.attempts)}</div>
-      <div role="cell">{fmtStamp(e.created_at)}</div>
-      <div role="cell" className={e.resolved ? '' : 'open'}>
+      <div role="cell" className="k2">
+        {fmtInt(e.attempts)}
+      </div>
+      <div role="cell" className="k3">
+        {fmtStamp(e.created_at)}
+      </div>
+      <div role="cell" className={e.resolved ? 'k4' : 'k4 open'}>
         {e.resolved ? (e.requeue_count > 0 ? 'Requeued' : 'Resolved') : 'Open'}
       </div>
     </div>
@@ -55,7 +60,7 @@ export function EntryTable({
       count={rows.length}
       ariaRowCount={total}
       rowHeight={ROW}
-      columns="minmax(150px, 1.2fr) minmax(200px, 2fr) 90px 170px 110px"
+      columns={columns}
       headers={headers}
       minWidth={760}
       sx={cellSx}

@@ -14,10 +14,7 @@ import {
 } from '../api/status';
 
 const ROW = 44;
-// The grid the header would use; rows (and the header) are laid out as flex below instead.
-const columns = 'minmax(180px, 2fr) 110px 110px 110px 110px minmax(160px, 1.5fr) 120px';
-/** `flex` of each column: the same widths as `columns`. */
-const widths = [
+const columns = [
   '2 1 180px',
   '0 0 110px',
   '0 0 110px',
@@ -37,9 +34,9 @@ const headers = [
 ];
 
 // Rows are plain elements styled once here (not MUI components per cell), as few as a row
-// needs (the bar's fill is its track's ::after, its figure a bare text), laid out as flex
-// rows (a grid row cost twice as much to lay out): scrolling 10,000 rows mounts a dozen rows a
-// frame, and every element of them is styled and laid out in that frame.
+// needs (the bar's fill is its track's ::after, its figure a bare text): scrolling 10,000
+// rows mounts a dozen rows a frame, and every element of them is styled and laid out in that
+// frame.
 const tableSx = (t: Theme) => {
   const chip = (bg: string, fg: string, border = bg) => ({
     background: bg,
@@ -48,8 +45,6 @@ const tableSx = (t: Theme) => {
   });
   const p = t.palette;
   return {
-    '& .r': { display: 'flex' },
-    ...Object.fromEntries(widths.map((w, i) => [`& .k${i}`, { flex: w }])),
     // `clip`, not `hidden`: no scroll container per cell (see VirtualTable's `.c`).
     '& .n': { overflow: 'clip', textOverflow: 'ellipsis', whiteSpace: 'nowrap' },
     '& .n a': { color: p.primary.main, textDecoration: 'none' },
