@@ -82,6 +82,8 @@ function preloadStartupStages(): Plugin {
  * stage came as eight chunks, and Lighthouse's simulated phone network took 0.4-0.5 s longer to
  * the first paint for the requests queued behind each other.
  */
+const muiIndex = /\/@mui\/material\/(esm\/)?index\.js$/;
+
 function startupStageChunks(): (id: string, meta: ManualChunkMeta) => string | undefined {
   let stageOf: Map<string, string> | undefined;
   const closure = (root: string, info: GetModuleInfo, into: Set<string>) => {
@@ -90,7 +92,16 @@ function startupStageChunks(): (id: string, meta: ManualChunkMeta) => string | u
       const id = todo.pop()!;
       if (into.has(id)) continue;
       into.add(id);
-      todo.push(...(info(id)?.importedIds ?? []));
+      for (const dep of info(id)?.importedIds ?? []) {
+        // MUI's index imports every component: through it a stage would take in every
+        // component any page uses (the app stage carried Dialog, Tabs, Table, Select...).
+        if (muiIndex.test(dep))
+          throw new Error(
+            `${id} is loaded at start-up and imports @mui/material's index: import each ` +
+              `component from its own path (@mui/material/Button)`,
+          );
+        todo.push(dep);
+      }
     }
     return into;
   };

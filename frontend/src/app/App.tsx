@@ -1,6 +1,7 @@
 import { Suspense, useLayoutEffect, useMemo, type ReactNode } from 'react';
 import { BrowserRouter, Navigate, Route, Routes } from 'react-router-dom';
-import { ThemeProvider, useMediaQuery } from '@mui/material';
+import { ThemeProvider } from '@mui/material/styles';
+import useMediaQuery from '@mui/material/useMediaQuery';
 import { QueryClientProvider } from '@tanstack/react-query';
 import { paths } from '@/config/paths';
 import { Toasts } from '@/components/Toasts';
@@ -9,7 +10,6 @@ import { useSession } from '@/lib/session';
 import { resolvedMode, useUi } from '@/lib/ui';
 import { AppShell } from './AppShell';
 import { ForbiddenPage } from './ForbiddenPage';
-import { LaterPage } from './LaterPage';
 import { RequireAuth, RequirePermission } from './guards';
 import { navItems } from './nav';
 import { pages } from './pages';
@@ -68,9 +68,7 @@ export function AppRoutes() {
           path={item.path === '/' ? '/' : `${item.path}/*`}
           element={
             <Signed>
-              <RequirePermission permission={item.permission}>
-                {page(item.path) ?? <LaterPage title={item.label} />}
-              </RequirePermission>
+              <RequirePermission permission={item.permission}>{page(item.path)}</RequirePermission>
             </Signed>
           }
         />

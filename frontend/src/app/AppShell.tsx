@@ -1,6 +1,6 @@
 import { Suspense, useEffect, useState, type ReactNode } from 'react';
 import { useLocation } from 'react-router-dom';
-import { useMediaQuery } from '@mui/material';
+import useMediaQuery from '@mui/material/useMediaQuery';
 import { ErrorBoundary } from '@/components/ErrorBoundary';
 import { LiveIndicator } from '@/components/LiveIndicator';
 import { PageSkeleton } from '@/components/Skeletons';
