@@ -342,10 +342,16 @@ impl LiveHub {
         if self.replays.len() > MAX_REPLAY_USERS {
             self.replays.retain_recent();
         }
-        let clock = governor::clock::DefaultClock::default();
+        // The limiter's own clock: making one per call costs a CPUID, which a virtual
+        // machine traps (hardening.rs).
         self.replays
             .check_key(&user.to_string())
-            .map_err(|not_until| not_until.wait_time_from(clock.now()).as_secs() + 1)
+            .map_err(|not_until| {
+                not_until
+                    .wait_time_from(self.replays.clock().now())
+                    .as_secs()
+                    + 1
+            })
     }
 
     /// True once the JetStream consumer is reading: before that a connection could miss
