@@ -1,6 +1,6 @@
-import { memo, useEffect, useState, type ReactNode } from 'react';
+import { memo, useEffect, useLayoutEffect, useState, type ReactNode } from 'react';
 import { Box, type SxProps, type Theme } from '@mui/material';
-import { useVirtualizer, type VirtualItem } from '@tanstack/react-virtual';
+import { rowWindow, type RowWindow } from './rowWindow';
 
 /**
  * The shell of a long list shown as a table: only the rows in view are in the DOM (10,000
@@ -14,6 +14,12 @@ import { useVirtualizer, type VirtualItem } from '@tanstack/react-virtual';
  * row took twice as long to lay out, and a scroll step lays out every row in view. Only the
  * rows re-render while scrolling: the shell and its styles (MUI's `sx`, resolved on every
  * render) render when the props change.
+ *
+ * Rows have one fixed height, so the rows in view follow from the scroll offset alone
+ * (`rowWindow`): no per-row measurement. A measuring virtualizer (TanStack Virtual, used
+ * before) rebuilt its offsets for every row each time the count changed: on the Audit log,
+ * 100,000 events read 500 at a time, that was 200 new arrays of up to 100,000 entries, which
+ * kept the garbage collector's full collections (pauses of 20-40 ms) coming while scrolling.
  */
 export function VirtualTable({
   label,
@@ -43,8 +49,8 @@ export function VirtualTable({
   columns: readonly string[];
   headers: string[];
   minWidth: number;
-  /** A row at `item.index`, keyed by `item.key`, in the flow (no position of its own). */
-  renderRow: (item: VirtualItem) => ReactNode;
+  /** The row at `index` (keyed by it), in the flow (no position of its own). */
+  renderRow: (index: number) => ReactNode;
   /** Styles of the caller's cells (`& .class`). */
   sx?: SxProps<Theme>;
   /** Called when the rows in view come within 50 of the last loaded: load the next page. */
@@ -152,38 +158,49 @@ const Rows = memo(function Rows({
   scroller: HTMLDivElement | null;
   count: number;
   rowHeight: number;
-  renderRow: (item: VirtualItem) => ReactNode;
+  renderRow: (index: number) => ReactNode;
   onNearEnd?: () => void;
   onRange?: (first: number, last: number) => void;
   follow: boolean;
 }) {
-  const v = useVirtualizer({
-    count,
-    getScrollElement: () => scroller,
-    estimateSize: () => rowHeight,
-    overscan: 8,
-    // The rows of a new scroll position render in a task of their own, after the frame that
-    // scrolled (the overscan shows meanwhile), not synchronously inside the scroll event:
-    // a frame no longer carries React's render and commit on top of its own style, layout
-    // and paint (together a 20-25 ms task at 1x CPU, 2-3x that on a busy machine).
-    useFlushSync: false,
-  });
-  const items = v.getVirtualItems();
-  const firstIndex = items.length ? items[0]!.index : 0;
-  const lastIndex = items.length ? items[items.length - 1]!.index : 0;
+  const [view, setView] = useState<RowWindow>(() => rowWindow(0, 0, rowHeight, count));
+  useLayoutEffect(() => {
+    if (!scroller) return;
+    const update = () =>
+      setView((prev) => {
+        const next = rowWindow(scroller.scrollTop, scroller.clientHeight, rowHeight, count);
+        return next.first === prev.first && next.last === prev.last ? prev : next;
+      });
+    update();
+    // A scroll event's update renders in a task of its own, after the frame that scrolled (React
+    // gives scroll events a continuous, not a synchronous, priority): the overscan shows
+    // meanwhile, and a frame does not carry React's render and commit on top of its own style,
+    // layout and paint.
+    scroller.addEventListener('scroll', update, { passive: true });
+    const resized = new ResizeObserver(update);
+    resized.observe(scroller);
+    return () => {
+      scroller.removeEventListener('scroll', update);
+      resized.disconnect();
+    };
+  }, [scroller, rowHeight, count]);
+  const { first, last } = view;
   useEffect(() => {
-    if (onNearEnd && lastIndex >= count - 50) onNearEnd();
-  }, [onNearEnd, lastIndex, count]);
+    if (onNearEnd && last >= count - 50) onNearEnd();
+  }, [onNearEnd, last, count]);
   useEffect(() => {
-    onRange?.(firstIndex, lastIndex);
-  }, [onRange, firstIndex, lastIndex]);
+    if (last >= first) onRange?.(first, last);
+  }, [onRange, first, last]);
   useEffect(() => {
-    if (follow && count) v.scrollToIndex(count - 1, { align: 'end' });
-  }, [follow, count, v]);
+    // Past the end is the end: the browser stops at the last row.
+    if (follow && count && scroller) scroller.scrollTop = scroller.scrollHeight;
+  }, [follow, count, scroller]);
+  const rows: ReactNode[] = [];
+  for (let i = first; i <= last; i++) rows.push(renderRow(i));
   return (
-    <div style={{ height: v.getTotalSize() }}>
-      <div role="rowgroup" style={{ transform: `translateY(${items[0]?.start ?? 0}px)` }}>
-        {items.map(renderRow)}
+    <div style={{ height: count * rowHeight }}>
+      <div role="rowgroup" style={{ transform: `translateY(${first * rowHeight}px)` }}>
+        {rows}
       </div>
     </div>
   );

@@ -16,6 +16,7 @@ import { ErrorAlert } from '@/components/ErrorAlert';
 import { TableSkeleton } from '@/components/Skeletons';
 import { useLiveEvents, useLiveTopics } from '@/lib/live/LiveProvider';
 import { fmtInt } from '@/lib/format';
+import { pagedRows } from '@/lib/pagedRows';
 import { keyedThrottle } from '@/lib/throttle';
 import { auditReads, fetchAuditPage, useAuditEvents } from '../api/events';
 import { exportUrl } from '../api/exportUrl';
@@ -161,7 +162,10 @@ export default function AuditPage() {
   );
   const events = useAuditEvents(filter);
   useLiveTail(filter, view.live, events.data?.pages.length ?? 0);
-  const rows = useMemo(() => events.data?.pages.flatMap((p) => p.events) ?? [], [events.data]);
+  const rows = useMemo(
+    () => pagedRows(events.data?.pages.map((p) => p.events) ?? []),
+    [events.data],
+  );
   const { hasNextPage, isFetchingNextPage, fetchNextPage } = events;
   const loadMore = useCallback(() => {
     if (hasNextPage && !isFetchingNextPage) void fetchNextPage();

@@ -1,6 +1,7 @@
 import { memo } from 'react';
 import { VirtualTable } from '@/components/VirtualTable';
 import { fmtTime } from '@/lib/format';
+import type { PagedRows } from '@/lib/pagedRows';
 import type { AuditEvent } from '../api/events';
 
 const ROW = 40;
@@ -54,7 +55,7 @@ export function EventTable({
   follow,
   onOpen,
 }: {
-  rows: AuditEvent[];
+  rows: PagedRows<AuditEvent>;
   loadMore: () => void;
   /** Live tail: keep the newest row in view as rows arrive. */
   follow: boolean;
@@ -71,11 +72,11 @@ export function EventTable({
       minWidth={860}
       onNearEnd={loadMore}
       follow={follow}
-      renderRow={(item) => (
+      renderRow={(i) => (
         <Row
-          key={item.key}
-          e={rows[item.index]!}
-          index={item.index}
+          key={i}
+          e={rows.at(i)!}
+          index={i}
 
           onOpen={onOpen}
         />

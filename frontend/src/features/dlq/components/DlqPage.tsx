@@ -16,6 +16,7 @@ import { ErrorAlert } from '@/components/ErrorAlert';
 import { PermissionButton } from '@/components/PermissionButton';
 import { TableSkeleton } from '@/components/Skeletons';
 import { fmtInt } from '@/lib/format';
+import { pagedRows } from '@/lib/pagedRows';
 import { perm } from '@/lib/permissions';
 import { useDlqGroups, type DlqGroup } from '../api/groups';
 import { useDlqList } from '../api/list';
@@ -175,7 +176,7 @@ export default function DlqPage() {
   // The grouped view shows the groups only: the list's first page is not fetched for it.
   const list = useDlqList(filter, !groupsView);
   const groups = useDlqGroups(filter, groupsView);
-  const rows = useMemo(() => list.data?.pages.flatMap((p) => p.items) ?? [], [list.data]);
+  const rows = useMemo(() => pagedRows(list.data?.pages.map((p) => p.items) ?? []), [list.data]);
   const total = list.data?.pages[0]?.total ?? 0;
   const [redrive, setRedrive] = useState<RedriveAsk | null>(null);
   const { hasNextPage, isFetchingNextPage, fetchNextPage } = list;

@@ -2,6 +2,7 @@ import { memo } from 'react';
 import type { Theme } from '@mui/material';
 import { VirtualTable } from '@/components/VirtualTable';
 import { fmtInt, fmtStamp } from '@/lib/format';
+import type { PagedRows } from '@/lib/pagedRows';
 import type { DlqEntry } from '../api/list';
 
 const ROW = 44;
@@ -48,7 +49,7 @@ export function EntryTable({
   loadMore,
   onOpen,
 }: {
-  rows: DlqEntry[];
+  rows: PagedRows<DlqEntry>;
   total: number;
   loadMore: () => void;
   onOpen: (id: string) => void;
@@ -65,11 +66,11 @@ export function EntryTable({
       minWidth={760}
       sx={cellSx}
       onNearEnd={loadMore}
-      renderRow={(item) => (
+      renderRow={(i) => (
         <Row
-          key={item.key}
-          e={rows[item.index]!}
-          index={item.index}
+          key={i}
+          e={rows.at(i)!}
+          index={i}
 
           onOpen={onOpen}
         />

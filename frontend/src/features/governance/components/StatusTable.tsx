@@ -184,18 +184,12 @@ export const StatusTable = memo(function StatusTable({
       minWidth={900}
       sx={tableSx}
       onRange={onRange}
-      renderRow={(item) => {
-        const r = rowAt(item.index);
+      renderRow={(i) => {
+        const r = rowAt(i);
         return r ? (
-          <Row key={item.key} r={r} index={item.index} warning={warning} />
+          <Row key={i} r={r} index={i} warning={warning} />
         ) : (
-          <div
-            key={item.key}
-            role="row"
-            aria-rowindex={item.index + 2}
-            aria-busy="true"
-            className="r b wait"
-          />
+          <div key={i} role="row" aria-rowindex={i + 2} aria-busy="true" className="r b wait" />
         );
       }}
     />
