@@ -9,6 +9,7 @@
 // /tmp/bench.lock only while a browser scrolls.
 //   AB_DIRS="main=/path/to/dist,this=/path/to/dist"   the builds (default: frontend/dist)
 //   AB_RUNS=3  AB_PAGES=governance,audit,dlq  AB_TRACE=1  AB_STEPS=<wheel steps cap>
+//   AB_PROFILE=0   a traced scroll without the sampling profiler (which doubles a task's CPU)
 //   AB_BUDGETS=10000  AB_EVENTS=100000  AB_ENTRIES=10000   seeding (as the two benchmarks)
 // Usage (from bench/frontend, after run.sh's npm ci): node scroll-ab.mjs
 import { execFileSync } from 'node:child_process';
@@ -29,6 +30,7 @@ import {
 const RUNS = Number(process.env.AB_RUNS ?? 3);
 const PAGES = (process.env.AB_PAGES ?? 'governance,audit,dlq').split(',');
 const TRACE = process.env.AB_TRACE === '1';
+const PROFILE = process.env.AB_PROFILE !== '0';
 const STEPS = Number(process.env.AB_STEPS ?? Infinity);
 const BUDGETS = PAGES.includes('governance') ? Number(process.env.AB_BUDGETS ?? 10_000) : 0;
 const EVENTS = PAGES.includes('audit') ? Number(process.env.AB_EVENTS ?? 100_000) : 0;
@@ -148,13 +150,13 @@ try {
       let cdp;
       if (traced) {
         cdp = await context.newCDPSession(page);
-        await cdp.send('Profiler.enable');
-        await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+        if (PROFILE) await cdp.send('Profiler.enable');
+        if (PROFILE) await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
         await browser.startTracing(page, {
           screenshots: false,
           categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'v8'],
         });
-        await cdp.send('Profiler.start');
+        if (PROFILE) await cdp.send('Profiler.start');
       }
       const state = () =>
         page.evaluate(
@@ -194,13 +196,15 @@ try {
         over_50ms: long.length,
       };
       if (traced) {
-        const { profile } = await cdp.send('Profiler.stop');
+        const profile = PROFILE ? (await cdp.send('Profiler.stop')).profile : null;
         const buf = await browser.stopTracing();
         const name = `scroll-ab-${url.replace(/\W/g, '')}-${list.testId}`;
         writeFileSync(new URL(`${name}.trace.json`, out), buf);
-        writeFileSync(new URL(`${name}.cpuprofile`, out), JSON.stringify(profile));
         r.trace = analyseTrace(JSON.parse(buf.toString()).traceEvents);
-        r.js_self_ms = analyseProfile(profile);
+        if (profile) {
+          writeFileSync(new URL(`${name}.cpuprofile`, out), JSON.stringify(profile));
+          r.js_self_ms = analyseProfile(profile);
+        }
       }
       return r;
     } finally {
