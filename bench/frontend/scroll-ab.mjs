@@ -187,6 +187,10 @@ try {
       await page.waitForTimeout(500);
       const s = await state();
       const long = await page.evaluate(() => window.__long);
+      // What the page keeps once every row is loaded: the collector's pauses grow with it.
+      const heap = await context.newCDPSession(page);
+      await heap.send('HeapProfiler.collectGarbage');
+      const { usedSize } = await heap.send('Runtime.getHeapUsage');
       const r = {
         reached_end: s.atEnd && s.loaded >= rows,
         ...(s.atEnd && s.loaded >= rows ? {} : { end_state: s }),
@@ -194,6 +198,7 @@ try {
         seconds: +((Date.now() - start) / 1000).toFixed(1),
         longest_ms: long.length ? Math.round(Math.max(...long)) : 0,
         over_50ms: long.length,
+        heap_mb: +(usedSize / 1e6).toFixed(1),
       };
       if (traced) {
         const profile = PROFILE ? (await cdp.send('Profiler.stop')).profile : null;
@@ -236,6 +241,7 @@ try {
         longest_all: rs.map((r) => r.longest_ms).join('/'),
         over_50_median: median(rs.map((r) => r.over_50ms)),
         over_50_all: rs.map((r) => r.over_50ms).join('/'),
+        heap_mb_median: median(rs.map((r) => r.heap_mb)),
         all_reached_end: rs.every((r) => r.reached_end),
         load1_median: median(rs.map((r) => r.load1)),
       });

@@ -13,6 +13,7 @@ export interface AuditFilter {
 export const auditKeys = {
   all: ['audit'] as const,
   events: (f: AuditFilter) => ['audit', 'events', f] as const,
+  event: (position: number) => ['audit', 'event', position] as const,
   previous: (type: string, id: string, sequence: number) =>
     ['audit', 'previous', type, id, sequence] as const,
   verify: ['audit', 'verify'] as const,

@@ -1,25 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import type { EventsPage } from './events';
+import type { AuditRow, AuditRowsPage } from './events';
 import { Delivered, mergeTailPage, settle, type AuditList } from './tail';
 
-const event = (position: number) => ({
+const event = (position: number): AuditRow => ({
   global_position: position,
-  transaction_id: String(position),
   aggregate_type: 'Budget',
   aggregate_id: 'acme/web',
-  sequence: position,
   event_type: 'TokensReserved',
-  event_version: '1',
-  payload: {},
-  metadata: {},
+  actor: null,
   recorded_at: '2026-12-03T08:00:00Z',
 });
-const page = (positions: number[], next: number | null = null): EventsPage => ({
+const page = (positions: number[], next: number | null = null): AuditRowsPage => ({
   events: positions.map(event),
   next_after_position: next,
   read_position: 0,
 });
-const list = (...pages: EventsPage[]): AuditList => ({
+const list = (...pages: AuditRowsPage[]): AuditList => ({
   pages,
   pageParams: pages.map((_, i) => i),
 });

@@ -4,9 +4,9 @@
 // order from where the list's read stood (`read_position`), so such an event arrives; the tail
 // then reads the list from just before it and merges what it lacks in place.
 import type { InfiniteData } from '@tanstack/react-query';
-import type { AuditEvent, EventsPage } from './events';
+import type { AuditRow, AuditRowsPage } from './events';
 
-export type AuditList = InfiniteData<EventsPage, number>;
+export type AuditList = InfiniteData<AuditRowsPage, number>;
 
 /** Positions delivered on the socket that the list may still lack (bounded: the oldest go). */
 export class Delivered {
@@ -66,7 +66,7 @@ export interface TailRead {
  * The list may have moved since the read was planned (another pass, paging), so an `after` page
  * can carry rows the list shows now: only what it lacks is merged, never a row twice.
  */
-export function mergeTailPage(list: AuditList, read: TailRead, page: EventsPage): AuditList {
+export function mergeTailPage(list: AuditList, read: TailRead, page: AuditRowsPage): AuditList {
   const rows = list.pages.flatMap((p) => p.events);
   const shown = new Set(rows.map((e) => e.global_position));
   const last = rows.at(-1)?.global_position ?? 0;
@@ -95,7 +95,7 @@ export function mergeTailPage(list: AuditList, read: TailRead, page: EventsPage)
   return merged;
 }
 
-function insertByPosition(events: AuditEvent[], e: AuditEvent): void {
+function insertByPosition(events: AuditRow[], e: AuditRow): void {
   let at = events.length;
   while (at > 0 && events[at - 1]!.global_position > e.global_position) at -= 1;
   events.splice(at, 0, e);
@@ -107,7 +107,7 @@ function insertByPosition(events: AuditEvent[], e: AuditEvent): void {
  * list's last row; one of those still missing does not match the filter. An `after` read covers
  * what it returned (the read came after the socket delivered them: they had committed).
  */
-export function settle(delivered: Delivered, read: TailRead, page: EventsPage): void {
+export function settle(delivered: Delivered, read: TailRead, page: AuditRowsPage): void {
   const end = page.next_after_position ?? Infinity;
   if (read.kind === 'late') delivered.forget(Math.min(end, read.last), read.after + 1);
   else delivered.forget(page.next_after_position ? end : Infinity, read.after + 1);

@@ -1,12 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
 import { createElement, forwardRef } from 'react';
-import { render, screen } from '@testing-library/react';
+import { render, screen, within } from '@testing-library/react';
 import { MemoryRouter } from 'react-router-dom';
 import { QueryClientProvider, type InfiniteData } from '@tanstack/react-query';
 import { createQueryClient } from '@/lib/queryClient';
 import { LiveProvider } from '@/lib/live/LiveProvider';
 import { fakeFetch } from '../../../../test/render';
-import type { EventsPage } from '../api/events';
+import { auditRow, type AuditRowsPage } from '../api/events';
 import { auditKeys } from '../api/keys';
 import AuditPage from './AuditPage';
 
@@ -35,6 +35,21 @@ const event = (position: number) => ({
   recorded_at: '2026-12-03T08:00:00Z',
 });
 
+/** The page at `url`, without a socket; its query client. */
+function renderAt(url: string) {
+  const qc = createQueryClient();
+  render(
+    <QueryClientProvider client={qc}>
+      <LiveProvider enabled={false}>
+        <MemoryRouter initialEntries={[url]}>
+          <AuditPage />
+        </MemoryRouter>
+      </LiveProvider>
+    </QueryClientProvider>,
+  );
+  return qc;
+}
+
 describe('the Audit log page', () => {
   it('does not render its search form again when the live tail appends events', async () => {
     fakeFetch([
@@ -43,26 +58,17 @@ describe('the Audit log page', () => {
         body: { events: [event(1), event(2)], next_after_position: null, read_position: 2 },
       },
     ]);
-    const qc = createQueryClient();
-    render(
-      <QueryClientProvider client={qc}>
-        <LiveProvider enabled={false}>
-          <MemoryRouter initialEntries={['/audit?live=1']}>
-            <AuditPage />
-          </MemoryRouter>
-        </LiveProvider>
-      </QueryClientProvider>,
-    );
+    const qc = renderAt('/audit?live=1');
     await screen.findByText(/2 events loaded/);
     const before = renders.textFields;
     expect(before).toBeGreaterThanOrEqual(6);
     // What the tail does with an event: the page that follows the last row, appended.
-    qc.setQueryData<InfiniteData<EventsPage, number>>(auditKeys.events({}), (old) =>
+    qc.setQueryData<InfiniteData<AuditRowsPage, number>>(auditKeys.events({}), (old) =>
       old
         ? {
             pages: [
               ...old.pages,
-              { events: [event(3)], next_after_position: null, read_position: 3 },
+              { events: [auditRow(event(3))], next_after_position: null, read_position: 3 },
             ],
             pageParams: [...old.pageParams, 2],
           }
@@ -70,5 +76,36 @@ describe('the Audit log page', () => {
     );
     await screen.findByText(/3 events loaded/);
     expect(renders.textFields).toBe(before);
+  });
+
+  it('keeps only what a row shows, and opens a linked event it has not read by its position', async () => {
+    const urls: string[] = [];
+    globalThis.fetch = (async (url: string) => {
+      urls.push(url);
+      const body = url.includes('after_position=6&limit=1')
+        ? {
+            events: [{ ...event(7), payload: { tokens: 42 }, metadata: { user: 'ada' } }],
+            next_after_position: 7,
+            read_position: 7,
+          }
+        : { events: [event(1), event(2)], next_after_position: null, read_position: 2 };
+      return new Response(JSON.stringify(body), {
+        headers: { 'content-type': 'application/json' },
+      });
+    }) as unknown as typeof fetch;
+    const qc = renderAt('/audit?event=7');
+    await screen.findByText(/2 events loaded/);
+    const dialog = await screen.findByRole('dialog', { name: 'Event 7' });
+    await within(dialog).findByText(/"tokens": 42/);
+    within(dialog).getByText(/"user": "ada"/);
+    const list = qc.getQueryData<InfiniteData<AuditRowsPage, number>>(auditKeys.events({}));
+    expect(Object.keys(list!.pages[0]!.events[0]!).sort()).toEqual([
+      'actor',
+      'aggregate_id',
+      'aggregate_type',
+      'event_type',
+      'global_position',
+      'recorded_at',
+    ]);
   });
 });

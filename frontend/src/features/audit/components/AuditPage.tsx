@@ -171,7 +171,6 @@ export default function AuditPage() {
     if (hasNextPage && !isFetchingNextPage) void fetchNextPage();
   }, [hasNextPage, isFetchingNextPage, fetchNextPage]);
   const openEvent = useCallback((position: number) => set({ event: position }), [set]);
-  const open = view.event ? rows.find((e) => e.global_position === view.event) : undefined;
   const filtered = Object.values(filter).some(Boolean);
 
   return (
@@ -200,7 +199,9 @@ export default function AuditPage() {
         </Stack>
       </Paper>
       <Verification />
-      {open && <EventDialog event={open} onClose={() => set({ event: undefined })} />}
+      {view.event ? (
+        <EventDialog position={view.event} onClose={() => set({ event: undefined })} />
+      ) : null}
     </Stack>
   );
 }

@@ -1,5 +1,7 @@
 import {
+  Alert,
   Button,
+  CircularProgress,
   Dialog,
   DialogActions,
   DialogContent,
@@ -8,14 +10,45 @@ import {
   Typography,
 } from '@mui/material';
 import { CodeBlock } from '@/components/CodeBlock';
+import { ErrorAlert } from '@/components/ErrorAlert';
 import { FactList } from '@/components/FactList';
 import { fmtTime } from '@/lib/format';
-import { usePreviousEvent, type AuditEvent } from '../api/events';
+import { useAuditEvent, usePreviousEvent, type AuditEvent } from '../api/events';
 
 const ZERO = '0'.repeat(64);
 
-/** One event: its payload and metadata as JSON, and its place in its aggregate's chain. */
-export function EventDialog({ event, onClose }: { event: AuditEvent; onClose: () => void }) {
+/**
+ * The event at `position`, read whole (the list keeps only what its rows show; a link can name
+ * an event the list has not read): its payload and metadata as JSON, and its place in its
+ * aggregate's chain.
+ */
+export function EventDialog({ position, onClose }: { position: number; onClose: () => void }) {
+  const event = useAuditEvent(position);
+  return (
+    <Dialog open onClose={onClose} fullWidth maxWidth="md" aria-labelledby="audit-event-title">
+      <DialogTitle id="audit-event-title">Event {position}</DialogTitle>
+      <DialogContent dividers>
+        {event.isPending ? (
+          <Stack direction="row" spacing={1} sx={{ alignItems: 'center' }} role="status">
+            <CircularProgress size={20} aria-hidden />
+            <Typography>Reading the event…</Typography>
+          </Stack>
+        ) : event.isError ? (
+          <ErrorAlert error={event.error} what={`event ${position}`} />
+        ) : event.data ? (
+          <EventFacts event={event.data} />
+        ) : (
+          <Alert severity="info">The log has no event at position {position}.</Alert>
+        )}
+      </DialogContent>
+      <DialogActions>
+        <Button onClick={onClose}>Close</Button>
+      </DialogActions>
+    </Dialog>
+  );
+}
+
+function EventFacts({ event }: { event: AuditEvent }) {
   const previous = usePreviousEvent(event);
   const prevHash =
     event.sequence === 1
@@ -35,28 +68,20 @@ export function EventDialog({ event, onClose }: { event: AuditEvent; onClose: ()
     ['Hash', event.hash ?? '–'],
   ];
   return (
-    <Dialog open onClose={onClose} fullWidth maxWidth="md" aria-labelledby="audit-event-title">
-      <DialogTitle id="audit-event-title">Event {event.global_position}</DialogTitle>
-      <DialogContent dividers>
-        <Stack spacing={2}>
-          <FactList facts={facts} mono={['Previous hash', 'Hash']} />
-          <Typography variant="subtitle1" component="h3">
-            Payload
-          </Typography>
-          <CodeBlock label="Payload" maxHeight={320}>
-            {JSON.stringify(event.payload, null, 2)}
-          </CodeBlock>
-          <Typography variant="subtitle1" component="h3">
-            Metadata
-          </Typography>
-          <CodeBlock label="Metadata" maxHeight={320}>
-            {JSON.stringify(event.metadata, null, 2)}
-          </CodeBlock>
-        </Stack>
-      </DialogContent>
-      <DialogActions>
-        <Button onClick={onClose}>Close</Button>
-      </DialogActions>
-    </Dialog>
+    <Stack spacing={2}>
+      <FactList facts={facts} mono={['Previous hash', 'Hash']} />
+      <Typography variant="subtitle1" component="h3">
+        Payload
+      </Typography>
+      <CodeBlock label="Payload" maxHeight={320}>
+        {JSON.stringify(event.payload, null, 2)}
+      </CodeBlock>
+      <Typography variant="subtitle1" component="h3">
+        Metadata
+      </Typography>
+      <CodeBlock label="Metadata" maxHeight={320}>
+        {JSON.stringify(event.metadata, null, 2)}
+      </CodeBlock>
+    </Stack>
   );
 }

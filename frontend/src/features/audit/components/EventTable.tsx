@@ -2,23 +2,18 @@ import { memo } from 'react';
 import { VirtualTable } from '@/components/VirtualTable';
 import { fmtTime } from '@/lib/format';
 import type { PagedRows } from '@/lib/pagedRows';
-import type { AuditEvent } from '../api/events';
+import type { AuditRow } from '../api/events';
 
 const ROW = 40;
 const headers = ['Position', 'Recorded', 'Type', 'Aggregate', 'Event', 'Actor'];
 const columns = ['0 0 90px', '0 0 170px', '0 0 130px', '1.5 1 160px', '1.2 1 160px', '0 0 130px'];
-
-const actorOf = (e: AuditEvent) => {
-  const m = e.metadata as Record<string, unknown>;
-  return typeof m.user === 'string' ? m.user : '–';
-};
 
 const Row = memo(function Row({
   e,
   index,
   onOpen,
 }: {
-  e: AuditEvent;
+  e: AuditRow;
   index: number;
   onOpen: (position: number) => void;
 }) {
@@ -42,7 +37,7 @@ const Row = memo(function Row({
         {e.event_type}
       </div>
       <div role="cell" className="k5">
-        {actorOf(e)}
+        {e.actor ?? '–'}
       </div>
     </div>
   );
@@ -55,7 +50,7 @@ export function EventTable({
   follow,
   onOpen,
 }: {
-  rows: PagedRows<AuditEvent>;
+  rows: PagedRows<AuditRow>;
   loadMore: () => void;
   /** Live tail: keep the newest row in view as rows arrive. */
   follow: boolean;
@@ -72,15 +67,7 @@ export function EventTable({
       minWidth={860}
       onNearEnd={loadMore}
       follow={follow}
-      renderRow={(i) => (
-        <Row
-          key={i}
-          e={rows.at(i)!}
-          index={i}
-
-          onOpen={onOpen}
-        />
-      )}
+      renderRow={(i) => <Row key={i} e={rows.at(i)!} index={i} onOpen={onOpen} />}
     />
   );
 }
