@@ -60,7 +60,7 @@ export function VirtualTable({
   /** Keep the last row in view as rows arrive (a live tail). */
   follow?: boolean;
 }) {
-  // State, not a ref: the rows' virtualizer (a child) needs the element, and a child's effects
+  // State, not a ref: the rows (a child) listen to the element's scroll, and a child's effects
   // run before its parent's ref is set.
   const [scroller, setScroller] = useState<HTMLDivElement | null>(null);
   const header = rowHeight + 2;
