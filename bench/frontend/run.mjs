@@ -16,7 +16,9 @@ import {
   chromiumArgs,
   Deployment,
   lighthouseAudit,
+  longTasksOf,
   seedBudgets,
+  watchLongTasks,
 } from '../../frontend/e2e/server.mjs';
 
 process.env.WS_STATS_SECONDS ??= '5'; // the default of a deployment
@@ -91,13 +93,8 @@ try {
   const table = page.locator('[data-testid="status-table"]');
   const box = await table.boundingBox();
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-  await page.evaluate(() => {
-    window.__long = [];
-    window.__maxRows = 0;
-    new PerformanceObserver((l) =>
-      l.getEntries().forEach((e) => window.__long.push(e.duration)),
-    ).observe({ type: 'longtask' });
-  });
+  await page.evaluate(() => (window.__maxRows = 0));
+  await watchLongTasks(page);
   const steps = Math.ceil((BUDGETS * 44) / 600) + 5;
   const t1 = Date.now();
   for (let i = 0; i < steps; i++) {
@@ -112,21 +109,22 @@ try {
       );
   }
   await page.waitForTimeout(500);
+  const long = await longTasksOf(page);
   results.scroll = await page.evaluate(
-    ({ steps, ms }) => {
+    ({ steps, ms, long }) => {
       const el = document.querySelector('[data-testid="status-table"]');
-      const long = window.__long;
       return {
         rows: Number(el.getAttribute('aria-rowcount')) - 1,
         wheel_steps: steps,
         seconds: +(ms / 1000).toFixed(1),
         reached_end: el.scrollTop + el.clientHeight >= el.scrollHeight - 2,
-        longest_task_ms: long.length ? Math.round(Math.max(...long)) : 0,
-        long_tasks_over_50ms: long.length,
+        longest_task_ms: long.longest_ms,
+        long_tasks_over_50ms: long.over_50ms,
         max_rows_in_dom: window.__maxRows,
+        ...(long.tasks.length ? { long_tasks: long.tasks } : {}),
       };
     },
-    { steps, ms: Date.now() - t1 },
+    { steps, ms: Date.now() - t1, long },
   );
 
   // The same scroll again, from a fresh load (rows not read yet, as in the measured one) and

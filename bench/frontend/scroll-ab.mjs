@@ -25,6 +25,8 @@ import {
   seedBudgets,
   seedSandboxRuns,
   serveBuilds,
+  longTasksOf,
+  watchLongTasks,
 } from '../../frontend/e2e/server.mjs';
 
 const RUNS = Number(process.env.AB_RUNS ?? 3);
@@ -141,12 +143,7 @@ try {
       await page.waitForTimeout(1000);
       const box = await page.getByTestId(list.testId).boundingBox();
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-      await page.evaluate(() => {
-        window.__long = [];
-        new PerformanceObserver((l) =>
-          l.getEntries().forEach((e) => window.__long.push(e.duration)),
-        ).observe({ type: 'longtask' });
-      });
+      await watchLongTasks(page);
       let cdp;
       if (traced) {
         cdp = await context.newCDPSession(page);
@@ -186,7 +183,7 @@ try {
       }
       await page.waitForTimeout(500);
       const s = await state();
-      const long = await page.evaluate(() => window.__long);
+      const long = await longTasksOf(page);
       // What the page keeps once every row is loaded: the collector's pauses grow with it.
       const heap = await context.newCDPSession(page);
       await heap.send('HeapProfiler.collectGarbage');
@@ -196,9 +193,10 @@ try {
         ...(s.atEnd && s.loaded >= rows ? {} : { end_state: s }),
         steps,
         seconds: +((Date.now() - start) / 1000).toFixed(1),
-        longest_ms: long.length ? Math.round(Math.max(...long)) : 0,
-        over_50ms: long.length,
+        longest_ms: long.longest_ms,
+        over_50ms: long.over_50ms,
         heap_mb: +(usedSize / 1e6).toFixed(1),
+        ...(long.tasks.length ? { long_tasks: long.tasks } : {}),
       };
       if (traced) {
         const profile = PROFILE ? (await cdp.send('Profiler.stop')).profile : null;

@@ -29,7 +29,9 @@ import {
   distDir,
   lighthouseAudit,
   seedDeadLetters,
+  longTasksOf,
   seedSandboxRuns,
+  watchLongTasks,
 } from '../../frontend/e2e/server.mjs';
 
 process.env.WS_STATS_SECONDS ??= '5'; // a deployment's default
@@ -203,13 +205,8 @@ try {
     const table = page.getByTestId(testId);
     const box = await table.boundingBox();
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-    await page.evaluate(() => {
-      window.__long = [];
-      window.__maxRows = 0;
-      new PerformanceObserver((l) =>
-        l.getEntries().forEach((e) => window.__long.push(e.duration)),
-      ).observe({ type: 'longtask' });
-    });
+    await page.evaluate(() => (window.__maxRows = 0));
+    await watchLongTasks(page);
     // Rows loaded: the highest row index rendered (at the end, the last row loaded).
     const state = () =>
       page.evaluate(
@@ -247,14 +244,13 @@ try {
     }
     const seconds = (Date.now() - start) / 1000;
     await page.waitForTimeout(500);
-    const r = await page.evaluate(() => {
-      const long = window.__long;
-      return {
-        longest_task_ms: long.length ? Math.round(Math.max(...long)) : 0,
-        long_tasks_over_50ms: long.length,
-        max_rows_in_dom: window.__maxRows,
-      };
-    });
+    const long = await longTasksOf(page);
+    const r = {
+      longest_task_ms: long.longest_ms,
+      long_tasks_over_50ms: long.over_50ms,
+      max_rows_in_dom: await page.evaluate(() => window.__maxRows),
+      ...(long.tasks.length ? { long_tasks: long.tasks } : {}),
+    };
     await context.close();
     return {
       rows_expected: expected,

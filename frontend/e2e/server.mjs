@@ -440,3 +440,53 @@ export const seedDeadLetters = (admin, n) =>
         headers: { 'Trace-Id': `trace-${i}` },
       }),
   );
+
+/**
+ * Records the page's long tasks (the Long Tasks API: 50 ms or more of wall clock, which on a
+ * shared machine includes time waiting for a core) from now on, each with what the Long
+ * Animation Frames API says of the frame it fell in: the script time, the rendering time
+ * (style, layout, paint) and the script that took longest. A long task whose frame had little
+ * of either waited for a core. Read them with `longTasksOf`.
+ */
+export const watchLongTasks = (page) =>
+  page.evaluate(() => {
+    const w = window;
+    w.__longTasks = [];
+    w.__frames = [];
+    w.__watchStart = performance.now();
+    new PerformanceObserver((l) => w.__longTasks.push(...l.getEntries())).observe({
+      type: 'longtask',
+    });
+    new PerformanceObserver((l) => w.__frames.push(...l.getEntries())).observe({
+      type: 'long-animation-frame',
+    });
+  });
+
+/** The long tasks since `watchLongTasks`: the longest, how many, and each with its frame. */
+export const longTasksOf = (page) =>
+  page.evaluate(() => {
+    const w = window;
+    const tasks = w.__longTasks.map((t) => {
+      const end = t.startTime + t.duration;
+      const frame = w.__frames.find(
+        (f) => f.startTime <= t.startTime + 1 && f.startTime + f.duration >= end - 1,
+      );
+      const script = frame ? frame.scripts.reduce((s, x) => s + x.duration, 0) : null;
+      const top = frame?.scripts.reduce((a, x) => (!a || x.duration > a.duration ? x : a), null);
+      return {
+        at_s: +((t.startTime - w.__watchStart) / 1000).toFixed(1),
+        ms: Math.round(t.duration),
+        frame_script_ms: script === null ? null : Math.round(script),
+        frame_render_ms:
+          frame && frame.renderStart
+            ? Math.round(frame.startTime + frame.duration - frame.renderStart)
+            : null,
+        frame_top_script: top ? `${top.invoker} ${Math.round(top.duration)} ms` : null,
+      };
+    });
+    return {
+      longest_ms: tasks.length ? Math.max(...tasks.map((t) => t.ms)) : 0,
+      over_50ms: tasks.length,
+      tasks,
+    };
+  });
