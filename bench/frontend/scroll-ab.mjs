@@ -20,12 +20,12 @@ import {
   apiAs,
   chromiumArgs,
   Deployment,
+  longTasksOf,
   median,
   seedDeadLetters,
   seedBudgets,
   seedSandboxRuns,
   serveBuilds,
-  longTasksOf,
   watchLongTasks,
 } from '../../frontend/e2e/server.mjs';
 

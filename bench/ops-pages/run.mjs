@@ -28,8 +28,8 @@ import {
   Deployment,
   distDir,
   lighthouseAudit,
-  seedDeadLetters,
   longTasksOf,
+  seedDeadLetters,
   seedSandboxRuns,
   watchLongTasks,
 } from '../../frontend/e2e/server.mjs';

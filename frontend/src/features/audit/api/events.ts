@@ -1,5 +1,5 @@
 import { infiniteQueryOptions, useInfiniteQuery, useQuery } from '@tanstack/react-query';
-import { request } from '@/lib/http';
+import { request, type Query } from '@/lib/http';
 import type { Schemas } from '@/lib/api/types';
 import { ReadMark } from '@/lib/live/readMark';
 import { auditKeys, type AuditFilter } from './keys';
@@ -84,15 +84,20 @@ export const auditEventsQuery = (f: AuditFilter) =>
 
 export const useAuditEvents = (f: AuditFilter) => useInfiniteQuery(auditEventsQuery(f));
 
+/** One whole event: the first that `query` finds (`null`: none). */
+const readEvent = (query: Query, signal: AbortSignal) =>
+  request<EventsPage>('/audit/events', { query: { ...query, limit: 1 }, signal }).then(
+    (p) => p.events[0] ?? null,
+  );
+
 /** The event at `position`, whole (`null`: there is none). */
 export const useAuditEvent = (position: number) =>
   useQuery({
     queryKey: auditKeys.event(position),
     queryFn: ({ signal }) =>
-      request<EventsPage>('/audit/events', {
-        query: { after_position: position - 1 || undefined, limit: 1 },
-        signal,
-      }).then((p) => p.events.find((e) => e.global_position === position) ?? null),
+      readEvent({ after_position: position - 1 || undefined }, signal).then((e) =>
+        e?.global_position === position ? e : null,
+      ),
   });
 
 /** The event before `e` in its aggregate's chain (its hash is `e`'s previous hash). */
@@ -100,14 +105,13 @@ export const usePreviousEvent = (e: AuditEvent | undefined) =>
   useQuery({
     queryKey: auditKeys.previous(e?.aggregate_type ?? '', e?.aggregate_id ?? '', e?.sequence ?? 0),
     queryFn: ({ signal }) =>
-      request<EventsPage>('/audit/events', {
-        query: {
+      readEvent(
+        {
           aggregate_type: e!.aggregate_type,
           aggregate_id: e!.aggregate_id,
           sequence: e!.sequence - 1,
-          limit: 1,
         },
         signal,
-      }).then((p) => p.events[0] ?? null),
+      ),
     enabled: !!e && e.sequence > 1,
   });

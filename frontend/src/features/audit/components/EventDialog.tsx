@@ -1,3 +1,4 @@
+import { Fragment } from 'react';
 import {
   Alert,
   Button,
@@ -70,18 +71,21 @@ function EventFacts({ event }: { event: AuditEvent }) {
   return (
     <Stack spacing={2}>
       <FactList facts={facts} mono={['Previous hash', 'Hash']} />
-      <Typography variant="subtitle1" component="h3">
-        Payload
-      </Typography>
-      <CodeBlock label="Payload" maxHeight={320}>
-        {JSON.stringify(event.payload, null, 2)}
-      </CodeBlock>
-      <Typography variant="subtitle1" component="h3">
-        Metadata
-      </Typography>
-      <CodeBlock label="Metadata" maxHeight={320}>
-        {JSON.stringify(event.metadata, null, 2)}
-      </CodeBlock>
+      {(
+        [
+          ['Payload', event.payload],
+          ['Metadata', event.metadata],
+        ] as const
+      ).map(([name, json]) => (
+        <Fragment key={name}>
+          <Typography variant="subtitle1" component="h3">
+            {name}
+          </Typography>
+          <CodeBlock label={name} maxHeight={320}>
+            {JSON.stringify(json, null, 2)}
+          </CodeBlock>
+        </Fragment>
+      ))}
     </Stack>
   );
 }
